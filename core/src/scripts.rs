@@ -1,0 +1,63 @@
+//! The Lua scripts for the compare-and-act operations, and their SHA1s.
+//!
+//! Every script reads the key after its last write (`PTTL` is a read), so
+//! that tracking stays armed on this connection: tracking is one-shot and our
+//! own write clears it. Acquisition needs no script: `SET NX PX` followed by a
+//! pipelined `PTTL` does the same with two cheap commands.
+
+/// Extend (relative TTL). `ARGV = [value, ttl_ms, refresh_below_ms]`.
+/// Returns the key's remaining TTL in ms when it still carries `value`
+/// (refreshing it to `ttl_ms` first when it had less than
+/// `refresh_below_ms` left), otherwise 0.
+pub(crate) const EXTEND_PX: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end \
+local t=redis.call('PTTL',KEYS[1]) \
+if t<tonumber(ARGV[3]) then redis.call('PEXPIRE',KEYS[1],ARGV[2]) redis.call('GET',KEYS[1]) \
+t=redis.call('PTTL',KEYS[1]) end \
+if t<0 then return 0 end return t";
+
+/// Extend (absolute TTL). `ARGV = [value, unix_ms_deadline, refresh_below_ms]`;
+/// same reply as [`EXTEND_PX`].
+pub(crate) const EXTEND_PXAT: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end \
+local t=redis.call('PTTL',KEYS[1]) \
+if t<tonumber(ARGV[3]) then redis.call('PEXPIREAT',KEYS[1],ARGV[2]) redis.call('GET',KEYS[1]) \
+t=redis.call('PTTL',KEYS[1]) end \
+if t<0 then return 0 end return t";
+
+/// Release: delete the key when it still carries `ARGV[1]`. Returns 1 or 0.
+/// Byte for byte the script Go's `rueidislock` uses, so both share its cache slot.
+pub(crate) const RELEASE: &str =
+    "if redis.call(\"GET\",KEYS[1]) == ARGV[1] then return redis.call(\"DEL\",KEYS[1]) else return 0 end";
+
+/// A script with its hex SHA1, as `EVALSHA` wants it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Script {
+    pub(crate) body: &'static str,
+    pub(crate) sha: [u8; 40],
+}
+
+impl Script {
+    pub(crate) fn new(body: &'static str) -> Self {
+        let digest = sha1_smol::Sha1::from(body).digest().bytes();
+        let mut sha = [0u8; 40];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in digest.iter().enumerate() {
+            sha[2 * i] = HEX[usize::from(b >> 4)];
+            sha[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        Script { body, sha }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha_of_known_script() {
+        // sha1("return 1"), as `SCRIPT LOAD "return 1"` reports it.
+        assert_eq!(
+            &Script::new("return 1").sha,
+            b"e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+    }
+}

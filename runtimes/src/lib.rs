@@ -1,0 +1,1 @@
+//! tracklock (in progress).

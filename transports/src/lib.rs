@@ -1,0 +1,1 @@
+//! Transports for tracklock (in progress).
