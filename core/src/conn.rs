@@ -1,1 +1,123 @@
-//! Per-node connection state (placeholder).
+//! Per-node connection state: handshake progress, the queue of replies we
+//! expect (Redis answers in request order), the transmit buffer, liveness.
+
+use crate::event::LockId;
+use crate::storage::{Bytes, Fifo};
+use crate::time::Instant;
+
+/// Transmit buffer capacity in the no-alloc build.
+pub(crate) const TX_CAP: usize = 8192;
+/// Outstanding replies per connection in the no-alloc build.
+pub(crate) const EXPECT_CAP: usize = 256;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Phase {
+    /// No connection (never connected, dropped, or told to close).
+    #[default]
+    Down,
+    /// `HELLO` and friends are in flight.
+    Handshake,
+    /// Lock commands may be sent.
+    Ready,
+}
+
+/// What a lock operation's reply means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOp {
+    /// Reply to `SET ... NX`.
+    AcquireSet,
+    /// Reply to the `PTTL` that follows it.
+    AcquireTtl,
+    /// Reply to the extend script, sent at `sent`.
+    Extend {
+        /// When the request left (the lease is counted from here).
+        sent: Instant,
+        /// Sent by `EVALSHA` (a `NOSCRIPT` reply means: resend by `EVAL`).
+        by_sha: bool,
+        /// The refresh threshold it was sent with.
+        refresh_below: u64,
+    },
+    /// Reply to the release script.
+    Release {
+        /// Sent by `EVALSHA`.
+        by_sha: bool,
+    },
+}
+
+/// One reply we are waiting for, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    Hello,
+    Select,
+    Tracking,
+    Ping,
+    Op { id: LockId, key: u8, op: KeyOp },
+}
+
+/// A key written by the reply just processed: the invalidation Redis sends
+/// right behind that reply (own-write echo, without `NOLOOP`) is not news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Echo {
+    pub(crate) id: LockId,
+    pub(crate) key: u8,
+}
+
+/// One node connection.
+#[derive(Debug, Default)]
+pub(crate) struct Conn {
+    pub(crate) phase: Phase,
+    pub(crate) tx: Bytes<TX_CAP>,
+    pub(crate) expects: Fifo<Expect, EXPECT_CAP>,
+    /// `NOLOOP` is on for this connection.
+    pub(crate) noloop: bool,
+    pub(crate) last_rx: Instant,
+    pub(crate) ping_sent: Option<Instant>,
+    pub(crate) echo: Option<Echo>,
+}
+
+impl Conn {
+    pub(crate) fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Forgets everything about the connection that was.
+    pub(crate) fn reset(&mut self, phase: Phase, now: Instant) {
+        self.phase = phase;
+        self.tx.clear();
+        self.expects.clear();
+        self.last_rx = now;
+        self.ping_sent = None;
+        self.echo = None;
+    }
+}
+
+/// True when a `HELLO` reply's `version` is at least 7.0.5, the first release
+/// where `NOLOOP` also covers writes made by scripts (redis/redis#11052).
+pub(crate) fn version_supports_noloop(version: &[u8]) -> bool {
+    let mut parts = version.split(|&b| b == b'.').map(|p| {
+        p.iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')))
+    });
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    let patch = parts.next().unwrap_or(0);
+    (major, minor, patch) >= (7, 0, 5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noloop_versions() {
+        assert!(version_supports_noloop(b"7.0.5"));
+        assert!(version_supports_noloop(b"7.0.15"));
+        assert!(version_supports_noloop(b"7.2.4"));
+        assert!(version_supports_noloop(b"8.0.0"));
+        assert!(!version_supports_noloop(b"7.0.4"));
+        assert!(!version_supports_noloop(b"6.2.14"));
+        assert!(!version_supports_noloop(b"garbage"));
+    }
+}

@@ -1,82 +1,1246 @@
-//! STUB of the engine's public API; the implementation replaces it.
-#![allow(unused_variables, dead_code)]
+//! The engine: owns every lock of one locker and every node connection's
+//! protocol state, and turns inputs into transmits, timeouts and events.
+//!
+//! How the pieces fit:
+//! - Acquisition pipelines `SET key value NX PX validity` + `PTTL key` for all
+//!   `2m-1` keys at once (one round trip per node). The `PTTL` both reports
+//!   the TTL the server holds and re-arms tracking after our own write.
+//! - A lock's deadline is the `m`-th latest per-key bound (see `lease`), so a
+//!   holder is never told late, whatever mix of keys it holds.
+//! - Local waiters on one name queue first-come-first-served: only the
+//!   oldest waiter attempts, and not while another request of this locker
+//!   holds or is acquiring the name. A local release queues the next
+//!   waiter's attempt right behind the release on the same connection.
+//! - Invalidations wake waiters and make holders re-check the key with the
+//!   extend script, which refreshes the TTL only when it is short: the echo of
+//!   our own write (without `NOLOOP`) is recognised and skipped, and even if
+//!   it were not, the re-check would not write again, so nothing loops.
 
-use crate::config::{Config, ConfigError};
-use crate::event::{Event, LockError, LockId, LockMode, NodeId};
+use core::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::commands::{self, KeyRef, Ttl};
+use crate::config::{Config, ConfigError, NoLoop, TtlMode};
+use crate::conn::{self, Conn, Echo, Expect, KeyOp};
+use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
+use crate::keys::parse_key;
+use crate::lease::{key_bound, majority_deadline, stretch};
+use crate::lock::{Key, KeyState, Lock, Phase, VALUE_LEN};
+use crate::resp::{self, Frame};
+use crate::routing::node_of;
+use crate::scripts::{self, Script};
+use crate::storage::{Fifo, Seq, Text};
 use crate::time::Instant;
+
+/// Live lock requests in the no-alloc build.
+pub(crate) const LOCK_CAP: usize = 64;
+/// Nodes in the no-alloc build.
+pub(crate) const NODE_CAP: usize = 8;
+/// Undrained events in the no-alloc build.
+pub(crate) const EVENT_CAP: usize = 128;
+
+#[derive(Debug, Clone)]
+struct Slot {
+    generation: u32,
+    lock: Option<Lock>,
+}
+
+/// Values derived once from the configuration.
+#[derive(Debug, Clone)]
+struct Settings {
+    majority: usize,
+    keys: usize,
+    validity: Duration,
+    validity_ms: u64,
+    extend_interval: Duration,
+    try_next_after: Duration,
+    /// Invalidation re-checks refresh the TTL only below this many ms.
+    recheck_refresh_below: u64,
+    extend: Script,
+    release: Script,
+}
+
+/// What to send for one key.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Acquire { nx: bool },
+    Extend { refresh_below: u64 },
+    Release,
+}
 
 /// The sans-I/O lock engine of one locker. See the crate docs.
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
+    s: Settings,
+    rng: ChaCha8Rng,
+    slots: Seq<Slot, LOCK_CAP>,
+    conns: Seq<Conn, NODE_CAP>,
+    events: Fifo<Event, EVENT_CAP>,
+    closed: bool,
+    next_seq: u64,
+    /// `(local instant, unix ms at that instant)` for absolute TTLs.
+    unix: Option<(Instant, u64)>,
+    live: usize,
+    /// Set when a pass changed another lock's situation.
+    dirty: bool,
 }
 
 impl Engine {
     /// Creates an engine; `seed` seeds the generator of lock values.
     pub fn new(config: Config, seed: [u8; 32]) -> Result<Engine, ConfigError> {
         config.validate()?;
-        Ok(Engine { config })
+        let validity_ms = u64::try_from(config.validity.as_millis()).unwrap_or(u64::MAX);
+        let extend_interval = config.effective_extend_interval();
+        let half_interval_ms = u64::try_from(extend_interval.as_millis() / 2).unwrap_or(0);
+        let s = Settings {
+            majority: usize::from(config.key_majority),
+            keys: config.key_count(),
+            validity: config.validity,
+            validity_ms,
+            extend_interval,
+            try_next_after: config.try_next_after,
+            recheck_refresh_below: validity_ms.saturating_sub(half_interval_ms).max(1),
+            extend: Script::new(match config.ttl_mode {
+                TtlMode::Relative => scripts::EXTEND_PX,
+                TtlMode::Absolute => scripts::EXTEND_PXAT,
+            }),
+            release: Script::new(scripts::RELEASE),
+        };
+        let mut conns = Seq::default();
+        for _ in 0..config.node_count() {
+            conns.push(Conn::default()).map_err(|_| ConfigError::TooLong)?;
+        }
+        Ok(Engine {
+            config,
+            s,
+            rng: ChaCha8Rng::from_seed(seed),
+            slots: Seq::default(),
+            conns,
+            events: Fifo::default(),
+            closed: false,
+            next_seq: 0,
+            unix: None,
+            live: 0,
+            dirty: false,
+        })
     }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
     }
+
     /// Number of nodes (connections) the caller must maintain.
     pub fn node_count(&self) -> usize {
-        self.config.node_count()
+        self.conns.len()
     }
+
     /// Tells the engine the wall-clock time (Unix ms) at `now`; needed for
-    /// absolute TTLs, harmless otherwise.
-    pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {}
+    /// absolute TTLs (without it they fall back to relative ones).
+    pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {
+        self.unix = Some((now, unix_ms));
+    }
+
     /// A fresh connection to `node` is open; the handshake starts.
-    pub fn handle_connected(&mut self, node: NodeId, now: Instant) {}
+    pub fn handle_connected(&mut self, node: NodeId, now: Instant) {
+        if self.conn(node).is_some_and(|c| c.phase != conn::Phase::Down) {
+            self.drop_connection(node, now);
+        }
+        let Some(c) = self.conns.as_mut_slice().get_mut(usize::from(node.0)) else {
+            return;
+        };
+        c.reset(conn::Phase::Handshake, now);
+        let cfg = &self.config;
+        let auth = cfg.password.as_ref().map(|p| {
+            let user = cfg.username.as_ref().map_or(&b"default"[..], Text::as_bytes);
+            (user, p.as_bytes())
+        });
+        let name = cfg.client_name.as_ref().map(Text::as_bytes);
+        let mut ok = commands::hello(&mut c.tx, auth, name).is_ok()
+            && c.expects.push_back(Expect::Hello).is_ok();
+        if cfg.database != 0 {
+            ok = ok
+                && commands::select(&mut c.tx, cfg.database).is_ok()
+                && c.expects.push_back(Expect::Select).is_ok();
+        }
+        if !ok {
+            self.fail_connection(node, now, NodeError::CapacityExceeded);
+        }
+    }
+
     /// Bytes read from `node`. Returns how many were consumed (complete
     /// frames); keep the rest and hand them in again with more bytes.
     pub fn handle_bytes(&mut self, node: NodeId, now: Instant, bytes: &[u8]) -> usize {
-        0
+        match self.conn(node) {
+            Some(c) if c.phase != conn::Phase::Down => {}
+            _ => return bytes.len(),
+        }
+        if !bytes.is_empty() {
+            if let Some(c) = self.conn_mut(node) {
+                c.last_rx = now;
+            }
+        }
+        let mut used = 0;
+        while used < bytes.len() {
+            match resp::parse(&bytes[used..]) {
+                Ok(None) => break,
+                Ok(Some((frame, n))) => {
+                    used += n;
+                    if let Err(e) = self.on_frame(node, frame, now) {
+                        self.fail_connection(node, now, e);
+                        return bytes.len();
+                    }
+                    if self.conn(node).is_none_or(|c| c.phase == conn::Phase::Down) {
+                        return bytes.len();
+                    }
+                }
+                Err(_) => {
+                    self.fail_connection(node, now, NodeError::Protocol("malformed RESP3"));
+                    return bytes.len();
+                }
+            }
+        }
+        self.pump(now);
+        used
     }
+
     /// The connection to `node` is gone.
-    pub fn handle_disconnected(&mut self, node: NodeId, now: Instant) {}
+    pub fn handle_disconnected(&mut self, node: NodeId, now: Instant) {
+        self.drop_connection(node, now);
+        self.pump(now);
+    }
+
     /// Time passed; call at (or after) [`Engine::poll_timeout`].
-    pub fn handle_timeout(&mut self, now: Instant) {}
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let node = NodeId(i as u16);
+            let c = &mut self.conns.as_mut_slice()[i];
+            if c.phase != conn::Phase::Ready {
+                continue;
+            }
+            let interval = self.config.ping_interval;
+            match c.ping_sent {
+                Some(sent) if now >= sent.max(c.last_rx).saturating_add(interval) => {
+                    self.fail_connection(node, now, NodeError::Unresponsive);
+                }
+                Some(_) => {}
+                None if now >= c.last_rx.saturating_add(interval) => {
+                    if commands::ping(&mut c.tx).is_ok() && c.expects.push_back(Expect::Ping).is_ok()
+                    {
+                        c.ping_sent = Some(now);
+                    }
+                }
+                None => {}
+            }
+        }
+        self.pump(now);
+    }
+
     /// Starts a lock request on `name`.
     pub fn lock(&mut self, name: &str, mode: LockMode, now: Instant) -> Result<LockId, LockError> {
-        Err(LockError::Closed)
+        if self.closed {
+            return Err(LockError::Closed);
+        }
+        if name.is_empty() {
+            return Err(LockError::EmptyName);
+        }
+        let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
+        let mut keys = heapless::Vec::new();
+        for i in 0..self.s.keys {
+            let node = node_of(self.config.topology, i as u8, name.as_bytes());
+            keys.push(Key::new(node)).map_err(|_| LockError::CapacityExceeded)?;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let lock = Lock {
+            name: text,
+            mode,
+            seq,
+            phase: Phase::Waiting,
+            value: [0; VALUE_LEN],
+            keys,
+            t0: now,
+            retry_at: None,
+            wake: true,
+            next_extend: now,
+            deadline: now,
+            ended: false,
+        };
+        let id = self.insert(lock)?;
+        let slot = id.slot as usize;
+        if mode == LockMode::Try && self.held_locally(name.as_bytes(), slot) {
+            // Another request of this locker holds it: the server would refuse.
+            self.lock_at(slot).phase = Phase::Draining;
+            self.emit(Event::NotLocked { id });
+        } else if mode != LockMode::Wait {
+            self.start_attempt(slot, now);
+        }
+        self.pump(now);
+        Ok(id)
     }
+
     /// Ends a request: cancels it if pending, releases it if held. Emits
     /// [`Event::Released`] once every key is released or certainly expired.
-    pub fn unlock(&mut self, id: LockId, now: Instant) {}
+    pub fn unlock(&mut self, id: LockId, now: Instant) {
+        let Some(slot) = self.slot_of(id) else {
+            return;
+        };
+        let lock = self.lock_at(slot);
+        lock.ended = true;
+        if lock.phase != Phase::Draining {
+            lock.phase = Phase::Draining;
+            self.notify_name(slot);
+        }
+        self.pump(now);
+    }
+
     /// Closes the engine: holders lose, pending requests end with
     /// [`Event::Closed`], later requests are refused.
-    pub fn close(&mut self, now: Instant) {}
+    pub fn close(&mut self, now: Instant) {
+        self.closed = true;
+        for slot in 0..self.slots.len() {
+            let Some(id) = self.id_at(slot) else { continue };
+            let lock = self.lock_at(slot);
+            let event = match lock.phase {
+                Phase::Held => Some(Event::Lost { id, reason: LostReason::Closed }),
+                Phase::Waiting | Phase::Acquiring => Some(Event::Closed { id }),
+                Phase::Draining => None,
+            };
+            let ended = lock.ended;
+            lock.phase = Phase::Draining;
+            if let (Some(e), false) = (event, ended) {
+                self.emit(e);
+            }
+        }
+        self.pump(now);
+    }
+
     /// True after [`Engine::close`].
     pub fn is_closed(&self) -> bool {
-        false
+        self.closed
     }
-    /// True when no request exists and nothing is in flight.
+
+    /// True when nothing is in flight and no key of ours is left to release:
+    /// after [`Engine::close`], the connections can be dropped.
     pub fn is_idle(&self) -> bool {
-        true
+        self.locks().all(|l| l.phase == Phase::Draining && l.settled())
     }
+
+    /// Number of live lock requests (including ones still releasing).
+    pub fn lock_count(&self) -> usize {
+        self.live
+    }
+
     /// True while `id` is held (acquired and not lost or released).
     pub fn is_held(&self, id: LockId) -> bool {
-        false
+        self.slot_of(id)
+            .and_then(|s| self.slots.as_slice()[s].lock.as_ref())
+            .is_some_and(|l| l.phase == Phase::Held)
     }
+
     /// True when `node` finished its handshake.
     pub fn is_ready(&self, node: NodeId) -> bool {
-        false
+        self.conn(node).is_some_and(Conn::is_ready)
     }
+
     /// Bytes the engine wants written to `node`.
     pub fn transmit(&self, node: NodeId) -> &[u8] {
-        &[]
+        self.conn(node).map_or(&[], |c| c.tx.as_slice())
     }
+
     /// `n` bytes of [`Engine::transmit`] were written.
-    pub fn consume_transmit(&mut self, node: NodeId, n: usize) {}
+    pub fn consume_transmit(&mut self, node: NodeId, n: usize) {
+        if let Some(c) = self.conn_mut(node) {
+            c.tx.consume(n);
+        }
+    }
+
     /// The earliest instant at which [`Engine::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let mut t: Option<Instant> = None;
+        let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
+        for c in self.conns.as_slice() {
+            if c.phase == conn::Phase::Ready {
+                match c.ping_sent {
+                    Some(sent) => at(sent.max(c.last_rx).saturating_add(self.config.ping_interval)),
+                    None => at(c.last_rx.saturating_add(self.config.ping_interval)),
+                }
+            }
+        }
+        for lock in self.locks() {
+            match lock.phase {
+                Phase::Acquiring => at(lock.t0.saturating_add(self.s.try_next_after)),
+                Phase::Held => {
+                    at(lock.deadline);
+                    at(lock.next_extend);
+                }
+                Phase::Waiting => {
+                    if let Some(r) = lock.retry_at {
+                        at(r);
+                    }
+                }
+                Phase::Draining => {}
+            }
+            for k in &lock.keys {
+                if k.state == KeyState::Doubt && k.inflight == 0 {
+                    at(k.doubt_until);
+                }
+            }
+        }
+        t
     }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        None
+        self.events.pop_front()
+    }
+
+    // ---- storage helpers -------------------------------------------------
+
+    fn conn(&self, node: NodeId) -> Option<&Conn> {
+        self.conns.as_slice().get(usize::from(node.0))
+    }
+
+    fn conn_mut(&mut self, node: NodeId) -> Option<&mut Conn> {
+        self.conns.as_mut_slice().get_mut(usize::from(node.0))
+    }
+
+    fn locks(&self) -> impl Iterator<Item = &Lock> {
+        self.slots.as_slice().iter().filter_map(|s| s.lock.as_ref())
+    }
+
+    fn emit(&mut self, e: Event) {
+        // Only the no-alloc build can fill up; its capacity is sized so a
+        // caller that drains after every call never gets there.
+        let _ = self.events.push_back(e);
+    }
+
+    fn insert(&mut self, lock: Lock) -> Result<LockId, LockError> {
+        let slots = self.slots.as_mut_slice();
+        let slot = match slots.iter().position(|s| s.lock.is_none()) {
+            Some(i) => i,
+            None => {
+                self.slots
+                    .push(Slot { generation: 0, lock: None })
+                    .map_err(|_| LockError::CapacityExceeded)?;
+                self.slots.len() - 1
+            }
+        };
+        let s = &mut self.slots.as_mut_slice()[slot];
+        s.generation = s.generation.wrapping_add(1);
+        s.lock = Some(lock);
+        self.live += 1;
+        Ok(LockId { slot: slot as u32, generation: s.generation })
+    }
+
+    fn slot_of(&self, id: LockId) -> Option<usize> {
+        let s = self.slots.as_slice().get(id.slot as usize)?;
+        (s.generation == id.generation && s.lock.is_some()).then_some(id.slot as usize)
+    }
+
+    fn id_at(&self, slot: usize) -> Option<LockId> {
+        let s = self.slots.as_slice().get(slot)?;
+        s.lock.as_ref()?;
+        Some(LockId { slot: slot as u32, generation: s.generation })
+    }
+
+    /// The lock in a slot known to be occupied.
+    fn lock_at(&mut self, slot: usize) -> &mut Lock {
+        self.slots.as_mut_slice()[slot]
+            .lock
+            .as_mut()
+            .expect("slot checked to be occupied")
+    }
+
+    fn same_name(&self, slot: usize, name: &[u8]) -> bool {
+        self.slots.as_slice()[slot]
+            .lock
+            .as_ref()
+            .is_some_and(|l| l.name.as_bytes() == name)
+    }
+
+    fn held_locally(&self, name: &[u8], except: usize) -> bool {
+        (0..self.slots.len()).any(|s| {
+            s != except
+                && self.same_name(s, name)
+                && self.slots.as_slice()[s].lock.as_ref().is_some_and(|l| l.phase == Phase::Held)
+        })
+    }
+
+    // ---- sending ---------------------------------------------------------
+
+    fn ttl(&self, now: Instant) -> Ttl {
+        match (self.config.ttl_mode, self.unix) {
+            (TtlMode::Absolute, Some((base, ms))) => {
+                let elapsed = now.saturating_duration_since(base).as_millis() as u64;
+                Ttl::Absolute(ms + elapsed + self.s.validity_ms)
+            }
+            _ => Ttl::Relative(self.s.validity_ms),
+        }
+    }
+
+    /// Writes `op` for key `k` of the lock in `slot`. False when its node is
+    /// not ready (or, no-alloc, a buffer is full): nothing was sent.
+    fn send(&mut self, slot: usize, k: usize, op: Op, now: Instant) -> bool {
+        let ttl = self.ttl(now);
+        let Engine { slots, conns, s, config, .. } = self;
+        let generation = slots.as_slice()[slot].generation;
+        let Some(lock) = slots.as_mut_slice()[slot].lock.as_mut() else {
+            return false;
+        };
+        let id = LockId { slot: slot as u32, generation };
+        let node = lock.keys[k].node;
+        let Some(c) = conns.as_mut_slice().get_mut(usize::from(node.0)) else {
+            return false;
+        };
+        if !c.is_ready() {
+            return false;
+        }
+        let key = KeyRef { prefix: config.prefix.as_bytes(), index: k as u8, name: lock.name.as_bytes() };
+        let mark = c.tx.len();
+        let ttl_number = match ttl {
+            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
+        };
+        let k8 = k as u8;
+        let ok = match op {
+            Op::Acquire { nx } => {
+                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl).is_ok()
+                    && c.expects.push_back(Expect::Op { id, key: k8, op: KeyOp::AcquireSet }).is_ok()
+                    && c.expects.push_back(Expect::Op { id, key: k8, op: KeyOp::AcquireTtl }).is_ok()
+            }
+            Op::Extend { refresh_below } => {
+                commands::script(&mut c.tx, &s.extend, true, key, &lock.value, &[ttl_number, refresh_below])
+                    .is_ok()
+                    && c.expects
+                        .push_back(Expect::Op {
+                            id,
+                            key: k8,
+                            op: KeyOp::Extend { sent: now, by_sha: true, refresh_below },
+                        })
+                        .is_ok()
+            }
+            Op::Release => {
+                commands::script(&mut c.tx, &s.release, true, key, &lock.value, &[]).is_ok()
+                    && c.expects
+                        .push_back(Expect::Op { id, key: k8, op: KeyOp::Release { by_sha: true } })
+                        .is_ok()
+            }
+        };
+        if !ok {
+            // Only reachable in the no-alloc build: undo the partial write.
+            // (A half-pushed acquire pair cannot happen: the queue check for
+            // the second entry only fails when the first filled it, and then
+            // the connection is failed below, which clears the queue.)
+            c.tx.truncate(mark);
+            return false;
+        }
+        let key = &mut lock.keys[k];
+        match op {
+            Op::Acquire { .. } => {
+                key.state = KeyState::Acquiring;
+                key.inflight += 2;
+                key.sent = now;
+                key.set_ok = None;
+                key.taken_ttl = None;
+            }
+            Op::Extend { .. } => {
+                key.inflight += 1;
+                key.verify = false;
+            }
+            Op::Release => {
+                key.state = KeyState::Releasing;
+                key.inflight += 1;
+            }
+        }
+        true
+    }
+
+    /// Resends a script by `EVAL` after `NOSCRIPT` (server restart or
+    /// `SCRIPT FLUSH`); the key's in-flight count carries over.
+    fn resend_by_eval(&mut self, node: NodeId, id: LockId, k: u8, op: KeyOp, now: Instant) -> Result<(), NodeError> {
+        let ttl = self.ttl(now);
+        let Engine { slots, conns, s, config, .. } = self;
+        let Some(lock) = slots.as_slice().get(id.slot as usize).and_then(|s| s.lock.as_ref()) else {
+            return Ok(());
+        };
+        let c = &mut conns.as_mut_slice()[usize::from(node.0)];
+        let key = KeyRef { prefix: config.prefix.as_bytes(), index: k, name: lock.name.as_bytes() };
+        let ttl_number = match ttl {
+            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
+        };
+        let ok = match op {
+            KeyOp::Extend { sent, refresh_below, .. } => {
+                commands::script(&mut c.tx, &s.extend, false, key, &lock.value, &[ttl_number, refresh_below])
+                    .is_ok()
+                    && c.expects
+                        .push_back(Expect::Op {
+                            id,
+                            key: k,
+                            op: KeyOp::Extend { sent, by_sha: false, refresh_below },
+                        })
+                        .is_ok()
+            }
+            KeyOp::Release { .. } => {
+                commands::script(&mut c.tx, &s.release, false, key, &lock.value, &[]).is_ok()
+                    && c.expects
+                        .push_back(Expect::Op { id, key: k, op: KeyOp::Release { by_sha: false } })
+                        .is_ok()
+            }
+            KeyOp::AcquireSet | KeyOp::AcquireTtl => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(NodeError::CapacityExceeded)
+        }
+    }
+
+    // ---- connection events ----------------------------------------------
+
+    fn fail_connection(&mut self, node: NodeId, now: Instant, error: NodeError) {
+        self.drop_connection(node, now);
+        self.emit(Event::CloseConnection { node, error });
+    }
+
+    /// Everything in flight on `node` has an unknown outcome now.
+    fn drop_connection(&mut self, node: NodeId, now: Instant) {
+        let Some(c) = self.conn_mut(node) else { return };
+        if c.phase == conn::Phase::Down {
+            return;
+        }
+        let mut expects = core::mem::take(&mut c.expects);
+        c.reset(conn::Phase::Down, now);
+        let doubt_until = now
+            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+            .saturating_add(self.config.margin);
+        while let Some(e) = expects.pop_front() {
+            let Expect::Op { id, key: k, op } = e else { continue };
+            let Some(slot) = self.slot_of(id) else { continue };
+            let key = &mut self.lock_at(slot).keys[usize::from(k)];
+            key.inflight = key.inflight.saturating_sub(1);
+            match op {
+                KeyOp::AcquireSet | KeyOp::AcquireTtl | KeyOp::Release { .. } => {
+                    if matches!(key.state, KeyState::Acquiring | KeyState::Releasing) {
+                        key.state = KeyState::Doubt;
+                        key.doubt_until = doubt_until;
+                    }
+                }
+                KeyOp::Extend { .. } => key.verify = true,
+            }
+        }
+        for slot in 0..self.slots.len() {
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let mut touched = false;
+            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
+                touched = true;
+                if key.state == KeyState::Held {
+                    key.verify = true;
+                }
+            }
+            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+                lock.wake = true;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, node: NodeId, frame: Frame<'_>, now: Instant) -> Result<(), NodeError> {
+        if let Frame::Push(items) = frame {
+            return self.on_push(node, items, now);
+        }
+        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        c.echo = None;
+        let expect = c
+            .expects
+            .pop_front()
+            .ok_or(NodeError::Protocol("reply without a request"))?;
+        match expect {
+            Expect::Hello => self.on_hello(node, frame, now),
+            Expect::Select | Expect::Tracking => match frame {
+                Frame::Error(text) => Err(NodeError::Handshake(Text::from_utf8_lossy_truncated(text))),
+                Frame::Simple(_) => self.handshake_step(node, now),
+                _ => Err(NodeError::Protocol("unexpected reply to SELECT or CLIENT TRACKING")),
+            },
+            Expect::Ping => {
+                if let Some(c) = self.conn_mut(node) {
+                    c.ping_sent = None;
+                }
+                Ok(())
+            }
+            Expect::Op { id, key, op } => self.on_key_reply(node, id, key, op, frame, now),
+        }
+    }
+
+    fn on_hello(&mut self, node: NodeId, frame: Frame<'_>, now: Instant) -> Result<(), NodeError> {
+        let map = match frame {
+            Frame::Map(map) => map,
+            Frame::Error(text) => {
+                let t = Text::from_utf8_lossy_truncated(text);
+                return Err(if text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command") {
+                    NodeError::Resp3Unsupported(t)
+                } else {
+                    NodeError::Handshake(t)
+                });
+            }
+            _ => return Err(NodeError::Resp3Unsupported(Text::from_str_truncated("HELLO reply is not a map"))),
+        };
+        let mut version: &[u8] = b"";
+        let mut items = map.iter();
+        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+            if let (Frame::Bulk(b"version") | Frame::Simple(b"version"), Frame::Bulk(v) | Frame::Simple(v)) = (k, v) {
+                version = v;
+            }
+        }
+        let noloop = match self.config.noloop {
+            NoLoop::On => true,
+            NoLoop::Off => false,
+            NoLoop::Auto => conn::version_supports_noloop(version),
+        };
+        let caching = self.config.client_caching;
+        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        c.noloop = caching && noloop;
+        if caching {
+            let ok = commands::tracking(&mut c.tx, noloop).is_ok() && c.expects.push_back(Expect::Tracking).is_ok();
+            if !ok {
+                return Err(NodeError::CapacityExceeded);
+            }
+        }
+        self.handshake_step(node, now)
+    }
+
+    /// Marks the connection ready once no handshake reply is outstanding.
+    fn handshake_step(&mut self, node: NodeId, now: Instant) -> Result<(), NodeError> {
+        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        if c.phase != conn::Phase::Handshake {
+            return Err(NodeError::Protocol("handshake reply after the handshake"));
+        }
+        if c.expects.iter().any(|e| matches!(e, Expect::Hello | Expect::Select | Expect::Tracking)) {
+            return Ok(());
+        }
+        c.phase = conn::Phase::Ready;
+        c.last_rx = now;
+        self.emit(Event::NodeReady { node });
+        // Tracking (if any) starts empty: holders re-verify, waiters retry.
+        for slot in 0..self.slots.len() {
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let mut touched = false;
+            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
+                touched = true;
+                if key.state == KeyState::Held {
+                    key.verify = true;
+                }
+            }
+            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+                lock.wake = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_push(&mut self, node: NodeId, items: resp::Aggregate<'_>, now: Instant) -> Result<(), NodeError> {
+        let mut it = items.iter();
+        let (Some(Frame::Bulk(kind) | Frame::Simple(kind)), Some(keys)) = (it.next(), it.next()) else {
+            return Ok(());
+        };
+        if kind != b"invalidate" {
+            return Ok(());
+        }
+        match keys {
+            Frame::Null => {
+                self.on_flush(node);
+                Ok(())
+            }
+            Frame::Array(keys) | Frame::Set(keys) => {
+                for key in keys.iter() {
+                    if let Frame::Bulk(key) | Frame::Simple(key) = key {
+                        self.on_invalidate(node, key, now);
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(NodeError::Protocol("malformed invalidation")),
+        }
+    }
+
+    /// `FLUSHDB`/`FLUSHALL` (or tracking overflow): anything may have changed.
+    fn on_flush(&mut self, node: NodeId) {
+        for slot in 0..self.slots.len() {
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let mut touched = false;
+            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
+                touched = true;
+                if key.state == KeyState::Held && key.inflight == 0 {
+                    key.verify = true;
+                }
+            }
+            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+                lock.wake = true;
+            }
+        }
+    }
+
+    fn on_invalidate(&mut self, node: NodeId, key: &[u8], _now: Instant) {
+        let Some((index, name)) = parse_key(self.config.prefix.as_bytes(), key) else {
+            return;
+        };
+        if let Some(echo) = self.conn(node).and_then(|c| c.echo) {
+            if echo.key == index && self.slot_of(echo.id).is_some_and(|s| self.same_name(s, name)) {
+                // Our own write coming back (no NOLOOP): not news.
+                if let Some(c) = self.conn_mut(node) {
+                    c.echo = None;
+                }
+                return;
+            }
+        }
+        for slot in 0..self.slots.len() {
+            if !self.same_name(slot, name) {
+                continue;
+            }
+            let lock = self.lock_at(slot);
+            match lock.phase {
+                Phase::Waiting | Phase::Acquiring => lock.wake = true,
+                Phase::Held => {
+                    if let Some(k) = lock.keys.get_mut(usize::from(index)) {
+                        // With a request in flight, its script ran after the
+                        // change (the push came first), so it reports it.
+                        if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
+                            k.verify = true;
+                        }
+                    }
+                }
+                Phase::Draining => {}
+            }
+        }
+    }
+
+    fn on_key_reply(
+        &mut self,
+        node: NodeId,
+        id: LockId,
+        k: u8,
+        op: KeyOp,
+        frame: Frame<'_>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let Some(slot) = self.slot_of(id) else {
+            // A lock's slot outlives its replies, so this cannot happen; if
+            // it does, the reply concerns nobody.
+            return Ok(());
+        };
+        let noloop = self.conn(node).is_some_and(|c| c.noloop);
+        let caching = self.config.client_caching;
+        let (drift, margin, validity) = (self.config.drift_ppm, self.config.margin, self.s.validity);
+        if let (KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true }, Frame::Error(text)) = (op, frame) {
+            if text.starts_with(b"NOSCRIPT") {
+                return self.resend_by_eval(node, id, k, op, now);
+            }
+        }
+        let mut echo = false;
+        let key = self
+            .lock_at(slot)
+            .keys
+            .get_mut(usize::from(k))
+            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
+        key.inflight = key.inflight.saturating_sub(1);
+        match op {
+            KeyOp::AcquireSet => {
+                key.set_ok = Some(match frame {
+                    Frame::Simple(b"OK") => {
+                        echo = true;
+                        true
+                    }
+                    Frame::Null => false,
+                    Frame::Error(_) => {
+                        key.taken_ttl = None;
+                        false
+                    }
+                    _ => return Err(NodeError::Protocol("unexpected reply to SET")),
+                });
+                if key.set_ok == Some(false) && !matches!(frame, Frame::Error(_)) {
+                    key.taken_ttl = Some(-3);
+                }
+            }
+            KeyOp::AcquireTtl => {
+                let ttl = match frame {
+                    Frame::Int(t) => Some(t),
+                    Frame::Error(_) => None,
+                    _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
+                };
+                if key.state == KeyState::Acquiring {
+                    if key.set_ok == Some(true) {
+                        // -1: someone removed the TTL; -2: deleted right
+                        // after our SET. Count from what we wrote unless the
+                        // server reports less.
+                        match ttl {
+                            Some(-2) => key.state = KeyState::Free,
+                            Some(t) if t >= 0 => {
+                                let t = Duration::from_millis(t as u64).min(validity);
+                                key.state = KeyState::Held;
+                                key.bound = key_bound(key.sent, t, drift, margin);
+                            }
+                            _ => {
+                                key.state = KeyState::Held;
+                                key.bound = key_bound(key.sent, validity, drift, margin);
+                            }
+                        }
+                    } else {
+                        key.state = KeyState::Free;
+                        key.taken_ttl = if key.taken_ttl == Some(-3) { ttl } else { None };
+                    }
+                }
+            }
+            KeyOp::Extend { sent, .. } => match frame {
+                Frame::Array(a) => {
+                    let mut it = a.iter();
+                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next()) else {
+                        return Err(NodeError::Protocol("unexpected reply to the extend script"));
+                    };
+                    if key.state == KeyState::Held {
+                        if t > 0 {
+                            let t = Duration::from_millis(t as u64).min(validity);
+                            // The newest observation is the truth (an admin may have
+                            // shortened the TTL): replace, never max.
+                            key.bound = key_bound(sent, t, drift, margin);
+                            echo = wrote == 1;
+                        } else {
+                            key.state = KeyState::Free;
+                        }
+                    }
+                }
+                // A refused extension (busy, out of memory…) leaves the
+                // lease as it was; the next round or the deadline decides.
+                Frame::Error(_) => {}
+                _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
+            },
+            KeyOp::Release { .. } => match frame {
+                Frame::Int(n) => {
+                    key.state = KeyState::Free;
+                    echo = n == 1;
+                }
+                // The key will expire on its own.
+                Frame::Error(_) => key.state = KeyState::Free,
+                _ => return Err(NodeError::Protocol("unexpected reply to the release script")),
+            },
+        }
+        if echo && caching && !noloop {
+            if let Some(c) = self.conn_mut(node) {
+                c.echo = Some(Echo { id, key: k });
+            }
+        }
+        Ok(())
+    }
+
+    // ---- lock progress ---------------------------------------------------
+
+    /// Wakes the local waiters on the name of the lock in `slot`: it stopped
+    /// holding or wanting it.
+    fn notify_name(&mut self, slot: usize) {
+        let Some(name) = self.slots.as_slice()[slot].lock.as_ref().map(|l| l.name.clone()) else {
+            return;
+        };
+        for s in 0..self.slots.len() {
+            if s != slot && self.same_name(s, name.as_bytes()) {
+                let lock = self.lock_at(s);
+                if lock.phase == Phase::Waiting {
+                    lock.wake = true;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// True when the waiting lock in `slot` is the one of its name that may
+    /// attempt now: the oldest waiter, with no local holder or attempt.
+    fn is_leader(&self, slot: usize) -> bool {
+        let Some(me) = self.slots.as_slice()[slot].lock.as_ref() else { return false };
+        !self.slots.as_slice().iter().enumerate().any(|(s, other)| {
+            let Some(o) = other.lock.as_ref() else { return false };
+            s != slot
+                && o.name == me.name
+                && match o.phase {
+                    Phase::Held | Phase::Acquiring => true,
+                    Phase::Waiting => o.seq < me.seq,
+                    Phase::Draining => false,
+                }
+        })
+    }
+
+    fn ready_keys(&self, slot: usize) -> usize {
+        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else { return 0 };
+        lock.keys.iter().filter(|k| self.is_ready(k.node)).count()
+    }
+
+    fn start_attempt(&mut self, slot: usize, now: Instant) {
+        let mut value = [0u8; VALUE_LEN];
+        self.rng.fill_bytes(&mut value);
+        let lock = self.lock_at(slot);
+        lock.value = value;
+        lock.t0 = now;
+        lock.phase = Phase::Acquiring;
+        lock.wake = false;
+        lock.retry_at = None;
+        let nx = lock.mode != LockMode::Force;
+        let n = lock.keys.len();
+        for k in 0..n {
+            let key = &mut self.lock_at(slot).keys[k];
+            key.taken_ttl = None;
+            key.set_ok = None;
+            self.send(slot, k, Op::Acquire { nx }, now);
+        }
+        self.evaluate_attempt(slot, now);
+    }
+
+    /// Decides an attempt as soon as the majority is had or out of reach.
+    fn evaluate_attempt(&mut self, slot: usize, now: Instant) {
+        let m = self.s.majority;
+        let extend_interval = self.s.extend_interval;
+        let timeout = self.lock_at(slot).t0.saturating_add(self.s.try_next_after);
+        let lock = self.lock_at(slot);
+        let held = lock.held_count();
+        let pending = if now < timeout {
+            lock.keys.iter().filter(|k| k.state == KeyState::Acquiring).count()
+        } else {
+            0
+        };
+        if held >= m {
+            let deadline = majority_deadline(
+                lock.keys.iter().filter(|k| k.state == KeyState::Held).map(|k| k.bound),
+                m,
+            );
+            match deadline {
+                Some(d) if d > now => {
+                    lock.phase = Phase::Held;
+                    lock.deadline = d;
+                    lock.next_extend = lock.t0.saturating_add(extend_interval);
+                    let mode = lock.mode;
+                    let id = self.id_at(slot).expect("occupied");
+                    self.emit(Event::Acquired { id });
+                    if mode == LockMode::Force {
+                        self.recheck_other_holders(slot);
+                    }
+                }
+                _ => self.attempt_failed(slot, now),
+            }
+        } else if held + pending < m {
+            self.attempt_failed(slot, now);
+        }
+    }
+
+    /// After a forced takeover, the local holders of that name re-check at
+    /// once: with `NOLOOP` our own overwrite never comes back as news.
+    fn recheck_other_holders(&mut self, slot: usize) {
+        let Some(name) = self.slots.as_slice()[slot].lock.as_ref().map(|l| l.name.clone()) else {
+            return;
+        };
+        for s in 0..self.slots.len() {
+            if s != slot && self.same_name(s, name.as_bytes()) {
+                let lock = self.lock_at(s);
+                if lock.phase == Phase::Held {
+                    for k in lock.keys.iter_mut().filter(|k| k.state == KeyState::Held && k.inflight == 0) {
+                        k.verify = true;
+                    }
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    fn attempt_failed(&mut self, slot: usize, now: Instant) {
+        let caching = self.config.client_caching;
+        let tna = self.s.try_next_after;
+        let extend_interval = self.s.extend_interval;
+        let id = self.id_at(slot).expect("occupied");
+        let lock = self.lock_at(slot);
+        if lock.mode != LockMode::Wait {
+            lock.phase = Phase::Draining;
+            self.emit(Event::NotLocked { id });
+            self.notify_name(slot);
+            return;
+        }
+        lock.phase = Phase::Waiting;
+        // Keys we got (or may get) are released before the next attempt.
+        let partial = lock.keys.iter().any(|k| k.state == KeyState::Held || k.set_ok == Some(true));
+        let mut soft = false;
+        let mut fallback: Option<Duration> = None;
+        for k in &lock.keys {
+            match (k.state, k.taken_ttl) {
+                (KeyState::Free, Some(t)) if t >= 0 => {
+                    let t = Duration::from_millis(t as u64);
+                    fallback = Some(fallback.map_or(t, |f| f.min(t)));
+                }
+                (KeyState::Free, Some(-1)) => {
+                    fallback = Some(fallback.map_or(extend_interval, |f| f.min(extend_interval)));
+                }
+                (KeyState::Free, Some(-2)) => lock.wake = true,
+                (KeyState::Held, _) => {}
+                _ => soft = true,
+            }
+        }
+        let delay = if !caching || soft || partial {
+            // Partial success means contention on keys that come and go:
+            // pace retries instead of chasing every invalidation.
+            if partial {
+                lock.wake = false;
+            }
+            tna
+        } else {
+            fallback.unwrap_or(extend_interval).max(Duration::from_millis(1))
+        };
+        lock.retry_at = Some(now.saturating_add(delay));
+        // Local waiters behind this one were blocked by its attempt.
+        self.notify_name(slot);
+    }
+
+    fn lose(&mut self, slot: usize, reason: LostReason) {
+        let id = self.id_at(slot).expect("occupied");
+        let lock = self.lock_at(slot);
+        lock.phase = Phase::Draining;
+        if !lock.ended {
+            self.emit(Event::Lost { id, reason });
+        }
+        self.notify_name(slot);
+    }
+
+    /// Moves the lock in `slot` forward after any input.
+    fn progress(&mut self, slot: usize, now: Instant) {
+        let m = self.s.majority;
+        let phase = self.lock_at(slot).phase;
+        match phase {
+            Phase::Acquiring => self.evaluate_attempt(slot, now),
+            Phase::Held => {
+                let lock = self.lock_at(slot);
+                let live = lock.keys.iter().filter(|k| matches!(k.state, KeyState::Held)).count();
+                let deadline = majority_deadline(
+                    lock.keys.iter().filter(|k| k.state == KeyState::Held).map(|k| k.bound),
+                    m,
+                );
+                match deadline {
+                    _ if live < m => self.lose(slot, LostReason::KeysChanged),
+                    Some(d) if d <= now => self.lose(slot, LostReason::Expired),
+                    None => self.lose(slot, LostReason::KeysChanged),
+                    Some(d) => {
+                        lock.deadline = d;
+                        self.extend_due(slot, now);
+                    }
+                }
+            }
+            Phase::Waiting | Phase::Draining => {}
+        }
+        if matches!(self.lock_at(slot).phase, Phase::Waiting | Phase::Draining) {
+            self.release_leftovers(slot, now);
+        }
+        let lock = self.lock_at(slot);
+        if lock.phase == Phase::Draining && lock.ended && lock.settled() {
+            let id = self.id_at(slot).expect("occupied");
+            self.slots.as_mut_slice()[slot].lock = None;
+            self.live -= 1;
+            self.emit(Event::Released { id });
+        }
+    }
+
+    /// Sends the periodic extension, re-checks and fill-ins that are due.
+    fn extend_due(&mut self, slot: usize, now: Instant) {
+        let periodic = now >= self.lock_at(slot).next_extend;
+        if periodic {
+            let interval = self.s.extend_interval;
+            self.lock_at(slot).next_extend = now.saturating_add(interval);
+        }
+        let always = self.s.validity_ms.saturating_add(1);
+        let recheck = self.s.recheck_refresh_below;
+        for k in 0..self.lock_at(slot).keys.len() {
+            let key = self.lock_at(slot).keys[k];
+            if key.inflight != 0 {
+                continue;
+            }
+            match key.state {
+                KeyState::Held if periodic => {
+                    self.send(slot, k, Op::Extend { refresh_below: always }, now);
+                }
+                KeyState::Held if key.verify => {
+                    self.send(slot, k, Op::Extend { refresh_below: recheck }, now);
+                }
+                // Hold as many keys as we can: take back a free key.
+                KeyState::Free if periodic => {
+                    self.send(slot, k, Op::Acquire { nx: true }, now);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Releases keys a finished or failed request still has (or may have).
+    fn release_leftovers(&mut self, slot: usize, now: Instant) {
+        for k in 0..self.lock_at(slot).keys.len() {
+            let key = self.lock_at(slot).keys[k];
+            if key.inflight != 0 {
+                continue;
+            }
+            match key.state {
+                KeyState::Held | KeyState::Doubt => {
+                    if !self.send(slot, k, Op::Release, now) {
+                        let doubt_until = now
+                            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+                            .saturating_add(self.config.margin);
+                        let key = &mut self.lock_at(slot).keys[k];
+                        if key.state == KeyState::Held {
+                            key.state = KeyState::Doubt;
+                            key.doubt_until = doubt_until;
+                        } else if now >= key.doubt_until {
+                            key.state = KeyState::Free;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs every lock forward, then starts the attempts that are due, so an
+    /// attempt is written behind the releases that made it possible.
+    fn pump(&mut self, now: Instant) {
+        // A pass can change what an earlier slot of the same pass should do
+        // (a release wakes a waiter, a takeover makes a holder re-check):
+        // repeat while it does. Each repeat needs a state change, so a few
+        // passes always suffice.
+        for _ in 0..4 {
+            self.dirty = false;
+            self.pump_once(now);
+            if !self.dirty {
+                break;
+            }
+        }
+    }
+
+    fn pump_once(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() {
+            if self.slots.as_slice()[slot].lock.is_some() {
+                self.progress(slot, now);
+            }
+        }
+        for slot in 0..self.slots.len() {
+            let due = match self.slots.as_slice()[slot].lock.as_ref() {
+                Some(l) if l.phase == Phase::Waiting => {
+                    l.wake || l.retry_at.is_some_and(|r| r <= now)
+                }
+                _ => false,
+            };
+            if !due {
+                continue;
+            }
+            let ready = self.lock_at(slot).settled()
+                && self.is_leader(slot)
+                && self.ready_keys(slot) >= self.s.majority;
+            if ready {
+                self.start_attempt(slot, now);
+            } else if self.lock_at(slot).retry_at.is_some_and(|r| r <= now) {
+                // Whatever blocks it (a local holder, an older waiter, a
+                // node down, keys still settling) wakes it when it clears.
+                let lock = self.lock_at(slot);
+                lock.retry_at = None;
+                lock.wake = true;
+            }
+        }
     }
 }

@@ -22,12 +22,14 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+mod commands;
 mod config;
 mod conn;
 mod engine;
 mod event;
 mod keys;
 mod lease;
+mod lock;
 pub mod resp;
 mod routing;
 mod scripts;

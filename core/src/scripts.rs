@@ -6,22 +6,23 @@
 //! pipelined `PTTL` does the same with two cheap commands.
 
 /// Extend (relative TTL). `ARGV = [value, ttl_ms, refresh_below_ms]`.
-/// Returns the key's remaining TTL in ms when it still carries `value`
-/// (refreshing it to `ttl_ms` first when it had less than
-/// `refresh_below_ms` left), otherwise 0.
-pub(crate) const EXTEND_PX: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end \
-local t=redis.call('PTTL',KEYS[1]) \
+/// When the key still carries `value`, refreshes its TTL to `ttl_ms` if it
+/// had less than `refresh_below_ms` left, and returns `{remaining_ttl_ms,
+/// refreshed}`; otherwise `{0, 0}`. Not refreshing a nearly full TTL is what
+/// keeps the echo of our own `PEXPIRE` (without `NOLOOP`) from looping.
+pub(crate) const EXTEND_PX: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return {0,0} end \
+local t=redis.call('PTTL',KEYS[1]) local w=0 \
 if t<tonumber(ARGV[3]) then redis.call('PEXPIRE',KEYS[1],ARGV[2]) redis.call('GET',KEYS[1]) \
-t=redis.call('PTTL',KEYS[1]) end \
-if t<0 then return 0 end return t";
+t=redis.call('PTTL',KEYS[1]) w=1 end \
+if t<0 then t=0 end return {t,w}";
 
 /// Extend (absolute TTL). `ARGV = [value, unix_ms_deadline, refresh_below_ms]`;
 /// same reply as [`EXTEND_PX`].
-pub(crate) const EXTEND_PXAT: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return 0 end \
-local t=redis.call('PTTL',KEYS[1]) \
+pub(crate) const EXTEND_PXAT: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return {0,0} end \
+local t=redis.call('PTTL',KEYS[1]) local w=0 \
 if t<tonumber(ARGV[3]) then redis.call('PEXPIREAT',KEYS[1],ARGV[2]) redis.call('GET',KEYS[1]) \
-t=redis.call('PTTL',KEYS[1]) end \
-if t<0 then return 0 end return t";
+t=redis.call('PTTL',KEYS[1]) w=1 end \
+if t<0 then t=0 end return {t,w}";
 
 /// Release: delete the key when it still carries `ARGV[1]`. Returns 1 or 0.
 /// Byte for byte the script Go's `rueidislock` uses, so both share its cache slot.

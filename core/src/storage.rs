@@ -11,6 +11,7 @@ use core::fmt;
 use heapless::{Deque as HDeque, String as HString, Vec as HVec};
 
 /// Longest name or prefix the no-alloc build stores.
+#[cfg(not(feature = "alloc"))]
 pub const TEXT_CAP: usize = 96;
 
 /// Owned text (lock names, prefix, credentials).
@@ -122,10 +123,6 @@ impl<T, const N: usize> Seq<T, N> {
     pub fn len(&self) -> usize {
         self.0.len()
     }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
         &self.0
@@ -133,10 +130,6 @@ impl<T, const N: usize> Seq<T, N> {
     /// The elements, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.0
-    }
-    /// Removes every element.
-    pub fn clear(&mut self) {
-        self.0.clear()
     }
 }
 
@@ -170,18 +163,6 @@ impl<T, const N: usize> Fifo<T, N> {
     pub fn pop_front(&mut self) -> Option<T> {
         self.0.pop_front()
     }
-    /// The front element.
-    pub fn front(&self) -> Option<&T> {
-        self.0.front()
-    }
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     /// Removes every element.
     pub fn clear(&mut self) {
         self.0.clear()
@@ -207,10 +188,6 @@ impl<const N: usize> Bytes<N> {
     /// Number of buffered bytes.
     pub fn len(&self) -> usize {
         self.0.len()
-    }
-    /// True when nothing is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
     /// Drops the first `n` bytes (they were written).
     pub fn consume(&mut self, n: usize) {

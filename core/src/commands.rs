@@ -1,0 +1,135 @@
+//! The Redis commands the engine sends, written straight into a connection's
+//! transmit buffer.
+
+use crate::keys::key_parts;
+use crate::resp::{array_header, bulk, bulk_concat, bulk_uint, Full, Sink};
+use crate::scripts::Script;
+
+/// A lock key, written as `prefix:i:name` without building it first.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyRef<'a> {
+    pub(crate) prefix: &'a [u8],
+    pub(crate) index: u8,
+    pub(crate) name: &'a [u8],
+}
+
+impl KeyRef<'_> {
+    fn write(&self, out: &mut impl Sink) -> Result<(), Full> {
+        let mut digits = [0u8; 2];
+        bulk_concat(out, &key_parts(self.prefix, self.index, self.name, &mut digits))
+    }
+}
+
+/// How a TTL is written.
+#[derive(Clone, Copy)]
+pub(crate) enum Ttl {
+    /// `PX ms`.
+    Relative(u64),
+    /// `PXAT unix_ms`.
+    Absolute(u64),
+}
+
+/// `SET key value [NX] PX|PXAT t` then `PTTL key` (the read re-arms tracking
+/// after our own write and reports the TTL the server holds).
+pub(crate) fn acquire(
+    out: &mut impl Sink,
+    key: KeyRef<'_>,
+    value: &[u8],
+    nx: bool,
+    ttl: Ttl,
+) -> Result<(), Full> {
+    array_header(out, if nx { 6 } else { 5 })?;
+    bulk(out, b"SET")?;
+    key.write(out)?;
+    bulk(out, value)?;
+    if nx {
+        bulk(out, b"NX")?;
+    }
+    match ttl {
+        Ttl::Relative(ms) => {
+            bulk(out, b"PX")?;
+            bulk_uint(out, ms)?;
+        }
+        Ttl::Absolute(ms) => {
+            bulk(out, b"PXAT")?;
+            bulk_uint(out, ms)?;
+        }
+    }
+    array_header(out, 2)?;
+    bulk(out, b"PTTL")?;
+    key.write(out)
+}
+
+/// `EVALSHA sha 1 key args...`, or `EVAL body 1 key args...`.
+pub(crate) fn script(
+    out: &mut impl Sink,
+    script: &Script,
+    by_sha: bool,
+    key: KeyRef<'_>,
+    value: &[u8],
+    numbers: &[u64],
+) -> Result<(), Full> {
+    array_header(out, 4 + numbers.len())?;
+    if by_sha {
+        bulk(out, b"EVALSHA")?;
+        bulk(out, &script.sha)?;
+    } else {
+        bulk(out, b"EVAL")?;
+        bulk(out, script.body.as_bytes())?;
+    }
+    bulk(out, b"1")?;
+    key.write(out)?;
+    bulk(out, value)?;
+    for &n in numbers {
+        bulk_uint(out, n)?;
+    }
+    Ok(())
+}
+
+/// `HELLO 3 [AUTH user pass] [SETNAME name]`.
+pub(crate) fn hello(
+    out: &mut impl Sink,
+    auth: Option<(&[u8], &[u8])>,
+    name: Option<&[u8]>,
+) -> Result<(), Full> {
+    let n = 2 + if auth.is_some() { 3 } else { 0 } + if name.is_some() { 2 } else { 0 };
+    array_header(out, n)?;
+    bulk(out, b"HELLO")?;
+    bulk(out, b"3")?;
+    if let Some((user, pass)) = auth {
+        bulk(out, b"AUTH")?;
+        bulk(out, user)?;
+        bulk(out, pass)?;
+    }
+    if let Some(name) = name {
+        bulk(out, b"SETNAME")?;
+        bulk(out, name)?;
+    }
+    Ok(())
+}
+
+/// `SELECT db`.
+pub(crate) fn select(out: &mut impl Sink, db: u32) -> Result<(), Full> {
+    array_header(out, 2)?;
+    bulk(out, b"SELECT")?;
+    bulk_uint(out, u64::from(db))
+}
+
+/// `CLIENT TRACKING ON OPTOUT [NOLOOP]`.
+pub(crate) fn tracking(out: &mut impl Sink, noloop: bool) -> Result<(), Full> {
+    array_header(out, if noloop { 5 } else { 4 })?;
+    bulk(out, b"CLIENT")?;
+    bulk(out, b"TRACKING")?;
+    bulk(out, b"ON")?;
+    bulk(out, b"OPTOUT")?;
+    if noloop {
+        bulk(out, b"NOLOOP")?;
+    }
+    Ok(())
+}
+
+/// `PING`.
+pub(crate) fn ping(out: &mut impl Sink) -> Result<(), Full> {
+    array_header(out, 1)?;
+    bulk(out, b"PING")
+}
