@@ -1,1 +1,31 @@
-//! Transports for tracklock (in progress).
+//! Byte-stream transports for **tracklock**.
+//!
+//! [`embedded_io_async::Read`] + [`embedded_io_async::Write`] is the one stream
+//! trait every tracklock driver is written against, from firmware to tokio.
+//! Standard-library streams are wrapped with the adapters of
+//! `embedded-io-adapters` (re-exported as [`adapters`] when a runtime feature is
+//! on) rather than by hand-written wrappers.
+//!
+//! Features:
+//! - `tokio`: [`tcp::connect_tokio`], a `tokio::net::TcpStream` in
+//!   [`adapters::tokio_1::FromTokio`];
+//! - `smol`: [`tcp::connect_smol`], an `async_net::TcpStream` in
+//!   [`adapters::futures_03::FromFutures`];
+//! - `std`: pulled by both; without any feature the crate is `no_std`.
+//!
+//! Cancel safety: both adapters implement `read` and `write` as a single
+//! `poll_read` / `poll_write` of the inner stream. A pending call has neither
+//! consumed input nor written output, so dropping a pending `read` or `write`
+//! future (to race it against a timer or a wake-up) loses no data.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use embedded_io_async;
+pub use embedded_io_async::{Read, Write};
+
+/// `embedded-io-adapters`, re-exported so users need not depend on it.
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub use embedded_io_adapters as adapters;
+
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub mod tcp;
