@@ -1,1 +1,66 @@
-//! tracklock (in progress).
+//! **tracklock**: a Redis distributed lock driven by client-side caching
+//! (RESP3 `CLIENT TRACKING` invalidations), wire-compatible with Go's
+//! `rueidislock`.
+//!
+//! A lock on `name` is `m` of `2m-1` keys `{prefix}:{i}:{name}` (default
+//! `m = 2`, prefix `rueidislock`), written with a TTL and extended in the
+//! background while held. Waiters are woken by the server's invalidation of
+//! those keys instead of polling, and a holder is told it lost the lock no
+//! later than its local deadline.
+//!
+//! Pick a runtime with a feature: `tokio` gives [`tokio::Locker`], `smol`
+//! gives [`smol::Locker`]; both are the generic [`Locker`] with the same API.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn f() -> Result<(), tracklock::Error> {
+//! let locker = tracklock::tokio::Locker::connect(tracklock::Options::new("127.0.0.1:6379")).await?;
+//! let guard = locker.lock("my_lock").await?;
+//! tokio::select! { reason = guard.lost() => eprintln!("lost: {reason}"), _ = work() => {} }
+//! guard.unlock().await?;
+//! locker.close().await;
+//! # Ok(()) }
+//! # async fn work() {}
+//! ```
+//!
+//! ```no_run
+//! # #[cfg(feature = "smol")]
+//! # fn f() -> Result<(), tracklock::Error> { smol::block_on(async {
+//! let locker = tracklock::smol::Locker::connect(tracklock::Options::from_url("redis://127.0.0.1:6379/0")?).await?;
+//! let out = locker.with_lock("my_lock", async { work().await }).await?;
+//! if let Err(reason) = out { eprintln!("lock lost, work stopped: {reason}") }
+//! locker.close().await;
+//! # Ok(()) }) }
+//! # async fn work() {}
+//! ```
+//!
+//! # Architecture
+//!
+//! The protocol lives in the sans-I/O engine of `tracklock-core`. This crate
+//! adds one generic driver task per Redis connection (see the `driver`
+//! module docs), written once against the small [`Runtime`] trait; the
+//! `tokio` and `smol` modules only supply a clock, a timer, a TCP connect
+//! (from `tracklock-transports`) and a spawn. Every call on a [`Locker`] or
+//! [`Guard`] only updates the engine under a short mutex and wakes the
+//! driver, so commands from many tasks leave in one write.
+//!
+//! Lock values come from a generator seeded once per locker from the
+//! operating system (`getrandom`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod driver;
+mod error;
+mod locker;
+mod options;
+mod runtime;
+
+#[cfg(feature = "smol")]
+pub mod smol;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+pub use error::Error;
+pub use locker::{Guard, Locker};
+pub use options::Options;
+pub use runtime::Runtime;
+pub use tracklock_core::{ConfigError, LostReason, NoLoop};

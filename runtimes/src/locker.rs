@@ -1,0 +1,442 @@
+//! The public, runtime-generic [`Locker`] and [`Guard`].
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::future::or;
+use tracklock_core::{Engine, LockId, LockMode, LostReason};
+
+use crate::driver::{self, Inner, State};
+use crate::{Error, Options, Runtime};
+
+/// A distributed lock client: one connection per Redis node, shared by every
+/// lock taken through it. Cheap to clone (an `Arc`); the connection closes
+/// when [`Locker::close`] is called or the last clone and guard are dropped.
+///
+/// Get one from `tracklock::tokio::Locker::connect` or
+/// `tracklock::smol::Locker::connect`.
+pub struct Locker<R: Runtime> {
+    handle: Arc<Handle>,
+    _rt: PhantomData<fn() -> R>,
+}
+
+/// Closes the locker when the last public handle goes away (the drivers only
+/// hold [`Inner`]).
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.begin_close();
+    }
+}
+
+impl<R: Runtime> Clone for Locker<R> {
+    fn clone(&self) -> Self {
+        Locker {
+            handle: self.handle.clone(),
+            _rt: PhantomData,
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Locker<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Locker")
+            .field("addr", &self.inner().addr())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Locker<R> {
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    /// Builds the locker and its (not yet spawned) driver futures, one per
+    /// node. The runtime module spawns them, then awaits [`Locker::ready`].
+    pub(crate) fn start(
+        options: &Options,
+    ) -> Result<(Self, Vec<impl Future<Output = ()> + 'static>), Error> {
+        let config = options.to_config()?;
+        let mut seed = [0u8; 40];
+        getrandom::fill(&mut seed).map_err(|e| Error::Connect {
+            addr: options.address().to_owned(),
+            source: std::io::Error::other(format!("no random seed for lock values: {e}")),
+        })?;
+        let mut engine_seed = [0u8; 32];
+        engine_seed.copy_from_slice(&seed[..32]);
+        let mut jitter = [0u8; 8];
+        jitter.copy_from_slice(&seed[32..]);
+        let jitter = u64::from_le_bytes(jitter);
+        let engine = Engine::new(config, engine_seed)?;
+        let nodes = engine.node_count();
+        let addrs = vec![options.address().to_owned(); nodes].into_boxed_slice();
+        let inner = Arc::new(Inner::new(engine, addrs, R::now));
+        let timeout = options.connect_timeout_value();
+        let drivers = (0..nodes)
+            .map(|i| {
+                let seed = jitter
+                    .wrapping_add(i as u64)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                driver::run::<R>(inner.clone(), i, timeout, seed)
+            })
+            .collect();
+        let locker = Locker {
+            handle: Arc::new(Handle { inner }),
+            _rt: PhantomData,
+        };
+        Ok((locker, drivers))
+    }
+
+    /// Waits until every node finished its first handshake, for at most
+    /// `timeout`.
+    pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = R::now() + timeout;
+        let inner = self.inner();
+        or(poll_fn(|cx| inner.poll_startup(cx)), async {
+            R::sleep_until(deadline).await;
+            Err(Error::Connect {
+                addr: inner.addr().to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("not connected within {timeout:?}"),
+                ),
+            })
+        })
+        .await
+    }
+
+    /// Acquires `name`, waiting as long as it takes (woken by the holder's
+    /// release or expiry, never by polling when client-side caching is on).
+    ///
+    /// Dropping the future cancels the request; keys it had taken are
+    /// released. Errors: [`Error::InvalidName`], [`Error::Closed`].
+    pub async fn lock(&self, name: &str) -> Result<Guard<R>, Error> {
+        self.acquire(name, LockMode::Wait).await
+    }
+
+    /// Makes one attempt at `name`: [`Error::NotLocked`] when someone else
+    /// holds it.
+    pub async fn try_lock(&self, name: &str) -> Result<Guard<R>, Error> {
+        self.acquire(name, LockMode::Try).await
+    }
+
+    /// Takes `name` whoever holds it (the holder is told its lock is lost).
+    pub async fn force_lock(&self, name: &str) -> Result<Guard<R>, Error> {
+        self.acquire(name, LockMode::Force).await
+    }
+
+    /// Acquires `name` (like [`Locker::lock`]), runs `fut` while the lock is
+    /// held, then unlocks. If the lock is lost first, `fut` is dropped (it
+    /// stops at its current `.await`) and the reason is returned as
+    /// `Ok(Err(reason))`.
+    pub async fn with_lock<F: Future>(
+        &self,
+        name: &str,
+        fut: F,
+    ) -> Result<Result<F::Output, LostReason>, Error> {
+        let guard = self.lock(name).await?;
+        let result = or(async { Err(guard.lost().await) }, async { Ok(fut.await) }).await;
+        // The result stands whatever the release says (a closed locker has
+        // released already).
+        let _ = guard.unlock().await;
+        Ok(result)
+    }
+
+    /// Closes the locker: holders lose their locks ([`LostReason::Closed`])
+    /// and their keys are released, pending and later requests fail with
+    /// [`Error::Closed`]. Returns once the releases are answered (or after
+    /// about a second without an answer) and the connections are closed.
+    pub async fn close(&self) {
+        let inner = self.inner();
+        inner.begin_close();
+        poll_fn(|cx| {
+            if inner.lock().wait_stopped(cx.waker()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// True once [`Locker::close`] was called (or the locker stopped).
+    pub fn is_closed(&self) -> bool {
+        self.inner().lock().is_closing()
+    }
+
+    /// Number of lock requests the engine still tracks (pending, held, or
+    /// releasing). Zero once every guard is released and every cancelled
+    /// request is settled; meant for tests and metrics.
+    pub fn active_locks(&self) -> usize {
+        self.inner().lock().engine.lock_count()
+    }
+
+    async fn acquire(&self, name: &str, mode: LockMode) -> Result<Guard<R>, Error> {
+        if name.is_empty() {
+            return Err(Error::InvalidName);
+        }
+        let inner = self.inner();
+        let id = {
+            let mut sh = inner.lock();
+            let now = inner.now();
+            let id = sh.engine.lock(name, mode, now).map_err(Error::from_lock)?;
+            sh.insert(id);
+            sh.settle();
+            id
+        };
+        inner.notify_drivers();
+        let mut pending = Pending {
+            inner,
+            id,
+            armed: true,
+        };
+        poll_fn(|cx| pending.poll(cx)).await?;
+        Ok(Guard {
+            locker: self.clone(),
+            id,
+            name: name.to_owned(),
+            armed: true,
+        })
+    }
+}
+
+/// A lock request not decided yet; dropping it cancels the request.
+struct Pending<'a> {
+    inner: &'a Inner,
+    id: LockId,
+    armed: bool,
+}
+
+impl Pending<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.armed {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let mut sh = self.inner.lock();
+        let state = sh.slots.get(&self.id).map_or(State::Closed, |s| s.state);
+        let result = match state {
+            State::Pending => {
+                if sh.is_stopped() {
+                    Err(Error::Closed)
+                } else {
+                    sh.register(self.id, cx.waker());
+                    return Poll::Pending;
+                }
+            }
+            // Acquired (and maybe lost already: the guard reports it).
+            State::Held | State::Lost(_) => {
+                if let Some(s) = sh.slots.get_mut(&self.id) {
+                    s.waker = None;
+                }
+                self.armed = false;
+                return Poll::Ready(Ok(()));
+            }
+            State::NotLocked => Err(Error::NotLocked),
+            State::Closed => Err(Error::Closed),
+        };
+        // A failed request still needs ending so the engine forgets it.
+        self.armed = false;
+        sh.slots.remove(&self.id);
+        let now = self.inner.now();
+        sh.engine.unlock(self.id, now);
+        sh.settle();
+        drop(sh);
+        self.inner.notify_drivers();
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut sh = self.inner.lock();
+            sh.slots.remove(&self.id);
+            let now = self.inner.now();
+            sh.engine.unlock(self.id, now);
+            sh.settle();
+            drop(sh);
+            self.inner.notify_drivers();
+        }
+    }
+}
+
+/// A held lock. Keys are extended in the background while it lives; the
+/// lock is released by [`Guard::unlock`] or, in the background, on drop.
+///
+/// Holding a guard does not prove the lock is still held: check
+/// [`Guard::is_held`] or race your work against [`Guard::lost`] (or use
+/// [`Locker::with_lock`]).
+pub struct Guard<R: Runtime> {
+    locker: Locker<R>,
+    id: LockId,
+    name: String,
+    /// False once `unlock` took over the release.
+    armed: bool,
+}
+
+impl<R: Runtime> fmt::Debug for Guard<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("name", &self.name)
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Guard<R> {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True while the lock is held (not lost, not released). Fires a due
+    /// deadline itself, so it never answers late.
+    pub fn is_held(&self) -> bool {
+        let inner = self.locker.inner();
+        let mut sh = inner.lock();
+        let fired = sh.poke(inner.now());
+        sh.settle();
+        let held = sh
+            .slots
+            .get(&self.id)
+            .is_some_and(|s| s.state == State::Held);
+        drop(sh);
+        if fired {
+            inner.notify_drivers();
+        }
+        held
+    }
+
+    /// Resolves with the reason when the lock is lost (at once if it is lost
+    /// already). Cancel-safe, and may be awaited any number of times, also
+    /// concurrently.
+    pub fn lost(&self) -> impl Future<Output = LostReason> + '_ {
+        Lost {
+            inner: self.locker.inner(),
+            id: self.id,
+            entry: None,
+        }
+    }
+
+    /// Releases every key and returns once the server answered. Releasing a
+    /// lock that was lost already succeeds too. [`Error::Closed`] when the
+    /// locker stopped before the release was confirmed.
+    pub async fn unlock(mut self) -> Result<(), Error> {
+        self.armed = false;
+        let inner = self.locker.inner();
+        {
+            let mut sh = inner.lock();
+            let now = inner.now();
+            sh.engine.unlock(self.id, now);
+            sh.settle();
+        }
+        inner.notify_drivers();
+        let id = self.id;
+        poll_fn(|cx| {
+            let mut sh = inner.lock();
+            match sh.slots.get(&id) {
+                Some(s) if s.released => Poll::Ready(Ok(())),
+                Some(_) if !sh.is_stopped() => {
+                    sh.register(id, cx.waker());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(Err(Error::Closed)),
+            }
+        })
+        .await
+        // `self` drops here and removes the slot.
+    }
+}
+
+impl<R: Runtime> Drop for Guard<R> {
+    fn drop(&mut self) {
+        let inner = self.locker.inner();
+        let mut sh = inner.lock();
+        sh.slots.remove(&self.id);
+        if self.armed {
+            let now = inner.now();
+            sh.engine.unlock(self.id, now);
+            sh.settle();
+            drop(sh);
+            inner.notify_drivers();
+        }
+    }
+}
+
+/// The future of [`Guard::lost`].
+struct Lost<'a> {
+    inner: &'a Inner,
+    id: LockId,
+    /// Index of this future's entry in the slot's `lost_wakers`.
+    entry: Option<usize>,
+}
+
+impl Future for Lost<'_> {
+    type Output = LostReason;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LostReason> {
+        let this = &mut *self;
+        let mut sh = this.inner.lock();
+        if sh.poke(this.inner.now()) {
+            this.inner.notify_drivers();
+        }
+        sh.settle();
+        let Some(slot) = sh.slots.get_mut(&this.id) else {
+            return Poll::Ready(LostReason::Closed);
+        };
+        let reason = match slot.state {
+            State::Held | State::Pending => None,
+            State::Lost(reason) => Some(reason),
+            State::NotLocked | State::Closed => Some(LostReason::Closed),
+        };
+        let wakers = &mut slot.lost_wakers;
+        if let Some(reason) = reason {
+            if let Some(e) = this.entry.take().and_then(|i| wakers.get_mut(i)) {
+                *e = None;
+            }
+            return Poll::Ready(reason);
+        }
+        match this.entry.and_then(|i| wakers.get_mut(i)) {
+            Some(Some(Some(w))) if w.will_wake(cx.waker()) => {}
+            Some(e) => *e = Some(Some(cx.waker().clone())),
+            None => {
+                let waker = Some(Some(cx.waker().clone()));
+                let i = match wakers.iter().position(Option::is_none) {
+                    Some(i) => {
+                        wakers[i] = waker;
+                        i
+                    }
+                    None => {
+                        wakers.push(waker);
+                        wakers.len() - 1
+                    }
+                };
+                this.entry = Some(i);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Lost<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.entry {
+            let mut sh = self.inner.lock();
+            if let Some(w) = sh
+                .slots
+                .get_mut(&self.id)
+                .and_then(|s| s.lost_wakers.get_mut(i))
+            {
+                *w = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Locker options: a builder over [`tracklock_core::Config`] plus the address
+//! and connection settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use tracklock_core::{Config, ConfigError, NoLoop, Text, TtlMode};
+
+use crate::Error;
+
+/// How to reach Redis and how locks behave. Build with [`Options::new`] or
+/// [`Options::from_url`] and the setters; every value is checked when the
+/// locker connects (or by [`Options::to_config`]).
+///
+/// The defaults make a locker mutually exclusive with Go `rueidislock`
+/// lockers that use the default prefix and majority.
+#[derive(Clone)]
+pub struct Options {
+    addr: String,
+    username: Option<String>,
+    password: Option<String>,
+    database: u32,
+    client_name: Option<String>,
+    prefix: String,
+    key_majority: u8,
+    validity: Duration,
+    extend_interval: Option<Duration>,
+    try_next_after: Duration,
+    drift: f64,
+    margin: Duration,
+    noloop: NoLoop,
+    client_caching: bool,
+    absolute_ttl: bool,
+    ping_interval: Duration,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("database", &self.database)
+            .field("client_name", &self.client_name)
+            .field("prefix", &self.prefix)
+            .field("key_majority", &self.key_majority)
+            .field("validity", &self.validity)
+            .field("extend_interval", &self.extend_interval)
+            .field("try_next_after", &self.try_next_after)
+            .field("drift", &self.drift)
+            .field("margin", &self.margin)
+            .field("noloop", &self.noloop)
+            .field("client_caching", &self.client_caching)
+            .field("absolute_ttl", &self.absolute_ttl)
+            .field("ping_interval", &self.ping_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Options for the Redis server at `addr` (`host:port`), with every
+    /// other value at its default.
+    pub fn new(addr: impl Into<String>) -> Options {
+        let d = Config::default();
+        Options {
+            addr: addr.into(),
+            username: None,
+            password: None,
+            database: d.database,
+            client_name: None,
+            prefix: d.prefix.as_str().to_owned(),
+            key_majority: d.key_majority,
+            validity: d.validity,
+            extend_interval: d.extend_interval,
+            try_next_after: d.try_next_after,
+            drift: f64::from(d.drift_ppm) / 1e6,
+            margin: d.margin,
+            noloop: d.noloop,
+            client_caching: d.client_caching,
+            absolute_ttl: d.ttl_mode == TtlMode::Absolute,
+            ping_interval: d.ping_interval,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Parses `redis://[user[:password]@]host[:port][/db]` (port 6379 by
+    /// default; user and password may be percent-encoded; IPv6 hosts in
+    /// brackets). TLS (`rediss://`), Unix sockets and query parameters are
+    /// not supported and are refused rather than ignored.
+    pub fn from_url(url: &str) -> Result<Options, Error> {
+        let bad = |m: &str| Err(Error::InvalidUrl(m.to_owned()));
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis") => rest,
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("rediss") => {
+                return bad("TLS (rediss://) is not supported yet");
+            }
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("unix") => {
+                return bad("Unix sockets (unix://) are not supported");
+            }
+            _ => return bad("the URL must start with redis://"),
+        };
+        if rest.contains(['?', '#']) {
+            return bad("query parameters and fragments are not supported");
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let Some((h, after)) = v6.split_once(']') else {
+                return bad("unclosed '[' in the host");
+            };
+            let port = match after {
+                "" => None,
+                p => match p.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None => return bad("unexpected text after the IPv6 host"),
+                },
+            };
+            (format!("[{h}]"), port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), Some(p)),
+                None => (hostport.to_owned(), None),
+            }
+        };
+        if host.is_empty() || host == "[]" {
+            return bad("the host is missing");
+        }
+        let port = match port {
+            None => 6379,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return bad("the port must be a number from 1 to 65535"),
+            },
+        };
+        let mut o = Options::new(format!("{host}:{port}"));
+        if let Some(info) = userinfo {
+            let (user, pass) = match info.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (info, None),
+            };
+            let Some(user) = percent_decode(user) else {
+                return bad("bad percent-encoding in the user name");
+            };
+            if !user.is_empty() {
+                o.username = Some(user);
+            }
+            if let Some(pass) = pass {
+                let Some(pass) = percent_decode(pass) else {
+                    return bad("bad percent-encoding in the password");
+                };
+                o.password = Some(pass);
+            }
+        }
+        let db = path.trim_end_matches('/');
+        if !db.is_empty() {
+            match db.parse::<u32>() {
+                Ok(db) => o.database = db,
+                Err(_) => return bad("the path must be a database number, like /0"),
+            }
+        }
+        Ok(o)
+    }
+
+    /// `AUTH` user name (ACL); needs a password too.
+    pub fn username(mut self, v: impl Into<String>) -> Self {
+        self.username = Some(v.into());
+        self
+    }
+
+    /// `AUTH` password (with the `default` user unless a user name is set).
+    pub fn password(mut self, v: impl Into<String>) -> Self {
+        self.password = Some(v.into());
+        self
+    }
+
+    /// Database selected after the handshake (default 0). Tracking is global
+    /// across databases; the key layout is per database.
+    pub fn database(mut self, v: u32) -> Self {
+        self.database = v;
+        self
+    }
+
+    /// Connection name (`CLIENT SETNAME`, sent with `HELLO`).
+    pub fn client_name(mut self, v: impl Into<String>) -> Self {
+        self.client_name = Some(v.into());
+        self
+    }
+
+    /// Key prefix: keys are `{prefix}:{i}:{name}` (default `rueidislock`).
+    pub fn prefix(mut self, v: impl Into<String>) -> Self {
+        self.prefix = v.into();
+        self
+    }
+
+    /// `m`: a lock is held while `m` of its `2m-1` keys are held (default 2).
+    pub fn key_majority(mut self, v: u8) -> Self {
+        self.key_majority = v;
+        self
+    }
+
+    /// TTL written on every key (default 5 s).
+    pub fn validity(mut self, v: Duration) -> Self {
+        self.validity = v;
+        self
+    }
+
+    /// Period of automatic extension (default `validity / 2`).
+    pub fn extend_interval(mut self, v: Duration) -> Self {
+        self.extend_interval = Some(v);
+        self
+    }
+
+    /// How long one key's attempt may take before it counts as failed; also
+    /// the poll period with client-side caching off (default 20 ms).
+    pub fn try_next_after(mut self, v: Duration) -> Self {
+        self.try_next_after = v;
+        self
+    }
+
+    /// Bound on the relative clock-rate error between client and server, as
+    /// a fraction (default 0.01, i.e. 1 %; must be in `0.0..0.5`).
+    pub fn drift(mut self, v: f64) -> Self {
+        self.drift = v;
+        self
+    }
+
+    /// Safety margin taken off every lease (default 5 ms).
+    pub fn margin(mut self, v: Duration) -> Self {
+        self.margin = v;
+        self
+    }
+
+    /// Whether tracking uses `NOLOOP` (default [`NoLoop::Auto`]: on for
+    /// Redis >= 7.0.5).
+    pub fn noloop(mut self, v: NoLoop) -> Self {
+        self.noloop = v;
+        self
+    }
+
+    /// Client-side caching (invalidation-driven waiting); turn off for
+    /// providers without `CLIENT TRACKING`, waiters then poll every
+    /// `try_next_after` (default true).
+    pub fn client_caching(mut self, v: bool) -> Self {
+        self.client_caching = v;
+        self
+    }
+
+    /// Absolute TTLs (`PXAT`/`PEXPIREAT`, as Go's `rueidislock` writes) from
+    /// this machine's wall clock instead of relative ones (default false).
+    pub fn absolute_ttl(mut self, v: bool) -> Self {
+        self.absolute_ttl = v;
+        self
+    }
+
+    /// An idle connection is pinged after this long, and dropped when the
+    /// ping stays unanswered as long again (default 1 s).
+    pub fn ping_interval(mut self, v: Duration) -> Self {
+        self.ping_interval = v;
+        self
+    }
+
+    /// Bound on TCP connect plus handshake, for the first connection and
+    /// every reconnection attempt (default 5 s).
+    pub fn connect_timeout(mut self, v: Duration) -> Self {
+        self.connect_timeout = v;
+        self
+    }
+
+    /// The server address, `host:port`.
+    pub fn address(&self) -> &str {
+        &self.addr
+    }
+
+    pub(crate) fn connect_timeout_value(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The engine configuration, after checking every option; the error
+    /// names the option at fault.
+    pub fn to_config(&self) -> Result<Config, Error> {
+        let text = |s: &str| Text::new(s).ok_or(ConfigError::TooLong);
+        if !(self.drift.is_finite() && (0.0..0.5).contains(&self.drift)) {
+            return Err(ConfigError::Drift.into());
+        }
+        let config = Config {
+            prefix: text(&self.prefix)?,
+            key_majority: self.key_majority,
+            validity: self.validity,
+            extend_interval: self.extend_interval,
+            try_next_after: self.try_next_after,
+            // In range by the check above: at most 499 999.
+            drift_ppm: (self.drift * 1e6).round().min(499_999.0) as u32,
+            margin: self.margin,
+            noloop: self.noloop,
+            client_caching: self.client_caching,
+            ttl_mode: if self.absolute_ttl {
+                TtlMode::Absolute
+            } else {
+                TtlMode::Relative
+            },
+            username: self.username.as_deref().map(text).transpose()?,
+            password: self.password.as_deref().map(text).transpose()?,
+            client_name: self.client_name.as_deref().map(text).transpose()?,
+            database: self.database,
+            ping_interval: self.ping_interval,
+            ..Config::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Decodes `%XX` escapes; `None` on a broken escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_err(o: Options) -> ConfigError {
+        match o.to_config() {
+            Err(Error::Config(e)) => e,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_go_rueidislock() {
+        let o = Options::new("127.0.0.1:6379");
+        assert_eq!(o.address(), "127.0.0.1:6379");
+        let c = o.to_config().unwrap();
+        assert_eq!(c.prefix.as_str(), "rueidislock");
+        assert_eq!(c.key_majority, 2);
+        assert_eq!(c.validity, Duration::from_secs(5));
+        assert_eq!(c.effective_extend_interval(), Duration::from_millis(2500));
+        assert_eq!(c.try_next_after, Duration::from_millis(20));
+        assert_eq!(c.drift_ppm, 10_000);
+        assert_eq!(c.margin, Duration::from_millis(5));
+        assert_eq!(c.noloop, NoLoop::Auto);
+        assert!(c.client_caching);
+        assert_eq!(c.ttl_mode, TtlMode::Relative);
+        assert_eq!(c.ping_interval, Duration::from_secs(1));
+        assert_eq!(c.database, 0);
+        assert!(c.username.is_none() && c.password.is_none() && c.client_name.is_none());
+        assert_eq!(o.connect_timeout_value(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn setters_reach_the_config() {
+        let c = Options::new("h:1")
+            .username("u")
+            .password("p")
+            .database(3)
+            .client_name("me")
+            .prefix("locks")
+            .key_majority(3)
+            .validity(Duration::from_secs(10))
+            .extend_interval(Duration::from_secs(2))
+            .try_next_after(Duration::from_millis(50))
+            .drift(0.02)
+            .margin(Duration::from_millis(7))
+            .noloop(NoLoop::On)
+            .client_caching(false)
+            .absolute_ttl(true)
+            .ping_interval(Duration::from_millis(500))
+            .connect_timeout(Duration::from_secs(1))
+            .to_config()
+            .unwrap();
+        assert_eq!(c.username.unwrap().as_str(), "u");
+        assert_eq!(c.password.unwrap().as_str(), "p");
+        assert_eq!(c.database, 3);
+        assert_eq!(c.client_name.unwrap().as_str(), "me");
+        assert_eq!(c.prefix.as_str(), "locks");
+        assert_eq!(c.key_majority, 3);
+        assert_eq!(c.validity, Duration::from_secs(10));
+        assert_eq!(c.extend_interval, Some(Duration::from_secs(2)));
+        assert_eq!(c.try_next_after, Duration::from_millis(50));
+        assert_eq!(c.drift_ppm, 20_000);
+        assert_eq!(c.margin, Duration::from_millis(7));
+        assert_eq!(c.noloop, NoLoop::On);
+        assert!(!c.client_caching);
+        assert_eq!(c.ttl_mode, TtlMode::Absolute);
+        assert_eq!(c.ping_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn validation_names_the_option() {
+        let o = || Options::new("h:1");
+        assert_eq!(config_err(o().key_majority(0)), ConfigError::MajorityZero);
+        assert!(matches!(
+            config_err(o().key_majority(200)),
+            ConfigError::MajorityTooLarge(200)
+        ));
+        assert_eq!(
+            config_err(o().validity(Duration::ZERO)),
+            ConfigError::ValidityTooShort
+        );
+        assert_eq!(
+            config_err(o().extend_interval(Duration::from_secs(5))),
+            ConfigError::ExtendInterval
+        );
+        assert_eq!(
+            config_err(o().extend_interval(Duration::ZERO)),
+            ConfigError::ExtendInterval
+        );
+        assert_eq!(
+            config_err(o().try_next_after(Duration::ZERO)),
+            ConfigError::TryNextAfter
+        );
+        for d in [0.5, -0.1, f64::NAN, f64::INFINITY] {
+            assert_eq!(config_err(o().drift(d)), ConfigError::Drift, "drift {d}");
+        }
+        assert_eq!(
+            config_err(o().margin(Duration::from_secs(5))),
+            ConfigError::MarginTooLarge
+        );
+        assert_eq!(config_err(o().prefix("")), ConfigError::EmptyPrefix);
+        assert_eq!(config_err(o().prefix("a:")), ConfigError::AmbiguousPrefix);
+        assert_eq!(
+            config_err(o().username("u")),
+            ConfigError::UsernameWithoutPassword
+        );
+        assert_eq!(
+            config_err(o().ping_interval(Duration::ZERO)),
+            ConfigError::PingInterval
+        );
+        let msg = o().key_majority(0).to_config().unwrap_err().to_string();
+        assert!(msg.contains("key_majority"), "{msg}");
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let s = format!("{:?}", Options::new("h:1").password("hunter2"));
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("<redacted>"));
+    }
+
+    #[test]
+    fn url_full() {
+        let o = Options::from_url("redis://alice:s%40cret@redis.example:6380/2").unwrap();
+        assert_eq!(o.address(), "redis.example:6380");
+        assert_eq!(o.username.as_deref(), Some("alice"));
+        assert_eq!(o.password.as_deref(), Some("s@cret"));
+        assert_eq!(o.database, 2);
+    }
+
+    #[test]
+    fn url_variants() {
+        let o = Options::from_url("redis://localhost").unwrap();
+        assert_eq!(o.address(), "localhost:6379");
+        assert_eq!(o.database, 0);
+        assert!(o.username.is_none() && o.password.is_none());
+
+        let o = Options::from_url("REDIS://127.0.0.1:7000/").unwrap();
+        assert_eq!(o.address(), "127.0.0.1:7000");
+
+        let o = Options::from_url("redis://:pw@h").unwrap();
+        assert!(o.username.is_none());
+        assert_eq!(o.password.as_deref(), Some("pw"));
+
+        let o = Options::from_url("redis://u:p:q@h/15").unwrap();
+        assert_eq!(o.username.as_deref(), Some("u"));
+        assert_eq!(o.password.as_deref(), Some("p:q"));
+        assert_eq!(o.database, 15);
+
+        let o = Options::from_url("redis://[::1]:6390/1").unwrap();
+        assert_eq!(o.address(), "[::1]:6390");
+        let o = Options::from_url("redis://[::1]").unwrap();
+        assert_eq!(o.address(), "[::1]:6379");
+
+        // A user without a password parses, and is refused by validation.
+        let o = Options::from_url("redis://bob@h").unwrap();
+        assert_eq!(
+            o.to_config().unwrap_err().to_string(),
+            "invalid option: username is set but password is not"
+        );
+    }
+
+    #[test]
+    fn url_errors() {
+        for url in [
+            "",
+            "localhost:6379",
+            "http://h",
+            "rediss://h",
+            "unix:///tmp/redis.sock",
+            "redis://",
+            "redis://:6379",
+            "redis://h:0",
+            "redis://h:70000",
+            "redis://h:port",
+            "redis://h/db",
+            "redis://h/-1",
+            "redis://h?protocol=3",
+            "redis://[::1",
+            "redis://[::1]x",
+            "redis://u:%zz@h",
+            "redis://u:%f0%28@h",
+        ] {
+            match Options::from_url(url) {
+                Err(Error::InvalidUrl(m)) => assert!(!m.is_empty()),
+                other => panic!("{url:?}: expected InvalidUrl, got {other:?}"),
+            }
+        }
+        // The message does not leak the password.
+        let e = Options::from_url("redis://u:topsecret@h:bad").unwrap_err();
+        assert!(!e.to_string().contains("topsecret"), "{e}");
+    }
+}

@@ -1,0 +1,58 @@
+//! The locker on tokio.
+//!
+//! Needs a tokio runtime with I/O and time enabled (`enable_all`, or
+//! `#[tokio::main]`); the driver runs on `tokio::spawn`.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Options, Runtime};
+
+/// The tokio [`Runtime`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+/// A [`crate::Locker`] on tokio.
+pub type Locker = crate::Locker<Tokio>;
+/// A [`crate::Guard`] on tokio.
+pub type Guard = crate::Guard<Tokio>;
+
+impl Runtime for Tokio {
+    type Sleep = tokio::time::Sleep;
+    type Stream = tracklock_transports::tcp::TokioTcp;
+
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        tokio::time::sleep_until(deadline.into())
+    }
+
+    async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
+        match tokio::time::timeout(timeout, tracklock_transports::tcp::connect_tokio(addr)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("TCP connect timed out after {timeout:?}"),
+            )),
+        }
+    }
+}
+
+impl crate::Locker<Tokio> {
+    /// Connects to Redis and returns once the connection is ready (handshake
+    /// done), within [`Options::connect_timeout`]. Errors:
+    /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
+    /// cannot be reached, [`Error::Server`] when it refuses the handshake.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub async fn connect(options: Options) -> Result<Self, Error> {
+        let (locker, drivers) = Self::start(&options)?;
+        for driver in drivers {
+            tokio::spawn(driver);
+        }
+        locker.ready(options.connect_timeout_value()).await?;
+        Ok(locker)
+    }
+}
