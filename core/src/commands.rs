@@ -16,7 +16,10 @@ pub(crate) struct KeyRef<'a> {
 impl KeyRef<'_> {
     fn write(&self, out: &mut impl Sink) -> Result<(), Full> {
         let mut digits = [0u8; 2];
-        bulk_concat(out, &key_parts(self.prefix, self.index, self.name, &mut digits))
+        bulk_concat(
+            out,
+            &key_parts(self.prefix, self.index, self.name, &mut digits),
+        )
     }
 }
 
@@ -69,7 +72,7 @@ pub(crate) fn script(
     value: &[u8],
     numbers: &[u64],
 ) -> Result<(), Full> {
-    array_header(out, 4 + numbers.len())?;
+    array_header(out, 5 + numbers.len())?;
     if by_sha {
         bulk(out, b"EVALSHA")?;
         bulk(out, &script.sha)?;

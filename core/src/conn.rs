@@ -98,7 +98,9 @@ pub(crate) fn version_supports_noloop(version: &[u8]) -> bool {
     let mut parts = version.split(|&b| b == b'.').map(|p| {
         p.iter()
             .take_while(|b| b.is_ascii_digit())
-            .fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')))
+            .fold(0u32, |acc, d| {
+                acc.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+            })
     });
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);

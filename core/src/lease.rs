@@ -34,7 +34,10 @@ pub(crate) fn key_bound(sent: Instant, ttl: Duration, drift_ppm: u32, margin: Du
 
 /// The `m`-th latest of `bounds` (the lock's deadline), or `None` when fewer
 /// than `m` bounds are given.
-pub(crate) fn majority_deadline(bounds: impl Iterator<Item = Instant>, m: usize) -> Option<Instant> {
+pub(crate) fn majority_deadline(
+    bounds: impl Iterator<Item = Instant>,
+    m: usize,
+) -> Option<Instant> {
     let mut top: heapless::Vec<Instant, { crate::keys::MAX_KEYS }> = heapless::Vec::new();
     for b in bounds {
         // At most MAX_KEYS bounds exist; ignore any excess rather than panic.
@@ -61,14 +64,23 @@ mod tests {
         );
         // 1 s + 4.95 s - 5 ms
         assert_eq!(b, Instant::from_nanos(5_945_000_000));
-        assert_eq!(stretch(Duration::from_secs(1), 10_000), Duration::from_millis(1010));
+        assert_eq!(
+            stretch(Duration::from_secs(1), 10_000),
+            Duration::from_millis(1010)
+        );
     }
 
     #[test]
     fn majority() {
         let b = [5u64, 9, 7].map(Instant::from_nanos);
-        assert_eq!(majority_deadline(b.iter().copied(), 2), Some(Instant::from_nanos(7)));
-        assert_eq!(majority_deadline(b.iter().copied(), 1), Some(Instant::from_nanos(9)));
+        assert_eq!(
+            majority_deadline(b.iter().copied(), 2),
+            Some(Instant::from_nanos(7))
+        );
+        assert_eq!(
+            majority_deadline(b.iter().copied(), 1),
+            Some(Instant::from_nanos(9))
+        );
         assert_eq!(majority_deadline(b[..1].iter().copied(), 2), None);
     }
 }

@@ -38,7 +38,7 @@ mod time;
 
 pub use config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 pub use engine::Engine;
-pub use event::{Event, LockId, LockMode, LostReason, NodeId, NodeError, LockError};
+pub use event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
 pub use keys::MAX_MAJORITY;
 pub use storage::Text;
 pub use time::Instant;

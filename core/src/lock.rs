@@ -108,7 +108,10 @@ pub(crate) struct Lock {
 
 impl Lock {
     pub(crate) fn held_count(&self) -> usize {
-        self.keys.iter().filter(|k| k.state == KeyState::Held).count()
+        self.keys
+            .iter()
+            .filter(|k| k.state == KeyState::Held)
+            .count()
     }
 
     pub(crate) fn settled(&self) -> bool {

@@ -111,7 +111,9 @@ impl Engine {
         };
         let mut conns = Seq::default();
         for _ in 0..config.node_count() {
-            conns.push(Conn::default()).map_err(|_| ConfigError::TooLong)?;
+            conns
+                .push(Conn::default())
+                .map_err(|_| ConfigError::TooLong)?;
         }
         Ok(Engine {
             config,
@@ -146,7 +148,10 @@ impl Engine {
 
     /// A fresh connection to `node` is open; the handshake starts.
     pub fn handle_connected(&mut self, node: NodeId, now: Instant) {
-        if self.conn(node).is_some_and(|c| c.phase != conn::Phase::Down) {
+        if self
+            .conn(node)
+            .is_some_and(|c| c.phase != conn::Phase::Down)
+        {
             self.drop_connection(node, now);
         }
         let Some(c) = self.conns.as_mut_slice().get_mut(usize::from(node.0)) else {
@@ -155,7 +160,10 @@ impl Engine {
         c.reset(conn::Phase::Handshake, now);
         let cfg = &self.config;
         let auth = cfg.password.as_ref().map(|p| {
-            let user = cfg.username.as_ref().map_or(&b"default"[..], Text::as_bytes);
+            let user = cfg
+                .username
+                .as_ref()
+                .map_or(&b"default"[..], Text::as_bytes);
             (user, p.as_bytes())
         });
         let name = cfg.client_name.as_ref().map(Text::as_bytes);
@@ -227,11 +235,11 @@ impl Engine {
                     self.fail_connection(node, now, NodeError::Unresponsive);
                 }
                 Some(_) => {}
-                None if now >= c.last_rx.saturating_add(interval) => {
-                    if commands::ping(&mut c.tx).is_ok() && c.expects.push_back(Expect::Ping).is_ok()
-                    {
-                        c.ping_sent = Some(now);
-                    }
+                None if now >= c.last_rx.saturating_add(interval)
+                    && commands::ping(&mut c.tx).is_ok()
+                    && c.expects.push_back(Expect::Ping).is_ok() =>
+                {
+                    c.ping_sent = Some(now);
                 }
                 None => {}
             }
@@ -251,7 +259,8 @@ impl Engine {
         let mut keys = heapless::Vec::new();
         for i in 0..self.s.keys {
             let node = node_of(self.config.topology, i as u8, name.as_bytes());
-            keys.push(Key::new(node)).map_err(|_| LockError::CapacityExceeded)?;
+            keys.push(Key::new(node))
+                .map_err(|_| LockError::CapacityExceeded)?;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -305,7 +314,10 @@ impl Engine {
             let Some(id) = self.id_at(slot) else { continue };
             let lock = self.lock_at(slot);
             let event = match lock.phase {
-                Phase::Held => Some(Event::Lost { id, reason: LostReason::Closed }),
+                Phase::Held => Some(Event::Lost {
+                    id,
+                    reason: LostReason::Closed,
+                }),
                 Phase::Waiting | Phase::Acquiring => Some(Event::Closed { id }),
                 Phase::Draining => None,
             };
@@ -326,7 +338,8 @@ impl Engine {
     /// True when nothing is in flight and no key of ours is left to release:
     /// after [`Engine::close`], the connections can be dropped.
     pub fn is_idle(&self) -> bool {
-        self.locks().all(|l| l.phase == Phase::Draining && l.settled())
+        self.locks()
+            .all(|l| l.phase == Phase::Draining && l.settled())
     }
 
     /// Number of live lock requests (including ones still releasing).
@@ -365,7 +378,9 @@ impl Engine {
         for c in self.conns.as_slice() {
             if c.phase == conn::Phase::Ready {
                 match c.ping_sent {
-                    Some(sent) => at(sent.max(c.last_rx).saturating_add(self.config.ping_interval)),
+                    Some(sent) => at(sent
+                        .max(c.last_rx)
+                        .saturating_add(self.config.ping_interval)),
                     None => at(c.last_rx.saturating_add(self.config.ping_interval)),
                 }
             }
@@ -424,7 +439,10 @@ impl Engine {
             Some(i) => i,
             None => {
                 self.slots
-                    .push(Slot { generation: 0, lock: None })
+                    .push(Slot {
+                        generation: 0,
+                        lock: None,
+                    })
                     .map_err(|_| LockError::CapacityExceeded)?;
                 self.slots.len() - 1
             }
@@ -433,7 +451,10 @@ impl Engine {
         s.generation = s.generation.wrapping_add(1);
         s.lock = Some(lock);
         self.live += 1;
-        Ok(LockId { slot: slot as u32, generation: s.generation })
+        Ok(LockId {
+            slot: slot as u32,
+            generation: s.generation,
+        })
     }
 
     fn slot_of(&self, id: LockId) -> Option<usize> {
@@ -444,7 +465,10 @@ impl Engine {
     fn id_at(&self, slot: usize) -> Option<LockId> {
         let s = self.slots.as_slice().get(slot)?;
         s.lock.as_ref()?;
-        Some(LockId { slot: slot as u32, generation: s.generation })
+        Some(LockId {
+            slot: slot as u32,
+            generation: s.generation,
+        })
     }
 
     /// The lock in a slot known to be occupied.
@@ -466,7 +490,10 @@ impl Engine {
         (0..self.slots.len()).any(|s| {
             s != except
                 && self.same_name(s, name)
-                && self.slots.as_slice()[s].lock.as_ref().is_some_and(|l| l.phase == Phase::Held)
+                && self.slots.as_slice()[s]
+                    .lock
+                    .as_ref()
+                    .is_some_and(|l| l.phase == Phase::Held)
         })
     }
 
@@ -486,12 +513,21 @@ impl Engine {
     /// not ready (or, no-alloc, a buffer is full): nothing was sent.
     fn send(&mut self, slot: usize, k: usize, op: Op, now: Instant) -> bool {
         let ttl = self.ttl(now);
-        let Engine { slots, conns, s, config, .. } = self;
+        let Engine {
+            slots,
+            conns,
+            s,
+            config,
+            ..
+        } = self;
         let generation = slots.as_slice()[slot].generation;
         let Some(lock) = slots.as_mut_slice()[slot].lock.as_mut() else {
             return false;
         };
-        let id = LockId { slot: slot as u32, generation };
+        let id = LockId {
+            slot: slot as u32,
+            generation,
+        };
         let node = lock.keys[k].node;
         let Some(c) = conns.as_mut_slice().get_mut(usize::from(node.0)) else {
             return false;
@@ -499,7 +535,11 @@ impl Engine {
         if !c.is_ready() {
             return false;
         }
-        let key = KeyRef { prefix: config.prefix.as_bytes(), index: k as u8, name: lock.name.as_bytes() };
+        let key = KeyRef {
+            prefix: config.prefix.as_bytes(),
+            index: k as u8,
+            name: lock.name.as_bytes(),
+        };
         let mark = c.tx.len();
         let ttl_number = match ttl {
             Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
@@ -508,24 +548,51 @@ impl Engine {
         let ok = match op {
             Op::Acquire { nx } => {
                 commands::acquire(&mut c.tx, key, &lock.value, nx, ttl).is_ok()
-                    && c.expects.push_back(Expect::Op { id, key: k8, op: KeyOp::AcquireSet }).is_ok()
-                    && c.expects.push_back(Expect::Op { id, key: k8, op: KeyOp::AcquireTtl }).is_ok()
-            }
-            Op::Extend { refresh_below } => {
-                commands::script(&mut c.tx, &s.extend, true, key, &lock.value, &[ttl_number, refresh_below])
-                    .is_ok()
                     && c.expects
                         .push_back(Expect::Op {
                             id,
                             key: k8,
-                            op: KeyOp::Extend { sent: now, by_sha: true, refresh_below },
+                            op: KeyOp::AcquireSet,
+                        })
+                        .is_ok()
+                    && c.expects
+                        .push_back(Expect::Op {
+                            id,
+                            key: k8,
+                            op: KeyOp::AcquireTtl,
+                        })
+                        .is_ok()
+            }
+            Op::Extend { refresh_below } => {
+                commands::script(
+                    &mut c.tx,
+                    &s.extend,
+                    true,
+                    key,
+                    &lock.value,
+                    &[ttl_number, refresh_below],
+                )
+                .is_ok()
+                    && c.expects
+                        .push_back(Expect::Op {
+                            id,
+                            key: k8,
+                            op: KeyOp::Extend {
+                                sent: now,
+                                by_sha: true,
+                                refresh_below,
+                            },
                         })
                         .is_ok()
             }
             Op::Release => {
                 commands::script(&mut c.tx, &s.release, true, key, &lock.value, &[]).is_ok()
                     && c.expects
-                        .push_back(Expect::Op { id, key: k8, op: KeyOp::Release { by_sha: true } })
+                        .push_back(Expect::Op {
+                            id,
+                            key: k8,
+                            op: KeyOp::Release { by_sha: true },
+                        })
                         .is_ok()
             }
         };
@@ -560,33 +627,73 @@ impl Engine {
 
     /// Resends a script by `EVAL` after `NOSCRIPT` (server restart or
     /// `SCRIPT FLUSH`); the key's in-flight count carries over.
-    fn resend_by_eval(&mut self, node: NodeId, id: LockId, k: u8, op: KeyOp, now: Instant) -> Result<(), NodeError> {
+    fn resend_by_eval(
+        &mut self,
+        node: NodeId,
+        id: LockId,
+        k: u8,
+        op: KeyOp,
+        now: Instant,
+    ) -> Result<(), NodeError> {
         let ttl = self.ttl(now);
-        let Engine { slots, conns, s, config, .. } = self;
-        let Some(lock) = slots.as_slice().get(id.slot as usize).and_then(|s| s.lock.as_ref()) else {
+        let Engine {
+            slots,
+            conns,
+            s,
+            config,
+            ..
+        } = self;
+        let Some(lock) = slots
+            .as_slice()
+            .get(id.slot as usize)
+            .and_then(|s| s.lock.as_ref())
+        else {
             return Ok(());
         };
         let c = &mut conns.as_mut_slice()[usize::from(node.0)];
-        let key = KeyRef { prefix: config.prefix.as_bytes(), index: k, name: lock.name.as_bytes() };
+        let key = KeyRef {
+            prefix: config.prefix.as_bytes(),
+            index: k,
+            name: lock.name.as_bytes(),
+        };
         let ttl_number = match ttl {
             Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
         };
         let ok = match op {
-            KeyOp::Extend { sent, refresh_below, .. } => {
-                commands::script(&mut c.tx, &s.extend, false, key, &lock.value, &[ttl_number, refresh_below])
-                    .is_ok()
+            KeyOp::Extend {
+                sent,
+                refresh_below,
+                ..
+            } => {
+                commands::script(
+                    &mut c.tx,
+                    &s.extend,
+                    false,
+                    key,
+                    &lock.value,
+                    &[ttl_number, refresh_below],
+                )
+                .is_ok()
                     && c.expects
                         .push_back(Expect::Op {
                             id,
                             key: k,
-                            op: KeyOp::Extend { sent, by_sha: false, refresh_below },
+                            op: KeyOp::Extend {
+                                sent,
+                                by_sha: false,
+                                refresh_below,
+                            },
                         })
                         .is_ok()
             }
             KeyOp::Release { .. } => {
                 commands::script(&mut c.tx, &s.release, false, key, &lock.value, &[]).is_ok()
                     && c.expects
-                        .push_back(Expect::Op { id, key: k, op: KeyOp::Release { by_sha: false } })
+                        .push_back(Expect::Op {
+                            id,
+                            key: k,
+                            op: KeyOp::Release { by_sha: false },
+                        })
                         .is_ok()
             }
             KeyOp::AcquireSet | KeyOp::AcquireTtl => true,
@@ -617,8 +724,12 @@ impl Engine {
             .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
             .saturating_add(self.config.margin);
         while let Some(e) = expects.pop_front() {
-            let Expect::Op { id, key: k, op } = e else { continue };
-            let Some(slot) = self.slot_of(id) else { continue };
+            let Expect::Op { id, key: k, op } = e else {
+                continue;
+            };
+            let Some(slot) = self.slot_of(id) else {
+                continue;
+            };
             let key = &mut self.lock_at(slot).keys[usize::from(k)];
             key.inflight = key.inflight.saturating_sub(1);
             match op {
@@ -632,7 +743,9 @@ impl Engine {
             }
         }
         for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
+                continue;
+            };
             let mut touched = false;
             for key in lock.keys.iter_mut().filter(|k| k.node == node) {
                 touched = true;
@@ -650,7 +763,9 @@ impl Engine {
         if let Frame::Push(items) = frame {
             return self.on_push(node, items, now);
         }
-        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        let c = self
+            .conn_mut(node)
+            .ok_or(NodeError::Protocol("unknown node"))?;
         c.echo = None;
         let expect = c
             .expects
@@ -659,9 +774,13 @@ impl Engine {
         match expect {
             Expect::Hello => self.on_hello(node, frame, now),
             Expect::Select | Expect::Tracking => match frame {
-                Frame::Error(text) => Err(NodeError::Handshake(Text::from_utf8_lossy_truncated(text))),
+                Frame::Error(text) => {
+                    Err(NodeError::Handshake(Text::from_utf8_lossy_truncated(text)))
+                }
                 Frame::Simple(_) => self.handshake_step(node, now),
-                _ => Err(NodeError::Protocol("unexpected reply to SELECT or CLIENT TRACKING")),
+                _ => Err(NodeError::Protocol(
+                    "unexpected reply to SELECT or CLIENT TRACKING",
+                )),
             },
             Expect::Ping => {
                 if let Some(c) = self.conn_mut(node) {
@@ -678,18 +797,28 @@ impl Engine {
             Frame::Map(map) => map,
             Frame::Error(text) => {
                 let t = Text::from_utf8_lossy_truncated(text);
-                return Err(if text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command") {
-                    NodeError::Resp3Unsupported(t)
-                } else {
-                    NodeError::Handshake(t)
-                });
+                return Err(
+                    if text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command") {
+                        NodeError::Resp3Unsupported(t)
+                    } else {
+                        NodeError::Handshake(t)
+                    },
+                );
             }
-            _ => return Err(NodeError::Resp3Unsupported(Text::from_str_truncated("HELLO reply is not a map"))),
+            _ => {
+                return Err(NodeError::Resp3Unsupported(Text::from_str_truncated(
+                    "HELLO reply is not a map",
+                )))
+            }
         };
         let mut version: &[u8] = b"";
         let mut items = map.iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            if let (Frame::Bulk(b"version") | Frame::Simple(b"version"), Frame::Bulk(v) | Frame::Simple(v)) = (k, v) {
+            if let (
+                Frame::Bulk(b"version") | Frame::Simple(b"version"),
+                Frame::Bulk(v) | Frame::Simple(v),
+            ) = (k, v)
+            {
                 version = v;
             }
         }
@@ -699,10 +828,13 @@ impl Engine {
             NoLoop::Auto => conn::version_supports_noloop(version),
         };
         let caching = self.config.client_caching;
-        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        let c = self
+            .conn_mut(node)
+            .ok_or(NodeError::Protocol("unknown node"))?;
         c.noloop = caching && noloop;
         if caching {
-            let ok = commands::tracking(&mut c.tx, noloop).is_ok() && c.expects.push_back(Expect::Tracking).is_ok();
+            let ok = commands::tracking(&mut c.tx, noloop).is_ok()
+                && c.expects.push_back(Expect::Tracking).is_ok();
             if !ok {
                 return Err(NodeError::CapacityExceeded);
             }
@@ -712,11 +844,16 @@ impl Engine {
 
     /// Marks the connection ready once no handshake reply is outstanding.
     fn handshake_step(&mut self, node: NodeId, now: Instant) -> Result<(), NodeError> {
-        let c = self.conn_mut(node).ok_or(NodeError::Protocol("unknown node"))?;
+        let c = self
+            .conn_mut(node)
+            .ok_or(NodeError::Protocol("unknown node"))?;
         if c.phase != conn::Phase::Handshake {
             return Err(NodeError::Protocol("handshake reply after the handshake"));
         }
-        if c.expects.iter().any(|e| matches!(e, Expect::Hello | Expect::Select | Expect::Tracking)) {
+        if c.expects
+            .iter()
+            .any(|e| matches!(e, Expect::Hello | Expect::Select | Expect::Tracking))
+        {
             return Ok(());
         }
         c.phase = conn::Phase::Ready;
@@ -724,7 +861,9 @@ impl Engine {
         self.emit(Event::NodeReady { node });
         // Tracking (if any) starts empty: holders re-verify, waiters retry.
         for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
+                continue;
+            };
             let mut touched = false;
             for key in lock.keys.iter_mut().filter(|k| k.node == node) {
                 touched = true;
@@ -739,9 +878,15 @@ impl Engine {
         Ok(())
     }
 
-    fn on_push(&mut self, node: NodeId, items: resp::Aggregate<'_>, now: Instant) -> Result<(), NodeError> {
+    fn on_push(
+        &mut self,
+        node: NodeId,
+        items: resp::Aggregate<'_>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
         let mut it = items.iter();
-        let (Some(Frame::Bulk(kind) | Frame::Simple(kind)), Some(keys)) = (it.next(), it.next()) else {
+        let (Some(Frame::Bulk(kind) | Frame::Simple(kind)), Some(keys)) = (it.next(), it.next())
+        else {
             return Ok(());
         };
         if kind != b"invalidate" {
@@ -767,7 +912,9 @@ impl Engine {
     /// `FLUSHDB`/`FLUSHALL` (or tracking overflow): anything may have changed.
     fn on_flush(&mut self, node: NodeId) {
         for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else { continue };
+            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
+                continue;
+            };
             let mut touched = false;
             for key in lock.keys.iter_mut().filter(|k| k.node == node) {
                 touched = true;
@@ -786,7 +933,11 @@ impl Engine {
             return;
         };
         if let Some(echo) = self.conn(node).and_then(|c| c.echo) {
-            if echo.key == index && self.slot_of(echo.id).is_some_and(|s| self.same_name(s, name)) {
+            if echo.key == index
+                && self
+                    .slot_of(echo.id)
+                    .is_some_and(|s| self.same_name(s, name))
+            {
                 // Our own write coming back (no NOLOOP): not news.
                 if let Some(c) = self.conn_mut(node) {
                     c.echo = None;
@@ -831,8 +982,13 @@ impl Engine {
         };
         let noloop = self.conn(node).is_some_and(|c| c.noloop);
         let caching = self.config.client_caching;
-        let (drift, margin, validity) = (self.config.drift_ppm, self.config.margin, self.s.validity);
-        if let (KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true }, Frame::Error(text)) = (op, frame) {
+        let (drift, margin, validity) =
+            (self.config.drift_ppm, self.config.margin, self.s.validity);
+        if let (
+            KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
+            Frame::Error(text),
+        ) = (op, frame)
+        {
             if text.starts_with(b"NOSCRIPT") {
                 return self.resend_by_eval(node, id, k, op, now);
             }
@@ -894,7 +1050,8 @@ impl Engine {
             KeyOp::Extend { sent, .. } => match frame {
                 Frame::Array(a) => {
                     let mut it = a.iter();
-                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next()) else {
+                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next())
+                    else {
                         return Err(NodeError::Protocol("unexpected reply to the extend script"));
                     };
                     if key.state == KeyState::Held {
@@ -921,7 +1078,11 @@ impl Engine {
                 }
                 // The key will expire on its own.
                 Frame::Error(_) => key.state = KeyState::Free,
-                _ => return Err(NodeError::Protocol("unexpected reply to the release script")),
+                _ => {
+                    return Err(NodeError::Protocol(
+                        "unexpected reply to the release script",
+                    ))
+                }
             },
         }
         if echo && caching && !noloop {
@@ -937,7 +1098,11 @@ impl Engine {
     /// Wakes the local waiters on the name of the lock in `slot`: it stopped
     /// holding or wanting it.
     fn notify_name(&mut self, slot: usize) {
-        let Some(name) = self.slots.as_slice()[slot].lock.as_ref().map(|l| l.name.clone()) else {
+        let Some(name) = self.slots.as_slice()[slot]
+            .lock
+            .as_ref()
+            .map(|l| l.name.clone())
+        else {
             return;
         };
         for s in 0..self.slots.len() {
@@ -954,9 +1119,13 @@ impl Engine {
     /// True when the waiting lock in `slot` is the one of its name that may
     /// attempt now: the oldest waiter, with no local holder or attempt.
     fn is_leader(&self, slot: usize) -> bool {
-        let Some(me) = self.slots.as_slice()[slot].lock.as_ref() else { return false };
+        let Some(me) = self.slots.as_slice()[slot].lock.as_ref() else {
+            return false;
+        };
         !self.slots.as_slice().iter().enumerate().any(|(s, other)| {
-            let Some(o) = other.lock.as_ref() else { return false };
+            let Some(o) = other.lock.as_ref() else {
+                return false;
+            };
             s != slot
                 && o.name == me.name
                 && match o.phase {
@@ -968,7 +1137,9 @@ impl Engine {
     }
 
     fn ready_keys(&self, slot: usize) -> usize {
-        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else { return 0 };
+        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
+            return 0;
+        };
         lock.keys.iter().filter(|k| self.is_ready(k.node)).count()
     }
 
@@ -1000,13 +1171,19 @@ impl Engine {
         let lock = self.lock_at(slot);
         let held = lock.held_count();
         let pending = if now < timeout {
-            lock.keys.iter().filter(|k| k.state == KeyState::Acquiring).count()
+            lock.keys
+                .iter()
+                .filter(|k| k.state == KeyState::Acquiring)
+                .count()
         } else {
             0
         };
         if held >= m {
             let deadline = majority_deadline(
-                lock.keys.iter().filter(|k| k.state == KeyState::Held).map(|k| k.bound),
+                lock.keys
+                    .iter()
+                    .filter(|k| k.state == KeyState::Held)
+                    .map(|k| k.bound),
                 m,
             );
             match deadline {
@@ -1031,14 +1208,22 @@ impl Engine {
     /// After a forced takeover, the local holders of that name re-check at
     /// once: with `NOLOOP` our own overwrite never comes back as news.
     fn recheck_other_holders(&mut self, slot: usize) {
-        let Some(name) = self.slots.as_slice()[slot].lock.as_ref().map(|l| l.name.clone()) else {
+        let Some(name) = self.slots.as_slice()[slot]
+            .lock
+            .as_ref()
+            .map(|l| l.name.clone())
+        else {
             return;
         };
         for s in 0..self.slots.len() {
             if s != slot && self.same_name(s, name.as_bytes()) {
                 let lock = self.lock_at(s);
                 if lock.phase == Phase::Held {
-                    for k in lock.keys.iter_mut().filter(|k| k.state == KeyState::Held && k.inflight == 0) {
+                    for k in lock
+                        .keys
+                        .iter_mut()
+                        .filter(|k| k.state == KeyState::Held && k.inflight == 0)
+                    {
                         k.verify = true;
                     }
                     self.dirty = true;
@@ -1061,7 +1246,10 @@ impl Engine {
         }
         lock.phase = Phase::Waiting;
         // Keys we got (or may get) are released before the next attempt.
-        let partial = lock.keys.iter().any(|k| k.state == KeyState::Held || k.set_ok == Some(true));
+        let partial = lock
+            .keys
+            .iter()
+            .any(|k| k.state == KeyState::Held || k.set_ok == Some(true));
         let mut soft = false;
         let mut fallback: Option<Duration> = None;
         for k in &lock.keys {
@@ -1086,7 +1274,9 @@ impl Engine {
             }
             tna
         } else {
-            fallback.unwrap_or(extend_interval).max(Duration::from_millis(1))
+            fallback
+                .unwrap_or(extend_interval)
+                .max(Duration::from_millis(1))
         };
         lock.retry_at = Some(now.saturating_add(delay));
         // Local waiters behind this one were blocked by its attempt.
@@ -1111,9 +1301,16 @@ impl Engine {
             Phase::Acquiring => self.evaluate_attempt(slot, now),
             Phase::Held => {
                 let lock = self.lock_at(slot);
-                let live = lock.keys.iter().filter(|k| matches!(k.state, KeyState::Held)).count();
+                let live = lock
+                    .keys
+                    .iter()
+                    .filter(|k| matches!(k.state, KeyState::Held))
+                    .count();
                 let deadline = majority_deadline(
-                    lock.keys.iter().filter(|k| k.state == KeyState::Held).map(|k| k.bound),
+                    lock.keys
+                        .iter()
+                        .filter(|k| k.state == KeyState::Held)
+                        .map(|k| k.bound),
                     m,
                 );
                 match deadline {
@@ -1156,10 +1353,24 @@ impl Engine {
             }
             match key.state {
                 KeyState::Held if periodic => {
-                    self.send(slot, k, Op::Extend { refresh_below: always }, now);
+                    self.send(
+                        slot,
+                        k,
+                        Op::Extend {
+                            refresh_below: always,
+                        },
+                        now,
+                    );
                 }
                 KeyState::Held if key.verify => {
-                    self.send(slot, k, Op::Extend { refresh_below: recheck }, now);
+                    self.send(
+                        slot,
+                        k,
+                        Op::Extend {
+                            refresh_below: recheck,
+                        },
+                        now,
+                    );
                 }
                 // Hold as many keys as we can: take back a free key.
                 KeyState::Free if periodic => {
@@ -1177,22 +1388,20 @@ impl Engine {
             if key.inflight != 0 {
                 continue;
             }
-            match key.state {
-                KeyState::Held | KeyState::Doubt => {
-                    if !self.send(slot, k, Op::Release, now) {
-                        let doubt_until = now
-                            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
-                            .saturating_add(self.config.margin);
-                        let key = &mut self.lock_at(slot).keys[k];
-                        if key.state == KeyState::Held {
-                            key.state = KeyState::Doubt;
-                            key.doubt_until = doubt_until;
-                        } else if now >= key.doubt_until {
-                            key.state = KeyState::Free;
-                        }
-                    }
+            let releasable = matches!(key.state, KeyState::Held | KeyState::Doubt);
+            if releasable && !self.send(slot, k, Op::Release, now) {
+                // The node is down: the key stays in doubt until it is back
+                // or certainly expired.
+                let doubt_until = now
+                    .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+                    .saturating_add(self.config.margin);
+                let key = &mut self.lock_at(slot).keys[k];
+                if key.state == KeyState::Held {
+                    key.state = KeyState::Doubt;
+                    key.doubt_until = doubt_until;
+                } else if now >= key.doubt_until {
+                    key.state = KeyState::Free;
                 }
-                _ => {}
             }
         }
     }
@@ -1244,3 +1453,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
