@@ -47,6 +47,8 @@
 //! Lock values come from a generator seeded once per locker from the
 //! operating system (`getrandom`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without a runtime feature nothing spawns the driver.
+#![cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
 
 mod driver;
 mod error;

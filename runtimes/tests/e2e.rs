@@ -1,0 +1,346 @@
+//! End-to-end checks of the public API against a real `redis-server`
+//! (started on a free loopback port; skipped when it is not installed).
+
+#![cfg(any(feature = "tokio", feature = "smol"))]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+use tracklock::{Error, LostReason, Options};
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(extra: &[&str]) -> Option<Redis> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(_) => {
+                eprintln!("redis-server not found: skipping");
+                return None;
+            }
+        };
+        let r = Redis { child, port };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(r.addr()).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(r)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    #[allow(dead_code)]
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(dead_code)]
+fn victim_id(r: &Redis) -> Option<String> {
+    let list = r.cli(&["client", "list"]);
+    let line = list.lines().find(|l| l.contains(" name=victim "))?;
+    let id = line.split(' ').find_map(|f| f.strip_prefix("id="))?;
+    Some(id.to_owned())
+}
+
+#[allow(dead_code)]
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[cfg(feature = "tokio")]
+mod on_tokio {
+    use super::*;
+    use tracklock::tokio::Locker;
+
+    async fn locker(r: &Redis) -> Locker {
+        Locker::connect(Options::new(r.addr())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn try_lock_excludes_and_unlock_frees() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        let b = locker(&r).await;
+        let g = a.try_lock("x").await.unwrap();
+        assert!(g.is_held());
+        assert_eq!(g.name(), "x");
+        assert!(matches!(b.try_lock("x").await, Err(Error::NotLocked)));
+        // Same locker: refused too.
+        assert!(matches!(a.try_lock("x").await, Err(Error::NotLocked)));
+        g.unlock().await.unwrap();
+        assert_eq!(
+            r.cli(&[
+                "exists",
+                "rueidislock:0:x",
+                "rueidislock:1:x",
+                "rueidislock:2:x"
+            ]),
+            "0"
+        );
+        let g = b.try_lock("x").await.unwrap();
+        drop(g);
+        let t0 = Instant::now();
+        while b.active_locks() != 0 || a.active_locks() != 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "locks not cleaned up"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(matches!(a.try_lock("").await, Err(Error::InvalidName)));
+        a.close().await;
+        b.close().await;
+        assert!(a.is_closed());
+        assert!(matches!(a.lock("y").await, Err(Error::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiter_is_woken_by_release() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        let b = locker(&r).await;
+        let g = a.lock("w").await.unwrap();
+        let waiter = tokio::spawn(async move {
+            let g = b.lock("w").await.unwrap();
+            let at = Instant::now();
+            g.unlock().await.unwrap();
+            b.close().await;
+            at
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let released = Instant::now();
+        g.unlock().await.unwrap();
+        let acquired = waiter.await.unwrap();
+        let lag = acquired.saturating_duration_since(released);
+        assert!(lag < Duration::from_millis(500), "waiter took {lag:?}");
+        a.close().await;
+    }
+
+    #[tokio::test]
+    async fn force_lock_makes_holder_lose() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        let b = locker(&r).await;
+        let g = a.lock("f").await.unwrap();
+        let g2 = b.force_lock("f").await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(2), g.lost())
+            .await
+            .expect("holder not told");
+        assert_eq!(reason, LostReason::KeysChanged);
+        assert!(!g.is_held());
+        // lost() again resolves at once.
+        assert_eq!(g.lost().await, LostReason::KeysChanged);
+        assert!(g2.is_held());
+        g.unlock().await.unwrap();
+        g2.unlock().await.unwrap();
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn with_lock_runs_and_stops_on_loss() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        assert_eq!(a.with_lock("wl", async { 7 }).await.unwrap(), Ok(7));
+        let b = locker(&r).await;
+        let b2 = b.clone();
+        let out = a
+            .with_lock("wl", async move {
+                let _g = b2.force_lock("wl").await.unwrap();
+                std::future::pending::<()>().await;
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, Err(LostReason::KeysChanged));
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn dropping_a_pending_lock_cancels_it() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        let b = locker(&r).await;
+        let g = a.lock("c").await.unwrap();
+        let r1 = tokio::time::timeout(Duration::from_millis(100), b.lock("c")).await;
+        assert!(r1.is_err(), "should still be waiting");
+        let t0 = Instant::now();
+        while b.active_locks() != 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "cancelled request leaked"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        g.unlock().await.unwrap();
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_makes_holders_lose() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = locker(&r).await;
+        let b = locker(&r).await;
+        let g = a.lock("cl").await.unwrap();
+        let a2 = a.clone();
+        let pending = tokio::spawn(async move { a2.lock("cl").await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t0 = Instant::now();
+        a.close().await;
+        assert!(t0.elapsed() < Duration::from_millis(1500));
+        assert_eq!(g.lost().await, LostReason::Closed);
+        assert!(matches!(pending.await.unwrap(), Err(Error::Closed)));
+        // The keys were released: another locker gets it at once.
+        let g2 = b.try_lock("cl").await.unwrap();
+        drop(g);
+        g2.unlock().await.unwrap();
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn survives_a_killed_connection() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let a = Locker::connect(Options::new(r.addr()).client_name("victim"))
+            .await
+            .unwrap();
+        let g = a.lock("k").await.unwrap();
+        let id = victim_id(&r).expect("connection named victim");
+        assert_eq!(r.cli(&["client", "kill", "id", &id]), "1");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Reconnected (a new connection id), and the held keys were
+        // re-verified on it.
+        let new_id = victim_id(&r).expect("reconnected");
+        assert_ne!(new_id, id);
+        assert!(g.is_held());
+        g.unlock().await.unwrap();
+        let g = tokio::time::timeout(Duration::from_secs(2), a.try_lock("k2"))
+            .await
+            .unwrap()
+            .unwrap();
+        g.unlock().await.unwrap();
+        a.close().await;
+    }
+
+    #[tokio::test]
+    async fn connect_errors() {
+        let port = free_port();
+        match Locker::connect(Options::new(format!("127.0.0.1:{port}"))).await {
+            Err(Error::Connect { addr, .. }) => assert_eq!(addr, format!("127.0.0.1:{port}")),
+            other => panic!("expected Connect, got {other:?}"),
+        }
+        match Locker::connect(Options::new("127.0.0.1:1").key_majority(0)).await {
+            Err(Error::Config(tracklock::ConfigError::MajorityZero)) => {}
+            other => panic!("expected Config, got {other:?}"),
+        }
+        let Some(r) = Redis::start(&["--requirepass", "sesame"]) else {
+            return;
+        };
+        match Locker::connect(Options::new(r.addr()).password("wrong")).await {
+            Err(Error::Server { message, .. }) => {
+                assert!(message.contains("WRONGPASS"), "{message}")
+            }
+            other => panic!("expected Server, got {other:?}"),
+        }
+        match Locker::connect(Options::new(r.addr())).await {
+            Err(Error::Server { message, .. }) => assert!(message.contains("NOAUTH"), "{message}"),
+            other => panic!("expected Server, got {other:?}"),
+        }
+        let a = Locker::connect(Options::new(r.addr()).password("sesame"))
+            .await
+            .unwrap();
+        a.try_lock("p").await.unwrap().unlock().await.unwrap();
+        a.close().await;
+    }
+
+    #[tokio::test]
+    async fn connect_times_out_on_a_silent_server() {
+        // Accepts TCP but never answers HELLO.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let t0 = Instant::now();
+        match Locker::connect(Options::new(addr).connect_timeout(Duration::from_millis(200))).await
+        {
+            Err(Error::Connect { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::TimedOut)
+            }
+            other => panic!("expected Connect, got {other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[cfg(feature = "smol")]
+mod on_smol {
+    use super::*;
+    use tracklock::smol::Locker;
+
+    #[test]
+    fn basics() {
+        let Some(r) = Redis::start(&[]) else { return };
+        smol::block_on(async {
+            let a = Locker::connect(Options::from_url(&format!("redis://{}/0", r.addr())).unwrap())
+                .await
+                .unwrap();
+            let b = Locker::connect(Options::new(r.addr())).await.unwrap();
+            let g = a.lock("s").await.unwrap();
+            assert!(matches!(b.try_lock("s").await, Err(Error::NotLocked)));
+            let b2 = b.clone();
+            let waiter = smol::spawn(async move { b2.lock("s").await.map(drop) });
+            async_io::Timer::after(Duration::from_millis(50)).await;
+            g.unlock().await.unwrap();
+            waiter.await.unwrap();
+            assert_eq!(a.with_lock("s2", async { 1 }).await.unwrap(), Ok(1));
+            a.close().await;
+            b.close().await;
+            assert!(matches!(a.try_lock("s").await, Err(Error::Closed)));
+        });
+    }
+}
