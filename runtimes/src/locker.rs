@@ -202,7 +202,7 @@ impl<R: Runtime> Locker<R> {
         Ok(Guard {
             locker: self.clone(),
             id,
-            name: name.to_owned(),
+            name: Name::new(name),
             armed: true,
         })
     }
@@ -277,7 +277,7 @@ impl Drop for Pending<'_> {
 pub struct Guard<R: Runtime> {
     locker: Locker<R>,
     id: LockId,
-    name: String,
+    name: Name,
     /// False once `unlock` took over the release.
     armed: bool,
 }
@@ -285,7 +285,7 @@ pub struct Guard<R: Runtime> {
 impl<R: Runtime> fmt::Debug for Guard<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("held", &self.is_held())
             .finish_non_exhaustive()
     }
@@ -294,7 +294,7 @@ impl<R: Runtime> fmt::Debug for Guard<R> {
 impl<R: Runtime> Guard<R> {
     /// The lock's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// True while the lock is held (not lost, not released). Fires a due
@@ -438,5 +438,64 @@ impl Drop for Lost<'_> {
                 *w = None;
             }
         }
+    }
+}
+
+/// A guard's copy of its lock name: inline up to [`Name::INLINE`] bytes, so
+/// the common short name costs no allocation.
+enum Name {
+    Inline { len: u8, buf: [u8; Name::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    const INLINE: usize = 46;
+
+    fn new(s: &str) -> Name {
+        if s.len() <= Self::INLINE {
+            let mut buf = [0; Self::INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole, so always valid UTF-8.
+            Name::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Name;
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            "a",
+            "ünïcødé",
+            &"x".repeat(Name::INLINE),
+            &"y".repeat(Name::INLINE + 1),
+        ] {
+            assert_eq!(Name::new(s).as_str(), s);
+        }
+        assert!(matches!(
+            Name::new(&"z".repeat(Name::INLINE)),
+            Name::Inline { .. }
+        ));
+        assert!(matches!(
+            Name::new(&"z".repeat(Name::INLINE + 1)),
+            Name::Heap(_)
+        ));
     }
 }
