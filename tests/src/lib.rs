@@ -1,1 +1,38 @@
-//! Test harness (in progress).
+//! Real-Redis test harness of tracklock.
+//!
+//! - [`RedisServer`]: a throwaway `redis-server` per test (free loopback
+//!   port, no persistence, own directory; killed on drop; restartable).
+//! - [`Admin`]: an independent admin connection (the `redis` crate) that
+//!   deletes, expires, flushes and kills behind the locker's back.
+//! - [`TestRt`] with [`TokioRt`] and [`SmolRt`]: the runtimes of the matrix.
+//! - [`matrix!`]: one `#[test]` per runtime × mode × caching combination for
+//!   a scenario body `async fn body<T: TestRt>(ctx: Ctx<T>)`.
+//!
+//! The scenarios themselves live in `tests/tests/scenarios/`, the demo in
+//! `tests/examples/demo.rs`. Everything needs `redis-server` on PATH
+//! (`apt-get install redis-server`); nothing is mocked.
+
+mod admin;
+mod matrix;
+mod rt;
+mod server;
+
+pub use admin::{Admin, Client};
+pub use matrix::{
+    error_kind, lock_keys, run, run_with_timeout, Ctx, Mode, Variant, EXTEND_INTERVAL,
+    SCENARIO_TIMEOUT, VALIDITY,
+};
+pub use rt::{SmolRt, Task, TestRt, TokioRt};
+pub use server::{free_port, is_installed, RedisServer, StartError, INSTALL_HINT};
+
+/// What a scenario file needs, in one `use`.
+pub mod prelude {
+    pub use crate::{
+        assert_err, lock_keys, matrix, Admin, Ctx, Mode, RedisServer, SmolRt, Task, TestRt,
+        TokioRt, Variant, EXTEND_INTERVAL, VALIDITY,
+    };
+    pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+    pub use std::sync::Arc;
+    pub use std::time::{Duration, Instant};
+    pub use tracklock::{ConfigError, Error, Guard, Locker, LostReason, NoLoop, Options};
+}
