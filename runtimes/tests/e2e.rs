@@ -70,6 +70,49 @@ impl Redis {
     }
 }
 
+impl Redis {
+    #[allow(dead_code)]
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Stops the server and starts a new one on the same port.
+    #[allow(dead_code)]
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.port.to_string();
+        self.child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(self.addr()).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server did not restart"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -267,6 +310,107 @@ mod on_tokio {
             .unwrap();
         g.unlock().await.unwrap();
         a.close().await;
+    }
+
+    #[tokio::test]
+    async fn frozen_server_expires_the_holder_in_time() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let validity = Duration::from_millis(600);
+        let a = Locker::connect(
+            Options::new(r.addr())
+                .validity(validity)
+                .ping_interval(Duration::from_millis(100))
+                .connect_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+        let g = a.lock("frozen").await.unwrap();
+        let frozen_at = Instant::now();
+        r.signal("-STOP");
+        let reason = tokio::time::timeout(Duration::from_secs(3), g.lost()).await;
+        let after = frozen_at.elapsed();
+        r.signal("-CONT");
+        assert_eq!(reason.expect("holder never told"), LostReason::Expired);
+        // Never later than the lease: at most one validity after the last
+        // successful extension, which was before the freeze.
+        assert!(after <= validity, "told after {after:?}");
+        assert!(!g.is_held());
+        drop(g);
+        // The locker recovers once the server answers again.
+        let g = tokio::time::timeout(Duration::from_secs(5), a.lock("frozen"))
+            .await
+            .expect("no recovery")
+            .unwrap();
+        g.unlock().await.unwrap();
+        a.close().await;
+    }
+
+    #[tokio::test]
+    async fn waiter_survives_a_server_restart() {
+        let Some(mut r) = Redis::start(&[]) else {
+            return;
+        };
+        let opts = || Options::new(r.addr()).validity(Duration::from_millis(800));
+        let a = Locker::connect(opts()).await.unwrap();
+        let b = Locker::connect(opts()).await.unwrap();
+        let g = a.lock("rs").await.unwrap();
+        let b2 = b.clone();
+        let waiter = tokio::spawn(async move { b2.lock("rs").await.map(drop) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r.restart();
+        // The restart wiped the keys: the holder learns it, the waiter gets it.
+        let reason = tokio::time::timeout(Duration::from_secs(3), g.lost())
+            .await
+            .expect("holder never told");
+        assert!(
+            matches!(reason, LostReason::KeysChanged | LostReason::Expired),
+            "{reason:?}"
+        );
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("waiter stuck")
+            .unwrap()
+            .unwrap();
+        drop(g);
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn contention_is_mutually_exclusive() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let Some(r) = Redis::start(&[]) else { return };
+        let lockers = [locker(&r).await, locker(&r).await];
+        let inside = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let l = lockers[t % 2].clone();
+            let inside = inside.clone();
+            let done = done.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..15 {
+                    let g = l.lock("hot").await.unwrap();
+                    assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                    tokio::task::yield_now().await;
+                    inside.store(false, Ordering::SeqCst);
+                    g.unlock().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("contention stalled")
+                .unwrap();
+        }
+        assert_eq!(done.load(Ordering::Relaxed), 8 * 15);
+        for l in &lockers {
+            assert_eq!(l.active_locks(), 0);
+            l.close().await;
+        }
     }
 
     #[tokio::test]
