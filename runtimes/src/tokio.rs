@@ -46,13 +46,49 @@ impl crate::Locker<Tokio> {
     /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
     /// cannot be reached, [`Error::Server`] when it refuses the handshake.
     ///
-    /// Must be called inside a tokio runtime.
+    /// Must be called inside a tokio runtime with I/O and time enabled
+    /// (outside any runtime it fails with [`Error::Connect`]).
     pub async fn connect(options: Options) -> Result<Self, Error> {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Err(Error::Connect {
+                addr: options.address().to_owned(),
+                source: io::Error::other("not inside a tokio runtime"),
+            });
+        };
         let (locker, drivers) = Self::start(&options)?;
         for driver in drivers {
-            tokio::spawn(driver);
+            handle.spawn(driver);
         }
         locker.ready(options.connect_timeout_value()).await?;
         Ok(locker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_outside_a_runtime_is_an_error_not_a_panic() {
+        let r = futures_lite::future::block_on(Locker::connect(Options::new("127.0.0.1:1")));
+        assert!(
+            matches!(&r, Err(Error::Connect { source, .. }) if source.to_string().contains("tokio")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_options_fail_before_connecting() {
+        let r = Locker::connect(Options::new("127.0.0.1:1").validity(Duration::ZERO)).await;
+        assert!(matches!(r, Err(Error::Config(_))), "{r:?}");
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Locker>();
+        check::<Guard>();
+        check::<Error>();
+        check::<Options>();
     }
 }
