@@ -427,12 +427,15 @@ enum Io {
 }
 
 /// The driver of node `idx`. Runs until the locker is closed and settled.
-pub(crate) async fn run<R: Runtime>(
+///
+/// The driver state is built before the future is first polled, so even a
+/// future dropped unpolled (a runtime shutting down) counts as exited.
+pub(crate) fn run<R: Runtime>(
     inner: Arc<Inner>,
     idx: usize,
     connect_timeout: Duration,
     jitter_seed: u64,
-) {
+) -> impl Future<Output = ()> {
     let mut driver = Driver::<R> {
         node: NodeId(u16::try_from(idx).unwrap_or(u16::MAX)),
         idx,
@@ -449,7 +452,7 @@ pub(crate) async fn run<R: Runtime>(
         inner,
         _rt: PhantomData,
     };
-    driver.run().await;
+    async move { driver.run().await }
 }
 
 struct Driver<R: Runtime> {

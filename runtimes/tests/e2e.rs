@@ -413,6 +413,27 @@ mod on_tokio {
         }
     }
 
+    #[test]
+    fn runtime_shutdown_ends_every_request() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (locker, guard) = rt.block_on(async {
+            let l = locker(&r).await;
+            let g = l.lock("rt").await.unwrap();
+            (l, g)
+        });
+        drop(rt);
+        futures_lite::future::block_on(async {
+            assert_eq!(guard.lost().await, LostReason::Closed);
+            assert!(matches!(locker.try_lock("rt2").await, Err(Error::Closed)));
+            locker.close().await;
+            assert!(matches!(guard.unlock().await, Err(Error::Closed) | Ok(())));
+        });
+    }
+
     #[tokio::test]
     async fn connect_errors() {
         let port = free_port();
