@@ -8,8 +8,9 @@
 //! those keys instead of polling, and a holder is told it lost the lock no
 //! later than its local deadline.
 //!
-//! Pick a runtime with a feature: `tokio` gives [`tokio::Locker`], `smol`
-//! gives [`smol::Locker`]; both are the generic [`Locker`] with the same API.
+//! Pick a runtime with a feature: `tokio` gives `tracklock::tokio::Locker`,
+//! `smol` gives `tracklock::smol::Locker`; both are the generic [`Locker`]
+//! with the same API.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]

@@ -3,14 +3,14 @@
 //! [`embedded_io_async::Read`] + [`embedded_io_async::Write`] is the one stream
 //! trait every tracklock driver is written against, from firmware to tokio.
 //! Standard-library streams are wrapped with the adapters of
-//! `embedded-io-adapters` (re-exported as [`adapters`] when a runtime feature is
-//! on) rather than by hand-written wrappers.
+//! `embedded-io-adapters` (re-exported as `adapters` when a runtime feature
+//! is on) rather than by hand-written wrappers.
 //!
 //! Features:
-//! - `tokio`: [`tcp::connect_tokio`], a `tokio::net::TcpStream` in
-//!   [`adapters::tokio_1::FromTokio`];
-//! - `smol`: [`tcp::connect_smol`], an `async_net::TcpStream` in
-//!   [`adapters::futures_03::FromFutures`];
+//! - `tokio`: `tcp::connect_tokio`, a `tokio::net::TcpStream` in
+//!   `adapters::tokio_1::FromTokio`;
+//! - `smol`: `tcp::connect_smol`, an `async_net::TcpStream` in
+//!   `adapters::futures_03::FromFutures`;
 //! - `std`: pulled by both; without any feature the crate is `no_std`.
 //!
 //! Cancel safety: both adapters implement `read` and `write` as a single
