@@ -1090,6 +1090,12 @@ impl Engine {
                 c.echo = Some(Echo { id, key: k });
             }
         }
+        if matches!(op, KeyOp::Release { .. }) {
+            // A local waiter's attempt may have been pipelined behind a
+            // release that only took effect now (after `NOSCRIPT`), and our
+            // own `DEL` is no news with `NOLOOP`: let it retry.
+            self.notify_name(slot);
+        }
         Ok(())
     }
 
@@ -1098,21 +1104,23 @@ impl Engine {
     /// Wakes the local waiters on the name of the lock in `slot`: it stopped
     /// holding or wanting it.
     fn notify_name(&mut self, slot: usize) {
-        let Some(name) = self.slots.as_slice()[slot]
-            .lock
-            .as_ref()
-            .map(|l| l.name.clone())
-        else {
-            return;
-        };
         for s in 0..self.slots.len() {
-            if s != slot && self.same_name(s, name.as_bytes()) {
+            if s != slot && self.names_equal(slot, s) {
                 let lock = self.lock_at(s);
-                if lock.phase == Phase::Waiting {
+                if matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
                     lock.wake = true;
                     self.dirty = true;
                 }
             }
+        }
+    }
+
+    /// True when both slots hold requests for the same name.
+    fn names_equal(&self, a: usize, b: usize) -> bool {
+        let slots = self.slots.as_slice();
+        match (slots[a].lock.as_ref(), slots[b].lock.as_ref()) {
+            (Some(x), Some(y)) => x.name == y.name,
+            _ => false,
         }
     }
 
@@ -1208,15 +1216,8 @@ impl Engine {
     /// After a forced takeover, the local holders of that name re-check at
     /// once: with `NOLOOP` our own overwrite never comes back as news.
     fn recheck_other_holders(&mut self, slot: usize) {
-        let Some(name) = self.slots.as_slice()[slot]
-            .lock
-            .as_ref()
-            .map(|l| l.name.clone())
-        else {
-            return;
-        };
         for s in 0..self.slots.len() {
-            if s != slot && self.same_name(s, name.as_bytes()) {
+            if s != slot && self.names_equal(slot, s) {
                 let lock = self.lock_at(s);
                 if lock.phase == Phase::Held {
                     for k in lock

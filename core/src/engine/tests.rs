@@ -654,3 +654,32 @@ fn same_seed_same_bytes() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn waiter_racing_a_noscript_release_retries_when_the_release_lands() {
+    let mut e = ready(Config::default());
+    let a = acquired(&mut e, "a", ms(0));
+    let b = e.lock("a", LockMode::Wait, ms(1)).unwrap();
+    e.unlock(a, ms(2));
+    sent(&mut e);
+    // The scripts are gone: the releases fail, the pipelined SETs too.
+    feed(
+        &mut e,
+        ms(3),
+        &b"-NOSCRIPT No matching script\r\n".repeat(3),
+    );
+    feed(&mut e, ms(3), &b"_\r\n:4000\r\n".repeat(3));
+    assert_eq!(names(&sent(&mut e)), [&b"EVAL"[..]; 3]);
+    feed(&mut e, ms(4), &b":1\r\n".repeat(3));
+    assert_eq!(events(&mut e), std::vec![Event::Released { id: a }]);
+    assert_eq!(
+        names(&sent(&mut e))
+            .iter()
+            .filter(|c| **c == b"SET")
+            .count(),
+        3,
+        "retried at once, not at the old key's TTL"
+    );
+    feed(&mut e, ms(5), &b"+OK\r\n:5000\r\n".repeat(3));
+    assert_eq!(events(&mut e), std::vec![Event::Acquired { id: b }]);
+}
