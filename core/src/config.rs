@@ -79,6 +79,11 @@ pub struct Config {
     /// An idle connection is pinged after this long; a ping unanswered for as
     /// long again closes the connection. Default 1 s.
     pub ping_interval: Duration,
+    /// Local hand-off: when a request of this locker waits for a name that is
+    /// being unlocked, pass the held keys straight to it (no server round
+    /// trip) up to this many consecutive times, then release to Redis and let
+    /// other lockers compete. 0 (the default) turns it off.
+    pub local_handoff: u8,
 }
 
 impl Default for Config {
@@ -100,6 +105,7 @@ impl Default for Config {
             client_name: None,
             database: 0,
             ping_interval: Duration::from_secs(1),
+            local_handoff: 0,
         }
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct Lock {
     pub(crate) deadline: Instant,
     /// The application is done with it: report `Released` once settled.
     pub(crate) ended: bool,
+    /// Consecutive local hand-offs that led to this holder.
+    pub(crate) handoffs: u8,
 }
 
 impl Lock {

@@ -33,6 +33,7 @@ pub struct Options {
     absolute_ttl: bool,
     ping_interval: Duration,
     connect_timeout: Duration,
+    local_handoff: u8,
 }
 
 impl fmt::Debug for Options {
@@ -55,6 +56,7 @@ impl fmt::Debug for Options {
             .field("absolute_ttl", &self.absolute_ttl)
             .field("ping_interval", &self.ping_interval)
             .field("connect_timeout", &self.connect_timeout)
+            .field("local_handoff", &self.local_handoff)
             .finish()
     }
 }
@@ -82,6 +84,7 @@ impl Options {
             absolute_ttl: d.ttl_mode == TtlMode::Absolute,
             ping_interval: d.ping_interval,
             connect_timeout: Duration::from_secs(5),
+            local_handoff: d.local_handoff,
         }
     }
 
@@ -267,6 +270,16 @@ impl Options {
         self
     }
 
+    /// Local hand-off (default 0, off): when a task of this locker waits for
+    /// a name that is being unlocked, the held keys pass straight to it with
+    /// no server round trip (they stay held and extended), at most `max`
+    /// consecutive times; then the lock is released to Redis and other
+    /// lockers get their chance, so none is starved.
+    pub fn local_handoff(mut self, max: u8) -> Self {
+        self.local_handoff = max;
+        self
+    }
+
     /// Bound on TCP connect plus handshake, for the first connection and
     /// every reconnection attempt (default 5 s).
     pub fn connect_timeout(mut self, v: Duration) -> Self {
@@ -311,6 +324,7 @@ impl Options {
             client_name: self.client_name.as_deref().map(text).transpose()?,
             database: self.database,
             ping_interval: self.ping_interval,
+            local_handoff: self.local_handoff,
             ..Config::default()
         };
         config.validate()?;

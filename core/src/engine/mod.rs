@@ -277,6 +277,7 @@ impl Engine {
             next_extend: now,
             deadline: now,
             ended: false,
+            handoffs: 0,
         };
         let id = self.insert(lock)?;
         let slot = id.slot as usize;
@@ -297,13 +298,88 @@ impl Engine {
         let Some(slot) = self.slot_of(id) else {
             return;
         };
+        let max_handoffs = self.config.local_handoff;
         let lock = self.lock_at(slot);
         lock.ended = true;
+        let was_held = lock.phase == Phase::Held;
+        let handoffs = lock.handoffs;
         if lock.phase != Phase::Draining {
             lock.phase = Phase::Draining;
-            self.notify_name(slot);
+            if was_held && max_handoffs > 0 {
+                if handoffs < max_handoffs && self.hand_off(slot, now) {
+                    self.pump(now);
+                    return;
+                }
+                // Budget spent: release to Redis and let local waiters try
+                // only once the release landed, when other lockers hear of
+                // it too, so they are not starved.
+                self.hold_back_waiters(slot);
+            } else {
+                self.notify_name(slot);
+            }
         }
         self.pump(now);
+    }
+
+    /// Passes the keys of the lock in `slot` (just unlocked, still valid, no
+    /// request in flight) to the oldest local waiter of its name. False when
+    /// there is none or the keys cannot move safely.
+    fn hand_off(&mut self, slot: usize, now: Instant) -> bool {
+        let from = self.lock_at(slot);
+        if now >= from.deadline || from.keys.iter().any(|k| k.inflight != 0) {
+            return false;
+        }
+        let Some(to) = (0..self.slots.len())
+            .filter(|&s| s != slot && self.names_equal(slot, s))
+            .filter(|&s| {
+                let l = self.slots.as_slice()[s].lock.as_ref();
+                l.is_some_and(|l| {
+                    l.phase == Phase::Waiting && l.mode == LockMode::Wait && l.settled()
+                })
+            })
+            .min_by_key(|&s| {
+                self.slots.as_slice()[s]
+                    .lock
+                    .as_ref()
+                    .map_or(u64::MAX, |l| l.seq)
+            })
+        else {
+            return false;
+        };
+        let from = self.lock_at(slot);
+        let (keys, value) = (from.keys.clone(), from.value);
+        let (t0, deadline, next_extend) = (from.t0, from.deadline, from.next_extend);
+        let handoffs = from.handoffs.saturating_add(1);
+        let target = self.lock_at(to);
+        target.keys = keys;
+        target.value = value;
+        target.t0 = t0;
+        target.deadline = deadline;
+        target.next_extend = next_extend;
+        target.handoffs = handoffs;
+        target.phase = Phase::Held;
+        target.wake = false;
+        target.retry_at = None;
+        let source = self.lock_at(slot);
+        for k in source.keys.iter_mut() {
+            *k = Key::new(k.node);
+        }
+        let id = self.id_at(to).expect("occupied");
+        self.emit(Event::Acquired { id });
+        true
+    }
+
+    /// Local waiters of the name of `slot` wait for the release to land.
+    fn hold_back_waiters(&mut self, slot: usize) {
+        for s in 0..self.slots.len() {
+            if s != slot && self.names_equal(slot, s) {
+                let lock = self.lock_at(s);
+                if lock.phase == Phase::Waiting {
+                    lock.wake = false;
+                    lock.retry_at = None;
+                }
+            }
+        }
     }
 
     /// Closes the engine: holders lose, pending requests end with
@@ -1197,6 +1273,7 @@ impl Engine {
             match deadline {
                 Some(d) if d > now => {
                     lock.phase = Phase::Held;
+                    lock.handoffs = 0;
                     lock.deadline = d;
                     lock.next_extend = lock.t0.saturating_add(extend_interval);
                     let mode = lock.mode;

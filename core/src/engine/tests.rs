@@ -683,3 +683,54 @@ fn waiter_racing_a_noscript_release_retries_when_the_release_lands() {
     feed(&mut e, ms(5), &b"+OK\r\n:5000\r\n".repeat(3));
     assert_eq!(events(&mut e), std::vec![Event::Acquired { id: b }]);
 }
+
+#[test]
+fn local_handoff_passes_keys_without_a_round_trip_then_yields() {
+    let config = Config {
+        local_handoff: 2,
+        ..Config::default()
+    };
+    let mut e = ready(config);
+    let a = acquired(&mut e, "a", ms(0));
+    let b = e.lock("a", LockMode::Wait, ms(1)).unwrap();
+    let c = e.lock("a", LockMode::Wait, ms(1)).unwrap();
+    let d = e.lock("a", LockMode::Wait, ms(1)).unwrap();
+    e.unlock(a, ms(2));
+    assert_eq!(
+        events(&mut e),
+        std::vec![Event::Acquired { id: b }, Event::Released { id: a }]
+    );
+    assert!(sent(&mut e).is_empty(), "no server round trip");
+    assert!(e.is_held(b) && !e.is_held(a));
+    e.unlock(b, ms(3));
+    assert_eq!(
+        events(&mut e),
+        std::vec![Event::Acquired { id: c }, Event::Released { id: b }]
+    );
+    // The new holder keeps extending the same keys.
+    e.handle_timeout(ms(2500));
+    assert_eq!(
+        names(&sent(&mut e))
+            .iter()
+            .filter(|n| **n == b"EVALSHA")
+            .count(),
+        3
+    );
+    feed(&mut e, ms(2501), b"+PONG\r\n");
+    feed(&mut e, ms(2501), &b"*2\r\n:5000\r\n:1\r\n".repeat(3));
+    assert!(e.is_held(c));
+    // Budget spent: released to Redis, and d tries only once that landed.
+    e.unlock(c, ms(2600));
+    assert_eq!(names(&sent(&mut e)), [&b"EVALSHA"[..]; 3]);
+    feed(&mut e, ms(2601), &b":1\r\n".repeat(3));
+    assert_eq!(events(&mut e), std::vec![Event::Released { id: c }]);
+    assert_eq!(
+        names(&sent(&mut e))
+            .iter()
+            .filter(|n| **n == b"SET")
+            .count(),
+        3
+    );
+    feed(&mut e, ms(2602), &b"+OK\r\n:5000\r\n".repeat(3));
+    assert_eq!(events(&mut e), std::vec![Event::Acquired { id: d }]);
+}
