@@ -42,23 +42,21 @@ impl Admin {
     }
 
     /// Runs any command, returning the error instead of panicking. After a
-    /// connection error (server killed or restarted) the next call
-    /// reconnects.
+    /// connection error (server killed or restarted, connection killed) it
+    /// reconnects and retries once.
     pub fn try_cmd<T: FromRedisValue>(&self, name: &str, args: &[&str]) -> redis::RedisResult<T> {
         let mut c = redis::cmd(name);
         for a in args {
             c.arg(*a);
         }
         let mut con = self.con();
-        let result = c.query(&mut *con);
-        if let Err(e) = &result {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-                if let Ok(fresh) = open(&self.url) {
-                    *con = fresh;
-                }
+        match c.query(&mut *con) {
+            Err(e) if is_connection_error(&e) => {
+                *con = open(&self.url)?;
+                c.query(&mut *con)
             }
+            result => result,
         }
-        result
     }
 
     /// Runs any command, panicking on error.
@@ -69,11 +67,17 @@ impl Admin {
 
     /// Runs any command with arbitrary arguments, panicking on error.
     pub fn cmd_args<T: FromRedisValue, A: ToRedisArgs>(&self, name: &str, args: A) -> T {
+        let mut c = redis::cmd(name);
+        c.arg(args);
         let mut con = self.con();
-        redis::cmd(name)
-            .arg(args)
-            .query(&mut *con)
-            .unwrap_or_else(|e| panic!("admin {name} failed: {e}"))
+        let result = match c.query(&mut *con) {
+            Err(e) if is_connection_error(&e) => open(&self.url).and_then(|fresh| {
+                *con = fresh;
+                c.query(&mut *con)
+            }),
+            result => result,
+        };
+        result.unwrap_or_else(|e| panic!("admin {name} failed: {e}"))
     }
 
     /// `PING`.
@@ -193,6 +197,10 @@ impl Client {
             cmd: field("cmd").unwrap_or("").to_owned(),
         })
     }
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
 fn open(url: &str) -> redis::RedisResult<Connection> {

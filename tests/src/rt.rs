@@ -115,8 +115,8 @@ impl TestRt for TokioRt {
         tokio::time::sleep(d)
     }
 
-    fn timeout<F: Future>(d: Duration, fut: F) -> impl Future<Output = Option<F::Output>> {
-        async move { tokio::time::timeout(d, fut).await.ok() }
+    async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
+        tokio::time::timeout(d, fut).await.ok()
     }
 
     fn connect(
@@ -147,10 +147,8 @@ impl TestRt for SmolRt {
         Task(TaskInner::Smol(smol::spawn(fut)))
     }
 
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
-        async move {
-            async_io::Timer::after(d).await;
-        }
+    async fn sleep(d: Duration) {
+        async_io::Timer::after(d).await;
     }
 
     fn timeout<F: Future>(d: Duration, fut: F) -> impl Future<Output = Option<F::Output>> {

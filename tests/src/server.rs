@@ -256,6 +256,7 @@ impl RedisServer {
                 match guard.as_mut().map(Child::try_wait) {
                     Some(Ok(Some(status))) => {
                         let mut child = guard.take().expect("present");
+                        let _ = child.wait();
                         let mut stderr = String::new();
                         if let Some(mut e) = child.stderr.take() {
                             let _ = e.read_to_string(&mut stderr);

@@ -1,0 +1,32 @@
+//! 7. `try_lock` on a held name is `Err(NotLocked)`, from another locker and
+//!    from the holder's own; after a `force_lock`, `try_lock` is `NotLocked`
+//!    again; a failed `try_lock` leaves nothing.
+
+use tracklock_tests::prelude::*;
+
+async fn body<T: TestRt>(ctx: Ctx<T>) {
+    let a = ctx.connect().await;
+    let b = ctx.connect().await;
+    let g = a.try_lock("t").await.expect("free name");
+    let values: Vec<_> = ctx.keys("t").iter().map(|k| ctx.admin.get(k)).collect();
+    assert_err!(b.try_lock("t").await, Error::NotLocked);
+    assert_err!(a.try_lock("t").await, Error::NotLocked);
+    assert_eq!(b.active_locks(), 0);
+    assert_eq!(a.active_locks(), 1);
+    let after: Vec<_> = ctx.keys("t").iter().map(|k| ctx.admin.get(k)).collect();
+    assert_eq!(values, after, "a failed try_lock changed the keys");
+    assert!(g.is_held());
+
+    let f = b.force_lock("t").await.expect("force");
+    assert_err!(a.try_lock("t").await, Error::NotLocked);
+    assert_err!(b.try_lock("t").await, Error::NotLocked);
+    let (reason, _) = ctx.expect_lost(&g, ctx.variant.loss_bound()).await;
+    assert_eq!(reason, LostReason::KeysChanged);
+    drop(g);
+    f.unlock().await.expect("unlock");
+    let g = a.try_lock("t").await.expect("free after unlock");
+    g.unlock().await.expect("unlock");
+    ctx.assert_clean(&[&a, &b]).await;
+}
+
+matrix!(body);
