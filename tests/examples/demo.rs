@@ -1,0 +1,208 @@
+//! tracklock demo: four workers contend for one lock, then a forced
+//! takeover, then a loss caused by an administrator deleting the keys.
+//!
+//! ```text
+//! cargo run --example demo                       # throwaway redis-server
+//! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example demo
+//! ```
+//!
+//! Without `REDIS_URL` it starts its own `redis-server` on a free port (and
+//! stops it at the end); `redis-server` must be on PATH.
+
+use std::error::Error as StdError;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracklock::{LostReason, Options};
+use tracklock_tests::{lock_keys, Admin, RedisServer, StartError, INSTALL_HINT};
+
+type Locker = tracklock::tokio::Locker;
+
+const WORKERS: usize = 4;
+const ROUNDS: usize = 5;
+const NAME: &str = "tracklock-demo";
+
+#[derive(Default)]
+struct Stats {
+    rounds: usize,
+    handoffs: usize,
+    holders: usize,
+    max_holders: usize,
+    last: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let (server, url) = match std::env::var("REDIS_URL") {
+        Ok(url) => (None, url),
+        Err(_) => match RedisServer::try_start() {
+            Ok(s) => {
+                let url = s.url();
+                println!("started a throwaway redis-server at {}", s.addr());
+                (Some(s), url)
+            }
+            Err(StartError::NotInstalled) => {
+                eprintln!("redis-server was not found and REDIS_URL is not set.");
+                eprintln!("Either {INSTALL_HINT},");
+                eprintln!("or point REDIS_URL at a running server, e.g. REDIS_URL=redis://127.0.0.1:6379/0");
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(demo(&url));
+    drop(server);
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn demo(url: &str) -> Result<bool, Box<dyn StdError>> {
+    let opts = Options::from_url(url)?.validity(Duration::from_secs(2));
+    let mut lockers = Vec::new();
+    for i in 0..WORKERS {
+        lockers.push(Locker::connect(opts.clone().client_name(format!("demo-worker-{i}"))).await?);
+    }
+    println!(
+        "{WORKERS} workers connected; lock name {NAME:?}, keys {:?}",
+        lock_keys("rueidislock", NAME, 2)
+    );
+
+    // 1. Contention: every worker takes the lock ROUNDS times.
+    println!("\n== {WORKERS} workers x {ROUNDS} rounds ==");
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, locker) in lockers.iter().enumerate() {
+        let locker = locker.clone();
+        let stats = stats.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 1..=ROUNDS {
+                let asked = Instant::now();
+                let guard = locker.lock(NAME).await?;
+                {
+                    let mut s = stats.lock().expect("stats");
+                    s.holders += 1;
+                    s.max_holders = s.max_holders.max(s.holders);
+                    let from = match s.last.replace(i) {
+                        Some(prev) if prev != i => {
+                            s.handoffs += 1;
+                            format!("handed off from worker {prev}")
+                        }
+                        Some(_) => "kept by the same worker".to_owned(),
+                        None => "first holder".to_owned(),
+                    };
+                    println!(
+                        "  [{:>5} ms] worker {i} holds it (round {round}), waited {} ms, {from}",
+                        start.elapsed().as_millis(),
+                        asked.elapsed().as_millis()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                {
+                    let mut s = stats.lock().expect("stats");
+                    s.holders -= 1;
+                    s.rounds += 1;
+                }
+                guard.unlock().await?;
+            }
+            Ok::<(), tracklock::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+
+    // 2. Forced takeover.
+    println!("\n== forced takeover ==");
+    let old = lockers[0].lock(NAME).await?;
+    println!("  worker 0 holds {NAME:?}");
+    let taken = Instant::now();
+    let new = lockers[1].force_lock(NAME).await?;
+    println!("  worker 1 called force_lock and holds it");
+    let forced = match tokio::time::timeout(Duration::from_secs(5), old.lost()).await {
+        Ok(reason) => {
+            println!(
+                "  worker 0 was told it lost the lock after {} ms: {reason}",
+                taken.elapsed().as_millis()
+            );
+            reason == LostReason::KeysChanged
+        }
+        Err(_) => {
+            println!("  worker 0 was NOT told it lost the lock within 5 s");
+            false
+        }
+    };
+    old.unlock().await?;
+
+    // 3. An administrator deletes the keys behind the holder's back.
+    println!("\n== keys deleted by an admin ==");
+    let admin = Admin::connect(url);
+    let deleted = admin.del(&lock_keys("rueidislock", NAME, 2));
+    let at = Instant::now();
+    println!("  admin: DEL of the lock's keys removed {deleted} keys");
+    let lost = match tokio::time::timeout(Duration::from_secs(5), new.lost()).await {
+        Ok(reason) => {
+            println!(
+                "  worker 1 was told it lost the lock after {} ms: {reason}",
+                at.elapsed().as_millis()
+            );
+            reason == LostReason::KeysChanged
+        }
+        Err(_) => {
+            println!("  worker 1 was NOT told it lost the lock within 5 s");
+            false
+        }
+    };
+    drop(new);
+    let g = lockers[2].try_lock(NAME).await?;
+    println!("  worker 2 can take the lock right away");
+    g.unlock().await?;
+
+    for l in &lockers {
+        l.close().await;
+    }
+    let s = stats.lock().expect("stats");
+    println!("\n== summary ==");
+    println!(
+        "  rounds:            {} (expected {})",
+        s.rounds,
+        WORKERS * ROUNDS
+    );
+    println!("  hand-offs:         {}", s.handoffs);
+    println!("  max holders seen:  {}", s.max_holders);
+    println!(
+        "  forced takeover:   {}",
+        if forced {
+            "old holder told"
+        } else {
+            "NOT NOTICED"
+        }
+    );
+    println!(
+        "  deleted keys:      {}",
+        if lost { "holder told" } else { "NOT NOTICED" }
+    );
+    let ok = s.rounds == WORKERS * ROUNDS && s.max_holders == 1 && forced && lost;
+    println!("  result:            {}", if ok { "ok" } else { "FAILED" });
+    Ok(ok)
+}
