@@ -9,8 +9,9 @@
 //! later than its local deadline.
 //!
 //! Pick a runtime with a feature: `tokio` gives `tracklock::tokio::Locker`,
-//! `smol` gives `tracklock::smol::Locker`; both are the generic [`Locker`]
-//! with the same API.
+//! `smol` gives `tracklock::smol::Locker`, `glommio` (Linux, io_uring) gives
+//! `tracklock::glommio::Locker`; all are the generic [`Locker`] with the same
+//! API.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -35,13 +36,32 @@
 //! # async fn work() {}
 //! ```
 //!
+//! ```no_run
+//! # #[cfg(feature = "glommio")]
+//! # fn f() {
+//! use glommio::{LocalExecutorBuilder, Placement};
+//! // A small io_memory keeps glommio within a low `ulimit -l`.
+//! let ex = LocalExecutorBuilder::new(Placement::Unbound).io_memory(256 << 10).make().unwrap();
+//! ex.run(async {
+//!     let locker = tracklock::glommio::Locker::connect(tracklock::Options::new("127.0.0.1:6379")).await?;
+//!     let guard = locker.lock("my_lock").await?;
+//!     futures_lite::future::or(async { guard.lost().await; }, work()).await;
+//!     guard.unlock().await?;
+//!     locker.close().await;
+//!     Ok::<_, tracklock::Error>(())
+//! }).unwrap();
+//! # }
+//! # async fn work() {}
+//! ```
+//!
 //! # Architecture
 //!
 //! The protocol lives in the sans-I/O engine of `tracklock-core`. This crate
 //! adds one generic driver task per Redis connection (see the `driver`
 //! module docs), written once against the small [`Runtime`] trait; the
-//! `tokio` and `smol` modules only supply a clock, a timer, a TCP connect
-//! (from `tracklock-transports`) and a spawn. Every call on a [`Locker`] or
+//! `tokio`, `smol` and `glommio` modules only supply a clock, a timer, a TCP
+//! connect (from `tracklock-transports`) and a spawn (`glommio::spawn_local`
+//! for glommio, whose tasks are `!Send`). Every call on a [`Locker`] or
 //! [`Guard`] only updates the engine under a short mutex and wakes the
 //! driver, so commands from many tasks leave in one write.
 //!
@@ -49,7 +69,10 @@
 //! operating system (`getrandom`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Without a runtime feature nothing spawns the driver.
-#![cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "glommio")),
+    allow(dead_code)
+)]
 
 mod driver;
 mod error;
@@ -57,6 +80,8 @@ mod locker;
 mod options;
 mod runtime;
 
+#[cfg(feature = "glommio")]
+pub mod glommio;
 #[cfg(feature = "smol")]
 pub mod smol;
 #[cfg(feature = "tokio")]

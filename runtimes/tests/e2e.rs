@@ -1,7 +1,7 @@
 //! End-to-end checks of the public API against a real `redis-server`
 //! (started on a free loopback port; skipped when it is not installed).
 
-#![cfg(any(feature = "tokio", feature = "smol"))]
+#![cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -507,5 +507,250 @@ mod on_smol {
             b.close().await;
             assert!(matches!(a.try_lock("s").await, Err(Error::Closed)));
         });
+    }
+}
+
+#[cfg(feature = "glommio")]
+mod on_glommio {
+    use super::*;
+    use futures_lite::future;
+    use glommio::timer::Timer;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use tracklock::glommio::Locker;
+
+    /// Runs `fut` on a fresh glommio executor on this thread. A small
+    /// `io_memory` and ring keep it within a low `ulimit -l` (glommio's
+    /// default is 10 MiB of locked memory per executor).
+    fn run<T>(fut: impl std::future::Future<Output = T>) -> T {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .ring_depth(32)
+            .make()
+            .expect("glommio executor (needs io_uring)")
+            .run(fut)
+    }
+
+    async fn sleep(d: Duration) {
+        Timer::new(d).await;
+    }
+
+    async fn timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        future::or(async { Some(fut.await) }, async {
+            sleep(d).await;
+            None
+        })
+        .await
+    }
+
+    async fn locker(r: &Redis) -> Locker {
+        Locker::connect(Options::new(r.addr())).await.unwrap()
+    }
+
+    #[test]
+    fn try_lock_excludes_and_unlock_frees() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let a = locker(&r).await;
+            let b = Locker::connect(Options::from_url(&format!("redis://{}/0", r.addr())).unwrap())
+                .await
+                .unwrap();
+            let g = a.try_lock("x").await.unwrap();
+            assert!(g.is_held());
+            assert!(matches!(b.try_lock("x").await, Err(Error::NotLocked)));
+            assert!(matches!(a.try_lock("x").await, Err(Error::NotLocked)));
+            g.unlock().await.unwrap();
+            assert_eq!(
+                r.cli(&[
+                    "exists",
+                    "rueidislock:0:x",
+                    "rueidislock:1:x",
+                    "rueidislock:2:x"
+                ]),
+                "0"
+            );
+            drop(b.try_lock("x").await.unwrap());
+            let t0 = Instant::now();
+            while a.active_locks() != 0 || b.active_locks() != 0 {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(2),
+                    "locks not cleaned up"
+                );
+                sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(a.with_lock("wl", async { 7 }).await.unwrap(), Ok(7));
+            a.close().await;
+            b.close().await;
+            assert!(matches!(a.lock("y").await, Err(Error::Closed)));
+        });
+    }
+
+    #[test]
+    fn waiter_is_woken_by_release() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let a = locker(&r).await;
+            let b = locker(&r).await;
+            let g = a.lock("w").await.unwrap();
+            let waiter = glommio::spawn_local(async move {
+                let g = b.lock("w").await.unwrap();
+                let at = Instant::now();
+                g.unlock().await.unwrap();
+                b.close().await;
+                at
+            });
+            sleep(Duration::from_millis(100)).await;
+            let released = Instant::now();
+            g.unlock().await.unwrap();
+            let acquired = timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("waiter stuck");
+            let lag = acquired.saturating_duration_since(released);
+            assert!(lag < Duration::from_millis(500), "waiter took {lag:?}");
+            a.close().await;
+        });
+    }
+
+    #[test]
+    fn contention_is_mutually_exclusive() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let lockers = [locker(&r).await, locker(&r).await];
+            // One thread: a `Cell` is enough to see two holders at once.
+            let inside = Rc::new(Cell::new(false));
+            let done = Rc::new(Cell::new(0usize));
+            let mut tasks = Vec::new();
+            for t in 0..8 {
+                let l = lockers[t % 2].clone();
+                let (inside, done) = (inside.clone(), done.clone());
+                tasks.push(glommio::spawn_local(async move {
+                    for _ in 0..15 {
+                        let g = l.lock("hot").await.unwrap();
+                        assert!(!inside.replace(true), "two holders at once");
+                        future::yield_now().await;
+                        inside.set(false);
+                        g.unlock().await.unwrap();
+                        done.set(done.get() + 1);
+                    }
+                }));
+            }
+            for t in tasks {
+                timeout(Duration::from_secs(20), t)
+                    .await
+                    .expect("contention stalled");
+            }
+            assert_eq!(done.get(), 8 * 15);
+            for l in &lockers {
+                assert_eq!(l.active_locks(), 0);
+                l.close().await;
+            }
+        });
+    }
+
+    #[test]
+    fn force_lock_makes_holder_lose() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let a = locker(&r).await;
+            let b = locker(&r).await;
+            let g = a.lock("f").await.unwrap();
+            let g2 = b.force_lock("f").await.unwrap();
+            let reason = timeout(Duration::from_secs(2), g.lost())
+                .await
+                .expect("holder not told");
+            assert_eq!(reason, LostReason::KeysChanged);
+            assert!(!g.is_held());
+            assert!(g2.is_held());
+            // with_lock stops its future when the lock is lost.
+            let b2 = b.clone();
+            let out = a
+                .with_lock("wl", async move {
+                    let _g = b2.force_lock("wl").await.unwrap();
+                    std::future::pending::<()>().await;
+                })
+                .await
+                .unwrap();
+            assert_eq!(out, Err(LostReason::KeysChanged));
+            g.unlock().await.unwrap();
+            g2.unlock().await.unwrap();
+            a.close().await;
+            b.close().await;
+        });
+    }
+
+    #[test]
+    fn deleted_keys_lose_the_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let a = locker(&r).await;
+            let g = a.lock("d").await.unwrap();
+            r.cli(&["del", "rueidislock:0:d", "rueidislock:1:d"]);
+            let reason = timeout(Duration::from_secs(2), g.lost())
+                .await
+                .expect("holder not told");
+            assert_eq!(reason, LostReason::KeysChanged);
+            drop(g);
+            a.close().await;
+        });
+    }
+
+    #[test]
+    fn frozen_server_expires_the_holder_in_time() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let validity = Duration::from_millis(600);
+        run(async {
+            let a = Locker::connect(
+                Options::new(r.addr())
+                    .validity(validity)
+                    .ping_interval(Duration::from_millis(100))
+                    .connect_timeout(Duration::from_millis(300)),
+            )
+            .await
+            .unwrap();
+            let g = a.lock("frozen").await.unwrap();
+            let frozen_at = Instant::now();
+            r.signal("-STOP");
+            let reason = timeout(Duration::from_secs(3), g.lost()).await;
+            let after = frozen_at.elapsed();
+            r.signal("-CONT");
+            assert_eq!(reason.expect("holder never told"), LostReason::Expired);
+            assert!(after <= validity, "told after {after:?}");
+            drop(g);
+            let g = timeout(Duration::from_secs(5), a.lock("frozen"))
+                .await
+                .expect("no recovery")
+                .unwrap();
+            g.unlock().await.unwrap();
+            a.close().await;
+        });
+    }
+
+    /// glommio leaks (never polls nor drops) tasks still pending when an
+    /// executor is dropped, so a locker must be closed inside its executor;
+    /// then every request ends, as on the other runtimes.
+    #[test]
+    fn close_inside_the_executor_ends_every_request() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let l = locker(&r).await;
+            let g = l.lock("rt").await.unwrap();
+            let l2 = l.clone();
+            let pending = glommio::spawn_local(async move { l2.lock("rt").await.map(drop) });
+            sleep(Duration::from_millis(50)).await;
+            l.close().await;
+            assert_eq!(g.lost().await, LostReason::Closed);
+            assert!(matches!(pending.await, Err(Error::Closed)));
+            assert!(matches!(l.try_lock("rt2").await, Err(Error::Closed)));
+            drop(g);
+        });
+        assert_eq!(
+            r.cli(&[
+                "exists",
+                "rueidislock:0:rt",
+                "rueidislock:1:rt",
+                "rueidislock:2:rt"
+            ]),
+            "0"
+        );
     }
 }

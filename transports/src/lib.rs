@@ -11,12 +11,15 @@
 //!   `adapters::tokio_1::FromTokio`;
 //! - `smol`: `tcp::connect_smol`, an `async_net::TcpStream` in
 //!   `adapters::futures_03::FromFutures`;
-//! - `std`: pulled by both; without any feature the crate is `no_std`.
+//! - `glommio` (Linux): `tcp::connect_glommio`, a `glommio::net::TcpStream`
+//!   in `adapters::futures_03::FromFutures`;
+//! - `std`: pulled by the three; without any feature the crate is `no_std`.
 //!
-//! Cancel safety: both adapters implement `read` and `write` as a single
-//! `poll_read` / `poll_write` of the inner stream. A pending call has neither
-//! consumed input nor written output, so dropping a pending `read` or `write`
-//! future (to race it against a timer or a wake-up) loses no data.
+//! Cancel safety: the adapters implement `read` and `write` as a single
+//! `poll_read` / `poll_write` of the inner stream, and the three TCP streams
+//! are readiness-based. A pending call has neither consumed input nor written
+//! output, so dropping a pending `read` or `write` future (to race it against
+//! a timer or a wake-up) loses no data.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -24,8 +27,8 @@ pub use embedded_io_async;
 pub use embedded_io_async::{Read, Write};
 
 /// `embedded-io-adapters`, re-exported so users need not depend on it.
-#[cfg(any(feature = "tokio", feature = "smol"))]
+#[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 pub use embedded_io_adapters as adapters;
 
-#[cfg(any(feature = "tokio", feature = "smol"))]
+#[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 pub mod tcp;

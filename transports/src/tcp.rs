@@ -3,7 +3,7 @@
 
 use std::io;
 
-#[cfg(feature = "smol")]
+#[cfg(any(feature = "smol", feature = "glommio"))]
 use embedded_io_adapters::futures_03::FromFutures;
 #[cfg(feature = "tokio")]
 use embedded_io_adapters::tokio_1::FromTokio;
@@ -15,6 +15,13 @@ pub type TokioTcp = FromTokio<tokio::net::TcpStream>;
 /// An async-net (smol) TCP stream as an `embedded-io-async` stream.
 #[cfg(feature = "smol")]
 pub type SmolTcp = FromFutures<async_net::TcpStream>;
+
+/// A glommio TCP stream as an `embedded-io-async` stream. Its reads and
+/// writes are readiness-based (a pending `poll_read`/`poll_write` has
+/// neither consumed nor sent anything), so dropping a pending call loses no
+/// data, as with the other adapters.
+#[cfg(feature = "glommio")]
+pub type GlommioTcp = FromFutures<glommio::net::TcpStream>;
 
 /// Connects to `addr` (`host:port`, resolved by tokio) with `TCP_NODELAY`.
 /// Must run inside a tokio runtime with I/O enabled.
@@ -30,6 +37,28 @@ pub async fn connect_tokio(addr: &str) -> io::Result<TokioTcp> {
 #[cfg(feature = "smol")]
 pub async fn connect_smol(addr: &str) -> io::Result<SmolTcp> {
     let stream = async_net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(FromFutures::new(stream))
+}
+
+/// Connects to `addr` (`host:port`, resolved by the blocking system
+/// resolver, so prefer an IP address) with `TCP_NODELAY`.
+///
+/// # Panics
+///
+/// Outside a glommio executor (`LocalExecutor::run` or a
+/// `LocalExecutorBuilder::spawn`ed thread), as every glommio I/O call does.
+#[cfg(feature = "glommio")]
+pub async fn connect_glommio(addr: &str) -> io::Result<GlommioTcp> {
+    use std::net::ToSocketAddrs;
+    // glommio's own `connect` panics when the name resolves to nothing.
+    let Some(sa) = addr.to_socket_addrs()?.next() else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{addr}: no address"),
+        ));
+    };
+    let stream = glommio::net::TcpStream::connect(sa).await?;
     stream.set_nodelay(true)?;
     Ok(FromFutures::new(stream))
 }
@@ -96,6 +125,46 @@ mod tests {
             c.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"PING");
             server.await;
+        });
+    }
+
+    #[cfg(feature = "glommio")]
+    #[test]
+    fn glommio_roundtrip_and_nodelay() {
+        // Small io_memory / ring: the default 10 MiB of locked I/O memory can
+        // exceed a container's `ulimit -l`.
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .ring_depth(32)
+            .make()
+            .expect("glommio executor (io_uring)");
+        ex.run(async {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = glommio::spawn_local(async move {
+                let s = listener.accept().await.unwrap();
+                let mut s = super::FromFutures::new(s);
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                s.write_all(&buf).await.unwrap();
+            });
+            let mut c = super::connect_glommio(&addr).await.unwrap();
+            assert!(c.inner().nodelay().unwrap());
+            c.write_all(b"PING").await.unwrap();
+            c.flush().await.unwrap();
+            let mut buf = [0u8; 4];
+            c.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"PING");
+            server.await;
+            // Refused: an error, not a panic.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            assert!(super::connect_glommio(&format!("127.0.0.1:{port}"))
+                .await
+                .is_err());
         });
     }
 }

@@ -1,0 +1,120 @@
+//! The locker on glommio (Linux, io_uring, thread-per-core).
+//!
+//! glommio tasks are `!Send` and bound to the thread of their executor: the
+//! drivers run on [`glommio::spawn_local`] on the executor that calls
+//! [`Locker::connect`](crate::Locker::connect), and the locker's sockets and
+//! timers belong to that executor. The [`Locker`] and [`Guard`] handles are
+//! still `Send + Sync` (they only touch the shared engine), but the I/O only
+//! makes progress while that executor runs, so use them from its thread.
+//!
+//! Close lockers ([`crate::Locker::close`]) before their executor finishes:
+//! glommio neither polls nor drops the tasks still pending when an executor
+//! is dropped, so drivers left running leak with it (their sockets stay
+//! open until the process exits, keys expire on their own, and futures of
+//! the locker's handles never resolve). On tokio the runtime's shutdown ends
+//! them instead.
+//!
+//! glommio registers `io_memory` (default 10 MiB) of locked memory per
+//! executor. Where `ulimit -l` is small (containers, CI) and the process
+//! lacks `CAP_IPC_LOCK`, build executors with a small
+//! `LocalExecutorBuilder::io_memory` (the locker needs only a few KiB) and
+//! `ring_depth`, as the tests do (256 KiB, 32).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Options, Runtime};
+
+/// The glommio [`Runtime`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Glommio;
+
+/// A [`crate::Locker`] on glommio.
+pub type Locker = crate::Locker<Glommio>;
+/// A [`crate::Guard`] on glommio.
+pub type Guard = crate::Guard<Glommio>;
+
+impl Runtime for Glommio {
+    type Sleep = glommio::timer::Timer;
+    type Stream = tracklock_transports::tcp::GlommioTcp;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        glommio::timer::Timer::new(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
+        futures_lite::future::or(tracklock_transports::tcp::connect_glommio(addr), async {
+            glommio::timer::Timer::new(timeout).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("TCP connect timed out after {timeout:?}"),
+            ))
+        })
+        .await
+    }
+}
+
+impl crate::Locker<Glommio> {
+    /// Connects to Redis and returns once the connection is ready (handshake
+    /// done), within [`Options::connect_timeout`]. Errors:
+    /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
+    /// cannot be reached, [`Error::Server`] when it refuses the handshake.
+    ///
+    /// # Panics
+    ///
+    /// Outside a glommio executor (like every glommio call): the drivers are
+    /// spawned on the current one with `glommio::spawn_local`.
+    pub async fn connect(options: Options) -> Result<Self, Error> {
+        let (locker, drivers) = Self::start(&options)?;
+        for driver in drivers {
+            glommio::spawn_local(driver).detach();
+        }
+        locker.ready(options.connect_timeout_value()).await?;
+        Ok(locker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executor() -> glommio::LocalExecutor {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .ring_depth(32)
+            .make()
+            .expect("glommio executor (io_uring)")
+    }
+
+    #[test]
+    fn bad_options_fail_before_connecting() {
+        executor().run(async {
+            let r = Locker::connect(Options::new("127.0.0.1:1").validity(Duration::ZERO)).await;
+            assert!(matches!(r, Err(Error::Config(_))), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn refused_connection_is_a_connect_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        executor().run(async move {
+            let r = Locker::connect(Options::new(format!("127.0.0.1:{port}"))).await;
+            assert!(matches!(r, Err(Error::Connect { .. })), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Locker>();
+        check::<Guard>();
+    }
+}
