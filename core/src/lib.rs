@@ -42,3 +42,29 @@ pub use event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeI
 pub use keys::MAX_MAJORITY;
 pub use storage::Text;
 pub use time::Instant;
+
+/// True when built with the `alloc` feature (growable storage), false in the
+/// fixed-capacity build whose limits are in [`capacity`].
+pub const ALLOC: bool = cfg!(feature = "alloc");
+
+/// Fixed capacities of the build without the `alloc` feature. A request
+/// that would exceed one fails with [`LockError::CapacityExceeded`] (locks,
+/// name length) or [`NodeError::CapacityExceeded`] (a connection's queues);
+/// a full transmit buffer only delays commands until the caller drains it.
+/// With `alloc` the collections grow and these are not limits.
+pub mod capacity {
+    /// Live lock requests per engine (pending, held or releasing).
+    pub const LOCKS: usize = crate::engine::LOCK_CAP;
+    /// Nodes (connections) per engine.
+    pub const NODES: usize = crate::engine::NODE_CAP;
+    /// Events not yet taken with `Engine::poll_event`; drain after every
+    /// call to stay far below it.
+    pub const EVENTS: usize = crate::engine::EVENT_CAP;
+    /// Bytes waiting in one connection's transmit buffer.
+    pub const TRANSMIT: usize = crate::conn::TX_CAP;
+    /// Replies one connection may wait for (commands in flight).
+    pub const IN_FLIGHT: usize = crate::conn::EXPECT_CAP;
+    /// Longest lock name, prefix, user name, password or client name, in
+    /// bytes.
+    pub const TEXT: usize = crate::storage::TEXT_CAP;
+}
