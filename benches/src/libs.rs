@@ -1,0 +1,169 @@
+//! The locks under test behind one small trait, so a worker loop is
+//! monomorphised per library (no boxed future per operation, which would
+//! show up in the allocation counts).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+/// Lease written by the peers (tracklock's default validity is the same 5 s).
+pub const TTL: Duration = Duration::from_secs(5);
+
+/// A distributed lock as the workers use it: `lock` waits until the lock is
+/// held, `unlock` returns once the server confirmed the release. Errors are
+/// bench failures (they panic).
+pub trait LockLib: Send + Sync + 'static {
+    /// What `lock` hands back and `unlock` consumes.
+    type Guard: Send + 'static;
+
+    /// Acquires `name`, waiting (however the library waits) until it is held.
+    fn lock<'a>(&'a self, name: &'a str) -> impl Future<Output = Self::Guard> + Send + 'a;
+
+    /// Releases `name` and waits for the server's answer.
+    fn unlock<'a>(
+        &'a self,
+        name: &'a str,
+        guard: Self::Guard,
+    ) -> impl Future<Output = ()> + Send + 'a;
+
+    /// Closes connections at the end of the run.
+    fn close(&self) -> impl Future<Output = ()> + '_ {
+        async {}
+    }
+}
+
+/// tracklock on any runtime.
+pub struct Tracklock<R: tracklock::Runtime>(pub tracklock::Locker<R>);
+
+impl<R> LockLib for Tracklock<R>
+where
+    R: tracklock::Runtime,
+    tracklock::Locker<R>: Send + Sync,
+    tracklock::Guard<R>: Send,
+{
+    type Guard = tracklock::Guard<R>;
+
+    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
+        match self.0.lock(name).await {
+            Ok(g) => g,
+            Err(e) => panic!("tracklock lock({name}): {e}"),
+        }
+    }
+
+    async fn unlock<'a>(&'a self, _name: &'a str, guard: Self::Guard) {
+        if let Err(e) = guard.unlock().await {
+            panic!("tracklock unlock: {e}");
+        }
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + '_ {
+        self.0.close()
+    }
+}
+
+/// rslock (Redlock on the `redis` crate), given the one server.
+pub struct Rslock(pub rslock::LockManager);
+
+impl Rslock {
+    /// A lock manager for `url` with rslock's default retries (3 attempts,
+    /// random 0..200 ms between them) or `retry = (count, delay)`.
+    pub fn new(url: &str, retry: Option<(u32, Duration)>) -> Rslock {
+        let mut m = rslock::LockManager::new(vec![url.to_owned()]);
+        if let Some((count, delay)) = retry {
+            m.set_retry(count, delay);
+        }
+        Rslock(m)
+    }
+}
+
+impl LockLib for Rslock {
+    type Guard = rslock::LockGuard;
+
+    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
+        // `acquire` loops over `lock` (with its retries) until it wins.
+        match self.0.acquire(name.as_bytes(), TTL).await {
+            Ok(g) => g,
+            Err(e) => panic!("rslock acquire({name}): {e}"),
+        }
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        _name: &'a str,
+        guard: Self::Guard,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        guard.release()
+    }
+}
+
+/// Compare-and-delete, the usual single-key release.
+const RELEASE: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// The lock most code bases hand-roll on the `redis` crate: `SET key val NX
+/// PX 5000` on one multiplexed connection, retried at once on failure;
+/// released with a Lua compare-and-delete (`EVALSHA`, `EVAL` on `NOSCRIPT`).
+pub struct SetNx {
+    conn: MultiplexedConnection,
+    release: redis::Script,
+    seed: u64,
+    seq: AtomicU64,
+}
+
+impl SetNx {
+    /// Opens a multiplexed connection to `url`.
+    pub async fn connect(url: &str, seed: u64) -> SetNx {
+        let client = redis::Client::open(url).expect("redis URL");
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        SetNx {
+            conn,
+            release: redis::Script::new(RELEASE),
+            seed,
+            seq: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A held [`SetNx`] lock: the value we wrote.
+pub struct SetNxGuard {
+    value: u64,
+}
+
+impl LockLib for SetNx {
+    type Guard = SetNxGuard;
+
+    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
+        let value = self.seed ^ self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut conn = self.conn.clone();
+        let ttl_ms = TTL.as_millis() as u64;
+        loop {
+            let reply: redis::Value = redis::cmd("SET")
+                .arg(name)
+                .arg(value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("SET NX {name}: {e}"));
+            if matches!(reply, redis::Value::Okay) {
+                return SetNxGuard { value };
+            }
+        }
+    }
+
+    async fn unlock<'a>(&'a self, name: &'a str, guard: Self::Guard) {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .release
+            .key(name)
+            .arg(guard.value)
+            .invoke_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("release {name}: {e}"));
+    }
+}

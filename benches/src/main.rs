@@ -1,0 +1,602 @@
+//! **tracklock-benches**: tracklock on each runtime against peer Redis locks,
+//! all measured in one process, against one server, in one interleaved run.
+//!
+//! ```sh
+//! cargo run --release -p tracklock-benches -- [--secs N] [--csv FILE] \
+//!     [--runtimes tokio,smol,glommio] [--scenarios contended,contended-lockers,uncontended]
+//! ```
+//!
+//! # Method
+//!
+//! - **Server.** The bench starts its own `redis-server` on a free loopback
+//!   port (`--save "" --appendonly no`, temporary directory) and kills it at
+//!   the end, on a panic (any thread) and on Ctrl-C.
+//! - **Rows.** A row is a library on a runtime. tracklock runs on every
+//!   selected runtime with `key_majority(1)` (`tracklock-m1`: one key, the
+//!   setting Go's README benchmarks and the one comparable with single-key
+//!   peers), with the default `key_majority` 2 (`tracklock-m2`: 3 keys on the
+//!   one node), and with the opt-in local hand-off (`tracklock-m1-handoff`).
+//!   The peers run on tokio: `rslock` (Redlock given the one server) with its
+//!   default retries and tuned to retry at once, and `redis-setnx`, the usual
+//!   hand-rolled lock on the `redis` crate (`SET NX PX` retried at once,
+//!   Lua compare-and-delete release).
+//! - **Scenarios** (10 tasks by default). `contended`: the tasks share one
+//!   client and lock then unlock one name in a loop; `unlock` waits for the
+//!   server's answer (like Go's `cancel()`). `contended-lockers`: one client
+//!   (own connection) per task, one name: the wake-up path across
+//!   connections, with the hand-off latency. `uncontended`: one shared client,
+//!   one name per task.
+//! - **Interleaving.** For each scenario every row gets a warm-up window,
+//!   then `--windows` (5) timed windows of `secs / windows` each, round-robin
+//!   over the rows, so slow drifts of a shared machine hit all rows alike. A
+//!   window spawns the tasks, sleeps, raises a stop flag, and waits until
+//!   every task finished its pair in flight; ops/s = pairs / that whole time.
+//!   Rows report the **median** window. `spread` is (max − min) / median.
+//! - **Allocations** come from a counting global allocator: allocations in the
+//!   whole process during the window / pairs (spawning the 10 tasks is
+//!   included; it is noise next to thousands of pairs).
+//! - **Round trip.** Each round also times `PING`s on a `redis` crate
+//!   multiplexed connection from a tokio task (the RTT the table divides by)
+//!   and on a blocking socket (the floor); medians of all samples.
+//!   `RTT/op` = ns/op ÷ RTT: for `contended` that is round trips per
+//!   hand-off, 1 / (ops/s × RTT).
+//! - **Hand-off latency** (`contended-lockers`): the holder stamps the time
+//!   right before it calls `unlock` (its release cannot reach the server
+//!   earlier); the next acquisition by *another* task records now − stamp.
+//!   Quantiles over all samples of the timed windows.
+//! - **Ratios.** `vs peer` = ops/s ÷ the best peer's ops/s in the same
+//!   scenario (peers on tokio). The targets section prints each target with
+//!   the measured value; nothing is asserted.
+//!
+//! Runtimes: tokio multi-thread with 2 workers; smol's global executor with 2
+//! threads (`SMOL_THREADS=2` unless set); glommio (feature `glommio`, on by
+//! default) with one `LocalExecutor` thread, thread-per-core style. The
+//! orchestrator blocks on the main thread.
+
+mod alloc;
+mod exec;
+mod libs;
+mod report;
+mod server;
+mod workload;
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exec::{Exec, SmolExec, TokioExec};
+use libs::{LockLib, Rslock, SetNx, Tracklock};
+use report::{Report, Row, Rtt};
+use server::Server;
+use workload::{Entry, LibEntry, Scenario};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+/// The libraries, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lib {
+    TrackM1,
+    TrackM2,
+    TrackHandoff,
+    RslockDefault,
+    RslockTuned,
+    SetNx,
+}
+
+impl Lib {
+    const ALL: [Lib; 6] = [
+        Lib::TrackM1,
+        Lib::TrackM2,
+        Lib::TrackHandoff,
+        Lib::RslockDefault,
+        Lib::RslockTuned,
+        Lib::SetNx,
+    ];
+
+    fn id(self) -> &'static str {
+        match self {
+            Lib::TrackM1 => "tracklock-m1",
+            Lib::TrackM2 => "tracklock-m2",
+            Lib::TrackHandoff => "tracklock-m1-handoff",
+            Lib::RslockDefault => "rslock-default",
+            Lib::RslockTuned => "rslock-tuned",
+            Lib::SetNx => "redis-setnx",
+        }
+    }
+
+    fn about(self, handoff: u8) -> String {
+        match self {
+            Lib::TrackM1 => "tracklock, key_majority(1): one key (the comparable row; Go's README \
+                             uses KeyMajority 1)"
+                .into(),
+            Lib::TrackM2 => {
+                "tracklock defaults: key_majority 2 = 3 keys on the one node (majority 2 of 3)".into()
+            }
+            Lib::TrackHandoff => format!(
+                "tracklock, key_majority(1), opt-in local_handoff({handoff}): held keys pass between \
+                 tasks of one locker without a round trip, at most {handoff} in a row"
+            ),
+            Lib::RslockDefault => "rslock 0.10 (Redlock given the one server), default retries: \
+                                   3 attempts per lock() spaced by random 0..200 ms, acquire() loops"
+                .into(),
+            Lib::RslockTuned => {
+                "rslock 0.10, set_retry(1, 1 ms): a failed attempt is retried at once".into()
+            }
+            Lib::SetNx => "redis crate, multiplexed connection: SET key val NX PX 5000 retried at \
+                           once; Lua compare-and-delete release (EVALSHA)"
+                .into(),
+        }
+    }
+
+    fn is_peer(self) -> bool {
+        matches!(self, Lib::RslockDefault | Lib::RslockTuned | Lib::SetNx)
+    }
+}
+
+/// Command-line options.
+struct Args {
+    secs: f64,
+    windows: usize,
+    tasks: usize,
+    handoff: u8,
+    csv: Option<String>,
+    runtimes: Vec<String>,
+    scenarios: Vec<Scenario>,
+    libs: Vec<Lib>,
+}
+
+const USAGE: &str = "\
+usage: cargo run --release -p tracklock-benches -- [options]
+  --secs N            timed seconds per row and scenario (default 2), split into the windows
+  --windows N         timed windows per row and scenario (default 5), after one warm-up window
+  --tasks N           tasks per scenario (default 10, at most 255)
+  --handoff N         local_handoff(N) of the tracklock-m1-handoff row (default 8)
+  --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer
+  --runtimes LIST     of tokio,smol,glommio (default: all built) — where tracklock runs; peers always run on tokio
+  --scenarios LIST    of contended,contended-lockers,uncontended (default: all)
+  --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,rslock-default,rslock-tuned,redis-setnx (default: all)";
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut a = Args {
+            secs: 2.0,
+            windows: 5,
+            tasks: 10,
+            handoff: 8,
+            csv: None,
+            runtimes: vec!["tokio".into(), "smol".into(), "glommio".into()],
+            scenarios: Scenario::ALL.to_vec(),
+            libs: Lib::ALL.to_vec(),
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            if flag == "-h" || flag == "--help" {
+                return Err(String::new());
+            }
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let bad = |what: &str| format!("bad {flag} value `{value}`: {what}");
+            match flag.as_str() {
+                "--secs" => {
+                    a.secs = value.parse().map_err(|_| bad("a number of seconds"))?;
+                    if a.secs.is_nan() || a.secs <= 0.0 {
+                        return Err(bad("must be > 0"));
+                    }
+                }
+                "--windows" => {
+                    a.windows = value.parse().map_err(|_| bad("a count"))?;
+                    if a.windows == 0 {
+                        return Err(bad("must be >= 1"));
+                    }
+                }
+                "--tasks" => {
+                    a.tasks = value.parse().map_err(|_| bad("a count"))?;
+                    if !(1..=255).contains(&a.tasks) {
+                        return Err(bad("1..=255"));
+                    }
+                }
+                "--handoff" => {
+                    a.handoff = value.parse().map_err(|_| bad("0..=255"))?;
+                }
+                "--csv" => a.csv = Some(value),
+                "--runtimes" => {
+                    a.runtimes = value.split(',').map(|s| s.trim().to_owned()).collect();
+                    if let Some(r) = a
+                        .runtimes
+                        .iter()
+                        .find(|r| !["tokio", "smol", "glommio"].contains(&r.as_str()))
+                    {
+                        return Err(bad(&format!("unknown runtime `{r}`")));
+                    }
+                }
+                "--scenarios" => {
+                    a.scenarios = value
+                        .split(',')
+                        .map(|s| Scenario::parse(s.trim()).ok_or_else(|| bad(s)))
+                        .collect::<Result<_, _>>()?;
+                }
+                "--libs" => {
+                    a.libs = value
+                        .split(',')
+                        .map(|s| {
+                            Lib::ALL
+                                .into_iter()
+                                .find(|l| l.id() == s.trim())
+                                .ok_or_else(|| bad(s))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(a)
+    }
+
+    fn wants(&self, runtime: &str) -> bool {
+        self.runtimes.iter().any(|r| r == runtime)
+    }
+}
+
+/// A tracklock row on runtime `E`.
+fn tracklock_entry<E: Exec>(
+    exec: &Arc<E>,
+    lib: Lib,
+    addr: &str,
+    scenario: Scenario,
+    args: &Args,
+) -> Box<dyn Entry>
+where
+    Tracklock<E::Rt>: LockLib,
+{
+    let base = tracklock::Options::new(addr);
+    let options = match lib {
+        Lib::TrackM1 => base.key_majority(1),
+        Lib::TrackM2 => base,
+        Lib::TrackHandoff => base.key_majority(1).local_handoff(args.handoff),
+        _ => unreachable!("not a tracklock row"),
+    };
+    Box::new(LibEntry::<E, Tracklock<E::Rt>>::new(
+        exec,
+        lib.id(),
+        false,
+        scenario,
+        args.tasks,
+        move |_| {
+            let options = options.clone();
+            async move {
+                match E::connect(options).await {
+                    Ok(l) => Tracklock(l),
+                    Err(e) => panic!("tracklock connect: {e}"),
+                }
+            }
+        },
+    ))
+}
+
+/// A peer row (on tokio).
+fn peer_entry<L, F, Fut>(
+    exec: &Arc<TokioExec>,
+    lib: Lib,
+    scenario: Scenario,
+    args: &Args,
+    make: F,
+) -> Box<dyn Entry>
+where
+    L: LockLib,
+    F: Fn(usize) -> Fut + Send + 'static,
+    Fut: Future<Output = L> + 'static,
+{
+    Box::new(LibEntry::<TokioExec, L>::new(
+        exec,
+        lib.id(),
+        true,
+        scenario,
+        args.tasks,
+        make,
+    ))
+}
+
+/// The runtimes that tracklock runs on in this build and run.
+struct Runtimes {
+    tokio: Arc<TokioExec>,
+    smol: Option<Arc<SmolExec>>,
+    #[cfg(feature = "glommio")]
+    glommio: Option<Arc<exec::GlommioExec>>,
+}
+
+fn entries(
+    rts: &Runtimes,
+    args: &Args,
+    addr: &str,
+    url: &str,
+    scenario: Scenario,
+) -> Vec<Box<dyn Entry>> {
+    let mut v: Vec<Box<dyn Entry>> = Vec::new();
+    let tracklock_libs: Vec<Lib> = args.libs.iter().copied().filter(|l| !l.is_peer()).collect();
+    if args.wants("tokio") {
+        for &lib in &tracklock_libs {
+            v.push(tracklock_entry(&rts.tokio, lib, addr, scenario, args));
+        }
+    }
+    if let Some(smol) = &rts.smol {
+        for &lib in &tracklock_libs {
+            v.push(tracklock_entry(smol, lib, addr, scenario, args));
+        }
+    }
+    #[cfg(feature = "glommio")]
+    if let Some(glommio) = &rts.glommio {
+        for &lib in &tracklock_libs {
+            v.push(tracklock_entry(glommio, lib, addr, scenario, args));
+        }
+    }
+    for &lib in args.libs.iter().filter(|l| l.is_peer()) {
+        let url = url.to_owned();
+        v.push(match lib {
+            Lib::RslockDefault => peer_entry(&rts.tokio, lib, scenario, args, move |_| {
+                std::future::ready(Rslock::new(&url, None))
+            }),
+            Lib::RslockTuned => peer_entry(&rts.tokio, lib, scenario, args, move |_| {
+                std::future::ready(Rslock::new(&url, Some((1, Duration::from_millis(1)))))
+            }),
+            Lib::SetNx => peer_entry(&rts.tokio, lib, scenario, args, move |i| {
+                let url = url.clone();
+                async move {
+                    SetNx::connect(&url, 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)).await
+                }
+            }),
+            _ => unreachable!("not a peer"),
+        });
+    }
+    v
+}
+
+/// `n` PINGs on a `redis` crate multiplexed connection from a tokio task.
+fn client_rtt(tokio: &TokioExec, conn: &redis::aio::MultiplexedConnection, n: usize) -> Vec<f64> {
+    let mut conn = conn.clone();
+    tokio.run(move || async move {
+        TokioExec::spawn(async move {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                let _: String = redis::cmd("PING")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("PING: {e}"));
+                v.push(t.elapsed().as_nanos() as f64);
+            }
+            v
+        })
+        .await
+    })
+}
+
+/// `n` PINGs on a blocking socket.
+fn raw_rtt(s: &mut TcpStream, n: usize) -> Vec<f64> {
+    let mut buf = [0u8; 7];
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            s.write_all(b"PING\r\n").expect("raw PING");
+            s.read_exact(&mut buf).expect("raw PONG");
+            t.elapsed().as_nanos() as f64
+        })
+        .collect()
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} CPUs, {model}")
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Before any thread exists: the smol executor reads SMOL_THREADS.
+    let smol = args.wants("smol").then(|| Arc::new(SmolExec::new()));
+    let tokio = Arc::new(TokioExec::new());
+
+    let server = match Server::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // A panic on any thread ends the run; the server goes with it.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        server::kill_now();
+        std::process::exit(101);
+    }));
+    tokio.handle().spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            server::kill_now();
+            eprintln!("\ninterrupted: redis-server stopped");
+            std::process::exit(130);
+        }
+    });
+
+    let rts = Runtimes {
+        tokio: tokio.clone(),
+        smol,
+        #[cfg(feature = "glommio")]
+        glommio: if args.wants("glommio") {
+            match exec::GlommioExec::new() {
+                Ok(g) => Some(Arc::new(g)),
+                Err(e) => {
+                    eprintln!("glommio: skipped, the executor did not start: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        },
+    };
+    #[cfg(not(feature = "glommio"))]
+    if args.wants("glommio") {
+        eprintln!("glommio: skipped, built without the `glommio` feature");
+    }
+
+    let window = Duration::from_secs_f64(args.secs / args.windows as f64);
+    println!("tracklock-benches");
+    println!("  machine: {}, load average {}", machine(), loadavg());
+    println!("  server:  {} on {}", server.version(), server.addr());
+    println!(
+        "  method:  {} tasks; per scenario one warm-up window then {} timed windows of {:?}, \
+         round-robin over the rows; medians",
+        args.tasks, args.windows, window
+    );
+    println!(
+        "  runtimes: tokio (2 workers){}{} ; peers on tokio",
+        if rts.smol.is_some() {
+            ", smol (global executor, SMOL_THREADS=".to_owned()
+                + &std::env::var("SMOL_THREADS").unwrap_or_default()
+                + ")"
+        } else {
+            String::new()
+        },
+        {
+            #[cfg(feature = "glommio")]
+            let g = if rts.glommio.is_some() {
+                ", glommio (1 LocalExecutor thread)"
+            } else {
+                ""
+            };
+            #[cfg(not(feature = "glommio"))]
+            let g = "";
+            g
+        }
+    );
+    println!("  libraries:");
+    for lib in &args.libs {
+        println!("    {:<21} {}", lib.id(), lib.about(args.handoff));
+    }
+    println!();
+
+    let url = server.url();
+    let addr = server.addr();
+    let ping_conn = {
+        let url = url.clone();
+        tokio.run(move || async move {
+            redis::Client::open(url.as_str())
+                .expect("redis URL")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis connection for the RTT probe")
+        })
+    };
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port())).expect("raw connection");
+    raw.set_nodelay(true).expect("TCP_NODELAY");
+    let (mut client_samples, mut raw_samples) = (Vec::new(), Vec::new());
+
+    let t_run = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    for &scenario in &args.scenarios {
+        let t0 = Instant::now();
+        let mut entries = entries(&rts, &args, &addr, &url, scenario);
+        for e in entries.iter_mut() {
+            e.window(window);
+        }
+        let first = rows.len();
+        for e in &entries {
+            rows.push(Row {
+                scenario,
+                runtime: e.runtime(),
+                library: e.library(),
+                peer: e.is_peer(),
+                windows: Vec::new(),
+            });
+        }
+        for _ in 0..args.windows {
+            client_samples.extend(client_rtt(&tokio, &ping_conn, 200));
+            raw_samples.extend(raw_rtt(&mut raw, 200));
+            for (i, e) in entries.iter_mut().enumerate() {
+                let w = e.window(window);
+                rows[first + i].windows.push(w);
+            }
+        }
+        for e in entries.iter_mut() {
+            e.close();
+        }
+        eprintln!(
+            "  {}: {} rows in {:.1?}",
+            scenario.name(),
+            entries.len(),
+            t0.elapsed()
+        );
+    }
+
+    let report = Report {
+        rows,
+        rtt: Rtt {
+            client: report::median(client_samples),
+            raw: report::median(raw_samples),
+        },
+    };
+    println!(
+        "Round trip (median): {:.1}µs PING on a redis-crate multiplexed connection from a tokio \
+         task (RTT below), {:.1}µs on a blocking socket",
+        report.rtt.client / 1e3,
+        report.rtt.raw / 1e3
+    );
+    println!();
+    print!("{}", report.table());
+    println!(
+        "ops/s, allocs/op, top: medians of the timed windows. ns/op = 1e9 / ops/s (all tasks). \
+         vs peer = ops/s / best peer's\n(same scenario, peers on tokio). RTT/op = ns/op / RTT. \
+         spread = (max - min) / median of the windows' ops/s. top = the busiest task's\nshare \
+         of the pairs (fair: 1/tasks). hand-off: unlock call to the next acquisition by another \
+         task, over all timed samples."
+    );
+    println!();
+    print!(
+        "{}",
+        report.targets(Lib::TrackM1.id(), Lib::TrackHandoff.id())
+    );
+    println!();
+    println!(
+        "run took {:.1?}; load average now {}",
+        t_run.elapsed(),
+        loadavg()
+    );
+    if let Some(path) = &args.csv {
+        match std::fs::write(path, report.csv()) {
+            Ok(()) => println!("CSV written to {path}"),
+            Err(e) => {
+                eprintln!("cannot write {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    drop(rts);
+    drop(server);
+    ExitCode::SUCCESS
+}
