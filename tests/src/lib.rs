@@ -16,6 +16,7 @@ mod admin;
 mod matrix;
 mod rt;
 mod server;
+pub mod sim;
 
 pub use admin::{Admin, Client};
 pub use matrix::{

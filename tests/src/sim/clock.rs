@@ -21,13 +21,17 @@ impl Clock {
     pub fn at(&self, real: u64) -> u64 {
         let r = i128::from(real);
         let skew = (r * i128::from(self.ppm)).div_euclid(1_000_000);
-        (i128::from(self.offset) + r + skew) as u64
+        (i128::from(self.offset) + r + skew).clamp(0, i128::from(u64::MAX)) as u64
     }
 
     /// The earliest real time at which the clock reads at least `local`.
     pub fn real_at(&self, local: u64) -> u64 {
         if local <= self.offset {
             return 0;
+        }
+        // Far-future readings (saturated deadlines) map to the far future.
+        if local >= u64::MAX / 4 {
+            return u64::MAX / 4;
         }
         let d = i128::from(local - self.offset);
         let mut r = (d * 1_000_000 / (1_000_000 + i128::from(self.ppm))).max(0) as u64;

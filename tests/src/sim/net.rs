@@ -130,11 +130,22 @@ impl Net {
 
     /// Queues `msg` on a pipe; returns the time to schedule a delivery at
     /// when the pipe had none pending.
-    pub fn send(&mut self, conn: u64, up: bool, msg: Msg, now: u64, rng: &mut SimRng) -> Option<u64> {
+    pub fn send(
+        &mut self,
+        conn: u64,
+        up: bool,
+        msg: Msg,
+        now: u64,
+        rng: &mut SimRng,
+    ) -> Option<u64> {
         let c = self.conns.get_mut(&conn)?;
         let link = &mut self.links[c.locker][c.node];
         let lat = link.latency(rng);
-        let last = if up { &mut link.last_up } else { &mut link.last_down };
+        let last = if up {
+            &mut link.last_up
+        } else {
+            &mut link.last_down
+        };
         let at = (now + lat).max(*last);
         *last = at;
         let pipe = if up { &mut c.up } else { &mut c.down };

@@ -110,7 +110,12 @@ impl Params {
         let drift_ppm = *rng.pick(&[0u32, 1_000, 10_000, 10_000, 20_000]);
         let margin = Duration::from_millis(*rng.pick(&[1u64, 2, 5, 5, 20, 50]));
         let config = Config {
-            prefix: Text::new(if rng.chance(0.8) { "rueidislock" } else { "app.locks" }).unwrap(),
+            prefix: Text::new(if rng.chance(0.8) {
+                "rueidislock"
+            } else {
+                "app.locks"
+            })
+            .unwrap(),
             key_majority: majority,
             validity,
             extend_interval,
@@ -119,13 +124,27 @@ impl Params {
             margin,
             noloop: *rng.pick(&[NoLoop::Auto, NoLoop::Auto, NoLoop::On, NoLoop::Off]),
             client_caching: rng.chance(0.75),
-            ttl_mode: if rng.chance(0.2) { TtlMode::Absolute } else { TtlMode::Relative },
+            ttl_mode: if rng.chance(0.2) {
+                TtlMode::Absolute
+            } else {
+                TtlMode::Relative
+            },
             topology,
             username: None,
-            password: if rng.chance(0.3) { Text::new("sim-secret") } else { None },
-            client_name: if rng.chance(0.3) { Text::new("sim") } else { None },
+            password: if rng.chance(0.3) {
+                Text::new("sim-secret")
+            } else {
+                None
+            },
+            client_name: if rng.chance(0.3) {
+                Text::new("sim")
+            } else {
+                None
+            },
             database: if rng.chance(0.2) { 3 } else { 0 },
             ping_interval: Duration::from_millis(*rng.pick(&[100u64, 300, 1000])),
+            local_handoff: *rng.pick(&[0u8, 0, 1, 3]),
+            ..Config::default()
         };
         let _ = nodes;
         let lockers = rng.range(2, 4) as usize;
@@ -205,7 +224,8 @@ impl Params {
             wall_offset_ms: if rng.chance(0.5) { 0 } else { 200 },
             faults,
             force,
-            lose_down_min: validity_ns + validity_ns * u64::from(drift_ppm) / 1_000_000
+            lose_down_min: validity_ns
+                + validity_ns * u64::from(drift_ppm) / 1_000_000
                 + margin_ns
                 + 10 * MS,
             hostile_node: None,

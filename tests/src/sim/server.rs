@@ -95,6 +95,9 @@ pub struct Entry {
     pub expire_ms: Option<u64>,
     /// Who wrote the value.
     pub writer: Writer,
+    /// Last written through a connection its client had already abandoned
+    /// (bytes that were still in flight, or buffered by a paused node).
+    pub orphan: bool,
 }
 
 /// Why a key's value went away.
@@ -145,6 +148,7 @@ struct Client {
     tracking: bool,
     noloop: bool,
     authed: bool,
+    orphan: bool,
     rx: Vec<u8>,
     out: Vec<u8>,
     /// Invalidations for this client caused by its own command: sent after the reply.
@@ -256,6 +260,7 @@ struct Ctx {
     db: u32,
     now_ms: u64,
     writer: Writer,
+    orphan: bool,
 }
 
 impl Node {
@@ -295,6 +300,7 @@ impl Node {
                 tracking: false,
                 noloop: false,
                 authed: true,
+                orphan: false,
                 rx: Vec::new(),
                 out: Vec::new(),
                 pending: Vec::new(),
@@ -312,9 +318,15 @@ impl Node {
         self.clock.real_at(ms.saturating_mul(1_000_000))
     }
 
+    /// Unix ms minus the node's monotonic ms: its wall clock is
+    /// `UNIX_BASE_MS` at real time zero, plus its offset.
+    fn wall_base(&self) -> i64 {
+        UNIX_BASE_MS as i64 + self.wall_offset_ms - (self.clock.offset / 1_000_000) as i64
+    }
+
     /// The node's wall clock (Unix ms) at real time `real`.
     pub fn unix_ms(&self, real: u64) -> u64 {
-        (UNIX_BASE_MS + self.now_ms(real)).saturating_add_signed(self.wall_offset_ms)
+        (self.now_ms(real) as i64 + self.wall_base()) as u64
     }
 
     /// A connection was accepted (the kernel accepts even while paused).
@@ -327,6 +339,7 @@ impl Node {
                 tracking: false,
                 noloop: false,
                 authed: self.password.is_none(),
+                orphan: false,
                 rx: Vec::new(),
                 out: Vec::new(),
                 pending: Vec::new(),
@@ -337,6 +350,18 @@ impl Node {
     /// The connection is gone (its tracking with it).
     pub fn disconnect(&mut self, conn: u64) {
         self.clients.remove(&conn);
+    }
+
+    /// The client closed `conn`; what it still sends is served all the same.
+    pub fn orphan(&mut self, conn: u64) {
+        if let Some(c) = self.clients.get_mut(&conn) {
+            c.orphan = true;
+        }
+    }
+
+    /// True when `body`'s SHA is in the script cache (`EVALSHA` works).
+    pub fn knows_script(&self, body: &str) -> bool {
+        self.scripts.contains(&sha_hex(body))
     }
 
     /// True while `conn` is a client of this node.
@@ -505,6 +530,7 @@ impl Node {
             db: c.db,
             now_ms: self.now_ms(real),
             writer: c.locker.map_or(Writer::Admin, Writer::Locker),
+            orphan: c.orphan,
         };
         let authed = c.authed;
         let mut out = Vec::new();
@@ -537,8 +563,12 @@ impl Node {
             } else {
                 format!("c{conn}")
             };
-            fx.log
-                .push(format!("n{} {who}: {} -> {}", self.id, shown.join(" "), reply.trim_end()));
+            fx.log.push(format!(
+                "n{} {who}: {} -> {}",
+                self.id,
+                shown.join(" "),
+                reply.trim_end()
+            ));
         }
         let Some(c) = self.clients.get_mut(&conn) else {
             return;
@@ -549,7 +579,14 @@ impl Node {
         }
     }
 
-    fn dispatch(&mut self, ctx: Ctx, name: &[u8], args: &[Vec<u8>], out: &mut Vec<u8>, fx: &mut Fx) {
+    fn dispatch(
+        &mut self,
+        ctx: Ctx,
+        name: &[u8],
+        args: &[Vec<u8>],
+        out: &mut Vec<u8>,
+        fx: &mut Fx,
+    ) {
         let arity_err = |out: &mut Vec<u8>| {
             error(
                 out,
@@ -573,7 +610,9 @@ impl Node {
             },
             b"CLIENT" => {
                 let sub: Vec<Vec<u8>> = args[1..].iter().map(|a| a.to_ascii_uppercase()).collect();
-                if sub.first().map(|s| &s[..]) == Some(b"TRACKING") && sub.get(1).map(|s| &s[..]) == Some(b"ON") {
+                if sub.first().map(|s| &s[..]) == Some(b"TRACKING")
+                    && sub.get(1).map(|s| &s[..]) == Some(b"ON")
+                {
                     let noloop = sub.iter().any(|s| s == b"NOLOOP");
                     if let Some(c) = self.clients.get_mut(&ctx.client) {
                         c.tracking = true;
@@ -585,7 +624,9 @@ impl Node {
                 }
             }
             b"GET" => {
-                let Some(key) = args.get(1) else { return arity_err(out) };
+                let Some(key) = args.get(1) else {
+                    return arity_err(out);
+                };
                 match self.lookup(ctx, key, fx) {
                     Some(v) => bulk(out, &v),
                     None => null(out),
@@ -593,7 +634,9 @@ impl Node {
                 self.track(ctx, key);
             }
             b"PTTL" => {
-                let Some(key) = args.get(1) else { return arity_err(out) };
+                let Some(key) = args.get(1) else {
+                    return arity_err(out);
+                };
                 let t = self.pttl(ctx, key, fx);
                 int(out, t);
                 self.track(ctx, key);
@@ -613,7 +656,8 @@ impl Node {
                 int(out, n)
             }
             b"PEXPIRE" => {
-                let (Some(key), Some(ms)) = (args.get(1), args.get(2).and_then(|m| parse_i64(m))) else {
+                let (Some(key), Some(ms)) = (args.get(1), args.get(2).and_then(|m| parse_i64(m)))
+                else {
                     return arity_err(out);
                 };
                 let r = self.pexpire_at(ctx, key, ctx.now_ms as i64 + ms, fx);
@@ -621,7 +665,10 @@ impl Node {
             }
             b"EVAL" | b"EVALSHA" => self.eval(ctx, name == b"EVALSHA", args, out, fx),
             b"SCRIPT" => {
-                if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"FLUSH")) {
+                if args
+                    .get(1)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(b"FLUSH"))
+                {
                     self.scripts.clear();
                     simple(out, "OK")
                 } else {
@@ -659,7 +706,10 @@ impl Node {
                 let ok = args[i + 1] == b"default"
                     && self.password.as_deref().map(str::as_bytes) == Some(&args[i + 2][..]);
                 if !ok {
-                    error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+                    error(
+                        out,
+                        "WRONGPASS invalid username-password pair or user is disabled.",
+                    );
                     return;
                 }
                 authed = true;
@@ -727,7 +777,10 @@ impl Node {
     /// Arms tracking of `key` for the reading client.
     fn track(&mut self, ctx: Ctx, key: &[u8]) {
         if self.clients.get(&ctx.client).is_some_and(|c| c.tracking) {
-            self.tracking.entry(key.to_vec()).or_default().insert(ctx.client);
+            self.tracking
+                .entry(key.to_vec())
+                .or_default()
+                .insert(ctx.client);
         }
     }
 
@@ -766,6 +819,7 @@ impl Node {
             self.delete(ctx, key, Cause::Written(ctx.writer), fx);
         } else if let Some(e) = self.db(ctx.db).get_mut(key) {
             e.expire_ms = Some(at_ms as u64);
+            e.orphan |= ctx.orphan;
             self.signal(Some(ctx.client), key);
         }
         1
@@ -785,14 +839,18 @@ impl Node {
             match &opt[..] {
                 b"NX" => nx = true,
                 b"PX" | b"PXAT" => {
-                    let Some(v) = args.get(i + 1).and_then(|v| parse_i64(v)).filter(|v| *v > 0) else {
+                    let Some(v) = args
+                        .get(i + 1)
+                        .and_then(|v| parse_i64(v))
+                        .filter(|v| *v > 0)
+                    else {
                         error(out, "ERR invalid expire time in 'set' command");
                         return;
                     };
                     expire = Some(if opt == b"PX" {
                         ctx.now_ms as i64 + v
                     } else {
-                        v - (UNIX_BASE_MS as i64 + self.wall_offset_ms)
+                        v - self.wall_base()
                     });
                     i += 1;
                 }
@@ -824,6 +882,7 @@ impl Node {
                 value: value.clone(),
                 expire_ms: expire.map(|x| x as u64),
                 writer: ctx.writer,
+                orphan: ctx.orphan,
             },
         );
         if let Some(old) = old {
@@ -874,7 +933,11 @@ impl Node {
             }
             self.known.iter().find(|k| k.0[..] == sha[..]).map(|k| k.1)
         } else {
-            let found = self.known.iter().find(|k| k.2.as_bytes() == &args[1][..]).copied();
+            let found = self
+                .known
+                .iter()
+                .find(|k| k.2.as_bytes() == &args[1][..])
+                .copied();
             if let Some(k) = found {
                 self.scripts.insert(k.0);
             }
@@ -890,8 +953,10 @@ impl Node {
             return;
         };
         if parse_u64(&args[2]) != Some(1) || args.len() < 4 {
-            fx.errors
-                .push(format!("node {}: script called without exactly one key", self.id));
+            fx.errors.push(format!(
+                "node {}: script called without exactly one key",
+                self.id
+            ));
             error(out, "ERR simulator: bad script call");
             return;
         }
@@ -934,7 +999,7 @@ impl Node {
                     let at = if kind == ScriptKind::ExtendPx {
                         ctx.now_ms as i64 + ttl
                     } else {
-                        ttl - (UNIX_BASE_MS as i64 + self.wall_offset_ms)
+                        ttl - self.wall_base()
                     };
                     self.pexpire_at(ctx, key, at, fx);
                     let _ = self.lookup(ctx, key, fx);

@@ -1,0 +1,495 @@
+//! The invariants of SPEC §9, checked as the run goes.
+//!
+//! **Belief.** A worker believes it holds a lock from the engine's
+//! `Acquired` until it sees `Lost` or calls `unlock`. The world calls
+//! `handle_timeout` exactly at `poll_timeout` (except while the locker
+//! process is paused), so a belief lasts exactly as long as the engine lets it.
+//!
+//! **Interference.** Admin writes to a name's keys and force-locks take a
+//! lock away by design: every request of that name alive at the time of an
+//! admin write, and every request whose life overlaps a force request of
+//! the same name (other than that force request), is *tainted*. Tainted
+//! guards are exempt from mutual exclusion and the lease check; they are
+//! what the prompt-loss check is about.
+//!
+//! The checks:
+//! - mutual exclusion: at every `Acquired`, no other untainted guard of the
+//!   name believes (at that same real instant);
+//! - backing: an untainted `Acquired` finds a majority of the name's keys
+//!   carrying one value written by that locker on the nodes;
+//! - lease: a key value of an untainted believer never expires at a node
+//!   (on the node's own clock) while it leaves fewer than `m` keys with that
+//!   value — the engine's local deadline must come first;
+//! - prompt loss: a believer whose value is deleted or overwritten below the
+//!   majority sees `Lost` within one invalidation plus one round trip
+//!   (caching on) or one extend interval plus a round trip (caching off),
+//!   unless something disturbed its locker or the nodes meanwhile;
+//! - liveness: a name with a `Wait` request pending is never free (no
+//!   believer, no live key) with every involved locker healthy for longer
+//!   than a stated bound;
+//! - no leaks: once every engine settled, no key written by a locker
+//!   remains (before any TTL could have run out), and once past every TTL
+//!   nothing remains and every engine is idle.
+
+use std::collections::BTreeMap;
+
+use tracklock_core::{LockId, LockMode, NodeId};
+
+use super::server::{Cause, Change, NodeState, Writer, EXTEND_PX, EXTEND_PXAT};
+use super::world::{key_name, node_of, LinkState, Phase, World};
+
+const MS: u64 = 1_000_000;
+
+#[derive(Debug)]
+pub(crate) struct Req {
+    name: usize,
+    mode: LockMode,
+    tainted: bool,
+    ended: bool,
+    belief: Option<u64>,
+    acquired: bool,
+    value: Option<Vec<u8>>,
+    data_lost: bool,
+    /// The request this one's lease was handed off to (local hand-off).
+    successor: Option<(usize, u64)>,
+}
+
+#[derive(Debug)]
+struct Prompt {
+    req: (usize, u64),
+    since: u64,
+    locker_disturb: u64,
+    nodes_disturb: u64,
+}
+
+/// Bookkeeping of the checks.
+#[derive(Debug)]
+pub(crate) struct Checker {
+    reqs: BTreeMap<(usize, u64), Req>,
+    by_value: BTreeMap<Vec<u8>, (usize, u64)>,
+    prompts: Vec<Option<Prompt>>,
+    stuck: Vec<Option<u64>>,
+    data_loss: bool,
+    /// Set while a worker unlocks a held request: an `Acquired` of the same
+    /// name in the same locker during that call is a local hand-off.
+    pub(crate) handoff_from: Option<(usize, u64)>,
+}
+
+impl Checker {
+    pub(crate) fn new(names: usize) -> Self {
+        Checker {
+            reqs: BTreeMap::new(),
+            by_value: BTreeMap::new(),
+            prompts: Vec::new(),
+            stuck: vec![None; names],
+            data_loss: false,
+            handoff_from: None,
+        }
+    }
+}
+
+impl World {
+    fn key_of(&self, l: usize, id: LockId) -> (usize, u64) {
+        (l, id.as_u64())
+    }
+
+    /// A request was made.
+    pub(crate) fn on_request_id(&mut self, l: usize, id: LockId, name: usize, mode: LockMode) {
+        let force_alive = self
+            .chk
+            .reqs
+            .values()
+            .any(|r| r.name == name && r.mode == LockMode::Force);
+        if mode == LockMode::Force {
+            for r in self.chk.reqs.values_mut().filter(|r| r.name == name) {
+                r.tainted = true;
+            }
+        }
+        let key = self.key_of(l, id);
+        self.chk.reqs.insert(
+            key,
+            Req {
+                name,
+                mode,
+                tainted: force_alive,
+                ended: false,
+                belief: None,
+                acquired: false,
+                value: None,
+                data_lost: false,
+                successor: None,
+            },
+        );
+    }
+
+    /// Admin writes to a name: every live request of it is tainted.
+    pub(crate) fn taint_name(&mut self, name: usize) {
+        for r in self.chk.reqs.values_mut().filter(|r| r.name == name) {
+            r.tainted = true;
+        }
+    }
+
+    /// Admin flushes a node: every request with a key there is tainted.
+    pub(crate) fn taint_node(&mut self, _node: usize) {
+        for r in self.chk.reqs.values_mut() {
+            r.tainted = true;
+        }
+    }
+
+    fn names_keys(&self, name: usize) -> Vec<(usize, Vec<u8>)> {
+        let prefix = self.p.config.prefix.as_str();
+        (0..self.p.config.key_count())
+            .map(|i| {
+                (
+                    node_of(self.p.config.topology, i),
+                    key_name(prefix, i, &self.p.names[name]),
+                )
+            })
+            .collect()
+    }
+
+    /// How many keys of `name` carry `value` right now.
+    fn backing(&self, name: usize, value: &[u8]) -> usize {
+        let db = self.p.config.database;
+        self.names_keys(name)
+            .iter()
+            .filter(|(n, k)| {
+                self.nodes[*n]
+                    .peek(db, k, self.now)
+                    .is_some_and(|e| e.value == value)
+            })
+            .count()
+    }
+
+    pub(crate) fn on_acquired(&mut self, l: usize, id: LockId) {
+        let key = self.key_of(l, id);
+        let Some(req) = self.chk.reqs.get(&key) else {
+            self.fail(format!("L{l}: Acquired for a request never made ({id:?})"));
+            return;
+        };
+        let (name, mut tainted) = (req.name, req.tainted);
+        // A local hand-off passes the lease on, with everything it carries.
+        let from = self
+            .chk
+            .handoff_from
+            .filter(|f| f.0 == l && self.chk.reqs.get(f).is_some_and(|r| r.name == name));
+        if let Some(from) = from {
+            self.stats.handoffs += 1;
+            let (t, v, d) = {
+                let r = &self.chk.reqs[&from];
+                (r.tainted, r.value.clone(), r.data_lost)
+            };
+            tainted |= t;
+            self.chk.reqs.get_mut(&from).expect("present").successor = Some(key);
+            let req = self.chk.reqs.get_mut(&key).expect("present");
+            req.tainted = tainted;
+            req.data_lost = d;
+            req.value = v.clone();
+            req.belief = Some(self.now);
+            req.acquired = true;
+            if let Some(v) = v {
+                self.chk.by_value.insert(v, key);
+            }
+        }
+        // Mutual exclusion.
+        let others: Vec<((usize, u64), bool)> = self
+            .chk
+            .reqs
+            .iter()
+            .filter(|(k, r)| **k != key && r.name == name && r.belief.is_some())
+            .map(|(k, r)| (*k, r.tainted))
+            .collect();
+        for (other, other_tainted) in others {
+            if !tainted && !other_tainted {
+                self.fail(format!(
+                    "mutual exclusion: L{l} acquired {:?} ({id:?}) while L{} (lock {:#x}) still believes it holds it",
+                    self.p.names[name], other.0, other.1
+                ));
+                return;
+            }
+        }
+        if from.is_some() {
+            return;
+        }
+        // Which value is ours: a majority of the name's keys written by this locker.
+        let db = self.p.config.database;
+        let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for (n, k) in self.names_keys(name) {
+            if let Some(e) = self.nodes[n].peek(db, &k, self.now) {
+                if e.writer == Writer::Locker(l) {
+                    *counts.entry(e.value.clone()).or_default() += 1;
+                }
+            }
+        }
+        let m = usize::from(self.p.config.key_majority);
+        let value = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= m)
+            .max_by_key(|(_, c)| *c)
+            .map(|(v, _)| v);
+        if value.is_none() && !tainted && !self.chk.data_loss && self.p.hostile_node.is_none() {
+            self.fail(format!(
+                "backing: L{l} acquired {:?} ({id:?}) but fewer than {m} of its keys carry one value of L{l}",
+                self.p.names[name]
+            ));
+            return;
+        }
+        let req = self.chk.reqs.get_mut(&key).expect("present");
+        req.belief = Some(self.now);
+        req.acquired = true;
+        if let Some(v) = value {
+            req.value = Some(v.clone());
+            self.chk.by_value.insert(v, key);
+        }
+    }
+
+    /// The worker stopped believing (Lost seen, or unlock called).
+    pub(crate) fn on_belief_end(&mut self, l: usize, id: LockId) {
+        let key = self.key_of(l, id);
+        if let Some(r) = self.chk.reqs.get_mut(&key) {
+            r.belief = None;
+            r.ended = true;
+        }
+    }
+
+    /// The engine forgot the request.
+    pub(crate) fn on_released(&mut self, l: usize, id: LockId) {
+        let key = self.key_of(l, id);
+        if let Some(r) = self.chk.reqs.remove(&key) {
+            // A local hand-off passes the value on: only forget our own mapping.
+            if let Some(v) = r.value {
+                if self.chk.by_value.get(&v) == Some(&key) {
+                    self.chk.by_value.remove(&v);
+                }
+            }
+        }
+    }
+
+    /// Healthy: not paused, every connection up and ready, no partition, every node up.
+    pub(crate) fn healthy(&self, l: usize) -> bool {
+        let ls = &self.lockers[l];
+        !ls.paused
+            && (0..self.nodes.len()).all(|n| {
+                matches!(ls.links[n], LinkState::Up(_))
+                    && ls.engine.is_ready(NodeId(n as u16))
+                    && !self.net.links[l][n].cut(self.now)
+                    && self.nodes[n].state == NodeState::Up
+            })
+    }
+
+    /// A value went away at a node.
+    pub(crate) fn on_change(&mut self, ch: Change) {
+        if ch.cause == Cause::DataLoss {
+            self.chk.data_loss = true;
+        }
+        let Some(&key) = self.chk.by_value.get(&ch.old_value) else {
+            return;
+        };
+        let Some(req) = self.chk.reqs.get(&key) else {
+            return;
+        };
+        if req.belief.is_none() {
+            return;
+        }
+        let (name, tainted) = (req.name, req.tainted);
+        let value = req.value.clone().expect("mapped");
+        let m = usize::from(self.p.config.key_majority);
+        let backing = self.backing(name, &value);
+        if backing >= m {
+            return;
+        }
+        match ch.cause {
+            Cause::DataLoss => {
+                if let Some(r) = self.chk.reqs.get_mut(&key) {
+                    r.data_lost = true;
+                }
+            }
+            Cause::Expired => {
+                let data_lost = self.chk.reqs[&key].data_lost;
+                if !tainted && !data_lost && self.p.hostile_node.is_none() {
+                    self.fail(format!(
+                        "lease: {} expired at node {} while L{} (lock {:#x}) still believes it holds {:?} ({backing} of {m} keys left)",
+                        String::from_utf8_lossy(&ch.key),
+                        ch.node,
+                        key.0,
+                        key.1,
+                        self.p.names[name]
+                    ));
+                }
+            }
+            Cause::Written(_) => {
+                let l = key.0;
+                if self.p.hostile_node.is_some() || !self.healthy(l) {
+                    self.stats.prompt_skipped += 1;
+                    return;
+                }
+                let bound = self.prompt_bound(name);
+                let index = self.chk.prompts.len();
+                let nodes_disturb = self.node_disturb.iter().sum();
+                self.chk.prompts.push(Some(Prompt {
+                    req: key,
+                    since: self.now,
+                    locker_disturb: self.lockers[l].disturb,
+                    nodes_disturb,
+                }));
+                self.at(self.now + bound, Ev::Prompt { index });
+            }
+        }
+    }
+
+    /// How long a holder may take to learn that its majority was taken:
+    /// the invalidation, one round trip (plus one more when a node lost its
+    /// script cache: `NOSCRIPT`, then `EVAL`), and slack for processing.
+    pub(crate) fn prompt_bound(&self, name: usize) -> u64 {
+        let script = match self.p.config.ttl_mode {
+            tracklock_core::TtlMode::Relative => EXTEND_PX,
+            tracklock_core::TtlMode::Absolute => EXTEND_PXAT,
+        };
+        let cold = self
+            .names_keys(name)
+            .iter()
+            .any(|(n, _)| !self.nodes[*n].knows_script(script));
+        let rtt = (if cold { 5 } else { 3 }) * self.lat_max + 2 * MS;
+        if self.p.config.client_caching {
+            rtt
+        } else {
+            let i = self.p.config.effective_extend_interval().as_nanos() as u64;
+            i + i * 2 * self.p.clock_ppm as u64 / 1_000_000 + rtt
+        }
+    }
+
+    pub(crate) fn check_prompt(&mut self, index: usize) {
+        let Some(p) = self.chk.prompts.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let mut at = p.req;
+        while let Some(next) = self.chk.reqs.get(&at).and_then(|r| r.successor) {
+            at = next;
+        }
+        let Some(req) = self.chk.reqs.get(&at) else {
+            self.stats.prompt_checked += 1;
+            return;
+        };
+        if req.belief.is_none() {
+            self.stats.prompt_checked += 1;
+            return;
+        }
+        let l = at.0;
+        let nodes_disturb: u64 = self.node_disturb.iter().sum();
+        if self.lockers[l].disturb != p.locker_disturb || nodes_disturb != p.nodes_disturb {
+            self.stats.prompt_skipped += 1;
+            return;
+        }
+        self.fail(format!(
+            "prompt loss: L{l} (lock {:#x}) still believes it holds {:?} {:.3} ms after its majority was taken (bound {:.3} ms)",
+            at.1,
+            self.p.names[req.name],
+            (self.now - p.since) as f64 / 1e6,
+            self.prompt_bound(req.name) as f64 / 1e6
+        ));
+    }
+
+    /// How long a free name may go with a healthy waiter not acquiring it.
+    pub(crate) fn liveness_bound(&self) -> u64 {
+        let tna = self.p.config.try_next_after.as_nanos() as u64;
+        let v = self.p.config.validity.as_nanos() as u64;
+        4 * tna + v * 4 * self.p.clock_ppm as u64 / 1_000_000 + 10 * self.lat_max + 100 * MS
+    }
+
+    pub(crate) fn check_liveness(&mut self) {
+        if self.p.hostile_node.is_some() {
+            return;
+        }
+        for name in 0..self.p.names.len() {
+            let waiters: Vec<usize> = self
+                .chk
+                .reqs
+                .iter()
+                .filter(|(_, r)| {
+                    r.name == name && r.mode == LockMode::Wait && !r.ended && !r.acquired
+                })
+                .map(|(k, _)| k.0)
+                .collect();
+            let believed = self
+                .chk
+                .reqs
+                .values()
+                .any(|r| r.name == name && r.belief.is_some());
+            let db = self.p.config.database;
+            let free = !believed
+                && self
+                    .names_keys(name)
+                    .iter()
+                    .all(|(n, k)| self.nodes[*n].peek(db, k, self.now).is_none());
+            let ok = waiters.is_empty() || !free || !waiters.iter().all(|&l| self.healthy(l));
+            if ok {
+                self.chk.stuck[name] = None;
+                continue;
+            }
+            self.stats.liveness_samples += 1;
+            let since = *self.chk.stuck[name].get_or_insert(self.now);
+            let bound = self.liveness_bound();
+            if self.now - since > bound {
+                self.fail(format!(
+                    "liveness: {:?} has been free for {:.1} ms with healthy waiters (lockers {waiters:?}) and nobody acquired it (bound {:.1} ms)",
+                    self.p.names[name],
+                    (self.now - since) as f64 / 1e6,
+                    bound as f64 / 1e6
+                ));
+                return;
+            }
+        }
+    }
+
+    /// After every engine settled: no key written by a locker remains.
+    pub(crate) fn check_no_leaks(&mut self) {
+        let db = self.p.config.database;
+        for n in 0..self.nodes.len() {
+            if Some(n) == self.p.hostile_node {
+                continue;
+            }
+            for (k, e) in self.nodes[n].live_keys(db, self.now) {
+                if let Writer::Locker(l) = e.writer {
+                    if e.orphan {
+                        // Written by bytes that were still in flight (or
+                        // buffered by a paused node) after the engine had
+                        // dropped the connection: reported, not a violation.
+                        self.stats.orphan_writes += 1;
+                        continue;
+                    }
+                    self.fail(format!(
+                        "leak: {} (written by L{l}) remains on node {n} after every engine settled",
+                        String::from_utf8_lossy(&k)
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Past every TTL: nothing remains, every engine idle.
+    pub(crate) fn final_check(&mut self) {
+        let db = self.p.config.database;
+        for n in 0..self.nodes.len() {
+            if let Some((k, _)) = self.nodes[n].live_keys(db, self.now).into_iter().next() {
+                self.fail(format!(
+                    "leak: {} remains on node {n} past every TTL",
+                    String::from_utf8_lossy(&k)
+                ));
+                return;
+            }
+        }
+        for l in 0..self.lockers.len() {
+            let e = &self.lockers[l].engine;
+            if e.lock_count() != 0 || !e.is_idle() {
+                let (c, i) = (e.lock_count(), e.is_idle());
+                self.fail(format!("L{l}: lock_count {c}, idle {i} at the end"));
+                return;
+            }
+        }
+        self.phase = Phase::Done;
+        self.log(|| "run complete".into());
+    }
+}
+
+use super::world::Ev;

@@ -1,0 +1,310 @@
+//! Deterministic simulation of tracklock (FoundationDB style, shaped like
+//! quinn-proto's test `Pair`): the real, unmodified [`tracklock_core::Engine`]
+//! against simulated Redis nodes, network and clocks.
+//!
+//! - [`server`]: Redis 7.0 nodes speaking RESP3 bytes (keyspace with ms TTLs
+//!   on a drifting clock, lazy and sampled active expiry, client tracking
+//!   with one-shot invalidations and own-write echoes, the engine's scripts
+//!   executed natively, `NOSCRIPT` after restarts and `SCRIPT FLUSH`, an admin).
+//! - [`net`]: per-connection FIFO pipes with latency and jitter, partitions
+//!   that stall and heal, closes and resets that lose in-flight data.
+//! - [`world`]: lockers (engines with drifting clocks and their own seeds),
+//!   workers that lock (`Wait`/`Try`/`Force`), hold, unlock and cancel, the
+//!   fault injector (partitions, resets, node pauses and restarts with and
+//!   without data, locker pauses, admin deletes/overwrites/`PEXPIRE`/flushes)
+//!   and the discrete-event loop: time jumps to the next event, and the
+//!   world calls `handle_timeout` exactly at each engine's `poll_timeout`.
+//! - [`check`] (module docs list the invariants): SPEC §9's claims, checked
+//!   after every step.
+//!
+//! One seed reproduces one run exactly: every choice comes from one
+//! [`SimRng`] seeded with it, collections are ordered, and engines get
+//! seeds drawn from it. On a violation the seed is re-run with tracing on,
+//! the last events are printed with the seed and the replay command.
+//!
+//! Environment: `TRACKLOCK_SIM_SEEDS=N` sets a batch's seed count;
+//! `TRACKLOCK_SIM_SEED=S` replays one seed with its full trace printed.
+
+pub mod check;
+pub mod clock;
+pub mod hostile;
+pub mod net;
+pub mod params;
+pub mod rng;
+pub mod server;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub use params::{FaultRates, Params};
+pub use rng::SimRng;
+pub use world::World;
+
+/// Counters of one run, or summed over a batch.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Simulated time, ns.
+    pub simulated_ns: u64,
+    /// Discrete events processed.
+    pub steps: u64,
+    /// Engine events drained.
+    pub events: u64,
+    /// Network messages (chunks) sent.
+    pub messages: u64,
+    /// Lock requests made.
+    pub requests: u64,
+    /// `Acquired` events.
+    pub acquired: u64,
+    /// `NotLocked` events.
+    pub not_locked: u64,
+    /// Unlocks and cancellations by workers.
+    pub unlocks: u64,
+    /// `Lost` events by reason.
+    pub lost: BTreeMap<String, u64>,
+    /// Faults injected by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Connections the engines asked to close.
+    pub closes: u64,
+    /// Prompt-loss checks that ran to their deadline or were satisfied.
+    pub prompt_checked: u64,
+    /// Prompt-loss checks skipped (locker or nodes disturbed).
+    pub prompt_skipped: u64,
+    /// Liveness samples where a waiter was healthy and the name free.
+    pub liveness_samples: u64,
+    /// Keys written by bytes still in flight after their connection was dropped.
+    pub orphan_writes: u64,
+    /// Reply batches mangled by a hostile node.
+    pub mangled: u64,
+    /// Local hand-offs seen.
+    pub handoffs: u64,
+}
+
+impl Stats {
+    /// Adds `o` into `self`.
+    pub fn merge(&mut self, o: &Stats) {
+        self.seeds += o.seeds;
+        self.simulated_ns += o.simulated_ns;
+        self.steps += o.steps;
+        self.events += o.events;
+        self.messages += o.messages;
+        self.requests += o.requests;
+        self.acquired += o.acquired;
+        self.not_locked += o.not_locked;
+        self.unlocks += o.unlocks;
+        for (k, v) in &o.lost {
+            *self.lost.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.faults {
+            *self.faults.entry(k).or_default() += v;
+        }
+        self.closes += o.closes;
+        self.prompt_checked += o.prompt_checked;
+        self.prompt_skipped += o.prompt_skipped;
+        self.liveness_samples += o.liveness_samples;
+        self.orphan_writes += o.orphan_writes;
+        self.mangled += o.mangled;
+        self.handoffs += o.handoffs;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seeds {}, simulated {:.1} s, steps {}, engine events {}, messages {}",
+            self.seeds,
+            self.simulated_ns as f64 / 1e9,
+            self.steps,
+            self.events,
+            self.messages
+        )?;
+        writeln!(
+            f,
+            "requests {}, acquired {}, not locked {}, unlocks/cancels {}, lost {:?}, connection closes {}",
+            self.requests, self.acquired, self.not_locked, self.unlocks, self.lost, self.closes
+        )?;
+        writeln!(f, "faults {:?}", self.faults)?;
+        write!(
+            f,
+            "prompt-loss checks {} (skipped {}), liveness samples {}, orphan writes {}, mangled batches {}, local hand-offs {}",
+            self.prompt_checked,
+            self.prompt_skipped,
+            self.liveness_samples,
+            self.orphan_writes,
+            self.mangled,
+            self.handoffs
+        )
+    }
+}
+
+/// A violation, with what is needed to replay it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// Its profile.
+    pub profile: &'static str,
+    /// What went wrong.
+    pub what: String,
+    /// The last events before it (from a traced replay).
+    pub trace: Vec<String>,
+    /// The traced replay failed the same way.
+    pub replayed: bool,
+}
+
+impl Failure {
+    /// The report: seed, violation, last events and how to replay.
+    pub fn report(&self, test: &str) -> String {
+        let tail: Vec<&String> = self.trace.iter().rev().take(200).collect();
+        let mut s = format!(
+            "simulation seed {} (profile {}) violated: {}\n--- last {} events ---\n",
+            self.seed,
+            self.profile,
+            self.what,
+            tail.len()
+        );
+        for line in tail.into_iter().rev() {
+            s.push_str(line);
+            s.push('\n');
+        }
+        if !self.replayed {
+            s.push_str("WARNING: the traced replay did not fail the same way (non-determinism)\n");
+        }
+        s.push_str(&format!(
+            "replay: TRACKLOCK_SIM_SEED={} cargo test -p tracklock-tests --test {test} -- --nocapture\n",
+            self.seed
+        ));
+        s
+    }
+}
+
+/// Runs `params` once; `Err` holds the violation.
+pub fn run(params: Params) -> Result<Stats, String> {
+    run_traced(params, false, false).0
+}
+
+/// Runs `params` once, optionally tracing (and echoing) every event.
+pub fn run_traced(
+    params: Params,
+    tracing: bool,
+    echo: bool,
+) -> (Result<Stats, String>, Vec<String>) {
+    let mut w = World::new(params, tracing, echo);
+    w.run();
+    let mut stats = std::mem::take(&mut w.stats);
+    stats.simulated_ns = w.now;
+    let trace = w.trace.drain(..).collect();
+    match w.failure.take() {
+        Some(f) => (Err(f), trace),
+        None => (Ok(stats), trace),
+    }
+}
+
+/// Runs one seed; on a violation re-runs it traced to collect the events.
+pub fn check_seed(make: fn(u64) -> Params, seed: u64) -> Result<Stats, Failure> {
+    let p = make(seed);
+    let profile = p.profile;
+    match run(p) {
+        Ok(s) => Ok(s),
+        Err(what) => {
+            let (again, trace) = run_traced(make(seed), true, false);
+            Err(Failure {
+                seed,
+                profile,
+                replayed: again.as_ref().err() == Some(&what),
+                what,
+                trace,
+            })
+        }
+    }
+}
+
+/// Reads a `u64` environment variable.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs a batch of seeds `base..base+count` on a few threads (or replays
+/// `TRACKLOCK_SIM_SEED` traced), prints a summary, and panics with the
+/// failing seed's report on the first violation. `test` names the test
+/// binary for the replay command.
+pub fn batch(test: &str, make: fn(u64) -> Params, base: u64, default_seeds: u64) -> Stats {
+    if let Some(seed) = env_u64("TRACKLOCK_SIM_SEED") {
+        let p = make(seed);
+        println!("replaying seed {seed}: {p:#?}");
+        let profile = p.profile;
+        let (r, trace) = run_traced(p, true, true);
+        match r {
+            Ok(s) => {
+                println!("seed {seed} passed\n{s}");
+                return s;
+            }
+            Err(what) => {
+                let f = Failure {
+                    seed,
+                    profile,
+                    what,
+                    trace,
+                    replayed: true,
+                };
+                panic!("{}", f.report(test));
+            }
+        }
+    }
+    let count = env_u64("TRACKLOCK_SIM_SEEDS").unwrap_or(default_seeds);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let verbose = env_u64("TRACKLOCK_SIM_VERBOSE").is_some();
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let total = Mutex::new(Stats::default());
+    let failure: Mutex<Option<Failure>> = Mutex::new(None);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut mine = Stats::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let t0 = std::time::Instant::now();
+                    let r = check_seed(make, base + i);
+                    if verbose {
+                        println!("seed {} took {:?}", base + i, t0.elapsed());
+                    }
+                    match r {
+                        Ok(st) => mine.merge(&st),
+                        Err(f) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut slot = failure.lock().unwrap();
+                            if slot.as_ref().is_none_or(|g| f.seed < g.seed) {
+                                *slot = Some(f);
+                            }
+                        }
+                    }
+                }
+                total.lock().unwrap().merge(&mine);
+            });
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = total.into_inner().unwrap();
+    println!(
+        "{test}: {} seeds in {elapsed:.2} s ({:.0} seeds/s, {threads} threads)\n{stats}",
+        stats.seeds,
+        stats.seeds as f64 / elapsed.max(1e-9)
+    );
+    if let Some(f) = failure.into_inner().unwrap() {
+        panic!("{}", f.report(test));
+    }
+    stats
+}

@@ -1,0 +1,1246 @@
+//! The simulated world: lockers (real engines) with their workers and
+//! clocks, nodes, the network, faults, and the discrete-event loop.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use tracklock_core::{Engine, Event, Instant, LockId, LockMode, NodeId, Topology};
+
+use super::check::Checker;
+use super::clock::Clock;
+use super::hostile;
+use super::net::{Link, Msg, Net};
+use super::params::{Params, VERSIONS};
+use super::rng::SimRng;
+use super::server::{Fx, Node, NodeState, UNIX_BASE_MS};
+use super::Stats;
+
+const MS: u64 = 1_000_000;
+
+/// A scheduled happening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Ev {
+    Pipe {
+        conn: u64,
+        up: bool,
+    },
+    Timeout {
+        locker: usize,
+        gen: u64,
+    },
+    Worker {
+        locker: usize,
+        worker: usize,
+        gen: u64,
+    },
+    Connect {
+        locker: usize,
+        node: usize,
+    },
+    Connected {
+        locker: usize,
+        node: usize,
+        conn: u64,
+    },
+    NodeTick {
+        node: usize,
+    },
+    NodeUp {
+        node: usize,
+        epoch: u64,
+    },
+    NodeResume {
+        node: usize,
+        epoch: u64,
+    },
+    LockerResume {
+        locker: usize,
+        epoch: u64,
+    },
+    Fault,
+    Prompt {
+        index: usize,
+    },
+    Liveness,
+    EndActive,
+    DrainCheck,
+    FinalCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    Down,
+    Connecting(u64),
+    Up(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WState {
+    Idle,
+    Requesting { id: LockId, mode: LockMode },
+    Holding { id: LockId },
+    Stopped,
+}
+
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) state: WState,
+    pub(crate) gen: u64,
+    pub(crate) next_at: u64,
+}
+
+pub(crate) struct LockerSim {
+    pub(crate) engine: Engine,
+    pub(crate) clock: Clock,
+    pub(crate) links: Vec<LinkState>,
+    pub(crate) rx: Vec<Vec<u8>>,
+    pub(crate) paused: bool,
+    pub(crate) pause_epoch: u64,
+    pub(crate) pending_disc: Vec<bool>,
+    pub(crate) pending_conn: Vec<bool>,
+    pub(crate) retry_connect: Vec<bool>,
+    pub(crate) timeout_gen: u64,
+    pub(crate) timeout_at: Option<u64>,
+    pub(crate) workers: Vec<Worker>,
+    pub(crate) by_id: BTreeMap<u64, usize>,
+    pub(crate) closed: bool,
+    /// Bumped whenever something disturbs this locker (for prompt-loss checks).
+    pub(crate) disturb: u64,
+}
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Active,
+    Drain,
+    Final,
+    Done,
+}
+
+/// One simulated run.
+pub struct World {
+    pub(crate) p: Params,
+    pub(crate) now: u64,
+    pub(crate) rng: SimRng,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    pub(crate) lockers: Vec<LockerSim>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) node_epoch: Vec<u64>,
+    pub(crate) node_disturb: Vec<u64>,
+    pub(crate) net: Net,
+    pub(crate) chk: Checker,
+    pub(crate) stats: Stats,
+    pub(crate) phase: Phase,
+    pub(crate) drain_started: u64,
+    /// The first violation: stops the run.
+    pub failure: Option<String>,
+    /// Trace: when on, every event is formatted into `trace` (and printed if `echo`).
+    pub(crate) tracing: bool,
+    pub(crate) echo: bool,
+    pub(crate) trace: VecDeque<String>,
+    /// Largest one-way latency of any link.
+    pub(crate) lat_max: u64,
+}
+
+/// Keys of a lock, as the engine names them.
+pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
+    format!("{prefix}:{i}:{name}").into_bytes()
+}
+
+/// The node holding key `i` (as `tracklock_core`'s routing does).
+pub(crate) fn node_of(topology: Topology, i: usize) -> usize {
+    match topology {
+        Topology::Single => 0,
+        Topology::Instances(n) => i % usize::from(n.max(1)),
+    }
+}
+
+impl World {
+    /// Builds the world for `p`; `tracing` keeps a formatted event trace.
+    pub fn new(p: Params, tracing: bool, echo: bool) -> World {
+        let mut rng = SimRng::new(p.seed);
+        let node_count = p.config.node_count();
+        let ppm = p.clock_ppm;
+        let password = p.config.password.as_ref().map(|t| t.as_str().to_string());
+        let prefix = p.config.prefix.as_str().as_bytes().to_vec();
+        let nodes: Vec<Node> = (0..node_count)
+            .map(|i| {
+                let clock = Clock::new(rng.range_i64(-ppm, ppm), rng.range(0, 1_000) * MS);
+                let mut n = Node::new(i, clock, *rng.pick(&VERSIONS), password.clone());
+                n.wall_offset_ms = rng.range_i64(-p.wall_offset_ms, p.wall_offset_ms);
+                n.trace = tracing;
+                n.prefix = prefix.clone();
+                n
+            })
+            .collect();
+        let mut links = Vec::new();
+        let mut lat_max = 0;
+        for _ in 0..p.lockers {
+            let mut row = Vec::new();
+            for _ in 0..node_count {
+                let l = Link::new(
+                    rng.range(10_000, p.latency_base),
+                    rng.range(0, p.latency_jitter),
+                );
+                lat_max = lat_max.max(l.max_latency());
+                row.push(l);
+            }
+            links.push(row);
+        }
+        let mut lockers = Vec::new();
+        for _ in 0..p.lockers {
+            let clock = Clock::new(rng.range_i64(-ppm, ppm), rng.range(0, 10_000) * MS);
+            let mut engine = Engine::new(p.config.clone(), rng.seed32()).expect("valid config");
+            let wall = UNIX_BASE_MS
+                .saturating_add_signed(rng.range_i64(-p.wall_offset_ms, p.wall_offset_ms));
+            engine.set_unix_time(Instant::from_nanos(clock.at(0)), wall);
+            lockers.push(LockerSim {
+                engine,
+                clock,
+                links: vec![LinkState::Down; node_count],
+                rx: vec![Vec::new(); node_count],
+                paused: false,
+                pause_epoch: 0,
+                pending_disc: vec![false; node_count],
+                pending_conn: vec![false; node_count],
+                retry_connect: vec![false; node_count],
+                timeout_gen: 0,
+                timeout_at: None,
+                workers: (0..p.workers)
+                    .map(|_| Worker {
+                        state: WState::Idle,
+                        gen: 0,
+                        next_at: 0,
+                    })
+                    .collect(),
+                by_id: BTreeMap::new(),
+                closed: false,
+                disturb: 0,
+            });
+        }
+        let names = p.names.len();
+        let mut w = World {
+            now: 0,
+            rng,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            lockers,
+            nodes,
+            node_epoch: vec![0; node_count],
+            node_disturb: vec![0; node_count],
+            net: Net::new(links),
+            chk: Checker::new(names),
+            stats: Stats::default(),
+            phase: Phase::Active,
+            drain_started: 0,
+            failure: None,
+            tracing,
+            echo,
+            trace: VecDeque::new(),
+            lat_max,
+            p,
+        };
+        w.stats.seeds = 1;
+        w
+    }
+
+    // ---- plumbing ----------------------------------------------------------
+
+    pub(crate) fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((t.max(self.now), self.seq, ev)));
+    }
+
+    /// Appends a trace line (formatted only when tracing).
+    pub(crate) fn log(&mut self, f: impl FnOnce() -> String) {
+        if self.tracing {
+            let line = format!("{:>10.3}ms {}", self.now as f64 / 1e6, f());
+            if self.echo {
+                println!("{line}");
+            }
+            if self.trace.len() >= 400 {
+                self.trace.pop_front();
+            }
+            self.trace.push_back(line);
+        }
+    }
+
+    pub(crate) fn fail(&mut self, what: String) {
+        if self.failure.is_none() {
+            let line = format!("VIOLATION at {:.3} ms: {what}", self.now as f64 / 1e6);
+            self.log(|| line.clone());
+            self.failure = Some(what);
+        }
+    }
+
+    pub(crate) fn local(&self, l: usize) -> Instant {
+        Instant::from_nanos(self.lockers[l].clock.at(self.now))
+    }
+
+    fn validity_ns(&self) -> u64 {
+        self.p.config.validity.as_nanos() as u64
+    }
+
+    /// Runs the world to the end (or the first violation).
+    pub fn run(&mut self) {
+        for l in 0..self.lockers.len() {
+            for n in 0..self.nodes.len() {
+                let t = self.rng.range(0, MS);
+                self.at(t, Ev::Connect { locker: l, node: n });
+            }
+            for w in 0..self.p.workers {
+                let t = self.rng.range(MS, 20 * MS);
+                self.schedule_worker(l, w, t);
+            }
+        }
+        for n in 0..self.nodes.len() {
+            let t = self.rng.range(0, 100 * MS);
+            self.at(t, Ev::NodeTick { node: n });
+        }
+        if let Some(mean) = self.p.fault_interval() {
+            let t = self.rng.exp(mean) as u64 + 50 * MS;
+            self.at(t, Ev::Fault);
+        }
+        self.at(20 * MS, Ev::Liveness);
+        self.at(self.p.active, Ev::EndActive);
+        let hard_stop = self.p.active + 120_000 * MS;
+        let mut same_instant = 0u32;
+        while let Some(Reverse((t, _, ev))) = self.queue.pop() {
+            if self.failure.is_some() || self.phase == Phase::Done {
+                break;
+            }
+            if t > hard_stop {
+                self.fail("the run did not finish within its time limit".into());
+                break;
+            }
+            if t == self.now {
+                same_instant += 1;
+                if same_instant > 100_000 {
+                    let timeouts: Vec<Option<Instant>> = self
+                        .lockers
+                        .iter()
+                        .map(|l| l.engine.poll_timeout())
+                        .collect();
+                    let locals: Vec<Instant> =
+                        (0..self.lockers.len()).map(|l| self.local(l)).collect();
+                    self.fail(format!(
+                        "time stands still: 100000 steps at one instant (last {ev:?}; poll_timeout {timeouts:?}, now {locals:?})"
+                    ));
+                    break;
+                }
+            } else {
+                same_instant = 0;
+            }
+            self.now = t;
+            self.stats.steps += 1;
+            self.handle(ev);
+        }
+        if self.failure.is_none() && self.phase != Phase::Done {
+            self.fail(format!("the event queue ran dry in phase {:?}", self.phase));
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Pipe { conn, up } => self.on_pipe(conn, up),
+            Ev::Timeout { locker, gen } => {
+                let ls = &mut self.lockers[locker];
+                if ls.timeout_gen == gen && ls.paused {
+                    // Handled when the process resumes.
+                    ls.timeout_at = None;
+                } else if ls.timeout_gen == gen {
+                    self.lockers[locker].timeout_at = None;
+                    let now = self.local(locker);
+                    self.lockers[locker].engine.handle_timeout(now);
+                    self.after_engine(locker);
+                }
+            }
+            Ev::Worker {
+                locker,
+                worker,
+                gen,
+            } => {
+                if self.lockers[locker].workers[worker].gen == gen && !self.lockers[locker].paused {
+                    self.worker_act(locker, worker);
+                }
+            }
+            Ev::Connect { locker, node } => self.on_connect(locker, node),
+            Ev::Connected { locker, node, conn } => self.on_connected(locker, node, conn),
+            Ev::NodeTick { node } => {
+                let mut fx = Fx::default();
+                // Now and then a cycle is skipped: expiry invalidations come late.
+                if self.rng.chance(0.7) {
+                    self.nodes[node].active_expire(self.now, &mut self.rng, &mut fx);
+                }
+                self.apply_fx(fx);
+                let t = self.now + self.rng.range(50 * MS, 150 * MS);
+                self.at(t, Ev::NodeTick { node });
+            }
+            Ev::NodeUp { node, epoch } => {
+                if self.node_epoch[node] == epoch && self.nodes[node].state == NodeState::Down {
+                    self.nodes[node].state = NodeState::Up;
+                    self.node_disturb[node] += 1;
+                    self.log(|| format!("node {node} is back up"));
+                }
+            }
+            Ev::NodeResume { node, epoch } => {
+                if self.node_epoch[node] == epoch && self.nodes[node].state == NodeState::Paused {
+                    let mut fx = Fx::default();
+                    self.nodes[node].resume(self.now, &mut fx);
+                    self.node_disturb[node] += 1;
+                    self.log(|| format!("node {node} resumes"));
+                    self.apply_fx(fx);
+                }
+            }
+            Ev::LockerResume { locker, epoch } => {
+                if self.lockers[locker].pause_epoch == epoch && self.lockers[locker].paused {
+                    self.resume_locker(locker);
+                }
+            }
+            Ev::Fault => {
+                if self.phase == Phase::Active {
+                    self.inject_fault();
+                    if let Some(mean) = self.p.fault_interval() {
+                        let t = self.now + self.rng.exp(mean) as u64 + 1;
+                        self.at(t, Ev::Fault);
+                    }
+                }
+            }
+            Ev::Prompt { index } => self.check_prompt(index),
+            Ev::Liveness => {
+                self.check_liveness();
+                if self.phase == Phase::Active || self.phase == Phase::Drain {
+                    let t = self.now + 20 * MS;
+                    self.at(t, Ev::Liveness);
+                }
+            }
+            Ev::EndActive => self.start_drain(),
+            Ev::DrainCheck => self.drain_check(),
+            Ev::FinalCheck => self.final_check(),
+        }
+    }
+
+    // ---- network ------------------------------------------------------------
+
+    /// Sends bytes down a pipe, split into a few chunks at random points.
+    pub(crate) fn send_bytes(&mut self, conn: u64, up: bool, bytes: Vec<u8>) {
+        let mut chunks = Vec::new();
+        let mut rest = &bytes[..];
+        while rest.len() > 1 && self.rng.chance(0.3) {
+            let cut = self.rng.range(1, rest.len() as u64 - 1) as usize;
+            chunks.push(rest[..cut].to_vec());
+            rest = &rest[cut..];
+        }
+        chunks.push(rest.to_vec());
+        for c in chunks {
+            self.stats.messages += 1;
+            if let Some(t) = self
+                .net
+                .send(conn, up, Msg::Data(c), self.now, &mut self.rng)
+            {
+                self.at(t, Ev::Pipe { conn, up });
+            }
+        }
+    }
+
+    fn send_eof(&mut self, conn: u64, up: bool) {
+        if let Some(t) = self.net.send(conn, up, Msg::Eof, self.now, &mut self.rng) {
+            self.at(t, Ev::Pipe { conn, up });
+        }
+    }
+
+    fn on_pipe(&mut self, conn: u64, up: bool) {
+        let now = self.now;
+        let Some(c) = self.net.conns.get_mut(&conn) else {
+            return;
+        };
+        let (locker, node) = (c.locker, c.node);
+        let pipe = if up { &mut c.up } else { &mut c.down };
+        let Some(&(at, _)) = pipe.q.front() else {
+            pipe.scheduled = false;
+            return;
+        };
+        if at > now {
+            self.at(at, Ev::Pipe { conn, up });
+            return;
+        }
+        let link = self.net.links[locker][node].clone();
+        if link.cut(now) {
+            // TCP keeps retrying: the bytes arrive after the partition heals.
+            let t = link.partitioned_until + link.latency(&mut self.rng);
+            self.at(t, Ev::Pipe { conn, up });
+            return;
+        }
+        let c = self.net.conns.get_mut(&conn).expect("checked");
+        let pipe = if up { &mut c.up } else { &mut c.down };
+        let (_, msg) = pipe.q.pop_front().expect("head");
+        let next = pipe.q.front().map(|x| x.0);
+        if next.is_none() {
+            pipe.scheduled = false;
+        }
+        let (client_open, server_open) = (c.client_open, c.server_open);
+        if let Some(next) = next {
+            self.at(next.max(now), Ev::Pipe { conn, up });
+        }
+        if up {
+            if !server_open || self.nodes[node].state == NodeState::Down {
+                return;
+            }
+            match msg {
+                Msg::Data(bytes) => {
+                    let mut fx = Fx::default();
+                    self.nodes[node].receive(conn, &bytes, now, &mut fx);
+                    self.apply_fx(fx);
+                }
+                Msg::Eof => {
+                    self.nodes[node].disconnect(conn);
+                    if let Some(c) = self.net.conns.get_mut(&conn) {
+                        c.server_open = false;
+                    }
+                }
+            }
+        } else if client_open {
+            match msg {
+                Msg::Data(bytes) => self.locker_rx(locker, node, conn, bytes),
+                Msg::Eof => self.locker_eof(locker, node, conn),
+            }
+        }
+        self.net.reap(conn);
+    }
+
+    /// Routes what a node produced.
+    pub(crate) fn apply_fx(&mut self, fx: Fx) {
+        for line in fx.log {
+            self.log(|| line);
+        }
+        for e in fx.errors {
+            self.fail(format!("contract: {e}"));
+        }
+        for (conn, mut bytes) in fx.out {
+            let node = self.net.conns.get(&conn).map(|c| c.node);
+            if node.is_some() && node == self.p.hostile_node && self.rng.chance(self.p.hostile_rate)
+            {
+                hostile::mangle(&mut self.rng, &mut bytes);
+                self.stats.mangled += 1;
+                self.log(|| format!("hostile node mangles a reply batch on c{conn}"));
+            }
+            if self.net.conns.get(&conn).is_some_and(|c| c.server_open) {
+                self.send_bytes(conn, false, bytes);
+            }
+        }
+        for conn in fx.closed {
+            self.server_close(conn);
+        }
+        for ch in fx.changes {
+            self.on_change(ch);
+        }
+    }
+
+    fn server_close(&mut self, conn: u64) {
+        let Some(c) = self.net.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.server_open {
+            return;
+        }
+        c.server_open = false;
+        c.up.drop_data();
+        let node = c.node;
+        self.nodes[node].disconnect(conn);
+        self.send_eof(conn, false);
+    }
+
+    // ---- lockers --------------------------------------------------------------
+
+    fn on_connect(&mut self, l: usize, n: usize) {
+        if self.lockers[l].links[n] != LinkState::Down {
+            return;
+        }
+        if self.lockers[l].paused {
+            self.lockers[l].retry_connect[n] = true;
+            return;
+        }
+        let reachable =
+            self.nodes[n].state != NodeState::Down && !self.net.links[l][n].cut(self.now);
+        if !reachable {
+            let t = self.now + self.rng.range(10 * MS, 100 * MS);
+            self.at(t, Ev::Connect { locker: l, node: n });
+            return;
+        }
+        let conn = self.net.open(l, n);
+        self.nodes[n].connect(conn, l);
+        self.lockers[l].links[n] = LinkState::Connecting(conn);
+        let link = &self.net.links[l][n];
+        let rtt = link.latency(&mut self.rng) + link.latency(&mut self.rng);
+        self.at(
+            self.now + rtt,
+            Ev::Connected {
+                locker: l,
+                node: n,
+                conn,
+            },
+        );
+    }
+
+    fn on_connected(&mut self, l: usize, n: usize, conn: u64) {
+        if self.lockers[l].links[n] != LinkState::Connecting(conn) {
+            return;
+        }
+        let alive = self.nodes[n].has_client(conn) && !self.net.links[l][n].cut(self.now);
+        if !alive {
+            self.client_close(l, n, conn);
+            return;
+        }
+        self.lockers[l].links[n] = LinkState::Up(conn);
+        self.log(|| format!("L{l} connected to node {n} (c{conn})"));
+        if self.lockers[l].paused {
+            self.lockers[l].pending_conn[n] = true;
+            return;
+        }
+        let now = self.local(l);
+        self.lockers[l]
+            .engine
+            .handle_connected(NodeId(n as u16), now);
+        self.after_engine(l);
+    }
+
+    /// The client side drops the connection and schedules a reconnect.
+    fn client_close(&mut self, l: usize, n: usize, conn: u64) {
+        self.nodes[n].orphan(conn);
+        if let Some(c) = self.net.conns.get_mut(&conn) {
+            c.client_open = false;
+            c.down.q.clear();
+            if self.net.links[l][n].cut(self.now) {
+                c.up.drop_data();
+            }
+        }
+        self.send_eof(conn, true);
+        self.net.reap(conn);
+        let ls = &mut self.lockers[l];
+        ls.links[n] = LinkState::Down;
+        ls.rx[n].clear();
+        ls.pending_conn[n] = false;
+        ls.disturb += 1;
+        let t = self.now + self.rng.range(MS, 50 * MS);
+        self.at(t, Ev::Connect { locker: l, node: n });
+    }
+
+    fn locker_rx(&mut self, l: usize, n: usize, conn: u64, bytes: Vec<u8>) {
+        if self.lockers[l].links[n] != LinkState::Up(conn) {
+            return;
+        }
+        self.lockers[l].rx[n].extend_from_slice(&bytes);
+        if !self.lockers[l].paused && !self.lockers[l].pending_conn[n] {
+            self.feed(l, n);
+        }
+    }
+
+    fn feed(&mut self, l: usize, n: usize) {
+        if self.lockers[l].rx[n].is_empty() {
+            return;
+        }
+        let now = self.local(l);
+        let ls = &mut self.lockers[l];
+        let buf = std::mem::take(&mut ls.rx[n]);
+        let used = ls.engine.handle_bytes(NodeId(n as u16), now, &buf);
+        if used > buf.len() {
+            self.fail(format!(
+                "handle_bytes consumed {used} of {} bytes",
+                buf.len()
+            ));
+            return;
+        }
+        if matches!(self.lockers[l].links[n], LinkState::Up(_)) {
+            self.lockers[l].rx[n] = buf[used..].to_vec();
+        }
+        self.after_engine(l);
+    }
+
+    fn locker_eof(&mut self, l: usize, n: usize, conn: u64) {
+        match self.lockers[l].links[n] {
+            LinkState::Up(c) if c == conn => {
+                self.log(|| format!("L{l} sees c{conn} to node {n} closed by the server"));
+                let pending_conn = self.lockers[l].pending_conn[n];
+                self.client_close(l, n, conn);
+                if self.lockers[l].paused {
+                    if !pending_conn {
+                        self.lockers[l].pending_disc[n] = true;
+                    }
+                } else {
+                    let now = self.local(l);
+                    self.lockers[l]
+                        .engine
+                        .handle_disconnected(NodeId(n as u16), now);
+                    self.after_engine(l);
+                }
+            }
+            LinkState::Connecting(c) if c == conn => self.client_close(l, n, conn),
+            _ => {}
+        }
+    }
+
+    fn resume_locker(&mut self, l: usize) {
+        self.lockers[l].paused = false;
+        self.lockers[l].disturb += 1;
+        self.log(|| format!("L{l} resumes"));
+        let timeout_first = self.rng.chance(0.5);
+        if timeout_first {
+            self.resume_timeout(l);
+        }
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        for i in (1..order.len()).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        for n in order {
+            if std::mem::take(&mut self.lockers[l].pending_disc[n]) {
+                let now = self.local(l);
+                self.lockers[l]
+                    .engine
+                    .handle_disconnected(NodeId(n as u16), now);
+                self.after_engine(l);
+            }
+            if std::mem::take(&mut self.lockers[l].pending_conn[n]) {
+                let now = self.local(l);
+                self.lockers[l]
+                    .engine
+                    .handle_connected(NodeId(n as u16), now);
+                self.after_engine(l);
+            }
+            if std::mem::take(&mut self.lockers[l].retry_connect[n]) {
+                self.at(self.now, Ev::Connect { locker: l, node: n });
+            }
+            self.feed(l, n);
+        }
+        if !timeout_first {
+            self.resume_timeout(l);
+        }
+        for w in 0..self.lockers[l].workers.len() {
+            let t = self.lockers[l].workers[w].next_at;
+            self.schedule_worker(l, w, t);
+        }
+    }
+
+    fn resume_timeout(&mut self, l: usize) {
+        let due = self.lockers[l]
+            .engine
+            .poll_timeout()
+            .is_some_and(|t| t <= self.local(l));
+        if due {
+            let now = self.local(l);
+            self.lockers[l].engine.handle_timeout(now);
+        }
+        self.after_engine(l);
+    }
+
+    /// Drains the engine's events and transmits; reschedules its timeout.
+    pub(crate) fn after_engine(&mut self, l: usize) {
+        while let Some(ev) = self.lockers[l].engine.poll_event() {
+            self.stats.events += 1;
+            self.on_engine_event(l, ev);
+            if self.failure.is_some() {
+                return;
+            }
+        }
+        for n in 0..self.nodes.len() {
+            let bytes = self.lockers[l].engine.transmit(NodeId(n as u16)).to_vec();
+            if bytes.is_empty() {
+                continue;
+            }
+            self.lockers[l]
+                .engine
+                .consume_transmit(NodeId(n as u16), bytes.len());
+            match self.lockers[l].links[n] {
+                LinkState::Up(conn) => self.send_bytes(conn, true, bytes),
+                other => self.fail(format!(
+                    "engine L{l} wrote {} bytes to node {n} while its connection is {other:?}",
+                    bytes.len()
+                )),
+            }
+        }
+        let next = self.lockers[l]
+            .engine
+            .poll_timeout()
+            .map(|t| self.lockers[l].clock.real_at(t.as_nanos()).max(self.now));
+        if next != self.lockers[l].timeout_at {
+            let ls = &mut self.lockers[l];
+            ls.timeout_at = next;
+            ls.timeout_gen += 1;
+            let gen = ls.timeout_gen;
+            if let Some(t) = next {
+                self.at(t, Ev::Timeout { locker: l, gen });
+            }
+        }
+    }
+
+    fn on_engine_event(&mut self, l: usize, ev: Event) {
+        self.log(|| format!("L{l} event {ev:?}"));
+        match ev {
+            Event::NodeReady { .. } => {}
+            Event::CloseConnection { node, error } => {
+                self.stats.closes += 1;
+                let n = usize::from(node.0);
+                if let LinkState::Up(conn) | LinkState::Connecting(conn) = self.lockers[l].links[n]
+                {
+                    let _ = error;
+                    self.client_close(l, n, conn);
+                }
+            }
+            Event::Acquired { id } => {
+                self.stats.acquired += 1;
+                let Some(&w) = self.lockers[l].by_id.get(&id.as_u64()) else {
+                    self.fail(format!("L{l}: Acquired for unknown {id:?}"));
+                    return;
+                };
+                match self.lockers[l].workers[w].state {
+                    WState::Requesting { id: rid, .. } if rid == id => {}
+                    s => {
+                        self.fail(format!("L{l}: Acquired for {id:?} but worker {w} is {s:?}"));
+                        return;
+                    }
+                }
+                self.lockers[l].workers[w].state = WState::Holding { id };
+                self.on_acquired(l, id);
+                let v = self.validity_ns();
+                let hold = match self.rng.below(20) {
+                    0..=13 => self.rng.range(MS, 100 * MS),
+                    14..=18 => self.rng.range(100 * MS, v),
+                    _ => self.rng.range(v, 3 * v),
+                };
+                let t = self.now + hold;
+                self.schedule_worker(l, w, t);
+            }
+            Event::NotLocked { id } | Event::Closed { id } => {
+                if matches!(ev, Event::NotLocked { .. }) {
+                    self.stats.not_locked += 1;
+                }
+                self.end_request(l, id);
+            }
+            Event::Lost { id, reason } => {
+                *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
+                self.on_belief_end(l, id);
+                self.end_request(l, id);
+            }
+            Event::Released { id } => {
+                self.lockers[l].by_id.remove(&id.as_u64());
+                self.on_released(l, id);
+            }
+        }
+    }
+
+    /// The worker owning `id` is done with it: unlock (ends belief, frees
+    /// the slot once settled) and go idle.
+    fn end_request(&mut self, l: usize, id: LockId) {
+        let Some(&w) = self.lockers[l].by_id.get(&id.as_u64()) else {
+            return;
+        };
+        let now = self.local(l);
+        self.on_belief_end(l, id);
+        self.lockers[l].engine.unlock(id, now);
+        self.lockers[l].workers[w].state = if self.phase == Phase::Active {
+            WState::Idle
+        } else {
+            WState::Stopped
+        };
+        let t = self.now + self.rng.exp(self.p.think_mean as f64) as u64;
+        self.schedule_worker(l, w, t);
+    }
+
+    fn schedule_worker(&mut self, l: usize, w: usize, t: u64) {
+        let wk = &mut self.lockers[l].workers[w];
+        wk.gen += 1;
+        wk.next_at = t;
+        let gen = wk.gen;
+        self.at(
+            t,
+            Ev::Worker {
+                locker: l,
+                worker: w,
+                gen,
+            },
+        );
+    }
+
+    fn worker_act(&mut self, l: usize, w: usize) {
+        let state = self.lockers[l].workers[w].state;
+        let now = self.local(l);
+        match state {
+            WState::Idle if self.phase == Phase::Active && !self.lockers[l].closed => {
+                let name_i = self.rng.below(self.p.names.len() as u64) as usize;
+                let mode = match self.rng.below(100) {
+                    0..=74 => LockMode::Wait,
+                    75..=94 => LockMode::Try,
+                    _ if self.p.force => LockMode::Force,
+                    _ => LockMode::Wait,
+                };
+                let name = self.p.names[name_i].clone();
+                match self.lockers[l].engine.lock(&name, mode, now) {
+                    Ok(id) => {
+                        self.stats.requests += 1;
+                        self.log(|| format!("L{l} w{w} lock({name}, {mode:?}) -> {id:?}"));
+                        self.lockers[l].by_id.insert(id.as_u64(), w);
+                        self.lockers[l].workers[w].state = WState::Requesting { id, mode };
+                        self.on_request_id(l, id, name_i, mode);
+                        if mode == LockMode::Wait && self.rng.chance(0.15) {
+                            let t = self.now + self.rng.range(MS, 2 * self.validity_ns());
+                            self.schedule_worker(l, w, t);
+                        }
+                        self.after_engine(l);
+                    }
+                    Err(e) => self.fail(format!("L{l}: lock refused: {e}")),
+                }
+            }
+            WState::Idle => self.lockers[l].workers[w].state = WState::Stopped,
+            WState::Requesting { id, .. } | WState::Holding { id } => {
+                self.log(|| format!("L{l} w{w} unlock({id:?})"));
+                self.stats.unlocks += 1;
+                self.on_belief_end(l, id);
+                self.chk.handoff_from = Some((l, id.as_u64()));
+                self.lockers[l].engine.unlock(id, now);
+                self.lockers[l].workers[w].state = if self.phase == Phase::Active {
+                    WState::Idle
+                } else {
+                    WState::Stopped
+                };
+                let t = self.now + self.rng.exp(self.p.think_mean as f64) as u64;
+                self.schedule_worker(l, w, t);
+                self.after_engine(l);
+                self.chk.handoff_from = None;
+            }
+            WState::Stopped => {}
+        }
+    }
+
+    // ---- faults -------------------------------------------------------------
+
+    fn inject_fault(&mut self) {
+        let f = self.p.faults.clone();
+        let weights = [
+            f.partition,
+            f.reset,
+            f.node_pause,
+            f.restart_keep,
+            f.restart_lose,
+            f.locker_pause,
+            f.admin_key,
+            f.admin_flush,
+            f.script_flush,
+        ];
+        let total: f64 = weights.iter().sum();
+        let mut x = self.rng.f64() * total;
+        let mut kind = 0;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                kind = i;
+                break;
+            }
+            x -= w;
+        }
+        let l = self.rng.below(self.lockers.len() as u64) as usize;
+        let n = self.rng.below(self.nodes.len() as u64) as usize;
+        let v = self.validity_ns();
+        match kind {
+            0 => {
+                let d = match self.rng.below(3) {
+                    0 => self.rng.range(MS, 50 * MS),
+                    1 => self.rng.range(50 * MS, 1_000 * MS),
+                    _ => self.rng.range(1_000 * MS, 3_000 * MS),
+                };
+                self.count("partition");
+                self.log(|| {
+                    format!(
+                        "FAULT partition L{l} <-> node {n} for {:.1} ms",
+                        d as f64 / 1e6
+                    )
+                });
+                let link = &mut self.net.links[l][n];
+                link.partitioned_until = link.partitioned_until.max(self.now + d);
+                self.lockers[l].disturb += 1;
+                self.node_disturb[n] += 1;
+                // Data of connections the client already closed is lost (RST).
+                let now = self.now;
+                for c in self.net.conns.values_mut() {
+                    if c.locker == l && c.node == n && !c.client_open {
+                        c.up.drop_data();
+                    }
+                }
+                let _ = now;
+            }
+            1 => {
+                let conn = match self.lockers[l].links[n] {
+                    LinkState::Up(c) | LinkState::Connecting(c) => c,
+                    LinkState::Down => return,
+                };
+                self.count("reset");
+                self.log(|| format!("FAULT reset of L{l} <-> node {n} (c{conn})"));
+                if let Some(c) = self.net.conns.get_mut(&conn) {
+                    let data = c.up.q.iter().filter(|(_, m)| *m != Msg::Eof).count();
+                    let keep = self.rng.range(0, data as u64) as usize;
+                    let mut i = 0;
+                    c.up.q.retain(|(_, m)| {
+                        i += 1;
+                        *m == Msg::Eof || i <= keep
+                    });
+                }
+                let was_up = matches!(self.lockers[l].links[n], LinkState::Up(_));
+                let pending_conn = self.lockers[l].pending_conn[n];
+                self.client_close(l, n, conn);
+                if was_up {
+                    if self.lockers[l].paused {
+                        if !pending_conn {
+                            self.lockers[l].pending_disc[n] = true;
+                        }
+                    } else {
+                        let now = self.local(l);
+                        self.lockers[l]
+                            .engine
+                            .handle_disconnected(NodeId(n as u16), now);
+                        self.after_engine(l);
+                    }
+                }
+            }
+            2 => {
+                if self.nodes[n].state != NodeState::Up {
+                    return;
+                }
+                let d = self.rng.range(MS, 2_000 * MS);
+                self.count("node_pause");
+                self.log(|| format!("FAULT node {n} pauses for {:.1} ms", d as f64 / 1e6));
+                self.nodes[n].state = NodeState::Paused;
+                self.node_disturb[n] += 1;
+                self.node_epoch[n] += 1;
+                let epoch = self.node_epoch[n];
+                self.at(self.now + d, Ev::NodeResume { node: n, epoch });
+            }
+            3 | 4 => {
+                if self.nodes[n].state == NodeState::Down {
+                    return;
+                }
+                let keep = kind == 3;
+                let d = if keep {
+                    self.rng.range(MS, 2_000 * MS)
+                } else {
+                    self.p.lose_down_min + self.rng.range(0, v)
+                };
+                self.count(if keep { "restart_keep" } else { "restart_lose" });
+                self.log(|| {
+                    format!(
+                        "FAULT node {n} restarts ({} data), down {:.1} ms",
+                        if keep { "keeping" } else { "losing" },
+                        d as f64 / 1e6
+                    )
+                });
+                self.crash_node(n, keep);
+                self.node_epoch[n] += 1;
+                let epoch = self.node_epoch[n];
+                self.at(self.now + d, Ev::NodeUp { node: n, epoch });
+            }
+            5 => {
+                if self.lockers[l].paused || self.p.locker_pause_max == 0 {
+                    return;
+                }
+                let d = self
+                    .rng
+                    .range(self.p.locker_pause_max / 4, self.p.locker_pause_max);
+                self.count("locker_pause");
+                self.log(|| format!("FAULT L{l} pauses for {:.3} ms", d as f64 / 1e6));
+                self.lockers[l].paused = true;
+                self.lockers[l].disturb += 1;
+                self.lockers[l].pause_epoch += 1;
+                let epoch = self.lockers[l].pause_epoch;
+                self.at(self.now + d, Ev::LockerResume { locker: l, epoch });
+            }
+            6 => self.admin_key_op(),
+            7 => {
+                if self.nodes[n].state != NodeState::Up {
+                    return;
+                }
+                self.count("admin_flushdb");
+                self.log(|| format!("FAULT admin FLUSHDB on node {n}"));
+                self.taint_node(n);
+                let db = self.p.config.database.to_string();
+                let mut fx = Fx::default();
+                self.nodes[n].admin(&[b"SELECT", db.as_bytes()], self.now, &mut fx);
+                self.nodes[n].admin(&[b"FLUSHDB"], self.now, &mut fx);
+                self.apply_fx(fx);
+            }
+            _ => {
+                if self.nodes[n].state != NodeState::Up {
+                    return;
+                }
+                self.count("script_flush");
+                self.log(|| format!("FAULT admin SCRIPT FLUSH on node {n}"));
+                let mut fx = Fx::default();
+                self.nodes[n].admin(&[b"SCRIPT", b"FLUSH"], self.now, &mut fx);
+                self.apply_fx(fx);
+            }
+        }
+    }
+
+    pub(crate) fn count(&mut self, kind: &'static str) {
+        *self.stats.faults.entry(kind).or_default() += 1;
+    }
+
+    fn crash_node(&mut self, n: usize, keep: bool) {
+        let mut fx = Fx::default();
+        self.nodes[n].crash(keep, &mut fx);
+        self.node_disturb[n] += 1;
+        let conns: Vec<u64> = self
+            .net
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node == n && c.server_open)
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in conns {
+            if let Some(c) = self.net.conns.get_mut(&conn) {
+                c.server_open = false;
+                c.up.q.clear();
+                c.up.scheduled = false;
+            }
+            self.send_eof(conn, false);
+        }
+        self.apply_fx(fx);
+    }
+
+    fn admin_key_op(&mut self) {
+        let name_i = self.rng.below(self.p.names.len() as u64) as usize;
+        let name = self.p.names[name_i].clone();
+        let keys = self.p.config.key_count();
+        let prefix = self.p.config.prefix.as_str().to_string();
+        let db = self.p.config.database.to_string();
+        let v_ms = self.validity_ns() / MS;
+        let op = self.rng.below(4);
+        let targets: Vec<usize> = if op == 1 {
+            (0..keys).collect()
+        } else {
+            vec![self.rng.below(keys as u64) as usize]
+        };
+        self.taint_name(name_i);
+        let mut fx = Fx::default();
+        for i in targets {
+            let n = node_of(self.p.config.topology, i);
+            if self.nodes[n].state != NodeState::Up {
+                continue;
+            }
+            let key = key_name(&prefix, i, &name);
+            let now = self.now;
+            self.nodes[n].admin(&[b"SELECT", db.as_bytes()], now, &mut fx);
+            match op {
+                0 | 1 => {
+                    self.count("admin_del");
+                    self.log(|| {
+                        format!(
+                            "FAULT admin DEL {} on node {n}",
+                            String::from_utf8_lossy(&key)
+                        )
+                    });
+                    self.nodes[n].admin(&[b"DEL", &key], now, &mut fx);
+                }
+                2 => {
+                    self.count("admin_overwrite");
+                    let ttl = self.rng.range(1, v_ms.max(2)).to_string();
+                    self.log(|| {
+                        format!(
+                            "FAULT admin SET {} PX {ttl} on node {n}",
+                            String::from_utf8_lossy(&key)
+                        )
+                    });
+                    self.nodes[n].admin(
+                        &[b"SET", &key, b"admin-value", b"PX", ttl.as_bytes()],
+                        now,
+                        &mut fx,
+                    );
+                }
+                _ => {
+                    self.count("admin_pexpire");
+                    let ttl = self.rng.range(1, v_ms.max(2)).to_string();
+                    self.log(|| {
+                        format!(
+                            "FAULT admin PEXPIRE {} {ttl} on node {n}",
+                            String::from_utf8_lossy(&key)
+                        )
+                    });
+                    self.nodes[n].admin(&[b"PEXPIRE", &key, ttl.as_bytes()], now, &mut fx);
+                }
+            }
+        }
+        self.apply_fx(fx);
+    }
+
+    // ---- drain --------------------------------------------------------------
+
+    fn start_drain(&mut self) {
+        self.phase = Phase::Drain;
+        self.drain_started = self.now;
+        self.log(|| "END of the active phase: healing, releasing, draining".into());
+        for l in 0..self.lockers.len() {
+            for n in 0..self.nodes.len() {
+                let link = &mut self.net.links[l][n];
+                link.partitioned_until = link.partitioned_until.min(self.now);
+            }
+            if self.lockers[l].paused {
+                self.lockers[l].pause_epoch += 1;
+                self.resume_locker(l);
+            }
+        }
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].state == NodeState::Paused {
+                let mut fx = Fx::default();
+                self.nodes[n].resume(self.now, &mut fx);
+                self.apply_fx(fx);
+            }
+            // Data-losing restarts keep their minimum down time; others end now.
+        }
+        // Half the lockers close, the others let their workers finish.
+        for l in 0..self.lockers.len() {
+            if self.rng.chance(0.3) {
+                self.lockers[l].closed = true;
+                let now = self.local(l);
+                self.log(|| format!("L{l} close()"));
+                self.lockers[l].engine.close(now);
+                self.after_engine(l);
+            }
+            for w in 0..self.lockers[l].workers.len() {
+                match self.lockers[l].workers[w].state {
+                    WState::Idle => self.lockers[l].workers[w].state = WState::Stopped,
+                    WState::Requesting { mode, .. } => {
+                        // Pending requests are cancelled soon; held ones run their course.
+                        let _ = mode;
+                        let t = self.now + self.rng.range(0, 10 * MS);
+                        self.schedule_worker(l, w, t);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.at(self.now + 10 * MS, Ev::DrainCheck);
+    }
+
+    fn drain_check(&mut self) {
+        let all_up = self.nodes.iter().all(|n| n.state == NodeState::Up);
+        let settled = self.lockers.iter().all(|l| {
+            l.engine.lock_count() == 0 && l.workers.iter().all(|w| w.state == WState::Stopped)
+        });
+        if all_up && settled && self.net.quiet() {
+            self.check_no_leaks();
+            self.phase = Phase::Final;
+            let v = self.validity_ns();
+            let wait = 2 * v + 500 * MS;
+            self.log(|| "all engines settled; waiting past every TTL".into());
+            self.at(self.now + wait, Ev::FinalCheck);
+            return;
+        }
+        let limit = 4 * self.validity_ns() + self.p.lose_down_min + 10_000 * MS;
+        if self.now > self.drain_started + limit {
+            let counts: Vec<usize> = self.lockers.iter().map(|l| l.engine.lock_count()).collect();
+            self.fail(format!(
+                "engines did not settle {:.0} ms after the active phase (lock counts {counts:?}, nodes up {all_up})",
+                limit as f64 / 1e6
+            ));
+            return;
+        }
+        self.at(self.now + 10 * MS, Ev::DrainCheck);
+    }
+}
