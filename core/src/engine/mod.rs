@@ -1454,6 +1454,16 @@ impl Engine {
                 KeyState::Free if periodic => {
                     self.send(slot, k, Op::Acquire { nx: true }, now);
                 }
+                // A take-back (or a key of the winning attempt) whose
+                // connection dropped mid-flight: settle it as
+                // `release_leftovers` would, or it would stay in doubt
+                // forever and its past `doubt_until` would keep
+                // `poll_timeout` at a due instant (a busy loop).
+                KeyState::Doubt => {
+                    if !self.send(slot, k, Op::Release, now) && now >= key.doubt_until {
+                        self.lock_at(slot).keys[k].state = KeyState::Free;
+                    }
+                }
                 _ => {}
             }
         }

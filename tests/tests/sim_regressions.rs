@@ -1,0 +1,31 @@
+//! Seeds on which the simulator found engine bugs, kept as regression tests.
+//! Each ran into the bug at the commit that fixed it; they keep running the
+//! same profile through the current simulator.
+
+use tracklock_tests::sim::{check_seed, Params};
+
+fn must_pass(make: fn(u64) -> Params, seed: u64) {
+    if let Err(f) = check_seed(make, seed) {
+        panic!("{}", f.report("sim_regressions"));
+    }
+}
+
+/// A held lock whose take-back `SET` was in flight when its connection
+/// dropped kept that key in doubt forever; once `doubt_until` passed,
+/// `poll_timeout` stayed at that instant and `handle_timeout` never moved
+/// it: a busy loop (the simulator saw time stand still).
+#[test]
+fn sim_regression_doubt_key_of_held_lock_spins() {
+    must_pass(Params::random, 79);
+}
+
+/// Runs the same seed twice with tracing on: the traces are identical.
+#[test]
+fn sim_same_seed_same_run() {
+    for seed in [1u64, 7, 42] {
+        let a = tracklock_tests::sim::run_traced(Params::random(seed), true, false);
+        let b = tracklock_tests::sim::run_traced(Params::random(seed), true, false);
+        assert_eq!(a.1, b.1, "seed {seed} is not deterministic");
+        assert_eq!(a.0.is_ok(), b.0.is_ok());
+    }
+}
