@@ -19,6 +19,16 @@ fn sim_regression_doubt_key_of_held_lock_spins() {
     must_pass(Params::random, 79);
 }
 
+/// A `Wait` request whose attempt was in flight when a `Force` request of
+/// the same locker took the name became `Acquired` after the force, with
+/// keys the force had overwritten. The overwrite was its own connection's
+/// write (no invalidation with NOLOOP, an ignored echo without), so it
+/// believed for a whole extend interval (prompt loss broken).
+#[test]
+fn sim_regression_wait_acquired_behind_local_force_rechecks() {
+    must_pass(Params::random, 592);
+}
+
 /// Runs the same seed twice with tracing on: the traces are identical.
 #[test]
 fn sim_same_seed_same_run() {

@@ -1279,8 +1279,30 @@ impl Engine {
                     let mode = lock.mode;
                     let id = self.id_at(slot).expect("occupied");
                     self.emit(Event::Acquired { id });
+                    let shared = (0..self.slots.len()).any(|s| {
+                        s != slot
+                            && self.names_equal(slot, s)
+                            && self.slots.as_slice()[s]
+                                .lock
+                                .as_ref()
+                                .is_some_and(|l| l.phase == Phase::Held)
+                    });
                     if mode == LockMode::Force {
                         self.recheck_other_holders(slot);
+                    } else if shared {
+                        // A local force took the name while this attempt
+                        // was in flight: its overwrite of our keys is our
+                        // own write on this connection (no invalidation with
+                        // NOLOOP, an echo without), so re-check ourselves.
+                        for k in self
+                            .lock_at(slot)
+                            .keys
+                            .iter_mut()
+                            .filter(|k| k.state == KeyState::Held && k.inflight == 0)
+                        {
+                            k.verify = true;
+                        }
+                        self.dirty = true;
                     }
                 }
                 _ => self.attempt_failed(slot, now),
