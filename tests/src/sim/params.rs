@@ -221,7 +221,12 @@ impl Params {
             locker_pause_max,
             latency_base,
             latency_jitter,
-            wall_offset_ms: if rng.chance(0.5) { 0 } else { 200 },
+            // Absolute TTLs need wall clocks that agree well within a lease.
+            wall_offset_ms: if rng.chance(0.5) {
+                0
+            } else {
+                (validity.as_millis() as i64 / 10).min(200)
+            },
             faults,
             force,
             lose_down_min: validity_ns

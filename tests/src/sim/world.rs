@@ -753,6 +753,9 @@ impl World {
                 .consume_transmit(NodeId(n as u16), bytes.len());
             match self.lockers[l].links[n] {
                 LinkState::Up(conn) => self.send_bytes(conn, true, bytes),
+                // The socket died while the process was paused; the write
+                // fails and the disconnect is handed in right after.
+                LinkState::Down if self.lockers[l].pending_disc[n] => {}
                 other => self.fail(format!(
                     "engine L{l} wrote {} bytes to node {n} while its connection is {other:?}",
                     bytes.len()
