@@ -47,11 +47,17 @@ pub use time::Instant;
 /// fixed-capacity build whose limits are in [`capacity`].
 pub const ALLOC: bool = cfg!(feature = "alloc");
 
-/// Fixed capacities of the build without the `alloc` feature. A request
-/// that would exceed one fails with [`LockError::CapacityExceeded`] (locks,
-/// name length) or [`NodeError::CapacityExceeded`] (a connection's queues);
-/// a full transmit buffer only delays commands until the caller drains it.
-/// With `alloc` the collections grow and these are not limits.
+/// Fixed capacities of the build without the `alloc` feature. A lock
+/// request beyond [`LOCKS`](capacity::LOCKS) or with a name longer than
+/// [`TEXT`](capacity::TEXT) fails with [`LockError::CapacityExceeded`]; a
+/// handshake that does not fit fails the connection with
+/// [`NodeError::CapacityExceeded`]. A lock attempt that finds its
+/// connection's transmit buffer or in-flight queue full is not sent: a
+/// waiting `lock` retries later, but a `try_lock` is currently answered
+/// [`Event::NotLocked`] (drain the transmit buffer after every call and
+/// keep fewer than `IN_FLIGHT / (2 × keys)` attempts in flight to stay
+/// clear of it). With `alloc` the collections grow and none of these is a
+/// limit.
 pub mod capacity {
     /// Live lock requests per engine (pending, held or releasing).
     pub const LOCKS: usize = crate::engine::LOCK_CAP;

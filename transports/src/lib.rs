@@ -15,6 +15,9 @@
 //!   in `adapters::futures_03::FromFutures`;
 //! - `std`: pulled by the three; without any feature the crate is `no_std`.
 //!
+//! Always available, `no_std` and allocation-free: [`device`], a
+//! single-task driver of one engine over one stream, for firmware.
+//!
 //! Cancel safety: the adapters implement `read` and `write` as a single
 //! `poll_read` / `poll_write` of the inner stream, and the three TCP streams
 //! are readiness-based. A pending call has neither consumed input nor written
@@ -30,5 +33,6 @@ pub use embedded_io_async::{Read, Write};
 #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 pub use embedded_io_adapters as adapters;
 
+pub mod device;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 pub mod tcp;
