@@ -28,7 +28,8 @@
 //!   one name per task.
 //! - **Interleaving.** For each scenario every row gets a warm-up window,
 //!   then `--windows` (5) timed windows of `secs / windows` each, round-robin
-//!   over the rows, so slow drifts of a shared machine hit all rows alike. A
+//!   over the rows (each round starting one row later), so slow drifts of a
+//!   shared machine hit all rows alike. A
 //!   window spawns the tasks, sleeps, raises a stop flag, and waits until
 //!   every task finished its pair in flight; ops/s = pairs / that whole time.
 //!   Rows report the **median** window. `spread` is (max − min) / median.
@@ -535,11 +536,15 @@ fn main() -> ExitCode {
                 windows: Vec::new(),
             });
         }
-        for _ in 0..args.windows {
+        let n = entries.len();
+        for round in 0..args.windows {
             client_samples.extend(client_rtt(&tokio, &ping_conn, 200));
             raw_samples.extend(raw_rtt(&mut raw, 200));
-            for (i, e) in entries.iter_mut().enumerate() {
-                let w = e.window(window);
+            // Each round starts at the next row, so no row always follows
+            // the same one.
+            for k in 0..n {
+                let i = (round + k) % n;
+                let w = entries[i].window(window);
                 rows[first + i].windows.push(w);
             }
         }
