@@ -374,6 +374,14 @@ impl World {
             self.stats.prompt_checked += 1;
             return;
         }
+        // Told, or it took a majority back meanwhile (periodic extension
+        // re-takes free keys): either way its belief is backed again.
+        if let Some(v) = req.value.clone() {
+            if self.backing(req.name, &v) >= usize::from(self.p.config.key_majority) {
+                self.stats.prompt_checked += 1;
+                return;
+            }
+        }
         let l = at.0;
         let nodes_disturb: u64 = self.node_disturb.iter().sum();
         if self.lockers[l].disturb != p.locker_disturb || nodes_disturb != p.nodes_disturb {
