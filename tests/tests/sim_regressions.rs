@@ -29,6 +29,15 @@ fn sim_regression_wait_acquired_behind_local_force_rechecks() {
     must_pass(Params::random, 592);
 }
 
+/// With local hand-off on, an unlock that cannot hand off holds the local
+/// waiters back until "the release lands". When no release was needed (the
+/// keys turned out lost after a node pause), nothing ever woke them: with
+/// caching off they never polled again (liveness broken).
+#[test]
+fn sim_regression_held_back_waiters_woken_when_nothing_to_release() {
+    must_pass(Params::random, 2927);
+}
+
 /// Runs the same seed twice with tracing on: the traces are identical.
 #[test]
 fn sim_same_seed_same_run() {

@@ -1431,6 +1431,10 @@ impl Engine {
         let lock = self.lock_at(slot);
         if lock.phase == Phase::Draining && lock.ended && lock.settled() {
             let id = self.id_at(slot).expect("occupied");
+            // Waiters held back until our release lands must hear of it
+            // even when no release was needed (keys found lost, or in
+            // doubt and expired): otherwise they wait forever.
+            self.notify_name(slot);
             self.slots.as_mut_slice()[slot].lock = None;
             self.live -= 1;
             self.emit(Event::Released { id });
