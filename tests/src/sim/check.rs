@@ -227,7 +227,12 @@ impl World {
             .filter(|(_, c)| *c >= m)
             .max_by_key(|(_, c)| *c)
             .map(|(v, _)| v);
-        if value.is_none() && !tainted && !self.chk.data_loss && self.p.hostile_node.is_none() {
+        if value.is_none()
+            && !tainted
+            && !self.chk.data_loss
+            && self.p.hostile_node.is_none()
+            && self.p.lease_checks
+        {
             self.fail(format!(
                 "backing: L{l} acquired {:?} ({id:?}) but fewer than {m} of its keys carry one value of L{l}",
                 self.p.names[name]
@@ -306,7 +311,7 @@ impl World {
             }
             Cause::Expired => {
                 let data_lost = self.chk.reqs[&key].data_lost;
-                if !tainted && !data_lost && self.p.hostile_node.is_none() {
+                if !tainted && !data_lost && self.p.hostile_node.is_none() && self.p.lease_checks {
                     self.fail(format!(
                         "lease: {} expired at node {} while L{} (lock {:#x}) still believes it holds {:?} ({backing} of {m} keys left)",
                         String::from_utf8_lossy(&ch.key),

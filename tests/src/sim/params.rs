@@ -86,6 +86,9 @@ pub struct Params {
     pub hostile_rate: f64,
     /// Mean think time of a worker between requests, ns.
     pub think_mean: u64,
+    /// Run the lease and backing checks (stronger than mutual exclusion,
+    /// and earlier); off to see mutual exclusion itself break.
+    pub lease_checks: bool,
 }
 
 /// The HELLO versions nodes may report.
@@ -225,7 +228,7 @@ impl Params {
             lockers,
             workers,
             names,
-            active: rng.range(4, 8) * 1_000 * MS,
+            active: rng.range(3, 6) * 1_000 * MS,
             clock_ppm,
             locker_pause_max,
             latency_base,
@@ -245,6 +248,7 @@ impl Params {
             hostile_node: None,
             hostile_rate: 0.0,
             think_mean: 30 * MS,
+            lease_checks: true,
         }
     }
 

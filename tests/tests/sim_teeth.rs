@@ -1,0 +1,56 @@
+//! Teeth: the simulator must catch a known-unsafe configuration. With no
+//! safety margin, no drift allowance, clocks 2 % off and locker pauses of
+//! up to 300 ms, no lease can be safe; the simulator has to find two
+//! holders of one name at one instant within a bounded number of seeds,
+//! and the failing seed has to replay to the very same violation.
+
+use tracklock_tests::sim::{check_seed, run, Params};
+
+/// Seeds tried before giving up.
+const MAX_SEEDS: u64 = 300;
+
+fn broken_me_only(seed: u64) -> Params {
+    let mut p = Params::broken(seed);
+    // Only mutual exclusion: the lease check would flag the bad lease earlier.
+    p.lease_checks = false;
+    p
+}
+
+#[test]
+fn sim_teeth_broken_config_violates_mutual_exclusion() {
+    let mut found = None;
+    for seed in 0..MAX_SEEDS {
+        if let Err(f) = check_seed(broken_me_only, seed) {
+            assert!(
+                f.what.starts_with("mutual exclusion"),
+                "expected a mutual-exclusion violation, got: {}",
+                f.report("sim_teeth")
+            );
+            found = Some(f);
+            break;
+        }
+    }
+    let f = found.unwrap_or_else(|| {
+        panic!("no violation in {MAX_SEEDS} seeds of a configuration that cannot be safe")
+    });
+    println!(
+        "found after {} seeds:\n{}",
+        f.seed + 1,
+        f.report("sim_teeth")
+    );
+    assert!(f.replayed, "the traced replay differed");
+    let again = run(broken_me_only(f.seed)).expect_err("the seed must fail again");
+    assert_eq!(again, f.what, "the seed replays to the same violation");
+}
+
+#[test]
+fn sim_teeth_broken_config_violates_the_lease_check() {
+    let found = (0..MAX_SEEDS).find_map(|seed| check_seed(Params::broken, seed).err());
+    let f = found.expect("the lease check catches the broken configuration");
+    println!("{}", f.report("sim_teeth"));
+    assert!(
+        f.what.starts_with("lease") || f.what.starts_with("mutual exclusion"),
+        "{}",
+        f.what
+    );
+}
