@@ -226,10 +226,10 @@ impl Engine {
         for i in 0..self.conns.len() {
             let node = NodeId(i as u16);
             let c = &mut self.conns.as_mut_slice()[i];
+            let interval = self.config.ping_interval;
             if c.phase != conn::Phase::Ready {
                 continue;
             }
-            let interval = self.config.ping_interval;
             match c.ping_sent {
                 Some(sent) if now >= sent.max(c.last_rx).saturating_add(interval) => {
                     self.fail_connection(node, now, NodeError::Unresponsive);
@@ -827,6 +827,14 @@ impl Engine {
                 touched = true;
                 if key.state == KeyState::Held {
                     key.verify = true;
+                }
+                // The reply that failed the connection was already taken off
+                // the queue: its key is mid-write with nothing in flight.
+                if key.inflight == 0
+                    && matches!(key.state, KeyState::Acquiring | KeyState::Releasing)
+                {
+                    key.state = KeyState::Doubt;
+                    key.doubt_until = doubt_until;
                 }
             }
             if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
