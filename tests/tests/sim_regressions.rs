@@ -38,6 +38,18 @@ fn sim_regression_held_back_waiters_woken_when_nothing_to_release() {
     must_pass(Params::random, 2927);
 }
 
+/// Found by the hostile-bytes profile (node 1 mangles replies): (1) a reply
+/// of the wrong shape failed the connection after being dequeued, leaving
+/// its key `Acquiring`/`Releasing` with nothing in flight, so the lock
+/// never settled (and a waiter holding such a key never attempted again);
+/// (2) a connection whose `HELLO` reply was cut short stayed in the
+/// handshake forever (no ping, no timeout there), so the node was never
+/// used again.
+#[test]
+fn sim_regression_hostile_reply_leaves_no_stuck_key_or_handshake() {
+    must_pass(Params::hostile, 1 << 40);
+}
+
 /// Runs the same seed twice with tracing on: the traces are identical.
 #[test]
 fn sim_same_seed_same_run() {

@@ -227,6 +227,14 @@ impl Engine {
             let node = NodeId(i as u16);
             let c = &mut self.conns.as_mut_slice()[i];
             let interval = self.config.ping_interval;
+            if c.phase == conn::Phase::Handshake {
+                // A server that never finishes answering the handshake (or
+                // sent half a frame) would otherwise hold the node forever.
+                if now >= c.last_rx.saturating_add(interval * 2) {
+                    self.fail_connection(node, now, NodeError::Unresponsive);
+                }
+                continue;
+            }
             if c.phase != conn::Phase::Ready {
                 continue;
             }
@@ -452,6 +460,9 @@ impl Engine {
         let mut t: Option<Instant> = None;
         let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
         for c in self.conns.as_slice() {
+            if c.phase == conn::Phase::Handshake {
+                at(c.last_rx.saturating_add(self.config.ping_interval * 2));
+            }
             if c.phase == conn::Phase::Ready {
                 match c.ping_sent {
                     Some(sent) => at(sent
