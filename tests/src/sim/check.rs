@@ -499,6 +499,16 @@ impl World {
                 self.fail(format!("L{l}: lock_count {c}, idle {i} at the end"));
                 return;
             }
+            // Everything healed long ago: every connection is usable again.
+            for n in 0..self.nodes.len() {
+                if !e.is_ready(NodeId(n as u16)) {
+                    let link = self.lockers[l].links[n];
+                    self.fail(format!(
+                        "L{l}: node {n} is not ready at the end (link {link:?}), long after everything healed"
+                    ));
+                    return;
+                }
+            }
         }
         self.phase = Phase::Done;
         self.log(|| "run complete".into());

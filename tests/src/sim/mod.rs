@@ -195,7 +195,16 @@ pub fn run_traced(
     echo: bool,
 ) -> (Result<Stats, String>, Vec<String>) {
     let mut w = World::new(params, tracing, echo);
-    w.run();
+    // A panic (in the engine or the simulator) is reported as a violation.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run()));
+    if let Err(p) = ran {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "non-string panic".into());
+        w.failure.get_or_insert(format!("panic: {msg}"));
+    }
     let mut stats = std::mem::take(&mut w.stats);
     stats.simulated_ns = w.now;
     let trace = w.trace.drain(..).collect();

@@ -519,7 +519,11 @@ impl World {
         }
         for (conn, mut bytes) in fx.out {
             let node = self.net.conns.get(&conn).map(|c| c.node);
-            if node.is_some() && node == self.p.hostile_node && self.rng.chance(self.p.hostile_rate)
+            // The hostile node turns honest once the active phase ends.
+            if node.is_some()
+                && node == self.p.hostile_node
+                && self.phase == Phase::Active
+                && self.rng.chance(self.p.hostile_rate)
             {
                 hostile::mangle(&mut self.rng, &mut bytes);
                 self.stats.mangled += 1;
@@ -822,6 +826,15 @@ impl World {
             }
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
+                if self.p.hostile_node.is_some() && reason != tracklock_core::LostReason::Closed {
+                    // Node 0 alone holds a majority of every lock and is
+                    // honest and healthy: garbage from the other node must
+                    // not cost a lock.
+                    self.fail(format!(
+                        "hostile bytes: L{l} lost {id:?} ({reason:?}) though the honest node holds its majority"
+                    ));
+                    return;
+                }
                 self.on_belief_end(l, id);
                 self.end_request(l, id);
             }
@@ -1238,6 +1251,12 @@ impl World {
         let limit = 4 * self.validity_ns() + self.p.lose_down_min + 10_000 * MS;
         if self.now > self.drain_started + limit {
             let counts: Vec<usize> = self.lockers.iter().map(|l| l.engine.lock_count()).collect();
+            for l in 0..self.lockers.len() {
+                if self.lockers[l].engine.lock_count() > 0 {
+                    let state = format!("{:#?}", self.lockers[l].engine);
+                    self.log(|| format!("L{l} engine state: {state}"));
+                }
+            }
             self.fail(format!(
                 "engines did not settle {:.0} ms after the active phase (lock counts {counts:?}, nodes up {all_up})",
                 limit as f64 / 1e6
