@@ -14,11 +14,12 @@
 //! the locker's handles never resolve). On tokio the runtime's shutdown ends
 //! them instead.
 //!
-//! glommio registers `io_memory` (default 10 MiB) of locked memory per
-//! executor. Where `ulimit -l` is small (containers, CI) and the process
-//! lacks `CAP_IPC_LOCK`, build executors with a small
-//! `LocalExecutorBuilder::io_memory` (the locker needs only a few KiB) and
-//! `ring_depth`, as the tests do (256 KiB, 32).
+//! glommio registers `io_memory` (default 10 MiB) of I/O memory per
+//! executor, which kernels may count against `ulimit -l` (locked memory).
+//! The locker needs only a few KiB of it: where the limit is small and the
+//! process lacks `CAP_IPC_LOCK`, build executors with a small
+//! `LocalExecutorBuilder::io_memory` and `ring_depth`, as the tests do
+//! (256 KiB, 32).
 
 use std::io;
 use std::time::{Duration, Instant};
