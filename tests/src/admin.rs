@@ -30,7 +30,7 @@ impl Admin {
     /// Connects to `url` (`redis://[:password@]host:port/db`). Panics when
     /// the server cannot be reached.
     pub fn connect(url: &str) -> Admin {
-        let con = open(url).unwrap_or_else(|e| panic!("admin cannot connect: {e}"));
+        let con = off_glommio(|| open(url)).unwrap_or_else(|e| panic!("admin cannot connect: {e}"));
         Admin {
             url: url.to_owned(),
             con: Mutex::new(con),
@@ -44,39 +44,45 @@ impl Admin {
     /// Runs any command, returning the error instead of panicking. After a
     /// connection error (server killed or restarted, connection killed) it
     /// reconnects and retries once.
-    pub fn try_cmd<T: FromRedisValue>(&self, name: &str, args: &[&str]) -> redis::RedisResult<T> {
+    pub fn try_cmd<T: FromRedisValue + Send>(
+        &self,
+        name: &str,
+        args: &[&str],
+    ) -> redis::RedisResult<T> {
         let mut c = redis::cmd(name);
         for a in args {
             c.arg(*a);
         }
-        let mut con = self.con();
-        match c.query(&mut *con) {
+        let mut guard = self.con();
+        let con: &mut Connection = &mut guard;
+        off_glommio(|| match c.query(&mut *con) {
             Err(e) if is_connection_error(&e) => {
                 *con = open(&self.url)?;
                 c.query(&mut *con)
             }
             result => result,
-        }
+        })
     }
 
     /// Runs any command, panicking on error.
-    pub fn cmd<T: FromRedisValue>(&self, name: &str, args: &[&str]) -> T {
+    pub fn cmd<T: FromRedisValue + Send>(&self, name: &str, args: &[&str]) -> T {
         self.try_cmd(name, args)
             .unwrap_or_else(|e| panic!("admin {name} {args:?} failed: {e}"))
     }
 
     /// Runs any command with arbitrary arguments, panicking on error.
-    pub fn cmd_args<T: FromRedisValue, A: ToRedisArgs>(&self, name: &str, args: A) -> T {
+    pub fn cmd_args<T: FromRedisValue + Send, A: ToRedisArgs>(&self, name: &str, args: A) -> T {
         let mut c = redis::cmd(name);
         c.arg(args);
-        let mut con = self.con();
-        let result = match c.query(&mut *con) {
+        let mut guard = self.con();
+        let con: &mut Connection = &mut guard;
+        let result = off_glommio(|| match c.query(&mut *con) {
             Err(e) if is_connection_error(&e) => open(&self.url).and_then(|fresh| {
                 *con = fresh;
                 c.query(&mut *con)
             }),
             result => result,
-        };
+        });
         result.unwrap_or_else(|e| panic!("admin {name} failed: {e}"))
     }
 
@@ -196,6 +202,22 @@ impl Client {
             name: field("name").unwrap_or("").to_owned(),
             cmd: field("cmd").unwrap_or("").to_owned(),
         })
+    }
+}
+
+/// Runs blocking admin I/O, on a helper thread when the calling thread runs
+/// a glommio executor: io_uring completions for the lockers' sockets
+/// interrupt that thread's blocking calls, and a socket with a timeout
+/// (ours) then fails with `EINTR` after the command ran (its reply lost).
+fn off_glommio<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if crate::rt::on_glommio_thread() {
+        std::thread::scope(|s| {
+            s.spawn(f)
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    } else {
+        f()
     }
 }
 

@@ -4,7 +4,8 @@
 //!   port, no persistence, own directory; killed on drop; restartable).
 //! - [`Admin`]: an independent admin connection (the `redis` crate) that
 //!   deletes, expires, flushes and kills behind the locker's back.
-//! - [`TestRt`] with [`TokioRt`] and [`SmolRt`]: the runtimes of the matrix.
+//! - [`TestRt`] with [`TokioRt`], [`SmolRt`] and [`GlommioRt`]: the runtimes
+//!   of the matrix.
 //! - [`matrix!`]: one `#[test]` per runtime × mode × caching combination for
 //!   a scenario body `async fn body<T: TestRt>(ctx: Ctx<T>)`.
 //!
@@ -23,14 +24,14 @@ pub use matrix::{
     error_kind, lock_keys, run, run_with_timeout, Ctx, Mode, Variant, EXTEND_INTERVAL,
     SCENARIO_TIMEOUT, VALIDITY,
 };
-pub use rt::{SmolRt, Task, TestRt, TokioRt};
+pub use rt::{GlommioRt, SmolRt, Task, TestRt, TokioRt};
 pub use server::{free_port, is_installed, RedisServer, StartError, INSTALL_HINT};
 
 /// What a scenario file needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        assert_err, lock_keys, matrix, Admin, Ctx, Mode, RedisServer, SmolRt, Task, TestRt,
-        TokioRt, Variant, EXTEND_INTERVAL, VALIDITY,
+        assert_err, lock_keys, matrix, Admin, Ctx, GlommioRt, Mode, RedisServer, SmolRt, Task,
+        TestRt, TokioRt, Variant, EXTEND_INTERVAL, VALIDITY,
     };
     pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
     pub use std::sync::Arc;

@@ -330,7 +330,7 @@ where
     }
 }
 
-/// Defines the 12 matrix tests for a scenario body
+/// Defines the 18 matrix tests for a scenario body
 /// `async fn body<T: TestRt>(ctx: Ctx<T>)`, named
 /// `<runtime>_<mode>_<caching>` (e.g. `tokio_noloop_cache_on`), in the
 /// current module. An optional second argument overrides the time limit
@@ -353,6 +353,12 @@ macro_rules! matrix {
         $crate::matrix!(@one smol_noloop_cache_off, SmolRt, Noloop, false, $body, $limit);
         $crate::matrix!(@one smol_absolute_cache_on, SmolRt, Absolute, true, $body, $limit);
         $crate::matrix!(@one smol_absolute_cache_off, SmolRt, Absolute, false, $body, $limit);
+        $crate::matrix!(@one glommio_tracking_cache_on, GlommioRt, Tracking, true, $body, $limit);
+        $crate::matrix!(@one glommio_tracking_cache_off, GlommioRt, Tracking, false, $body, $limit);
+        $crate::matrix!(@one glommio_noloop_cache_on, GlommioRt, Noloop, true, $body, $limit);
+        $crate::matrix!(@one glommio_noloop_cache_off, GlommioRt, Noloop, false, $body, $limit);
+        $crate::matrix!(@one glommio_absolute_cache_on, GlommioRt, Absolute, true, $body, $limit);
+        $crate::matrix!(@one glommio_absolute_cache_off, GlommioRt, Absolute, false, $body, $limit);
     };
     (@one $name:ident, $rt:ident, $mode:ident, $caching:expr, $body:ident, $limit:expr) => {
         #[test]

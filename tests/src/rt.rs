@@ -13,11 +13,12 @@ pub trait TestRt: Sized + Send + Sync + 'static {
     /// The tracklock runtime lockers use on this test runtime.
     type R: tracklock::Runtime;
 
-    /// Short name used in test names: `tokio` or `smol`.
+    /// Short name used in test names: `tokio`, `smol` or `glommio`.
     const NAME: &'static str;
 
     /// Runs `fut` to completion on a fresh runtime (tokio: multi-thread, two
-    /// workers; smol: `smol::block_on`, tasks on smol's global executor).
+    /// workers; smol: `smol::block_on`, tasks on smol's global executor;
+    /// glommio: a local executor on the calling thread).
     fn block_on<F: Future>(fut: F) -> F::Output;
 
     /// Spawns a task; awaiting the handle gives its output (and re-raises
@@ -46,6 +47,9 @@ pub struct Task<T>(TaskInner<T>);
 enum TaskInner<T> {
     Tokio(tokio::task::JoinHandle<T>),
     Smol(smol::Task<T>),
+    /// A glommio task's outcome (its panic caught), sent when it ends:
+    /// glommio's own handle is `!Send`.
+    Glommio(tokio::sync::oneshot::Receiver<std::thread::Result<T>>),
 }
 
 impl<T> Task<T> {
@@ -54,6 +58,7 @@ impl<T> Task<T> {
         match &self.0 {
             TaskInner::Tokio(h) => h.is_finished(),
             TaskInner::Smol(t) => t.is_finished(),
+            TaskInner::Glommio(rx) => !rx.is_empty() || rx.is_terminated(),
         }
     }
 }
@@ -80,6 +85,12 @@ impl<T> Future for Task<T> {
                 Poll::Pending => Poll::Pending,
             },
             TaskInner::Smol(t) => Pin::new(t).poll(cx),
+            TaskInner::Glommio(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(Ok(v))) => Poll::Ready(v),
+                Poll::Ready(Ok(Err(payload))) => std::panic::resume_unwind(payload),
+                Poll::Ready(Err(_)) => panic!("glommio task dropped before it finished"),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
@@ -162,5 +173,94 @@ impl TestRt for SmolRt {
         opts: Options,
     ) -> impl Future<Output = Result<Locker<Self::R>, Error>> + Send + 'static {
         tracklock::smol::Locker::connect(opts)
+    }
+}
+
+thread_local! {
+    /// This thread is running a glommio executor (see [`GlommioRt`]).
+    static ON_GLOMMIO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on a thread inside [`GlommioRt::block_on`]: blocking socket calls
+/// with timeouts there can fail with `EINTR` (io_uring task work), so the
+/// admin connection does its I/O on a helper thread.
+pub(crate) fn on_glommio_thread() -> bool {
+    ON_GLOMMIO.with(std::cell::Cell::get)
+}
+
+/// glommio: a `LocalExecutor` on the scenario's thread, tasks and the
+/// lockers' drivers on `glommio::spawn_local`. glommio futures are `!Send`,
+/// so `sleep`, `connect` and task handles cross to the scenario through
+/// channels fed by local tasks (the scenario runs on the same thread).
+///
+/// The executor gets 256 KiB of I/O memory and a 32-entry ring instead of
+/// glommio's 10 MiB default, to stay within a low `ulimit -l` (locked
+/// memory) on CI machines.
+#[derive(Debug, Clone, Copy)]
+pub struct GlommioRt;
+
+impl GlommioRt {
+    /// Runs `fut` on a local task and sends its output (or panic) back.
+    fn local<F>(fut: F) -> tokio::sync::oneshot::Receiver<std::thread::Result<F::Output>>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        use futures_lite::FutureExt;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        glommio::spawn_local(async move {
+            let out = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
+            let _ = tx.send(out);
+        })
+        .detach();
+        rx
+    }
+}
+
+impl TestRt for GlommioRt {
+    type R = tracklock::glommio::Glommio;
+    const NAME: &'static str = "glommio";
+
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .ring_depth(32)
+            .make()
+            .expect("glommio executor (io_uring)");
+        /// Restores the flag, also when `fut` panics.
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                ON_GLOMMIO.with(|g| g.set(self.0));
+            }
+        }
+        let _restore = Restore(ON_GLOMMIO.with(|g| g.replace(true)));
+        ex.run(fut)
+    }
+
+    fn spawn<F>(fut: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Task(TaskInner::Glommio(Self::local(fut)))
+    }
+
+    async fn sleep(d: Duration) {
+        Task(TaskInner::Glommio(Self::local(glommio::timer::sleep(d)))).await
+    }
+
+    fn timeout<F: Future>(d: Duration, fut: F) -> impl Future<Output = Option<F::Output>> {
+        futures_lite::future::or(async move { Some(fut.await) }, async move {
+            glommio::timer::sleep(d).await;
+            None
+        })
+    }
+
+    async fn connect(opts: Options) -> Result<Locker<Self::R>, Error> {
+        Task(TaskInner::Glommio(Self::local(
+            tracklock::glommio::Locker::connect(opts),
+        )))
+        .await
     }
 }
