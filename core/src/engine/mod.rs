@@ -1504,10 +1504,10 @@ impl Engine {
                 // `release_leftovers` would, or it would stay in doubt
                 // forever and its past `doubt_until` would keep
                 // `poll_timeout` at a due instant (a busy loop).
-                KeyState::Doubt => {
-                    if !self.send(slot, k, Op::Release, now) && now >= key.doubt_until {
-                        self.lock_at(slot).keys[k].state = KeyState::Free;
-                    }
+                KeyState::Doubt
+                    if !self.send(slot, k, Op::Release, now) && now >= key.doubt_until =>
+                {
+                    self.lock_at(slot).keys[k].state = KeyState::Free;
                 }
                 _ => {}
             }

@@ -147,7 +147,6 @@ impl Params {
             database: if rng.chance(0.2) { 3 } else { 0 },
             ping_interval: Duration::from_millis(*rng.pick(&[100u64, 300, 1000])),
             local_handoff: *rng.pick(&[0u8, 0, 1, 3]),
-            ..Config::default()
         };
         let _ = nodes;
         let lockers = rng.range(2, 4) as usize;
@@ -159,7 +158,7 @@ impl Params {
         let locker_pause_max =
             (margin_ns as u128 * 1_000_000 / (1_000_000 + clock_ppm as u128)) as u64 - 1_000;
         let latency_base = *rng.pick(&[50_000u64, 500_000, 2 * MS, 5 * MS]);
-        let latency_jitter = *rng.pick(&[0u64, 100_000, 1 * MS, 5 * MS]);
+        let latency_jitter = *rng.pick(&[0u64, 100_000, MS, 5 * MS]);
         // SPEC §4: a key that has not answered within try_next_after counts
         // as failed, so with a round trip above it no attempt can ever
         // succeed (a livelock the simulator found). Keep it above the

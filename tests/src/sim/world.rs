@@ -167,7 +167,8 @@ impl World {
         let nodes: Vec<Node> = (0..node_count)
             .map(|i| {
                 let clock = Clock::new(rng.range_i64(-ppm, ppm), rng.range(0, 1_000) * MS);
-                let mut n = Node::new(i, clock, *rng.pick(&VERSIONS), password.clone());
+                let version = rng.pick::<&str>(&VERSIONS);
+                let mut n = Node::new(i, clock, version, password.clone());
                 n.wall_offset_ms = rng.range_i64(-p.wall_offset_ms, p.wall_offset_ms);
                 n.trace = tracing;
                 n.prefix = prefix.clone();
