@@ -50,6 +50,15 @@ fn sim_regression_hostile_reply_leaves_no_stuck_key_or_handshake() {
     must_pass(Params::hostile, 1 << 40);
 }
 
+/// A `Force` request cancelled before its overwrite was answered never
+/// became `Held`, so the local holder whose keys it overwrote was never told
+/// to re-check (our own write is no news on the shared connection): it
+/// believed past the prompt-loss bound.
+#[test]
+fn sim_regression_cancelled_local_force_makes_holder_recheck() {
+    must_pass(Params::random, 7582);
+}
+
 /// Runs the same seed twice with tracing on: the traces are identical.
 #[test]
 fn sim_same_seed_same_run() {

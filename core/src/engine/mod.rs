@@ -1185,6 +1185,15 @@ impl Engine {
                 c.echo = Some(Echo { id, key: k });
             }
         }
+        if matches!(op, KeyOp::AcquireSet)
+            && matches!(frame, Frame::Simple(b"OK"))
+            && self.lock_at(slot).mode == LockMode::Force
+        {
+            // A forced overwrite landed: local holders re-check now, even if
+            // this request never becomes `Held` (cancelled or failed), since
+            // our own write is no news to them on this connection.
+            self.recheck_other_holders(slot);
+        }
         if matches!(op, KeyOp::Release { .. }) {
             // A local waiter's attempt may have been pipelined behind a
             // release that only took effect now (after `NOSCRIPT`), and our
