@@ -59,6 +59,15 @@ fn sim_regression_cancelled_local_force_makes_holder_recheck() {
     must_pass(Params::random, 7582);
 }
 
+/// An invalidation for a key whose `SET` was already answered, arriving
+/// while the attempt still waited for its other keys, only woke "waiters":
+/// the lock then became `Held` counting a key that had been deleted, and a
+/// later loss of another key left it believing on a stale majority.
+#[test]
+fn sim_regression_invalidation_during_attempt_rechecks_answered_key() {
+    must_pass(Params::random, 10_910);
+}
+
 /// Runs the same seed twice with tracing on: the traces are identical.
 #[test]
 fn sim_same_seed_same_run() {

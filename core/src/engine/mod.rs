@@ -1045,6 +1045,16 @@ impl Engine {
                 continue;
             }
             let lock = self.lock_at(slot);
+            if lock.phase == Phase::Acquiring {
+                // A key of this attempt may already be answered (`Held`):
+                // a change to it now must be re-checked once the attempt
+                // succeeds, or the lock would count a key it lost.
+                if let Some(k) = lock.keys.get_mut(usize::from(index)) {
+                    if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
+                        k.verify = true;
+                    }
+                }
+            }
             match lock.phase {
                 Phase::Waiting | Phase::Acquiring => lock.wake = true,
                 Phase::Held => {
