@@ -402,11 +402,10 @@ impl World {
             return;
         }
         self.fail(format!(
-            "prompt loss: L{l} (lock {:#x}) still believes it holds {:?} {:.3} ms after its majority was taken (bound {:.3} ms)",
+            "prompt loss: L{l} (lock {:#x}) still believes it holds {:?} {:.3} ms after its majority was taken",
             at.1,
             self.p.names[req.name],
             (self.now - p.since) as f64 / 1e6,
-            self.prompt_bound(req.name) as f64 / 1e6
         ));
     }
 

@@ -1087,6 +1087,8 @@ impl World {
                     return;
                 }
                 self.count("script_flush");
+                // The next script costs a NOSCRIPT round trip more.
+                self.node_disturb[n] += 1;
                 self.log(|| format!("FAULT admin SCRIPT FLUSH on node {n}"));
                 let mut fx = Fx::default();
                 self.nodes[n].admin(&[b"SCRIPT", b"FLUSH"], self.now, &mut fx);
