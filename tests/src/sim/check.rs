@@ -331,6 +331,16 @@ impl World {
                 }
             }
             Cause::Written(_) => {
+                // The majority was whole right before this write: earlier
+                // checks of this holder are settled (it took keys back).
+                if backing + 1 >= m {
+                    for p in self.chk.prompts.iter_mut() {
+                        if p.as_ref().is_some_and(|p| p.req == key) {
+                            *p = None;
+                            self.stats.prompt_checked += 1;
+                        }
+                    }
+                }
                 let l = key.0;
                 if self.p.hostile_node.is_some() || !self.healthy(l) {
                     self.stats.prompt_skipped += 1;
