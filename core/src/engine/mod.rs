@@ -293,9 +293,11 @@ impl Engine {
             // Another request of this locker holds it: the server would refuse.
             self.lock_at(slot).phase = Phase::Draining;
             self.emit(Event::NotLocked { id });
-        } else if mode != LockMode::Wait {
+        } else if mode != LockMode::Wait && self.has_room(slot) {
             self.start_attempt(slot, now);
         }
+        // Otherwise (no-alloc, buffers full) the attempt waits in `pump`
+        // for room instead of failing without asking the server.
         self.pump(now);
         Ok(id)
     }
@@ -1265,6 +1267,35 @@ impl Engine {
         lock.keys.iter().filter(|k| self.is_ready(k.node)).count()
     }
 
+    /// True when every ready connection of the lock in `slot` has room for a
+    /// whole attempt (always, with `alloc`): a full buffer must delay the
+    /// attempt, not count as a refusal.
+    #[cfg(feature = "alloc")]
+    fn has_room(&self, _slot: usize) -> bool {
+        true
+    }
+
+    #[cfg(not(feature = "alloc"))]
+    fn has_room(&self, slot: usize) -> bool {
+        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
+            return false;
+        };
+        // An acquire is two commands; its bytes are the key (twice), the
+        // value and the fixed words, well under 96 bytes besides those.
+        let per_key =
+            96 + 2 * (self.config.prefix.as_bytes().len() + lock.name.as_bytes().len()) + VALUE_LEN;
+        self.conns.as_slice().iter().enumerate().all(|(i, c)| {
+            let keys = lock
+                .keys
+                .iter()
+                .filter(|k| usize::from(k.node.0) == i)
+                .count();
+            !c.is_ready()
+                || (c.expects.len() + 2 * keys <= conn::EXPECT_CAP
+                    && c.tx.len() + per_key * keys <= conn::TX_CAP)
+        })
+    }
+
     fn start_attempt(&mut self, slot: usize, now: Instant) {
         let mut value = [0u8; VALUE_LEN];
         self.rng.fill_bytes(&mut value);
@@ -1590,9 +1621,11 @@ impl Engine {
             if !due {
                 continue;
             }
-            let ready = self.lock_at(slot).settled()
-                && self.is_leader(slot)
-                && self.ready_keys(slot) >= self.s.majority;
+            let lock = self.lock_at(slot);
+            let ready = lock.settled()
+                && (lock.mode != LockMode::Wait || self.is_leader(slot))
+                && self.ready_keys(slot) >= self.s.majority
+                && self.has_room(slot);
             if ready {
                 self.start_attempt(slot, now);
             } else if self.lock_at(slot).retry_at.is_some_and(|r| r <= now) {
