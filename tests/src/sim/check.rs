@@ -283,7 +283,7 @@ impl World {
     }
 
     /// A value went away at a node.
-    pub(crate) fn on_change(&mut self, ch: Change) {
+    pub(crate) fn on_change(&mut self, ch: Change, removed_together: usize) {
         if ch.cause == Cause::DataLoss {
             self.chk.data_loss = true;
         }
@@ -333,10 +333,13 @@ impl World {
             Cause::Written(_) => {
                 // The majority was whole right before this write: earlier
                 // checks of this holder are settled (it took keys back).
-                if backing + 1 >= m {
-                    for p in self.chk.prompts.iter_mut() {
-                        if p.as_ref().is_some_and(|p| p.req == key) {
-                            *p = None;
+                if backing + removed_together >= m {
+                    for i in 0..self.chk.prompts.len() {
+                        let Some(start) = self.chk.prompts[i].as_ref().map(|p| p.req) else {
+                            continue;
+                        };
+                        if self.chain_end(start) == key {
+                            self.chk.prompts[i] = None;
                             self.stats.prompt_checked += 1;
                         }
                     }
@@ -347,6 +350,15 @@ impl World {
                     return;
                 }
                 let bound = self.prompt_bound(name);
+                let msg = format!(
+                    "check: prompt loss for L{} lock {:#x} by {:.3} ms ({} of {m} keys left after {})",
+                    key.0,
+                    key.1,
+                    (self.now + bound) as f64 / 1e6,
+                    backing,
+                    String::from_utf8_lossy(&ch.key)
+                );
+                self.log(|| msg);
                 let index = self.chk.prompts.len();
                 let nodes_disturb = self.node_disturb.iter().sum();
                 self.chk.prompts.push(Some(Prompt {
@@ -358,6 +370,14 @@ impl World {
                 self.at(self.now + bound, Ev::Prompt { index });
             }
         }
+    }
+
+    /// The request a lease ended up with, following local hand-offs.
+    fn chain_end(&self, mut at: (usize, u64)) -> (usize, u64) {
+        while let Some(next) = self.chk.reqs.get(&at).and_then(|r| r.successor) {
+            at = next;
+        }
+        at
     }
 
     /// How long a holder may take to learn that its majority was taken:
@@ -385,10 +405,7 @@ impl World {
         let Some(p) = self.chk.prompts.get_mut(index).and_then(Option::take) else {
             return;
         };
-        let mut at = p.req;
-        while let Some(next) = self.chk.reqs.get(&at).and_then(|r| r.successor) {
-            at = next;
-        }
+        let at = self.chain_end(p.req);
         let Some(req) = self.chk.reqs.get(&at) else {
             self.stats.prompt_checked += 1;
             return;

@@ -537,8 +537,10 @@ impl World {
         for conn in fx.closed {
             self.server_close(conn);
         }
-        for ch in fx.changes {
-            self.on_change(ch);
+        for ch in &fx.changes {
+            // How many keys with this value the same command removed.
+            let same = fx.changes.iter().filter(|c| c.old_value == ch.old_value).count();
+            self.on_change(ch.clone(), same);
         }
     }
 
@@ -1137,8 +1139,9 @@ impl World {
             vec![self.rng.below(keys as u64) as usize]
         };
         self.taint_name(name_i);
-        let mut fx = Fx::default();
         for i in targets {
+            // Each command's effects are checked before the next runs.
+            let mut fx = Fx::default();
             let n = node_of(self.p.config.topology, i);
             if self.nodes[n].state != NodeState::Up {
                 continue;
@@ -1184,8 +1187,8 @@ impl World {
                     self.nodes[n].admin(&[b"PEXPIRE", &key, ttl.as_bytes()], now, &mut fx);
                 }
             }
+            self.apply_fx(fx);
         }
-        self.apply_fx(fx);
     }
 
     // ---- drain --------------------------------------------------------------
