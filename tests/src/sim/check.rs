@@ -372,6 +372,28 @@ impl World {
         }
     }
 
+    /// Pending prompt-loss checks whose holder has a whole majority again
+    /// (it took keys back) are settled.
+    pub(crate) fn settle_prompts(&mut self) {
+        let m = usize::from(self.p.config.key_majority);
+        for i in 0..self.chk.prompts.len() {
+            let Some(start) = self.chk.prompts[i].as_ref().map(|p| p.req) else {
+                continue;
+            };
+            let at = self.chain_end(start);
+            let whole = self
+                .chk
+                .reqs
+                .get(&at)
+                .and_then(|r| r.value.as_ref().map(|v| (r.name, v.clone())))
+                .is_some_and(|(name, v)| self.backing(name, &v) >= m);
+            if whole {
+                self.chk.prompts[i] = None;
+                self.stats.prompt_checked += 1;
+            }
+        }
+    }
+
     /// The request a lease ended up with, following local hand-offs.
     fn chain_end(&self, mut at: (usize, u64)) -> (usize, u64) {
         while let Some(next) = self.chk.reqs.get(&at).and_then(|r| r.successor) {

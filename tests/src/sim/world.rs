@@ -537,6 +537,7 @@ impl World {
         for conn in fx.closed {
             self.server_close(conn);
         }
+        self.settle_prompts();
         for ch in &fx.changes {
             // How many keys with this value the same command removed.
             let same = fx.changes.iter().filter(|c| c.old_value == ch.old_value).count();
