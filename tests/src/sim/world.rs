@@ -540,7 +540,11 @@ impl World {
         self.settle_prompts();
         for ch in &fx.changes {
             // How many keys with this value the same command removed.
-            let same = fx.changes.iter().filter(|c| c.old_value == ch.old_value).count();
+            let same = fx
+                .changes
+                .iter()
+                .filter(|c| c.old_value == ch.old_value)
+                .count();
             self.on_change(ch.clone(), same);
         }
     }
