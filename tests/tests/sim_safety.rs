@@ -8,7 +8,7 @@
 use tracklock_tests::sim::{batch, Params};
 
 /// Seeds run by default (sized for a debug build on two cores).
-const SEEDS: u64 = 1_500;
+const SEEDS: u64 = 2_000;
 
 #[test]
 fn sim_safety_batch() {
