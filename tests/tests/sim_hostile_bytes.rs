@@ -6,7 +6,9 @@
 //! The reader must never panic, never claim more bytes than it was given,
 //! accept every well-formed frame whole and every strict prefix of it as
 //! incomplete. The engine must never panic and a lock whose majority lives
-//! on the honest node must never be lost.
+//! on the honest node must never be lost. (Mutual exclusion is not checked
+//! here: a node that lies about its key can hand it out twice, which no
+//! quorum lock survives.)
 
 use tracklock_core::resp::{parse, Frame};
 use tracklock_tests::sim::hostile::{mutate, random_frame};

@@ -106,12 +106,15 @@ impl World {
             }
         }
         let key = self.key_of(l, id);
+        // A lying node can hand out its key twice: no mutual exclusion
+        // across a hostile node, only the checks of `sim_hostile_bytes`.
+        let hostile = self.p.hostile_node.is_some();
         self.chk.reqs.insert(
             key,
             Req {
                 name,
                 mode,
-                tainted: force_alive,
+                tainted: force_alive || hostile,
                 ended: false,
                 belief: None,
                 acquired: false,
@@ -120,6 +123,29 @@ impl World {
                 successor: None,
             },
         );
+    }
+
+    /// True when the request's value sits on a majority of its keys on
+    /// nodes other than the hostile one.
+    pub(crate) fn honest_majority(&self, l: usize, id: LockId) -> bool {
+        let Some(r) = self.chk.reqs.get(&self.key_of(l, id)) else {
+            return false;
+        };
+        let Some(v) = r.value.as_ref() else {
+            return false;
+        };
+        let db = self.p.config.database;
+        let honest = self
+            .names_keys(r.name)
+            .iter()
+            .filter(|(n, k)| {
+                Some(*n) != self.p.hostile_node
+                    && self.nodes[*n]
+                        .peek(db, k, self.now)
+                        .is_some_and(|e| &e.value == v)
+            })
+            .count();
+        honest >= usize::from(self.p.config.key_majority)
     }
 
     /// Admin writes to a name: every live request of it is tainted.

@@ -834,10 +834,12 @@ impl World {
             }
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
-                if self.p.hostile_node.is_some() && reason != tracklock_core::LostReason::Closed {
-                    // Node 0 alone holds a majority of every lock and is
-                    // honest and healthy: garbage from the other node must
-                    // not cost a lock.
+                if self.p.hostile_node.is_some()
+                    && reason != tracklock_core::LostReason::Closed
+                    && self.honest_majority(l, id)
+                {
+                    // Its majority lives on the honest, healthy node:
+                    // garbage from the other node must not cost it.
                     self.fail(format!(
                         "hostile bytes: L{l} lost {id:?} ({reason:?}) though the honest node holds its majority"
                     ));
