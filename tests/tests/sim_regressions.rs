@@ -1,6 +1,7 @@
-//! Seeds on which the simulator found engine bugs, kept as regression tests.
-//! Each ran into the bug at the commit that fixed it; they keep running the
-//! same profile through the current simulator.
+//! Seeds on which the simulator finds engine bugs, kept as regression tests.
+//! A seed's run depends on the simulator too: each seed below was checked to
+//! fail with its fix reverted on the simulator as committed here (when the
+//! simulator changes, re-check by reverting the fix and re-seeding).
 
 use tracklock_tests::sim::{check_seed, Params};
 
@@ -13,17 +14,21 @@ fn must_pass(make: fn(u64) -> Params, seed: u64) {
 /// A held lock whose take-back `SET` was in flight when its connection
 /// dropped kept that key in doubt forever; once `doubt_until` passed,
 /// `poll_timeout` stayed at that instant and `handle_timeout` never moved
-/// it: a busy loop (the simulator saw time stand still).
+/// it: a busy loop (the simulator saw time stand still). Found with seed 79
+/// of an earlier simulator; seed 292 reproduces it now.
 #[test]
 fn sim_regression_doubt_key_of_held_lock_spins() {
-    must_pass(Params::random, 79);
+    must_pass(Params::random, 292);
 }
 
 /// A `Wait` request whose attempt was in flight when a `Force` request of
 /// the same locker took the name became `Acquired` after the force, with
 /// keys the force had overwritten. The overwrite was its own connection's
 /// write (no invalidation with NOLOOP, an ignored echo without), so it
-/// believed for a whole extend interval (prompt loss broken).
+/// believed for a whole extend interval (prompt loss broken). Found with
+/// this seed; the later fix for seed 7582 (re-check on every forced
+/// overwrite that lands) also covers it, so with only this fix reverted no
+/// seed fails any more: kept as a scenario.
 #[test]
 fn sim_regression_wait_acquired_behind_local_force_rechecks() {
     must_pass(Params::random, 592);
@@ -32,10 +37,11 @@ fn sim_regression_wait_acquired_behind_local_force_rechecks() {
 /// With local hand-off on, an unlock that cannot hand off holds the local
 /// waiters back until "the release lands". When no release was needed (the
 /// keys turned out lost after a node pause), nothing ever woke them: with
-/// caching off they never polled again (liveness broken).
+/// caching off they never polled again (liveness broken). Found with seed
+/// 2927 of an earlier simulator; seed 3083 reproduces it now.
 #[test]
 fn sim_regression_held_back_waiters_woken_when_nothing_to_release() {
-    must_pass(Params::random, 2927);
+    must_pass(Params::random, 3083);
 }
 
 /// Found by the hostile-bytes profile (node 1 mangles replies): (1) a reply
