@@ -957,21 +957,7 @@ impl Engine {
         c.last_rx = now;
         self.emit(Event::NodeReady { node });
         // Tracking (if any) starts empty: holders re-verify, waiters retry.
-        for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
-                continue;
-            };
-            let mut touched = false;
-            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
-                touched = true;
-                if key.state == KeyState::Held {
-                    key.verify = true;
-                }
-            }
-            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
-                lock.wake = true;
-            }
-        }
+        self.on_flush(node);
         Ok(())
     }
 
@@ -1007,6 +993,9 @@ impl Engine {
     }
 
     /// `FLUSHDB`/`FLUSHALL` (or tracking overflow): anything may have changed.
+    /// Also what a fresh connection means: nothing of `node` is tracked.
+    /// Keys with a request in flight need no re-check: that request's reply
+    /// reflects the change (it was answered after it).
     fn on_flush(&mut self, node: NodeId) {
         for slot in 0..self.slots.len() {
             let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
