@@ -16,7 +16,20 @@ struct Redis {
 }
 
 impl Redis {
+    /// Starts a server on a free port; if another process took the port
+    /// first, our child exits (bind failure) and another port is tried.
     fn start(extra: &[&str]) -> Option<Redis> {
+        for _ in 0..5 {
+            let mut r = Self::start_once(extra)?;
+            std::thread::sleep(Duration::from_millis(50));
+            if r.child.try_wait().ok().flatten().is_none() {
+                return Some(r);
+            }
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    fn start_once(extra: &[&str]) -> Option<Redis> {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()

@@ -152,29 +152,41 @@ struct Redis {
 }
 
 impl Redis {
+    /// Starts a server on a free port. A port taken by someone else between
+    /// our probe and the server's bind would leave us talking to a stranger
+    /// (whose owner may kill it mid-test), so the answering process must be
+    /// our child; otherwise try another port.
     fn start() -> Option<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let r = Redis { child, port };
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect(r.addr()).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut r = Redis { child, port };
+            let t0 = std::time::Instant::now();
+            while r.cli(&["ping"]) != "PONG" && r.child.try_wait().ok().flatten().is_none() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "redis-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let ours = format!("process_id:{}", r.child.id());
+            if r.child.try_wait().ok().flatten().is_none()
+                && r.cli(&["info", "server"]).lines().any(|l| l.trim() == ours)
+            {
+                return Some(r);
+            }
         }
-        Some(r)
+        panic!("could not start redis-server on a free port");
     }
 
     fn addr(&self) -> String {
