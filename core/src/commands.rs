@@ -33,14 +33,19 @@ pub(crate) enum Ttl {
 }
 
 /// `SET key value [NX] PX|PXAT t` then `PTTL key` (the read re-arms tracking
-/// after our own write and reports the TTL the server holds).
+/// after our own write and reports the TTL the server holds). With `asking`
+/// (a cluster `ASK` redirect) each command is preceded by `ASKING`.
 pub(crate) fn acquire(
     out: &mut impl Sink,
     key: KeyRef<'_>,
     value: &[u8],
     nx: bool,
     ttl: Ttl,
+    asking: bool,
 ) -> Result<(), Full> {
+    if asking {
+        self::asking(out)?;
+    }
     array_header(out, if nx { 6 } else { 5 })?;
     bulk(out, b"SET")?;
     key.write(out)?;
@@ -58,9 +63,25 @@ pub(crate) fn acquire(
             bulk_uint(out, ms)?;
         }
     }
+    if asking {
+        self::asking(out)?;
+    }
     array_header(out, 2)?;
     bulk(out, b"PTTL")?;
     key.write(out)
+}
+
+/// `ASKING`: the next command may touch a slot being imported.
+pub(crate) fn asking(out: &mut impl Sink) -> Result<(), Full> {
+    array_header(out, 1)?;
+    bulk(out, b"ASKING")
+}
+
+/// `CLUSTER SHARDS` (Redis >= 7.0) or `CLUSTER SLOTS`.
+pub(crate) fn cluster_topology(out: &mut impl Sink, shards: bool) -> Result<(), Full> {
+    array_header(out, 2)?;
+    bulk(out, b"CLUSTER")?;
+    bulk(out, if shards { b"SHARDS" } else { b"SLOTS" })
 }
 
 /// `EVALSHA sha 1 key args...`, or `EVAL body 1 key args...`.

@@ -37,6 +37,11 @@ pub enum Topology {
     Single,
     /// Independent standalone instances: key `i` lives on node `i mod n`.
     Instances(u16),
+    /// A Redis Cluster reached through this many seed nodes (node ids
+    /// `0..n`, addresses given with [`crate::Engine::set_node_address`]).
+    /// Each key goes to the master owning its hash slot; masters the seeds
+    /// do not cover are added at run time ([`crate::Event::NodeAdded`]).
+    Cluster(u16),
 }
 
 /// Everything the engine needs to know about one locker. Build it with
@@ -139,6 +144,10 @@ pub enum ConfigError {
     UsernameWithoutPassword,
     /// `Topology::Instances(0)`.
     NoInstances,
+    /// `Topology::Cluster(0)`: no seed node to discover the cluster from.
+    NoSeeds,
+    /// A database other than 0 with a Redis Cluster (it only has db 0).
+    ClusterDatabase,
     /// `ping_interval` is zero.
     PingInterval,
     /// A lock name is empty.
@@ -174,6 +183,10 @@ impl fmt::Display for ConfigError {
                 f.write_str("username is set but password is not")
             }
             ConfigError::NoInstances => f.write_str("instances topology needs at least one node"),
+            ConfigError::NoSeeds => f.write_str("cluster topology needs at least one seed node"),
+            ConfigError::ClusterDatabase => {
+                f.write_str("a Redis Cluster has only database 0; database must be 0")
+            }
             ConfigError::PingInterval => f.write_str("ping_interval must be non-zero"),
             ConfigError::EmptyName => f.write_str("lock name must not be empty"),
             ConfigError::TooLong => f.write_str("name or prefix exceeds the configured capacity"),
@@ -198,7 +211,7 @@ impl Config {
     pub fn node_count(&self) -> usize {
         match self.topology {
             Topology::Single => 1,
-            Topology::Instances(n) => usize::from(n),
+            Topology::Instances(n) | Topology::Cluster(n) => usize::from(n),
         }
     }
 
@@ -235,6 +248,12 @@ impl Config {
         }
         if self.topology == Topology::Instances(0) {
             return Err(ConfigError::NoInstances);
+        }
+        if self.topology == Topology::Cluster(0) {
+            return Err(ConfigError::NoSeeds);
+        }
+        if matches!(self.topology, Topology::Cluster(_)) && self.database != 0 {
+            return Err(ConfigError::ClusterDatabase);
         }
         if self.ping_interval.is_zero() {
             return Err(ConfigError::PingInterval);

@@ -52,7 +52,17 @@ pub(crate) enum Expect {
     Select,
     Tracking,
     Ping,
-    Op { id: LockId, key: u8, op: KeyOp },
+    /// `ASKING` before a redirected command.
+    Asking,
+    /// A topology query: `CLUSTER SHARDS` (true) or `CLUSTER SLOTS`.
+    Topology {
+        shards: bool,
+    },
+    Op {
+        id: LockId,
+        key: u8,
+        op: KeyOp,
+    },
 }
 
 /// A key written by the reply just processed: the invalidation Redis sends
@@ -74,6 +84,8 @@ pub(crate) struct Conn {
     pub(crate) last_rx: Instant,
     pub(crate) ping_sent: Option<Instant>,
     pub(crate) echo: Option<Echo>,
+    /// The server refused `CLUSTER SHARDS` (before 7.0): ask `CLUSTER SLOTS`.
+    pub(crate) no_shards: bool,
 }
 
 impl Conn {

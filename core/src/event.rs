@@ -70,6 +70,10 @@ pub enum NodeError {
     Unresponsive,
     /// An engine capacity was exceeded (no-alloc build).
     CapacityExceeded,
+    /// The server's mode does not match the configured topology (a cluster
+    /// node in single/instances mode, or a standalone server in cluster
+    /// mode), or it refused to describe the cluster.
+    Topology(Text),
 }
 
 impl fmt::Display for NodeError {
@@ -82,6 +86,7 @@ impl fmt::Display for NodeError {
             NodeError::Protocol(what) => write!(f, "protocol error: {what}"),
             NodeError::Unresponsive => f.write_str("server did not answer a ping in time"),
             NodeError::CapacityExceeded => f.write_str("engine capacity exceeded"),
+            NodeError::Topology(t) => write!(f, "topology mismatch: {t}"),
         }
     }
 }
@@ -113,6 +118,13 @@ pub enum Event {
     /// The handshake on `node` finished; locks can use it.
     NodeReady {
         /// The node.
+        node: NodeId,
+    },
+    /// Cluster: the engine learned of a new node (a master no seed covers).
+    /// Open a connection to [`crate::Engine::node_address`] and serve it
+    /// like the others.
+    NodeAdded {
+        /// The new node.
         node: NodeId,
     },
     /// The caller must drop the connection to `node` (and later reconnect,

@@ -22,6 +22,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+mod cluster;
 mod commands;
 mod config;
 mod conn;

@@ -45,11 +45,21 @@ pub(crate) struct Key {
     pub(crate) doubt_until: Instant,
     /// Held: re-check as soon as the connection is ready.
     pub(crate) verify: bool,
+    /// Cluster: the key's hash slot.
+    pub(crate) slot: u16,
+    /// Cluster: redirects in a row (reset by any other reply).
+    pub(crate) redirects: u8,
+    /// Cluster: the `SET` was redirected to this node (`true`: by `ASK`);
+    /// resent once the `PTTL` behind it is answered.
+    pub(crate) redirect: Option<(NodeId, bool)>,
 }
 
 impl Key {
-    pub(crate) fn new(node: NodeId) -> Self {
+    pub(crate) fn new(node: NodeId, slot: u16) -> Self {
         Key {
+            slot,
+            redirects: 0,
+            redirect: None,
             state: KeyState::Free,
             node,
             inflight: 0,

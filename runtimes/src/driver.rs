@@ -177,6 +177,8 @@ impl Shared {
                         n.close_request = Some(error);
                     }
                 }
+                // Cluster nodes: served once the runtime learns to spawn them.
+                Event::NodeAdded { .. } => {}
                 Event::Acquired { id } => self.set_state(id, State::Held),
                 Event::NotLocked { id } => self.set_state(id, State::NotLocked),
                 Event::Closed { id } => self.set_state(id, State::Closed),

@@ -21,11 +21,12 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::cluster::{self, key_slot, parse_redirect, Addr, Range, Redirect, SlotMap, RANGE_CAP};
 use crate::commands::{self, KeyRef, Ttl};
-use crate::config::{Config, ConfigError, NoLoop, TtlMode};
+use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 use crate::conn::{self, Conn, Echo, Expect, KeyOp};
 use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
-use crate::keys::parse_key;
+use crate::keys::{key_parts, parse_key};
 use crate::lease::{key_bound, majority_deadline, stretch};
 use crate::lock::{Key, KeyState, Lock, Phase, VALUE_LEN};
 use crate::resp::{self, Frame};
@@ -40,6 +41,32 @@ pub(crate) const LOCK_CAP: usize = 64;
 pub(crate) const NODE_CAP: usize = 8;
 /// Undrained events in the no-alloc build.
 pub(crate) const EVENT_CAP: usize = 128;
+
+/// Cluster: topology queries are at least this far apart.
+const REFRESH_MIN: Duration = Duration::from_millis(100);
+/// Cluster: topology query period while a slot owner is unreachable (a
+/// failover is probably under way: learn the new master quickly).
+const REFRESH_DOWN: Duration = Duration::from_millis(250);
+/// Cluster: topology query period otherwise (changes that no reply
+/// reveals, such as a manual failover, are noticed within this).
+const REFRESH_IDLE: Duration = Duration::from_secs(10);
+/// Cluster: redirects in a row for one key before the slot's owner is
+/// forgotten until the next topology query (nodes that disagree during a
+/// failover must not make us ping-pong).
+const MAX_REDIRECTS: u8 = 4;
+
+/// Cluster topology discovery.
+#[derive(Debug, Clone, Copy, Default)]
+struct Discovery {
+    /// The map must be queried again.
+    stale: bool,
+    /// A query is in flight on this node.
+    inflight: Option<NodeId>,
+    /// When the last query left.
+    last: Option<Instant>,
+    /// Where the next query starts looking for a ready node (round robin).
+    turn: usize,
+}
 
 #[derive(Debug, Clone)]
 struct Slot {
@@ -78,6 +105,12 @@ pub struct Engine {
     rng: ChaCha8Rng,
     slots: Seq<Slot, LOCK_CAP>,
     conns: Seq<Conn, NODE_CAP>,
+    /// Where each node listens, when known (cluster seeds once told, nodes
+    /// the engine discovered always).
+    addrs: Seq<Option<Addr>, NODE_CAP>,
+    /// Cluster: which master serves which slots.
+    map: SlotMap,
+    discovery: Discovery,
     events: Fifo<Event, EVENT_CAP>,
     closed: bool,
     next_seq: u64,
@@ -110,17 +143,26 @@ impl Engine {
             release: Script::new(scripts::RELEASE),
         };
         let mut conns = Seq::default();
+        let mut addrs = Seq::default();
         for _ in 0..config.node_count() {
             conns
                 .push(Conn::default())
                 .map_err(|_| ConfigError::TooLong)?;
+            addrs.push(None).map_err(|_| ConfigError::TooLong)?;
         }
+        let discovery = Discovery {
+            stale: matches!(config.topology, Topology::Cluster(_)),
+            ..Discovery::default()
+        };
         Ok(Engine {
             config,
             s,
             rng: ChaCha8Rng::from_seed(seed),
             slots: Seq::default(),
             conns,
+            addrs,
+            map: SlotMap::default(),
+            discovery,
             events: Fifo::default(),
             closed: false,
             next_seq: 0,
@@ -138,6 +180,72 @@ impl Engine {
     /// Number of nodes (connections) the caller must maintain.
     pub fn node_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Tells the engine where `node` listens. In cluster mode, do this for
+    /// every seed: a master the topology names at the same address then
+    /// reuses the seed's connection instead of getting a new node. Fails
+    /// when `node` does not exist or the host does not fit the no-alloc
+    /// capacity.
+    pub fn set_node_address(
+        &mut self,
+        node: NodeId,
+        host: &str,
+        port: u16,
+    ) -> Result<(), ConfigError> {
+        let host = Text::new(host).ok_or(ConfigError::TooLong)?;
+        let slot = self
+            .addrs
+            .as_mut_slice()
+            .get_mut(usize::from(node.0))
+            .ok_or(ConfigError::TooLong)?;
+        *slot = Some(Addr { host, port });
+        Ok(())
+    }
+
+    /// Where `node` listens, if known: `(host, port)`. Always known for the
+    /// nodes announced by [`Event::NodeAdded`].
+    pub fn node_address(&self, node: NodeId) -> Option<(&str, u16)> {
+        self.addrs
+            .as_slice()
+            .get(usize::from(node.0))?
+            .as_ref()
+            .map(|a| (a.host.as_str(), a.port))
+    }
+
+    /// True when enough nodes are ready for a lock to be acquired: the node
+    /// (single); nodes carrying a majority of a lock's keys (instances); the
+    /// slot map known and a majority of the masters serving slots ready
+    /// (cluster).
+    pub fn is_usable(&self) -> bool {
+        match self.config.topology {
+            Topology::Single => self.is_ready(NodeId(0)),
+            Topology::Instances(n) => {
+                (0..self.s.keys)
+                    .filter(|&i| self.is_ready(NodeId((i % usize::from(n.max(1))) as u16)))
+                    .count()
+                    >= self.s.majority
+            }
+            Topology::Cluster(_) => {
+                let mut owners = 0usize;
+                let mut ready = 0usize;
+                let ranges = self.map.ranges();
+                for (i, r) in ranges.iter().enumerate() {
+                    if ranges[..i].iter().any(|o| o.node == r.node) {
+                        continue;
+                    }
+                    owners += 1;
+                    if self.is_ready(r.node) {
+                        ready += 1;
+                    }
+                }
+                owners > 0 && ready * 2 > owners
+            }
+        }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.config.topology, Topology::Cluster(_))
     }
 
     /// Tells the engine the wall-clock time (Unix ms) at `now`; needed for
@@ -252,6 +360,14 @@ impl Engine {
                 None => {}
             }
         }
+        if self.is_cluster()
+            && self
+                .discovery
+                .last
+                .is_some_and(|l| now >= l.saturating_add(self.refresh_period()))
+        {
+            self.discovery.stale = true;
+        }
         self.pump(now);
     }
 
@@ -266,8 +382,21 @@ impl Engine {
         let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
         let mut keys = heapless::Vec::new();
         for i in 0..self.s.keys {
-            let node = node_of(self.config.topology, i as u8, name.as_bytes());
-            keys.push(Key::new(node))
+            let (node, slot) = match self.config.topology {
+                Topology::Cluster(_) => {
+                    let mut digits = [0u8; 2];
+                    let parts = key_parts(
+                        self.config.prefix.as_bytes(),
+                        i as u8,
+                        name.as_bytes(),
+                        &mut digits,
+                    );
+                    let slot = key_slot(&parts);
+                    (self.map.owner(slot).unwrap_or(NodeId(u16::MAX)), slot)
+                }
+                t => (node_of(t, i as u8, name.as_bytes()), 0),
+            };
+            keys.push(Key::new(node, slot))
                 .map_err(|_| LockError::CapacityExceeded)?;
         }
         let seq = self.next_seq;
@@ -372,7 +501,7 @@ impl Engine {
         target.retry_at = None;
         let source = self.lock_at(slot);
         for k in source.keys.iter_mut() {
-            *k = Key::new(k.node);
+            *k = Key::new(k.node, k.slot);
         }
         let id = self.id_at(to).expect("occupied");
         self.emit(Event::Acquired { id });
@@ -473,6 +602,9 @@ impl Engine {
                     None => at(c.last_rx.saturating_add(self.config.ping_interval)),
                 }
             }
+        }
+        if let Some(d) = self.discovery_timeout() {
+            at(d);
         }
         for lock in self.locks() {
             match lock.phase {
@@ -601,12 +733,26 @@ impl Engine {
     /// Writes `op` for key `k` of the lock in `slot`. False when its node is
     /// not ready (or, no-alloc, a buffer is full): nothing was sent.
     fn send(&mut self, slot: usize, k: usize, op: Op, now: Instant) -> bool {
+        self.send_via(slot, k, op, now, None)
+    }
+
+    /// [`Engine::send`], or with `ask` to that node behind `ASKING` (a
+    /// cluster `ASK` redirect; scripts then go by `EVAL`).
+    fn send_via(
+        &mut self,
+        slot: usize,
+        k: usize,
+        op: Op,
+        now: Instant,
+        ask: Option<NodeId>,
+    ) -> bool {
         let ttl = self.ttl(now);
         let Engine {
             slots,
             conns,
             s,
             config,
+            map,
             ..
         } = self;
         let generation = slots.as_slice()[slot].generation;
@@ -617,10 +763,24 @@ impl Engine {
             slot: slot as u32,
             generation,
         };
-        let node = lock.keys[k].node;
+        let current = lock.keys[k];
+        let node = match ask {
+            Some(n) => n,
+            // A key moves to its slot's current owner between requests only:
+            // replies in flight come back on the node they were sent to.
+            None if matches!(config.topology, Topology::Cluster(_)) && current.inflight == 0 => {
+                match map.owner(current.slot) {
+                    Some(n) => n,
+                    None => return false,
+                }
+            }
+            None => current.node,
+        };
         let Some(c) = conns.as_mut_slice().get_mut(usize::from(node.0)) else {
             return false;
         };
+        let asking = ask.is_some();
+        let by_sha = !asking;
         if !c.is_ready() {
             return false;
         }
@@ -636,7 +796,8 @@ impl Engine {
         let k8 = k as u8;
         let ok = match op {
             Op::Acquire { nx } => {
-                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl).is_ok()
+                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking).is_ok()
+                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
                     && c.expects
                         .push_back(Expect::Op {
                             id,
@@ -644,6 +805,7 @@ impl Engine {
                             op: KeyOp::AcquireSet,
                         })
                         .is_ok()
+                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
                     && c.expects
                         .push_back(Expect::Op {
                             id,
@@ -653,34 +815,41 @@ impl Engine {
                         .is_ok()
             }
             Op::Extend { refresh_below } => {
-                commands::script(
-                    &mut c.tx,
-                    &s.extend,
-                    true,
-                    key,
-                    &lock.value,
-                    &[ttl_number, refresh_below],
-                )
-                .is_ok()
+                (!asking
+                    || (commands::asking(&mut c.tx).is_ok()
+                        && c.expects.push_back(Expect::Asking).is_ok()))
+                    && commands::script(
+                        &mut c.tx,
+                        &s.extend,
+                        by_sha,
+                        key,
+                        &lock.value,
+                        &[ttl_number, refresh_below],
+                    )
+                    .is_ok()
                     && c.expects
                         .push_back(Expect::Op {
                             id,
                             key: k8,
                             op: KeyOp::Extend {
                                 sent: now,
-                                by_sha: true,
+                                by_sha,
                                 refresh_below,
                             },
                         })
                         .is_ok()
             }
             Op::Release => {
-                commands::script(&mut c.tx, &s.release, true, key, &lock.value, &[]).is_ok()
+                (!asking
+                    || (commands::asking(&mut c.tx).is_ok()
+                        && c.expects.push_back(Expect::Asking).is_ok()))
+                    && commands::script(&mut c.tx, &s.release, by_sha, key, &lock.value, &[])
+                        .is_ok()
                     && c.expects
                         .push_back(Expect::Op {
                             id,
                             key: k8,
-                            op: KeyOp::Release { by_sha: true },
+                            op: KeyOp::Release { by_sha },
                         })
                         .is_ok()
             }
@@ -694,6 +863,7 @@ impl Engine {
             return false;
         }
         let key = &mut lock.keys[k];
+        key.node = node;
         match op {
             Op::Acquire { .. } => {
                 key.state = KeyState::Acquiring;
@@ -854,6 +1024,14 @@ impl Engine {
                 lock.wake = true;
             }
         }
+        if self.discovery.inflight == Some(node) {
+            self.discovery.inflight = None;
+            self.discovery.stale = true;
+        }
+        if self.map.ranges().iter().any(|r| r.node == node) {
+            // A master is gone: a replica may be taking over.
+            self.discovery.stale = true;
+        }
     }
 
     fn on_frame(&mut self, node: NodeId, frame: Frame<'_>, now: Instant) -> Result<(), NodeError> {
@@ -885,6 +1063,9 @@ impl Engine {
                 }
                 Ok(())
             }
+            // Its error, if any, is repeated by the command it precedes.
+            Expect::Asking => Ok(()),
+            Expect::Topology { shards } => self.on_topology(node, shards, frame, now),
             Expect::Op { id, key, op } => self.on_key_reply(node, id, key, op, frame, now),
         }
     }
@@ -909,15 +1090,27 @@ impl Engine {
             }
         };
         let mut version: &[u8] = b"";
+        let mut mode: &[u8] = b"";
         let mut items = map.iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            if let (
-                Frame::Bulk(b"version") | Frame::Simple(b"version"),
-                Frame::Bulk(v) | Frame::Simple(v),
-            ) = (k, v)
-            {
-                version = v;
+            match (k.as_bytes(), v.as_bytes()) {
+                (Some(b"version"), Some(v)) => version = v,
+                (Some(b"mode"), Some(v)) => mode = v,
+                _ => {}
             }
+        }
+        match (self.is_cluster(), mode) {
+            (true, b"standalone") => {
+                return Err(NodeError::Topology(Text::from_str_truncated(
+                    "cluster mode, but the server is a standalone Redis (not a cluster node)",
+                )))
+            }
+            (false, b"cluster") => {
+                return Err(NodeError::Topology(Text::from_str_truncated(
+                    "the server is a Redis Cluster node: use cluster mode",
+                )))
+            }
+            _ => {}
         }
         let noloop = match self.config.noloop {
             NoLoop::On => true,
@@ -1076,6 +1269,11 @@ impl Engine {
             // it does, the reply concerns nobody.
             return Ok(());
         };
+        if let (true, Frame::Error(text)) = (self.is_cluster(), frame) {
+            if let Some(r) = parse_redirect(text) {
+                return self.on_redirect(node, slot, k, op, r, now);
+            }
+        }
         let noloop = self.conn(node).is_some_and(|c| c.noloop);
         let caching = self.config.client_caching;
         let (drift, margin, validity) =
@@ -1090,13 +1288,20 @@ impl Engine {
             }
         }
         let mut echo = false;
+        let mut redirected = None;
         let key = self
             .lock_at(slot)
             .keys
             .get_mut(usize::from(k))
             .ok_or(NodeError::Protocol("reply for an unknown key"))?;
         key.inflight = key.inflight.saturating_sub(1);
+        key.redirects = 0;
         match op {
+            // The `SET` ahead of this `PTTL` was redirected: this reply is
+            // about a key we did not write; resend both to the right node.
+            KeyOp::AcquireTtl if key.set_ok.is_none() && key.redirect.is_some() => {
+                redirected = key.redirect.take();
+            }
             KeyOp::AcquireSet => {
                 key.set_ok = Some(match frame {
                     Frame::Simple(b"OK") => {
@@ -1186,6 +1391,9 @@ impl Engine {
                 c.echo = Some(Echo { id, key: k });
             }
         }
+        if let Some((target, ask)) = redirected {
+            self.resend_acquire(slot, usize::from(k), target, ask, now);
+        }
         if matches!(op, KeyOp::AcquireSet)
             && matches!(frame, Frame::Simple(b"OK"))
             && self.lock_at(slot).mode == LockMode::Force
@@ -1202,6 +1410,305 @@ impl Engine {
             self.notify_name(slot);
         }
         Ok(())
+    }
+
+    // ---- cluster ---------------------------------------------------------
+
+    /// A `MOVED` or `ASK` reply to a key operation: the command did not run.
+    fn on_redirect(
+        &mut self,
+        node: NodeId,
+        slot: usize,
+        k: u8,
+        op: KeyOp,
+        r: Redirect<'_>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let host = if r.host.is_empty() {
+            match self.node_address(node) {
+                Some((h, _)) => Text::from_str_truncated(h),
+                None => return Err(NodeError::Protocol("redirect to an unknown host")),
+            }
+        } else {
+            Text::from_utf8_lossy_truncated(r.host)
+        };
+        let target = self.node_for(host, r.port)?;
+        let doubt_until = now
+            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+            .saturating_add(self.config.margin);
+        let key = self
+            .lock_at(slot)
+            .keys
+            .get_mut(usize::from(k))
+            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
+        key.inflight = key.inflight.saturating_sub(1);
+        key.redirects = key.redirects.saturating_add(1);
+        let give_up = key.redirects > MAX_REDIRECTS;
+        let go = (!give_up).then_some((target, r.ask));
+        if !r.ask {
+            if give_up || !self.map.set_owner(r.slot, target) {
+                self.map.forget(r.slot);
+            }
+            self.discovery.stale = true;
+        }
+        let (validity, drift, margin) =
+            (self.s.validity, self.config.drift_ppm, self.config.margin);
+        let key = &mut self.lock_at(slot).keys[usize::from(k)];
+        match op {
+            KeyOp::AcquireSet => key.redirect = go,
+            KeyOp::AcquireTtl => {
+                if key.state == KeyState::Acquiring {
+                    match (key.set_ok, key.redirect.take()) {
+                        (None, Some((t, ask))) => {
+                            self.resend_acquire(slot, usize::from(k), t, ask, now)
+                        }
+                        // The slot moved between our `SET` and `PTTL`: the
+                        // `SET` is answered, the TTL unknown.
+                        (Some(true), _) => {
+                            key.state = KeyState::Held;
+                            key.bound = key_bound(key.sent, validity, drift, margin);
+                        }
+                        _ => {
+                            key.state = KeyState::Free;
+                            key.taken_ttl = None;
+                        }
+                    }
+                }
+            }
+            KeyOp::Extend { refresh_below, .. } => {
+                if key.state == KeyState::Held {
+                    key.verify = true;
+                    if let Some((t, true)) = go {
+                        self.send_via(
+                            slot,
+                            usize::from(k),
+                            Op::Extend { refresh_below },
+                            now,
+                            Some(t),
+                        );
+                    }
+                }
+            }
+            KeyOp::Release { .. } => {
+                let sent = match go {
+                    Some((t, true)) => {
+                        self.send_via(slot, usize::from(k), Op::Release, now, Some(t))
+                    }
+                    _ => false,
+                };
+                if !sent {
+                    // Released (again) by `release_leftovers` at the owner.
+                    let key = &mut self.lock_at(slot).keys[usize::from(k)];
+                    key.state = KeyState::Doubt;
+                    key.doubt_until = doubt_until;
+                }
+            }
+        }
+        if !r.ask {
+            self.reroute();
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Sends again an acquire whose `SET` was redirected, if its request
+    /// still wants the key; otherwise the key is simply not ours.
+    fn resend_acquire(&mut self, slot: usize, k: usize, target: NodeId, ask: bool, now: Instant) {
+        let lock = self.lock_at(slot);
+        let live = !lock.ended && matches!(lock.phase, Phase::Acquiring | Phase::Held);
+        let nx = !(lock.phase == Phase::Acquiring && lock.mode == LockMode::Force);
+        let key = &mut lock.keys[k];
+        key.state = KeyState::Free;
+        key.taken_ttl = None;
+        if live {
+            self.send_via(slot, k, Op::Acquire { nx }, now, ask.then_some(target));
+        }
+    }
+
+    /// The node at `host:port`, added (and announced) when new.
+    fn node_for(&mut self, host: Text, port: u16) -> Result<NodeId, NodeError> {
+        if let Some(i) = self
+            .addrs
+            .as_slice()
+            .iter()
+            .position(|a| a.as_ref().is_some_and(|a| a.host == host && a.port == port))
+        {
+            return Ok(NodeId(i as u16));
+        }
+        let id = u16::try_from(self.conns.len()).map_err(|_| NodeError::CapacityExceeded)?;
+        if id == u16::MAX
+            || self.conns.push(Conn::default()).is_err()
+            || self.addrs.push(Some(Addr { host, port })).is_err()
+        {
+            return Err(NodeError::CapacityExceeded);
+        }
+        let node = NodeId(id);
+        self.emit(Event::NodeAdded { node });
+        Ok(node)
+    }
+
+    /// After the slot map changed: held keys whose slot moved are checked
+    /// on the new owner (which also starts tracking them there); waiters
+    /// retry, since a node they needed may be reachable now.
+    fn reroute(&mut self) {
+        let Engine { slots, map, .. } = self;
+        for s in slots.as_mut_slice() {
+            let Some(lock) = s.lock.as_mut() else {
+                continue;
+            };
+            for key in lock.keys.iter_mut() {
+                if key.inflight == 0
+                    && key.state == KeyState::Held
+                    && map.owner(key.slot) != Some(key.node)
+                {
+                    key.verify = true;
+                }
+            }
+            if lock.phase == Phase::Waiting {
+                lock.wake = true;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Reply to a topology query on `node`.
+    fn on_topology(
+        &mut self,
+        node: NodeId,
+        shards: bool,
+        frame: Frame<'_>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        if let Frame::Error(text) = frame {
+            if shards {
+                // Before Redis 7.0: ask the older way, on the same node.
+                let c = self
+                    .conn_mut(node)
+                    .ok_or(NodeError::Protocol("unknown node"))?;
+                c.no_shards = true;
+                if commands::cluster_topology(&mut c.tx, false).is_ok()
+                    && c.expects
+                        .push_back(Expect::Topology { shards: false })
+                        .is_ok()
+                {
+                    return Ok(());
+                }
+                return Err(NodeError::CapacityExceeded);
+            }
+            self.discovery.inflight = None;
+            self.discovery.stale = true;
+            return Err(NodeError::Topology(Text::from_utf8_lossy_truncated(text)));
+        }
+        self.discovery.inflight = None;
+        let asked = self
+            .addrs
+            .as_slice()
+            .get(usize::from(node.0))
+            .and_then(|a| a.as_ref().map(|a| a.host.clone()));
+        let mut list: Seq<Range, RANGE_CAP> = Seq::default();
+        let mut failed = None;
+        let mut add = |start: u16, end: u16, host: &[u8], port: u16| {
+            let host = if host.is_empty() {
+                match &asked {
+                    Some(h) => h.clone(),
+                    // Nobody told us where the asked node is: the range
+                    // stays unowned until another node describes it.
+                    None => return,
+                }
+            } else {
+                Text::from_utf8_lossy_truncated(host)
+            };
+            match self.node_for(host, port) {
+                Ok(n) => {
+                    if list
+                        .push(Range {
+                            start,
+                            end,
+                            node: n,
+                        })
+                        .is_err()
+                    {
+                        failed = Some(NodeError::CapacityExceeded);
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        };
+        let parsed = if shards {
+            cluster::parse_shards(frame, &mut add)
+        } else {
+            cluster::parse_slots(frame, &mut add)
+        };
+        parsed.map_err(NodeError::Protocol)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if list.as_slice().is_empty() {
+            // A cluster still forming (or losing every master): ask again.
+            self.discovery.stale = true;
+            return Ok(());
+        }
+        self.map = SlotMap::from_ranges(list);
+        let _ = now;
+        self.reroute();
+        Ok(())
+    }
+
+    /// Sends a topology query when one is due and a node is ready.
+    fn maybe_discover(&mut self, now: Instant) {
+        let d = self.discovery;
+        if !self.is_cluster() || d.inflight.is_some() || !d.stale {
+            return;
+        }
+        if d.last.is_some_and(|l| now < l.saturating_add(REFRESH_MIN)) {
+            return;
+        }
+        let n = self.conns.len();
+        for j in 0..n {
+            let i = (d.turn + j) % n;
+            let c = &mut self.conns.as_mut_slice()[i];
+            if !c.is_ready() {
+                continue;
+            }
+            let shards = !c.no_shards;
+            if commands::cluster_topology(&mut c.tx, shards).is_ok()
+                && c.expects.push_back(Expect::Topology { shards }).is_ok()
+            {
+                self.discovery = Discovery {
+                    stale: false,
+                    inflight: Some(NodeId(i as u16)),
+                    last: Some(now),
+                    turn: i + 1,
+                };
+            }
+            return;
+        }
+    }
+
+    /// How long after the last topology query the next one is due.
+    fn refresh_period(&self) -> Duration {
+        if self.map.is_empty() || self.map.ranges().iter().any(|r| !self.is_ready(r.node)) {
+            REFRESH_DOWN
+        } else {
+            REFRESH_IDLE
+        }
+    }
+
+    /// When [`Engine::maybe_discover`] has something to do, if ever.
+    fn discovery_timeout(&self) -> Option<Instant> {
+        let d = self.discovery;
+        if !self.is_cluster()
+            || d.inflight.is_some()
+            || !self.conns.as_slice().iter().any(Conn::is_ready)
+        {
+            return None;
+        }
+        let last = d.last?;
+        Some(last.saturating_add(if d.stale {
+            REFRESH_MIN
+        } else {
+            self.refresh_period()
+        }))
     }
 
     // ---- lock progress ---------------------------------------------------
@@ -1253,7 +1760,19 @@ impl Engine {
         let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
             return 0;
         };
-        lock.keys.iter().filter(|k| self.is_ready(k.node)).count()
+        lock.keys
+            .iter()
+            .filter(|k| self.route(k).is_some_and(|n| self.is_ready(n)))
+            .count()
+    }
+
+    /// The node key `key` goes to next: its slot's owner in a cluster.
+    fn route(&self, key: &Key) -> Option<NodeId> {
+        if self.is_cluster() {
+            self.map.owner(key.slot)
+        } else {
+            Some(key.node)
+        }
     }
 
     /// True when every ready connection of the lock in `slot` has room for a
@@ -1592,6 +2111,7 @@ impl Engine {
                 break;
             }
         }
+        self.maybe_discover(now);
     }
 
     fn pump_once(&mut self, now: Instant) {

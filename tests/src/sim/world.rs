@@ -151,7 +151,8 @@ pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
 /// The node holding key `i` (as `tracklock_core`'s routing does).
 pub(crate) fn node_of(topology: Topology, i: usize) -> usize {
     match topology {
-        Topology::Single => 0,
+        // The simulator does not model Redis Cluster (yet).
+        Topology::Single | Topology::Cluster(_) => 0,
         Topology::Instances(n) => i % usize::from(n.max(1)),
     }
 }
@@ -792,7 +793,7 @@ impl World {
     fn on_engine_event(&mut self, l: usize, ev: Event) {
         self.log(|| format!("L{l} event {ev:?}"));
         match ev {
-            Event::NodeReady { .. } => {}
+            Event::NodeReady { .. } | Event::NodeAdded { .. } => {}
             Event::CloseConnection { node, error } => {
                 self.stats.closes += 1;
                 let n = usize::from(node.0);
