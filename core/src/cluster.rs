@@ -280,28 +280,35 @@ pub(crate) fn parse_shards<'a>(
         let (Some(slots), Some(nodes)) = (slots, nodes) else {
             return Err("CLUSTER SHARDS entry without slots or nodes");
         };
+        // The master; a failed one only if no healthy master is listed
+        // (a shard can list its old, failed master beside the new one).
         let mut master = None;
+        let mut healthy = false;
         for node in nodes.iter() {
             let Some(fields) = node.as_aggregate() else {
                 return Err("CLUSTER SHARDS node is not a map");
             };
             let (mut role, mut ip, mut ep, mut port) = (&b""[..], &b""[..], None, None);
+            let mut health = &b""[..];
             let mut it = fields.iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
                 match (k.as_bytes(), v) {
                     (Some(b"role"), v) => role = v.as_bytes().unwrap_or(b""),
                     (Some(b"ip"), v) => ip = v.as_bytes().unwrap_or(b""),
                     (Some(b"endpoint"), v) => ep = v.as_bytes(),
+                    (Some(b"health"), v) => health = v.as_bytes().unwrap_or(b""),
                     (Some(b"port"), Frame::Int(p)) => port = u16::try_from(p).ok(),
                     _ => {}
                 }
             }
-            if role == b"master" {
+            let ok = health != b"fail";
+            if role == b"master" && port.is_some() && (master.is_none() || (ok && !healthy)) {
                 let host = match ep.map(endpoint) {
                     Some(h) if !h.is_empty() => h,
                     _ => endpoint(ip),
                 };
                 master = port.map(|p| (host, p));
+                healthy = ok;
             }
         }
         let Some((host, port)) = master else {
@@ -360,6 +367,10 @@ pub(crate) fn parse_slots<'a>(
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
+    use std::format;
+
     use super::*;
 
     fn slot(key: &str) -> u16 {
@@ -401,6 +412,28 @@ mod tests {
         assert!(parse_redirect(b"MOVED 1 a:99999").is_none());
         assert!(parse_redirect(b"ERR nope").is_none());
         assert!(parse_redirect(b"MOVED 1").is_none());
+    }
+
+    #[test]
+    fn shards_prefer_the_healthy_master() {
+        let node = |port: u16, role: &str, health: &str| {
+            format!(
+                "%4\r\n$4\r\nport\r\n:{port}\r\n$8\r\nendpoint\r\n$1\r\n?\r\n$4\r\nrole\r\n${}\r\n{role}\r\n$6\r\nhealth\r\n${}\r\n{health}\r\n",
+                role.len(),
+                health.len()
+            )
+        };
+        let reply = format!(
+            "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*3\r\n{}{}{}",
+            node(7000, "master", "fail"),
+            node(7003, "master", "online"),
+            node(7004, "replica", "online")
+        );
+        let (frame, _) = crate::resp::parse(reply.as_bytes()).unwrap().unwrap();
+        let mut got = std::vec::Vec::new();
+        parse_shards(frame, |a, b, h, p| got.push((a, b, h.to_vec(), p))).unwrap();
+        // `?` endpoint and no ip: the asked node's host (empty here).
+        assert_eq!(got, [(0, 16383, std::vec::Vec::new(), 7003)]);
     }
 
     #[test]
