@@ -1,8 +1,62 @@
-//! The one error type of the public API.
+//! The error types of the public API.
 
 use std::io;
 
 use tracklock_core::{ConfigError, LockError, NodeError};
+
+/// An address list that cannot work for its mode, found by
+/// [`crate::Options::to_config`] (so before connecting).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// No address at all.
+    #[error("no address given")]
+    Empty,
+    /// An address that is not `host:port` (IPv6 hosts in brackets, port 1 to
+    /// 65535).
+    #[error("{addr:?} is not host:port: {reason}")]
+    Invalid {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The same `host:port` twice (hosts compared case-insensitively; two
+    /// names of one server are not detected).
+    #[error("{0} is listed twice")]
+    Duplicate(String),
+    /// More addresses than the mode takes: one in single mode, at most
+    /// 65535 otherwise.
+    #[error("too many addresses ({0}) for the mode")]
+    TooMany(usize),
+    /// Instances mode with more instances than a lock has keys
+    /// (`2 * key_majority - 1`): some instance would never hold a key.
+    #[error(
+        "{instances} instances but a lock has only {keys} keys (2 * key_majority - 1): \
+         some instance would never hold a key"
+    )]
+    UnusedInstances {
+        /// Instances given.
+        instances: usize,
+        /// Keys per lock.
+        keys: usize,
+    },
+    /// Instances mode where one instance holds a majority of a lock's keys,
+    /// so losing that one instance loses every lock (always the case with
+    /// two instances). Use at least three instances, at most `keys`.
+    #[error(
+        "with {instances} instances one instance holds at least {majority} of a lock's {keys} keys, \
+         so losing it loses every lock; use 3 to {keys} instances"
+    )]
+    FragileInstances {
+        /// Instances given.
+        instances: usize,
+        /// Keys per lock.
+        keys: usize,
+        /// Keys a lock needs (`key_majority`).
+        majority: usize,
+    },
+}
 
 /// Everything that can go wrong, each with a message a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +72,9 @@ pub enum Error {
     /// An option cannot work; the message names it.
     #[error("invalid option: {0}")]
     Config(ConfigError),
+    /// The address list does not fit the mode; see [`AddressError`].
+    #[error("invalid addresses: {0}")]
+    Addresses(AddressError),
     /// The lock name is empty.
     #[error("lock name must not be empty")]
     InvalidName,
@@ -43,6 +100,19 @@ pub enum Error {
         /// The server's own text.
         message: String,
     },
+    /// The server is not what the mode expects: a Redis Cluster node in
+    /// single or instances mode (use [`crate::Options::cluster`]), a
+    /// standalone server in cluster mode (use [`crate::Options::new`] or
+    /// [`crate::Options::instances`]), or a cluster node that refused to
+    /// describe the cluster (`CLUSTER SHARDS`/`SLOTS`; the message is the
+    /// server's).
+    #[error("server {addr} does not fit the configured mode: {message}")]
+    Topology {
+        /// The server's address.
+        addr: String,
+        /// What does not fit.
+        message: String,
+    },
     /// The server sent something that is not the expected RESP3 reply.
     #[error("protocol error from {addr}: {message}")]
     Protocol {
@@ -56,6 +126,12 @@ pub enum Error {
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+impl From<AddressError> for Error {
+    fn from(e: AddressError) -> Self {
+        Error::Addresses(e)
     }
 }
 
@@ -79,6 +155,10 @@ impl Error {
             e @ NodeError::Resp3Unsupported(_) => Error::Server {
                 addr,
                 message: e.to_string(),
+            },
+            NodeError::Topology(text) => Error::Topology {
+                addr,
+                message: text.as_str().to_owned(),
             },
             NodeError::Unresponsive => Error::Connect {
                 addr,
@@ -132,5 +212,58 @@ mod tests {
             Error::from_lock(LockError::EmptyName),
             Error::InvalidName
         ));
+    }
+
+    #[test]
+    fn topology_mismatch_is_its_own_error() {
+        let e = Error::from_node(
+            "h:7000",
+            NodeError::Topology(tracklock_core::Text::from_str_truncated(
+                "the server is a Redis Cluster node: use cluster mode",
+            )),
+        );
+        match &e {
+            Error::Topology { addr, message } => {
+                assert_eq!(addr, "h:7000");
+                assert!(message.contains("cluster mode"), "{message}");
+            }
+            other => panic!("expected Topology, got {other:?}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            "server h:7000 does not fit the configured mode: \
+             the server is a Redis Cluster node: use cluster mode"
+        );
+    }
+
+    #[test]
+    fn address_errors_read_well() {
+        let e = Error::from(AddressError::Invalid {
+            addr: "h".into(),
+            reason: "expected host:port (the port is missing)",
+        });
+        assert_eq!(
+            e.to_string(),
+            "invalid addresses: \"h\" is not host:port: expected host:port (the port is missing)"
+        );
+        let e = AddressError::FragileInstances {
+            instances: 2,
+            keys: 3,
+            majority: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "with 2 instances one instance holds at least 2 of a lock's 3 keys, \
+             so losing it loses every lock; use 3 to 3 instances"
+        );
+        assert_eq!(
+            AddressError::UnusedInstances {
+                instances: 4,
+                keys: 3
+            }
+            .to_string(),
+            "4 instances but a lock has only 3 keys (2 * key_majority - 1): \
+             some instance would never hold a key"
+        );
     }
 }

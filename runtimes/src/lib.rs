@@ -87,8 +87,8 @@ pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use error::Error;
+pub use error::{AddressError, Error};
 pub use locker::{Guard, Locker};
-pub use options::Options;
+pub use options::{Mode, Options};
 pub use runtime::Runtime;
 pub use tracklock_core::{ConfigError, LostReason, NoLoop};

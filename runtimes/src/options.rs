@@ -1,14 +1,43 @@
-//! Locker options: a builder over [`tracklock_core::Config`] plus the address
-//! and connection settings.
+//! Locker options: a builder over [`tracklock_core::Config`] plus the mode,
+//! the addresses and the connection settings.
 
 use std::fmt;
 use std::time::Duration;
 
-use tracklock_core::{Config, ConfigError, NoLoop, Text, TtlMode};
+use tracklock_core::{Config, ConfigError, NoLoop, Text, Topology, TtlMode};
 
+use crate::error::AddressError;
 use crate::Error;
 
-/// How to reach Redis and how locks behave. Build with [`Options::new`] or
+/// Which Redis deployment a locker talks to, and so where a lock's keys
+/// live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// One standalone server ([`Options::new`]): every key on it.
+    Single,
+    /// A Redis Cluster reached through seed nodes ([`Options::cluster`]):
+    /// each key on the master owning its hash slot; the other masters are
+    /// discovered and connected on the fly.
+    Cluster,
+    /// Independent standalone servers ([`Options::instances`]): key `i` of
+    /// a lock on instance `i mod n`, so a lock survives the loss of any
+    /// instance whose keys are not needed for its majority.
+    Instances,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Single => "single",
+            Mode::Cluster => "cluster",
+            Mode::Instances => "instances",
+        })
+    }
+}
+
+/// How to reach Redis and how locks behave. Build with [`Options::new`]
+/// (one server), [`Options::cluster`], [`Options::instances`] or
 /// [`Options::from_url`] and the setters; every value is checked when the
 /// locker connects (or by [`Options::to_config`]).
 ///
@@ -16,7 +45,8 @@ use crate::Error;
 /// lockers that use the default prefix and majority.
 #[derive(Clone)]
 pub struct Options {
-    addr: String,
+    mode: Mode,
+    addrs: Vec<String>,
     username: Option<String>,
     password: Option<String>,
     database: u32,
@@ -39,7 +69,8 @@ pub struct Options {
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("addr", &self.addr)
+            .field("mode", &self.mode)
+            .field("addrs", &self.addrs)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("database", &self.database)
@@ -62,12 +93,47 @@ impl fmt::Debug for Options {
 }
 
 impl Options {
-    /// Options for the Redis server at `addr` (`host:port`), with every
-    /// other value at its default.
+    /// Options for the one Redis server at `addr` (`host:port`, IPv6 hosts
+    /// in brackets), with every other value at its default.
     pub fn new(addr: impl Into<String>) -> Options {
+        Options::with_mode(Mode::Single, vec![addr.into()])
+    }
+
+    /// Options for a Redis Cluster reached through `seeds` (`host:port`
+    /// each; one reachable seed is enough, more give a choice when some are
+    /// down). The masters are learned from the cluster; the database must
+    /// stay 0.
+    pub fn cluster<I, S>(seeds: I) -> Options
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Options::with_mode(Mode::Cluster, seeds.into_iter().map(Into::into).collect())
+    }
+
+    /// Options for independent standalone servers at `addrs` (`host:port`
+    /// each): key `i` of a lock lives on `addrs[i mod n]`, so with `n`
+    /// instances and the default majority of 2 of 3 keys, a lock survives
+    /// the loss of one instance when `n` is 3.
+    ///
+    /// Checked when connecting: at most `2 * key_majority - 1` instances
+    /// (more would hold no key), and, with more than one, no instance may
+    /// hold a majority of a lock's keys (two instances never work: the
+    /// first would hold `m` of the `2m-1` keys). One instance is accepted
+    /// and behaves like [`Options::new`].
+    pub fn instances<I, S>(addrs: I) -> Options
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Options::with_mode(Mode::Instances, addrs.into_iter().map(Into::into).collect())
+    }
+
+    fn with_mode(mode: Mode, addrs: Vec<String>) -> Options {
         let d = Config::default();
         Options {
-            addr: addr.into(),
+            mode,
+            addrs,
             username: None,
             password: None,
             database: d.database,
@@ -92,17 +158,31 @@ impl Options {
     /// default; user and password may be percent-encoded; IPv6 hosts in
     /// brackets). TLS (`rediss://`), Unix sockets and query parameters are
     /// not supported and are refused rather than ignored.
+    ///
+    /// A comma-separated host list picks a multi-node mode by scheme:
+    /// `redis+cluster://h1:p1,h2:p2` for a Redis Cluster (seed nodes; the
+    /// database must be 0) and `redis+instances://h1:p1,h2:p2,h3:p3` for
+    /// independent instances. User, password and database apply to every
+    /// node. `redis://` takes exactly one host.
     pub fn from_url(url: &str) -> Result<Options, Error> {
         let bad = |m: &str| Err(Error::InvalidUrl(m.to_owned()));
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis") => rest,
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("rediss") => {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return bad("the URL must start with redis://");
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let mode = match scheme.as_str() {
+            "redis" => Mode::Single,
+            "redis+cluster" => Mode::Cluster,
+            "redis+instances" => Mode::Instances,
+            "rediss" | "rediss+cluster" | "rediss+instances" => {
                 return bad("TLS (rediss://) is not supported yet");
             }
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("unix") => {
-                return bad("Unix sockets (unix://) are not supported");
+            "unix" => return bad("Unix sockets (unix://) are not supported"),
+            _ => {
+                return bad(
+                    "the URL must start with redis://, redis+cluster:// or redis+instances://",
+                )
             }
-            _ => return bad("the URL must start with redis://"),
         };
         if rest.contains(['?', '#']) {
             return bad("query parameters and fragments are not supported");
@@ -111,39 +191,21 @@ impl Options {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
         };
-        let (userinfo, hostport) = match authority.rfind('@') {
+        let (userinfo, hosts) = match authority.rfind('@') {
             Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
             None => (None, authority),
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let Some((h, after)) = v6.split_once(']') else {
-                return bad("unclosed '[' in the host");
-            };
-            let port = match after {
-                "" => None,
-                p => match p.strip_prefix(':') {
-                    Some(p) => Some(p),
-                    None => return bad("unexpected text after the IPv6 host"),
-                },
-            };
-            (format!("[{h}]"), port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (hostport.to_owned(), None),
+        let mut addrs = Vec::new();
+        for hostport in hosts.split(',') {
+            match url_host(hostport) {
+                Ok(a) => addrs.push(a),
+                Err(m) => return bad(m),
             }
-        };
-        if host.is_empty() || host == "[]" {
-            return bad("the host is missing");
         }
-        let port = match port {
-            None => 6379,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => return bad("the port must be a number from 1 to 65535"),
-            },
-        };
-        let mut o = Options::new(format!("{host}:{port}"));
+        if mode == Mode::Single && addrs.len() > 1 {
+            return bad("a host list needs redis+cluster:// or redis+instances://");
+        }
+        let mut o = Options::with_mode(mode, addrs);
         if let Some(info) = userinfo {
             let (user, pass) = match info.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
@@ -169,6 +231,9 @@ impl Options {
                 Err(_) => return bad("the path must be a database number, like /0"),
             }
         }
+        if mode == Mode::Cluster && o.database != 0 {
+            return bad("a Redis Cluster has only database 0");
+        }
         Ok(o)
     }
 
@@ -185,7 +250,8 @@ impl Options {
     }
 
     /// Database selected after the handshake (default 0). Tracking is global
-    /// across databases; the key layout is per database.
+    /// across databases; the key layout is per database. A Redis Cluster has
+    /// only database 0.
     pub fn database(mut self, v: u32) -> Self {
         self.database = v;
         self
@@ -287,9 +353,50 @@ impl Options {
         self
     }
 
-    /// The server address, `host:port`.
+    /// The first address (the server's in single mode), `host:port`; empty
+    /// when the list is empty.
     pub fn address(&self) -> &str {
-        &self.addr
+        self.addrs.first().map_or("", String::as_str)
+    }
+
+    /// Every address, in the order given: the server, the cluster seeds or
+    /// the instances (instance `i` holds key `i mod n`).
+    pub fn addresses(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// The mode chosen by the constructor (or the URL scheme).
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Each address split into host (IPv6 without brackets) and port, after
+    /// checking the list against the mode.
+    pub(crate) fn endpoints(&self) -> Result<Vec<(String, u16)>, AddressError> {
+        if self.addrs.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        if self.addrs.len() > usize::from(u16::MAX) {
+            return Err(AddressError::TooMany(self.addrs.len()));
+        }
+        if self.mode == Mode::Single && self.addrs.len() > 1 {
+            return Err(AddressError::TooMany(self.addrs.len()));
+        }
+        let mut out: Vec<(String, u16)> = Vec::with_capacity(self.addrs.len());
+        for a in &self.addrs {
+            let (host, port) = split_addr(a).map_err(|reason| AddressError::Invalid {
+                addr: a.clone(),
+                reason,
+            })?;
+            if out
+                .iter()
+                .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+            {
+                return Err(AddressError::Duplicate(a.clone()));
+            }
+            out.push((host.to_owned(), port));
+        }
+        Ok(out)
     }
 
     pub(crate) fn connect_timeout_value(&self) -> Duration {
@@ -297,12 +404,25 @@ impl Options {
     }
 
     /// The engine configuration, after checking every option; the error
-    /// names the option at fault.
+    /// names the option at fault: [`Error::Addresses`] for the address list
+    /// (empty, malformed, duplicated, or unfit for the mode and majority),
+    /// [`Error::Config`] for the rest (including a non-zero database in
+    /// cluster mode).
     pub fn to_config(&self) -> Result<Config, Error> {
+        let n = self.endpoints()?.len();
+        // Fits: `endpoints` refuses more than `u16::MAX` addresses.
+        let n16 = u16::try_from(n).unwrap_or(u16::MAX);
+        let topology = match self.mode {
+            Mode::Single => Topology::Single,
+            Mode::Cluster => Topology::Cluster(n16),
+            Mode::Instances => Topology::Instances(n16),
+        };
         let text = |s: &str| Text::new(s).ok_or(ConfigError::TooLong);
         if !(self.drift.is_finite() && (0.0..0.5).contains(&self.drift)) {
             return Err(ConfigError::Drift.into());
         }
+        // Fields core adds later keep their defaults.
+        #[allow(clippy::needless_update)]
         let config = Config {
             prefix: text(&self.prefix)?,
             key_majority: self.key_majority,
@@ -325,11 +445,106 @@ impl Options {
             database: self.database,
             ping_interval: self.ping_interval,
             local_handoff: self.local_handoff,
+            topology,
             ..Config::default()
         };
         config.validate()?;
+        if self.mode == Mode::Instances {
+            check_instances(n, usize::from(self.key_majority))?;
+        }
         Ok(config)
     }
+}
+
+/// With `n` instances and `2m-1` keys per lock (key `i` on instance
+/// `i mod n`): every instance must hold a key, and (from two instances on)
+/// losing the busiest instance must leave a majority.
+fn check_instances(n: usize, majority: usize) -> Result<(), AddressError> {
+    let keys = 2 * majority - 1;
+    if n > keys {
+        return Err(AddressError::UnusedInstances { instances: n, keys });
+    }
+    let busiest = keys.div_ceil(n);
+    if n > 1 && busiest >= majority {
+        return Err(AddressError::FragileInstances {
+            instances: n,
+            keys,
+            majority,
+        });
+    }
+    Ok(())
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets) into the bare host and the
+/// port; the error says what is wrong.
+pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), &'static str> {
+    let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            return Err("unclosed '[' in the host");
+        };
+        let Some(p) = after.strip_prefix(':') else {
+            return Err("expected host:port ([host]:port for IPv6)");
+        };
+        if h.is_empty() {
+            return Err("the host is missing");
+        }
+        (h, p)
+    } else {
+        let Some((h, p)) = addr.rsplit_once(':') else {
+            return Err("expected host:port (the port is missing)");
+        };
+        if h.contains(':') {
+            return Err("IPv6 hosts go in brackets: [host]:port");
+        }
+        (h, p)
+    };
+    if host.is_empty() {
+        return Err("the host is missing");
+    }
+    if host
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"/,@[]".contains(&b))
+    {
+        return Err("the host has a character no host name has");
+    }
+    match port.parse::<u16>() {
+        // `parse` takes a leading `+`; a port is digits only.
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok((host, p)),
+        _ => Err("the port must be a number from 1 to 65535"),
+    }
+}
+
+/// One host of a URL's host list, as `host:port` (port 6379 by default).
+fn url_host(hostport: &str) -> Result<String, &'static str> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            return Err("unclosed '[' in the host");
+        };
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return Err("unexpected text after the IPv6 host"),
+            },
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (hostport.to_owned(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err("the host is missing");
+    }
+    let port = match port {
+        None => 6379,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return Err("the port must be a number from 1 to 65535"),
+        },
+    };
+    Ok(format!("{host}:{port}"))
 }
 
 /// Decodes `%XX` escapes; `None` on a broken escape or non-UTF-8 result.
@@ -543,5 +758,205 @@ mod tests {
         // The message does not leak the password.
         let e = Options::from_url("redis://u:topsecret@h:bad").unwrap_err();
         assert!(!e.to_string().contains("topsecret"), "{e}");
+    }
+
+    fn address_err(o: Options) -> AddressError {
+        match o.to_config() {
+            Err(Error::Addresses(e)) => e,
+            other => panic!("expected an address error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn modes_set_the_topology() {
+        let o = Options::new("h:1");
+        assert_eq!(o.mode(), Mode::Single);
+        assert_eq!(o.addresses(), ["h:1"]);
+        assert_eq!(o.to_config().unwrap().topology, Topology::Single);
+
+        let o = Options::cluster(["a:7000", "b:7001"]);
+        assert_eq!(o.mode(), Mode::Cluster);
+        assert_eq!(o.address(), "a:7000");
+        assert_eq!(o.addresses(), ["a:7000", "b:7001"]);
+        assert_eq!(o.to_config().unwrap().topology, Topology::Cluster(2));
+
+        let o = Options::instances(vec![
+            "a:1".to_owned(),
+            "b:2".to_owned(),
+            "[::1]:3".to_owned(),
+        ]);
+        assert_eq!(o.mode(), Mode::Instances);
+        assert_eq!(o.to_config().unwrap().topology, Topology::Instances(3));
+        assert_eq!(
+            o.endpoints().unwrap(),
+            [("a".into(), 1), ("b".into(), 2), ("::1".into(), 3)]
+        );
+        let s = format!("{o:?}");
+        assert!(s.contains("Instances") && s.contains("[::1]:3"), "{s}");
+        assert_eq!(Mode::Cluster.to_string(), "cluster");
+    }
+
+    #[test]
+    fn address_lists_are_checked() {
+        assert_eq!(
+            address_err(Options::cluster(Vec::<String>::new())),
+            AddressError::Empty
+        );
+        assert_eq!(
+            address_err(Options::instances(Vec::<&str>::new())),
+            AddressError::Empty
+        );
+        assert_eq!(
+            address_err(Options::cluster(["a:1", "b:2", "A:1"])),
+            AddressError::Duplicate("A:1".into())
+        );
+        assert_eq!(
+            address_err(Options::instances(["[::1]:1", "[::1]:1"])),
+            AddressError::Duplicate("[::1]:1".into())
+        );
+        for bad in [
+            "h", "h:", "h:0", "h:70000", "h:x", "h:+1", ":1", "::1:6379", "[::1", "[::1]", "[]:1",
+            "[::1]x:1", "a b:1", "a,b:1", "",
+        ] {
+            match address_err(Options::new(bad)) {
+                AddressError::Invalid { addr, reason } => {
+                    assert_eq!(addr, bad);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad:?}: expected Invalid, got {other:?}"),
+            }
+            assert!(
+                matches!(
+                    address_err(Options::cluster(["ok:1", bad])),
+                    AddressError::Invalid { .. }
+                ),
+                "{bad:?}"
+            );
+        }
+        for good in ["h:1", "[::1]:6379", "redis.example:65535", "10.0.0.1:6379"] {
+            Options::new(good).to_config().unwrap();
+        }
+        let many: Vec<String> = (0..=u32::from(u16::MAX))
+            .map(|i| format!("h{i}:1"))
+            .collect();
+        assert_eq!(
+            address_err(Options::cluster(many)),
+            AddressError::TooMany(65536)
+        );
+    }
+
+    #[test]
+    fn instances_must_fit_the_keys() {
+        let inst = |n: usize| Options::instances((0..n).map(|i| format!("h{i}:1")));
+        // One instance: like a single server.
+        inst(1).to_config().unwrap();
+        // Two: the first holds 2 of the 3 keys.
+        assert_eq!(
+            address_err(inst(2)),
+            AddressError::FragileInstances {
+                instances: 2,
+                keys: 3,
+                majority: 2
+            }
+        );
+        assert!(matches!(
+            address_err(inst(2).key_majority(4)),
+            AddressError::FragileInstances { .. }
+        ));
+        inst(3).to_config().unwrap();
+        assert_eq!(
+            address_err(inst(4)),
+            AddressError::UnusedInstances {
+                instances: 4,
+                keys: 3
+            }
+        );
+        for n in 3..=5 {
+            inst(n).key_majority(3).to_config().unwrap();
+        }
+        assert!(matches!(
+            address_err(inst(6).key_majority(3)),
+            AddressError::UnusedInstances { .. }
+        ));
+        inst(1).key_majority(1).to_config().unwrap();
+        assert!(matches!(
+            address_err(inst(2).key_majority(1)),
+            AddressError::UnusedInstances { .. }
+        ));
+        // A bad majority is reported as such, not as an address problem.
+        assert_eq!(
+            config_err(inst(3).key_majority(0)),
+            ConfigError::MajorityZero
+        );
+    }
+
+    #[test]
+    fn cluster_needs_database_zero() {
+        assert_eq!(
+            config_err(Options::cluster(["a:1"]).database(1)),
+            ConfigError::ClusterDatabase
+        );
+        Options::instances(["a:1", "b:1", "c:1"])
+            .database(1)
+            .to_config()
+            .unwrap();
+    }
+
+    #[test]
+    fn url_host_lists() {
+        let o = Options::from_url("redis+cluster://a:7000,b:7001").unwrap();
+        assert_eq!(o.mode(), Mode::Cluster);
+        assert_eq!(o.addresses(), ["a:7000", "b:7001"]);
+        assert_eq!(o.to_config().unwrap().topology, Topology::Cluster(2));
+
+        let o = Options::from_url("REDIS+CLUSTER://u:p%2Cw@[::1]:7000,b/0").unwrap();
+        assert_eq!(o.mode(), Mode::Cluster);
+        assert_eq!(o.addresses(), ["[::1]:7000", "b:6379"]);
+        assert_eq!(o.username.as_deref(), Some("u"));
+        assert_eq!(o.password.as_deref(), Some("p,w"));
+
+        let o = Options::from_url("redis+instances://:pw@h1:1,h2,h3:3/2").unwrap();
+        assert_eq!(o.mode(), Mode::Instances);
+        assert_eq!(o.addresses(), ["h1:1", "h2:6379", "h3:3"]);
+        assert_eq!(o.password.as_deref(), Some("pw"));
+        assert_eq!(o.database, 2);
+        assert_eq!(o.to_config().unwrap().topology, Topology::Instances(3));
+
+        // One host is fine in every mode.
+        let o = Options::from_url("redis+cluster://seed").unwrap();
+        assert_eq!(o.addresses(), ["seed:6379"]);
+        let o = Options::from_url("redis://h").unwrap();
+        assert_eq!(o.mode(), Mode::Single);
+
+        // Parsed, then refused by validation.
+        assert!(matches!(
+            Options::from_url("redis+instances://a,b")
+                .unwrap()
+                .to_config(),
+            Err(Error::Addresses(AddressError::FragileInstances { .. }))
+        ));
+        assert!(matches!(
+            Options::from_url("redis+cluster://a,a")
+                .unwrap()
+                .to_config(),
+            Err(Error::Addresses(AddressError::Duplicate(_)))
+        ));
+
+        for url in [
+            "redis://a:1,b:2",
+            "redis+cluster://a:1,,b:2",
+            "redis+cluster://a:1,",
+            "redis+cluster://",
+            "redis+cluster://a:1,b:0",
+            "redis+cluster://a:1/1",
+            "redis+instances://a:1,[::1",
+            "rediss+cluster://a:1",
+            "redis+sentinel://a:1",
+        ] {
+            match Options::from_url(url) {
+                Err(Error::InvalidUrl(m)) => assert!(!m.is_empty()),
+                other => panic!("{url:?}: expected InvalidUrl, got {other:?}"),
+            }
+        }
     }
 }
