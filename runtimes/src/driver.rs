@@ -26,6 +26,16 @@
 //! ([`Engine::handle_disconnected`]) and reconnects with jittered exponential
 //! backoff (10 ms doubling to 1 s), still firing the engine's timers and
 //! serving wake-ups meanwhile: lock deadlines run on while disconnected.
+//!
+//! # Nodes
+//!
+//! The locker starts one driver per configured node. In cluster mode the
+//! engine may add nodes at run time ([`Event::NodeAdded`]): the event is
+//! recorded under the lock, and the driver that drained it spawns the new
+//! node's driver after releasing the lock, through the runtime's spawn
+//! function ([`Inner::spawn`]). A first connection that fails ends the
+//! driver in single mode (`connect` reports it); in the multi-node modes the
+//! driver keeps retrying, since the other nodes may be enough.
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -33,16 +43,16 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use atomic_waker::AtomicWaker;
 use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
-use tracklock_core::{Engine, Event, Instant, LockId, LostReason, NodeError, NodeId};
+use tracklock_core::{Engine, Event, Instant, LockId, LostReason, NodeError, NodeId, Topology};
 
-use crate::{Error, Runtime};
+use crate::{Error, Mode, Runtime};
 
 /// How long [`Inner::begin_close`] lets releases be answered.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -58,10 +68,21 @@ const RX_MAX: usize = 16 * 1024 * 1024;
 /// State shared by the public handles and the drivers of one locker.
 pub(crate) struct Inner {
     shared: Mutex<Shared>,
-    signals: Box<[Signal]>,
+    /// One per node (index = node id); grows when the engine adds a node.
+    /// Never locked together with [`Inner::shared`].
+    signals: RwLock<Vec<Arc<Signal>>>,
+    mode: Mode,
+    /// The configured addresses (for messages).
     addrs: Box<[String]>,
     origin: std::time::Instant,
     clock: fn() -> std::time::Instant,
+    /// Spawns the driver of a node on the runtime: must call [`run`] for
+    /// the node (even when the runtime refuses the task), whose driver
+    /// state balances the `running` count reserved for it.
+    spawn: fn(Arc<Inner>, usize),
+    connect_timeout: Duration,
+    /// Seeds the drivers' backoff jitter.
+    jitter: u64,
 }
 
 /// A driver's wake-up: a flag plus the driver task's waker.
@@ -71,6 +92,13 @@ struct Signal {
 }
 
 impl Signal {
+    fn new() -> Arc<Signal> {
+        Arc::new(Signal {
+            flag: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        })
+    }
+
     fn notify(&self) {
         self.flag.store(true, Ordering::Release);
         self.waker.wake();
@@ -134,10 +162,34 @@ impl Slot {
 
 #[derive(Default)]
 struct NodeState {
+    /// `host:port`.
+    addr: String,
+    /// A driver was (or is about to be) spawned for the node.
+    has_driver: bool,
     /// Times the handshake finished on this node.
     ready_count: u64,
     /// The engine asked to drop this node's connection.
     close_request: Option<NodeError>,
+    /// The first connection failed before any handshake finished.
+    failed_first: bool,
+    /// Why, until `connect` takes it to report.
+    first_error: Option<Error>,
+}
+
+impl NodeState {
+    /// A configured node (its driver is spawned with the locker).
+    fn new(addr: String) -> NodeState {
+        NodeState {
+            addr,
+            has_driver: true,
+            ..NodeState::default()
+        }
+    }
+
+    /// Failed its first connection and never became ready since.
+    fn is_failed(&self) -> bool {
+        self.failed_first && self.ready_count == 0
+    }
 }
 
 /// Everything behind the mutex.
@@ -152,8 +204,10 @@ pub(crate) struct Shared {
     running: usize,
     /// Every driver has exited.
     stopped: bool,
-    /// The first connection of a node failed: what `connect` returns.
-    startup_error: Option<Error>,
+    /// Nodes the engine added whose driver is not spawned yet.
+    added: Vec<usize>,
+    /// The latest connection failure of any node (for `connect`'s timeout).
+    last_error: Option<String>,
     startup_waker: Option<Waker>,
     close_wakers: Vec<Waker>,
     /// Scratch list of wakers to wake, reused.
@@ -177,8 +231,21 @@ impl Shared {
                         n.close_request = Some(error);
                     }
                 }
-                // Cluster nodes: served once the runtime learns to spawn them.
-                Event::NodeAdded { .. } => {}
+                Event::NodeAdded { node } => {
+                    let idx = usize::from(node.0);
+                    while self.nodes.len() <= idx {
+                        self.nodes.push(NodeState::default());
+                    }
+                    if !self.nodes[idx].has_driver {
+                        self.nodes[idx].has_driver = true;
+                        self.nodes[idx].addr = self
+                            .engine
+                            .node_address(node)
+                            .map(|(host, port)| join_host_port(host, port))
+                            .unwrap_or_default();
+                        self.added.push(idx);
+                    }
+                }
                 Event::Acquired { id } => self.set_state(id, State::Held),
                 Event::NotLocked { id } => self.set_state(id, State::NotLocked),
                 Event::Closed { id } => self.set_state(id, State::Closed),
@@ -246,6 +313,51 @@ impl Shared {
         self.closing || self.engine.is_closed()
     }
 
+    /// Takes the added nodes to spawn drivers for, reserving their
+    /// `running` count (none while closing: they would stop at once).
+    fn take_added(&mut self) -> Vec<usize> {
+        if self.added.is_empty() {
+            return Vec::new();
+        }
+        let added = std::mem::take(&mut self.added);
+        if self.closing || self.stopped {
+            return Vec::new();
+        }
+        self.running += added.len();
+        added
+    }
+
+    /// `connect` cannot succeed any more: the error to report (that of the
+    /// lowest failed node), else `None`.
+    fn startup_failure(&mut self) -> Option<Error> {
+        let topology = self.engine.config().topology;
+        let impossible = match topology {
+            Topology::Single => self.nodes.first().is_some_and(NodeState::is_failed),
+            Topology::Instances(n) => {
+                let n = usize::from(n).max(1);
+                let c = self.engine.config();
+                let alive = (0..c.key_count())
+                    .filter(|k| self.nodes.get(k % n).is_some_and(|s| !s.is_failed()))
+                    .count();
+                alive < usize::from(c.key_majority)
+            }
+            Topology::Cluster(seeds) => self
+                .nodes
+                .iter()
+                .take(usize::from(seeds))
+                .all(NodeState::is_failed),
+        };
+        if !impossible {
+            return None;
+        }
+        let failed = self.nodes.iter_mut().filter(|n| n.is_failed());
+        let first = failed.filter_map(|n| n.first_error.take()).next();
+        Some(first.unwrap_or_else(|| Error::Connect {
+            addr: String::new(),
+            source: io::Error::other("the first connections failed"),
+        }))
+    }
+
     fn should_stop(&self, now: Instant) -> bool {
         self.closing && (self.engine.is_idle() || self.close_deadline.is_none_or(|d| now >= d))
     }
@@ -270,24 +382,35 @@ impl Shared {
     }
 }
 
+/// What [`Inner::new`] needs besides the engine.
+pub(crate) struct Setup {
+    pub(crate) mode: Mode,
+    /// Node `i` lives at `addrs[i]` (`host:port`).
+    pub(crate) addrs: Box<[String]>,
+    pub(crate) clock: fn() -> std::time::Instant,
+    pub(crate) spawn: fn(Arc<Inner>, usize),
+    pub(crate) connect_timeout: Duration,
+    pub(crate) jitter: u64,
+}
+
 impl Inner {
-    /// Shared state for `engine`, whose node `i` lives at `addrs[i]`.
-    pub(crate) fn new(
-        engine: Engine,
-        addrs: Box<[String]>,
-        clock: fn() -> std::time::Instant,
-    ) -> Inner {
+    /// Shared state for `engine`; no driver is spawned yet (see
+    /// [`Inner::spawn_drivers`]).
+    pub(crate) fn new(engine: Engine, setup: Setup) -> Inner {
         let n = engine.node_count();
-        let origin = clock();
+        let origin = (setup.clock)();
         let mut shared = Shared {
             engine,
             slots: HashMap::new(),
-            nodes: (0..n).map(|_| NodeState::default()).collect(),
+            nodes: (0..n)
+                .map(|i| NodeState::new(setup.addrs.get(i).cloned().unwrap_or_default()))
+                .collect(),
             closing: false,
             close_deadline: None,
             running: n,
             stopped: false,
-            startup_error: None,
+            added: Vec::new(),
+            last_error: None,
             startup_waker: None,
             close_wakers: Vec::new(),
             wakers: Vec::new(),
@@ -297,16 +420,45 @@ impl Inner {
             .set_unix_time(Instant::from_nanos(0), unix_ms());
         Inner {
             shared: Mutex::new(shared),
-            signals: (0..n)
-                .map(|_| Signal {
-                    flag: AtomicBool::new(false),
-                    waker: AtomicWaker::new(),
-                })
-                .collect(),
-            addrs,
+            signals: RwLock::new((0..n).map(|_| Signal::new()).collect()),
+            mode: setup.mode,
+            addrs: setup.addrs,
             origin,
-            clock,
+            clock: setup.clock,
+            spawn: setup.spawn,
+            connect_timeout: setup.connect_timeout,
+            jitter: setup.jitter,
         }
+    }
+
+    /// Spawns the drivers of the nodes the engine started with (their
+    /// `running` count is reserved by [`Inner::new`]).
+    pub(crate) fn spawn_drivers(self: &Arc<Self>) {
+        let n = self.lock().nodes.len();
+        for i in 0..n {
+            (self.spawn)(self.clone(), i);
+        }
+    }
+
+    /// Spawns the drivers of added nodes (outside the shared lock).
+    fn spawn_added(self: &Arc<Self>, added: Vec<usize>) {
+        let Some(&max) = added.iter().max() else {
+            return;
+        };
+        {
+            let mut signals = self.signals.write().unwrap_or_else(PoisonError::into_inner);
+            while signals.len() <= max {
+                signals.push(Signal::new());
+            }
+        }
+        for idx in added {
+            (self.spawn)(self.clone(), idx);
+        }
+    }
+
+    fn signal(&self, idx: usize) -> Arc<Signal> {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        signals.get(idx).cloned().unwrap_or_else(Signal::new)
     }
 
     /// The engine's `now`.
@@ -328,14 +480,30 @@ impl Inner {
     /// Wakes every driver: the engine may have something to send or a new
     /// deadline.
     pub(crate) fn notify_drivers(&self) {
-        for s in self.signals.iter() {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        for s in signals.iter() {
             s.notify();
         }
     }
 
-    /// The address of the first node (for error messages).
-    pub(crate) fn addr(&self) -> &str {
-        self.addrs.first().map_or("", String::as_str)
+    /// Wakes every driver but `idx`'s.
+    fn notify_others(&self, idx: usize) {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        for (i, s) in signals.iter().enumerate() {
+            if i != idx {
+                s.notify();
+            }
+        }
+    }
+
+    /// The mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The configured addresses.
+    pub(crate) fn addresses(&self) -> &[String] {
+        &self.addrs
     }
 
     /// Starts closing: holders lose, pending requests end, the drivers stop
@@ -354,21 +522,63 @@ impl Inner {
         self.notify_drivers();
     }
 
-    /// Polls the first connection of every node: `Ok` once each finished its
-    /// handshake, the first failure otherwise.
+    /// Polls the start-up: `Ok` once the engine is usable (enough nodes
+    /// ready to acquire a lock), an error once it cannot become usable
+    /// because first connections failed (single: the node's; instances: the
+    /// failed ones carry too many keys; cluster: every seed failed).
     pub(crate) fn poll_startup(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.lock();
-        if let Some(e) = sh.startup_error.take() {
-            return Poll::Ready(Err(e));
+        let result = if sh.engine.is_usable() {
+            Ok(())
+        } else if let Some(e) = sh.startup_failure() {
+            Err(e)
+        } else if sh.stopped || sh.closing {
+            Err(Error::Closed)
+        } else {
+            sh.startup_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        sh.startup_waker = None;
+        Poll::Ready(result)
+    }
+
+    /// `connect`'s error when the engine is not usable within `timeout`.
+    pub(crate) fn startup_timeout(&self, timeout: Duration) -> Error {
+        let mut sh = self.lock();
+        sh.startup_waker = None;
+        let ready = (0..sh.nodes.len())
+            .filter(|&i| sh.engine.is_ready(NodeId(i as u16)))
+            .count();
+        let total = sh.nodes.len();
+        let last = sh
+            .last_error
+            .as_deref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        let message = match self.mode {
+            Mode::Single => format!("not connected within {timeout:?}"),
+            Mode::Instances => format!(
+                "instances mode: not usable within {timeout:?} \
+                 ({ready} of {total} instances ready, a lock needs its key majority{last})"
+            ),
+            _ => format!(
+                "cluster mode: not usable within {timeout:?} (needs the slot map and a majority \
+                 of its masters ready; {ready} of {total} nodes ready{last})"
+            ),
+        };
+        Error::Connect {
+            addr: self.addrs.join(","),
+            source: io::Error::new(io::ErrorKind::TimedOut, message),
         }
-        if sh.nodes.iter().all(|n| n.ready_count > 0) {
-            return Poll::Ready(Ok(()));
-        }
-        if sh.stopped || sh.closing {
-            return Poll::Ready(Err(Error::Closed));
-        }
-        sh.startup_waker = Some(cx.waker().clone());
-        Poll::Pending
+    }
+}
+
+/// `host:port`, with IPv6 hosts in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -431,17 +641,25 @@ enum Io {
 /// The driver of node `idx`. Runs until the locker is closed and settled.
 ///
 /// The driver state is built before the future is first polled, so even a
-/// future dropped unpolled (a runtime shutting down) counts as exited.
-pub(crate) fn run<R: Runtime>(
-    inner: Arc<Inner>,
-    idx: usize,
-    connect_timeout: Duration,
-    jitter_seed: u64,
-) -> impl Future<Output = ()> {
+/// future dropped unpolled (a runtime shutting down, or refusing the task)
+/// counts as exited.
+pub(crate) fn run<R: Runtime>(inner: Arc<Inner>, idx: usize) -> impl Future<Output = ()> {
+    let addr = inner
+        .lock()
+        .nodes
+        .get(idx)
+        .map(|n| n.addr.clone())
+        .unwrap_or_default();
+    let jitter_seed = inner
+        .jitter
+        .wrapping_add(idx as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut driver = Driver::<R> {
         node: NodeId(u16::try_from(idx).unwrap_or(u16::MAX)),
         idx,
-        connect_timeout,
+        signal: inner.signal(idx),
+        addr,
+        connect_timeout: inner.connect_timeout,
         rx: Vec::new(),
         filled: 0,
         fresh: false,
@@ -461,6 +679,10 @@ struct Driver<R: Runtime> {
     inner: Arc<Inner>,
     node: NodeId,
     idx: usize,
+    /// This driver's wake-up.
+    signal: Arc<Signal>,
+    /// `host:port` of the node.
+    addr: String,
     connect_timeout: Duration,
     /// Read buffer: `rx[..filled]` holds bytes not consumed by the engine.
     rx: Vec<u8>,
@@ -481,11 +703,10 @@ struct Driver<R: Runtime> {
 
 impl<R: Runtime> Driver<R> {
     async fn run(&mut self) {
-        let inner = self.inner.clone();
-        let addr = inner.addrs.get(self.idx).map_or("", String::as_str);
+        let addr = self.addr.clone();
         let mut attempt: u32 = 0;
         loop {
-            let connect = R::connect(addr, self.connect_timeout);
+            let connect = R::connect(&addr, self.connect_timeout);
             let cause = match self.service_until(connect).await {
                 None => return,
                 Some(Err(e)) => Cause::Io(e),
@@ -512,15 +733,24 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             };
-            if self.ready_count() == 0 {
-                // The first connection failed: `connect` reports it.
+            let error = cause.into_error(&addr);
+            let first = {
                 let mut sh = self.inner.lock();
-                if sh.startup_error.is_none() {
-                    sh.startup_error = Some(cause.into_error(addr));
+                sh.last_error = Some(error.to_string());
+                let n = &mut sh.nodes[self.idx];
+                let first = n.ready_count == 0;
+                if first && !n.failed_first {
+                    // `connect` reports it when it makes success impossible.
+                    n.failed_first = true;
+                    n.first_error = Some(error);
                 }
                 if let Some(w) = sh.startup_waker.take() {
                     w.wake();
                 }
+                first
+            };
+            if first && self.inner.mode == Mode::Single {
+                // `connect` fails: nobody needs this node any more.
                 return;
             }
             let delay = self.backoff(attempt);
@@ -564,22 +794,24 @@ impl<R: Runtime> Driver<R> {
 
     /// Runs `f` on the engine, then dispatches its events and wakes them.
     fn with_lock(&mut self, f: impl FnOnce(&mut Shared, Instant)) {
-        {
+        let added = {
             let mut sh = self.inner.lock();
             let now = self.inner.now();
             f(&mut sh, now);
             sh.dispatch();
             std::mem::swap(&mut sh.wakers, &mut self.wakers);
-        }
+            sh.take_added()
+        };
         for w in self.wakers.drain(..) {
             w.wake();
         }
+        self.inner.spawn_added(added);
     }
 
     /// One turn under the lock: bytes in, timers, events, bytes out.
     fn turn(&mut self, connected: bool) -> Turn {
         let mut notify_others = false;
-        let turn = {
+        let (turn, added) = {
             let mut sh = self.inner.lock();
             let sh = &mut *sh;
             let now = self.inner.now();
@@ -601,6 +833,11 @@ impl<R: Runtime> Driver<R> {
             }
             sh.poke(now);
             sh.dispatch();
+            let added = sh.take_added();
+            if sh.startup_waker.is_some() && sh.engine.is_usable() {
+                // Usable without a `NodeReady` (a cluster's slot map arrived).
+                sh.wakers.extend(sh.startup_waker.take());
+            }
             let close = sh.nodes[self.idx].close_request.take();
             let ready = sh.engine.is_ready(self.node);
             if ready {
@@ -628,7 +865,7 @@ impl<R: Runtime> Driver<R> {
                 };
                 Turn::Go(t.map(|t| self.inner.to_std(t)))
             };
-            if self.inner.signals.len() > 1 {
+            if sh.nodes.len() > 1 {
                 notify_others = (0..sh.nodes.len()).any(|i| {
                     i != self.idx
                         && (sh.nodes[i].close_request.is_some()
@@ -636,18 +873,15 @@ impl<R: Runtime> Driver<R> {
                 });
             }
             std::mem::swap(&mut sh.wakers, &mut self.wakers);
-            turn
+            (turn, added)
         };
         for w in self.wakers.drain(..) {
             w.wake();
         }
         if notify_others {
-            for (i, s) in self.inner.signals.iter().enumerate() {
-                if i != self.idx {
-                    s.notify();
-                }
-            }
+            self.inner.notify_others(self.idx);
         }
+        self.inner.spawn_added(added);
         turn
     }
 
@@ -661,8 +895,8 @@ impl<R: Runtime> Driver<R> {
                 Turn::Go(d) => d,
                 Turn::Close(_) => None,
             };
-            let inner = self.inner.clone();
-            let signal = &inner.signals[self.idx];
+            let signal = self.signal.clone();
+            let signal = &*signal;
             let done = or(async { Some(fut.as_mut().await) }, async {
                 wait::<R>(signal, deadline).await;
                 None
@@ -677,8 +911,8 @@ impl<R: Runtime> Driver<R> {
     /// Serves one connection. `None` when the locker stopped, else why the
     /// connection ended.
     async fn serve(&mut self, stream: &mut R::Stream) -> Option<Cause> {
-        let inner = self.inner.clone();
-        let signal = &inner.signals[self.idx];
+        let signal = self.signal.clone();
+        let signal = &*signal;
         loop {
             let deadline = match self.turn(true) {
                 Turn::Stop => return None,

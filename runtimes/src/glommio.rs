@@ -22,8 +22,10 @@
 //! (256 KiB, 32).
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::driver::Inner;
 use crate::{Error, Options, Runtime};
 
 /// The glommio [`Runtime`].
@@ -59,21 +61,28 @@ impl Runtime for Glommio {
     }
 }
 
+/// Spawns the driver of a node on the current glommio executor (the first
+/// ones from `connect`, the nodes a cluster adds from a driver, which runs
+/// on that executor).
+fn spawn(inner: Arc<Inner>, idx: usize) {
+    glommio::spawn_local(crate::driver::run::<Glommio>(inner, idx)).detach();
+}
+
 impl crate::Locker<Glommio> {
-    /// Connects to Redis and returns once the connection is ready (handshake
-    /// done), within [`Options::connect_timeout`]. Errors:
-    /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
-    /// cannot be reached, [`Error::Server`] when it refuses the handshake.
+    /// Connects and returns once the locker is usable, within
+    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
+    /// it fails early, is under [Connecting](crate::Locker#connecting).
+    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
+    /// [`Error::Connect`] when servers cannot be reached (or not in time),
+    /// [`Error::Server`] when one refuses the handshake,
+    /// [`Error::Topology`] when one is of the wrong kind for the mode.
     ///
     /// # Panics
     ///
     /// Outside a glommio executor (like every glommio call): the drivers are
     /// spawned on the current one with `glommio::spawn_local`.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let (locker, drivers) = Self::start(&options)?;
-        for driver in drivers {
-            glommio::spawn_local(driver).detach();
-        }
+        let locker = Self::start(&options, spawn)?;
         locker.ready(options.connect_timeout_value()).await?;
         Ok(locker)
     }

@@ -54,6 +54,35 @@
 //! # async fn work() {}
 //! ```
 //!
+//! # Modes
+//!
+//! [`Options`] picks where a lock's keys live ([`Mode`]):
+//!
+//! - [`Options::new`] (`redis://host:port`): one server holds every key.
+//! - [`Options::instances`] (`redis+instances://h1:p1,h2:p2,h3:p3`):
+//!   independent servers, key `i` on instance `i mod n`, so a lock needs a
+//!   majority of instances (with the default 2 of 3 keys on 3 instances, any
+//!   one may be down).
+//! - [`Options::cluster`] (`redis+cluster://h1:p1,h2:p2`): a Redis Cluster
+//!   reached through seed nodes; each key goes to the master owning its hash
+//!   slot, masters beyond the seeds are discovered and connected, and slot
+//!   moves (`MOVED`/`ASK`) are followed.
+//!
+//! `connect` returns once enough nodes are ready to take a lock (see
+//! [Connecting](Locker#connecting)); a server of the wrong kind for the mode
+//! is reported as [`Error::Topology`], an address list unfit for the mode as
+//! [`Error::Addresses`].
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn f() -> Result<(), tracklock::Error> {
+//! use tracklock::{tokio::Locker, Options};
+//! let locker = Locker::connect(Options::cluster(["10.0.0.1:7000", "10.0.0.2:7000"])).await?;
+//! let same = Options::from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?;
+//! # drop((locker, same));
+//! # Ok(()) }
+//! ```
+//!
 //! # Architecture
 //!
 //! The protocol lives in the sans-I/O engine of `tracklock-core`. This crate
@@ -61,9 +90,10 @@
 //! module docs), written once against the small [`Runtime`] trait; the
 //! `tokio`, `smol` and `glommio` modules only supply a clock, a timer, a TCP
 //! connect (from `tracklock-transports`) and a spawn (`glommio::spawn_local`
-//! for glommio, whose tasks are `!Send`). Every call on a [`Locker`] or
-//! [`Guard`] only updates the engine under a short mutex and wakes the
-//! driver, so commands from many tasks leave in one write.
+//! for glommio, whose tasks are `!Send`), which drivers also use to start
+//! the driver of a cluster master discovered at run time. Every call on a
+//! [`Locker`] or [`Guard`] only updates the engine under a short mutex and
+//! wakes the drivers, so commands from many tasks leave in one write.
 //!
 //! Lock values come from a generator seeded once per locker from the
 //! operating system (`getrandom`).

@@ -8,17 +8,38 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future::or;
-use tracklock_core::{Engine, LockId, LockMode, LostReason};
+use tracklock_core::{Engine, LockId, LockMode, LostReason, NodeId};
 
-use crate::driver::{self, Inner, State};
-use crate::{Error, Options, Runtime};
+use crate::driver::{Inner, Setup, State};
+use crate::{Error, Mode, Options, Runtime};
 
 /// A distributed lock client: one connection per Redis node, shared by every
 /// lock taken through it. Cheap to clone (an `Arc`); the connection closes
 /// when [`Locker::close`] is called or the last clone and guard are dropped.
 ///
-/// Get one from `tracklock::tokio::Locker::connect` or
-/// `tracklock::smol::Locker::connect`.
+/// Get one from `tracklock::tokio::Locker::connect`,
+/// `tracklock::smol::Locker::connect` or `tracklock::glommio::Locker::connect`.
+///
+/// # Connecting
+///
+/// `connect` returns once the locker is *usable*, i.e. a lock can be
+/// acquired, within [`Options::connect_timeout`]; nodes not connected yet
+/// keep connecting (and every node reconnects with backoff when it drops).
+///
+/// - [`Mode::Single`]: once the server finished the handshake. The first
+///   failure is returned at once.
+/// - [`Mode::Instances`]: once the ready instances hold a majority of a
+///   lock's keys (2 of 3 instances with the default majority). It fails at
+///   once, with the error of the first failed instance, when the instances
+///   whose first connection failed hold too many keys for that; failed
+///   instances keep being retried in the background otherwise.
+/// - [`Mode::Cluster`]: once the slot map is known and a majority of the
+///   masters owning slots are ready (masters the seeds do not cover are
+///   discovered and connected). It fails at once, with the first seed's
+///   error, when every seed's first connection failed.
+///
+/// Otherwise it fails with [`Error::Connect`] (kind `TimedOut`, the message
+/// naming the mode and the last connection error) when the timeout passes.
 pub struct Locker<R: Runtime> {
     handle: Arc<Handle>,
     _rt: PhantomData<fn() -> R>,
@@ -48,7 +69,8 @@ impl<R: Runtime> Clone for Locker<R> {
 impl<R: Runtime> fmt::Debug for Locker<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Locker")
-            .field("addr", &self.inner().addr())
+            .field("mode", &self.inner().mode())
+            .field("addrs", &self.inner().addresses())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
@@ -59,12 +81,12 @@ impl<R: Runtime> Locker<R> {
         &self.handle.inner
     }
 
-    /// Builds the locker and its (not yet spawned) driver futures, one per
-    /// node. The runtime module spawns them, then awaits [`Locker::ready`].
-    pub(crate) fn start(
-        options: &Options,
-    ) -> Result<(Self, Vec<impl Future<Output = ()> + 'static>), Error> {
+    /// Builds the locker and spawns one driver per configured node with
+    /// `spawn` (which also spawns the nodes a cluster adds later). The
+    /// runtime module then awaits [`Locker::ready`].
+    pub(crate) fn start(options: &Options, spawn: fn(Arc<Inner>, usize)) -> Result<Self, Error> {
         let config = options.to_config()?;
+        let endpoints = options.endpoints()?;
         let mut seed = [0u8; 40];
         getrandom::fill(&mut seed).map_err(|e| Error::Connect {
             addr: options.address().to_owned(),
@@ -75,40 +97,39 @@ impl<R: Runtime> Locker<R> {
         let mut jitter = [0u8; 8];
         jitter.copy_from_slice(&seed[32..]);
         let jitter = u64::from_le_bytes(jitter);
-        let engine = Engine::new(config, engine_seed)?;
-        let nodes = engine.node_count();
-        let addrs = vec![options.address().to_owned(); nodes].into_boxed_slice();
-        let inner = Arc::new(Inner::new(engine, addrs, R::now));
-        let timeout = options.connect_timeout_value();
-        let drivers = (0..nodes)
-            .map(|i| {
-                let seed = jitter
-                    .wrapping_add(i as u64)
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                driver::run::<R>(inner.clone(), i, timeout, seed)
-            })
-            .collect();
-        let locker = Locker {
+        let mut engine = Engine::new(config, engine_seed)?;
+        if options.mode() == Mode::Cluster {
+            // Seeds first: a master found at a seed's address reuses it.
+            for (i, (host, port)) in endpoints.iter().enumerate() {
+                engine.set_node_address(NodeId(i as u16), host, *port)?;
+            }
+        }
+        let inner = Arc::new(Inner::new(
+            engine,
+            Setup {
+                mode: options.mode(),
+                addrs: options.addresses().into(),
+                clock: R::now,
+                spawn,
+                connect_timeout: options.connect_timeout_value(),
+                jitter,
+            },
+        ));
+        inner.spawn_drivers();
+        Ok(Locker {
             handle: Arc::new(Handle { inner }),
             _rt: PhantomData,
-        };
-        Ok((locker, drivers))
+        })
     }
 
-    /// Waits until every node finished its first handshake, for at most
-    /// `timeout`.
+    /// Waits until the locker is usable (see the runtime's `connect`), for
+    /// at most `timeout`.
     pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = R::now() + timeout;
         let inner = self.inner();
         or(poll_fn(|cx| inner.poll_startup(cx)), async {
             R::sleep_until(deadline).await;
-            Err(Error::Connect {
-                addr: inner.addr().to_owned(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("not connected within {timeout:?}"),
-                ),
-            })
+            Err(inner.startup_timeout(timeout))
         })
         .await
     }

@@ -5,8 +5,10 @@
 //! executor).
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::driver::Inner;
 use crate::{Error, Options, Runtime};
 
 /// The smol [`Runtime`].
@@ -42,16 +44,22 @@ impl Runtime for Smol {
     }
 }
 
+/// Spawns the driver of a node on smol's global executor (the first ones
+/// from `connect`, the nodes a cluster adds from a driver).
+fn spawn(inner: Arc<Inner>, idx: usize) {
+    smol::spawn(crate::driver::run::<Smol>(inner, idx)).detach();
+}
+
 impl crate::Locker<Smol> {
-    /// Connects to Redis and returns once the connection is ready (handshake
-    /// done), within [`Options::connect_timeout`]. Errors:
-    /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
-    /// cannot be reached, [`Error::Server`] when it refuses the handshake.
+    /// Connects and returns once the locker is usable, within
+    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
+    /// it fails early, is under [Connecting](crate::Locker#connecting).
+    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
+    /// [`Error::Connect`] when servers cannot be reached (or not in time),
+    /// [`Error::Server`] when one refuses the handshake,
+    /// [`Error::Topology`] when one is of the wrong kind for the mode.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let (locker, drivers) = Self::start(&options)?;
-        for driver in drivers {
-            smol::spawn(driver).detach();
-        }
+        let locker = Self::start(&options, spawn)?;
         locker.ready(options.connect_timeout_value()).await?;
         Ok(locker)
     }

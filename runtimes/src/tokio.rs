@@ -4,8 +4,10 @@
 //! `#[tokio::main]`); the driver runs on `tokio::spawn`.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::driver::Inner;
 use crate::{Error, Options, Runtime};
 
 /// The tokio [`Runtime`].
@@ -40,25 +42,35 @@ impl Runtime for Tokio {
     }
 }
 
+/// Spawns the driver of a node on the current tokio runtime: `connect`
+/// spawns the first ones, drivers (inside the runtime) the nodes a cluster
+/// adds. Outside a runtime the driver is dropped, which counts as exited.
+fn spawn(inner: Arc<Inner>, idx: usize) {
+    let driver = crate::driver::run::<Tokio>(inner, idx);
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        drop(handle.spawn(driver));
+    }
+}
+
 impl crate::Locker<Tokio> {
-    /// Connects to Redis and returns once the connection is ready (handshake
-    /// done), within [`Options::connect_timeout`]. Errors:
-    /// [`Error::Config`] for bad options, [`Error::Connect`] when the server
-    /// cannot be reached, [`Error::Server`] when it refuses the handshake.
+    /// Connects and returns once the locker is usable, within
+    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
+    /// it fails early, is under [Connecting](crate::Locker#connecting).
+    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
+    /// [`Error::Connect`] when servers cannot be reached (or not in time),
+    /// [`Error::Server`] when one refuses the handshake,
+    /// [`Error::Topology`] when one is of the wrong kind for the mode.
     ///
     /// Must be called inside a tokio runtime with I/O and time enabled
     /// (outside any runtime it fails with [`Error::Connect`]).
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Connect {
                 addr: options.address().to_owned(),
                 source: io::Error::other("not inside a tokio runtime"),
             });
-        };
-        let (locker, drivers) = Self::start(&options)?;
-        for driver in drivers {
-            handle.spawn(driver);
         }
+        let locker = Self::start(&options, spawn)?;
         locker.ready(options.connect_timeout_value()).await?;
         Ok(locker)
     }
@@ -90,5 +102,8 @@ mod tests {
         check::<Guard>();
         check::<Error>();
         check::<Options>();
+        // `connect` can run in a spawned task.
+        fn send<T: Send>(_: &T) {}
+        send(&Locker::connect(Options::new("127.0.0.1:1")));
     }
 }
