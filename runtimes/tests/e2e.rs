@@ -13,14 +13,31 @@ use tracklock::{Error, LostReason, Options};
 struct Redis {
     child: Child,
     port: u16,
+    /// A cluster node's config file, removed on drop.
+    conf: Option<std::path::PathBuf>,
 }
 
 impl Redis {
     /// Starts a server on a free port; if another process took the port
     /// first, our child exits (bind failure) and another port is tried.
     fn start(extra: &[&str]) -> Option<Redis> {
+        Self::start_with(|_| (extra.iter().map(|s| s.to_string()).collect(), None))
+    }
+
+    /// Like [`Redis::start`], with arguments made for the chosen port.
+    #[allow(dead_code)]
+    fn start_with(
+        extra: impl Fn(u16) -> (Vec<String>, Option<std::path::PathBuf>),
+    ) -> Option<Redis> {
         for _ in 0..5 {
-            let mut r = Self::start_once(extra)?;
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let (args, conf) = extra(port);
+            let mut r = Self::start_on(port, &args)?;
+            r.conf = conf;
             std::thread::sleep(Duration::from_millis(50));
             if r.child.try_wait().ok().flatten().is_none() {
                 return Some(r);
@@ -29,12 +46,30 @@ impl Redis {
         panic!("could not start redis-server on a free port");
     }
 
-    fn start_once(extra: &[&str]) -> Option<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+    /// A cluster-enabled server (no slots, knows no other node yet).
+    #[allow(dead_code)]
+    fn start_cluster_node() -> Option<Redis> {
+        Self::start_with(|port| {
+            let conf = std::env::temp_dir().join(format!(
+                "tracklock-e2e-{}-{port}-nodes.conf",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&conf);
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf.to_string_lossy(),
+                "--cluster-port",
+                &free_port().to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            (args, Some(conf))
+        })
+    }
+
+    fn start_on(port: u16, extra: &[String]) -> Option<Redis> {
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
@@ -56,7 +91,11 @@ impl Redis {
                 return None;
             }
         };
-        let r = Redis { child, port };
+        let r = Redis {
+            child,
+            port,
+            conf: None,
+        };
         let t0 = Instant::now();
         while std::net::TcpStream::connect(r.addr()).is_err() {
             assert!(
@@ -130,7 +169,67 @@ impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(conf) = &self.conf {
+            let _ = std::fs::remove_file(conf);
+        }
     }
+}
+
+/// A Redis Cluster of `n` masters (no replicas), the slots split evenly in
+/// node order, once every node reports `cluster_state:ok`.
+#[allow(dead_code)]
+fn cluster(n: usize) -> Option<Vec<Redis>> {
+    let nodes = (0..n)
+        .map(|_| Redis::start_cluster_node())
+        .collect::<Option<Vec<_>>>()?;
+    for (i, r) in nodes.iter().enumerate() {
+        let (from, to) = (16384 * i / n, 16384 * (i + 1) / n - 1);
+        let ok = r.cli(&[
+            "cluster",
+            "addslotsrange",
+            &from.to_string(),
+            &to.to_string(),
+        ]);
+        assert_eq!(ok, "OK", "addslotsrange");
+    }
+    for r in &nodes[1..] {
+        let bus = r.cli(&["config", "get", "cluster-port"]);
+        let bus = bus.lines().nth(1).expect("cluster-port").to_owned();
+        let ok = nodes[0].cli(&["cluster", "meet", "127.0.0.1", &r.port.to_string(), &bus]);
+        assert_eq!(ok, "OK", "cluster meet");
+    }
+    let t0 = Instant::now();
+    while !nodes
+        .iter()
+        .all(|r| r.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "cluster not ok");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(nodes)
+}
+
+/// Waits until every server has a client connection named `name`.
+#[allow(dead_code)]
+fn wait_named(servers: &[&Redis], name: &str) {
+    let t0 = Instant::now();
+    let pattern = format!(" name={name} ");
+    while !servers
+        .iter()
+        .all(|r| r.cli(&["client", "list"]).contains(&pattern))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(5), "no client {name}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The instances holding lock `name`'s key `i` (default prefix).
+#[allow(dead_code)]
+fn holders(servers: &[&Redis], name: &str, i: usize) -> Vec<usize> {
+    let key = format!("rueidislock:{i}:{name}");
+    (0..servers.len())
+        .filter(|&s| servers[s].cli(&["exists", &key]) == "1")
+        .collect()
 }
 
 #[allow(dead_code)]
@@ -478,6 +577,218 @@ mod on_tokio {
         a.close().await;
     }
 
+    // Multi-threaded: `wait_named` blocks its thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_spread_keys_and_exclude() {
+        let (Some(r0), Some(r1), Some(r2)) =
+            (Redis::start(&[]), Redis::start(&[]), Redis::start(&[]))
+        else {
+            return;
+        };
+        let all = [&r0, &r1, &r2];
+        let opts = || Options::instances(all.map(|r| r.addr())).client_name("inst");
+        let a = Locker::connect(opts()).await.unwrap();
+        // `connect` returns once two instances are ready; let the third
+        // finish its handshake so every key is written.
+        wait_named(&all, "inst");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let g = a.try_lock("x").await.unwrap();
+        for i in 0..3 {
+            assert_eq!(holders(&all, "x", i), [i], "key {i}");
+        }
+        let b = Locker::connect(opts()).await.unwrap();
+        assert!(matches!(b.try_lock("x").await, Err(Error::NotLocked)));
+        g.unlock().await.unwrap();
+        for i in 0..3 {
+            assert!(holders(&all, "x", i).is_empty(), "key {i} left");
+        }
+        b.try_lock("x").await.unwrap().unlock().await.unwrap();
+        a.close().await;
+        b.close().await;
+    }
+
+    // Multi-threaded: `wait_named` blocks its thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_connect_with_one_down_and_pick_it_up_later() {
+        let (Some(r0), Some(r1)) = (Redis::start(&[]), Redis::start(&[])) else {
+            return;
+        };
+        let down = free_port();
+        let addrs = [r0.addr(), r1.addr(), format!("127.0.0.1:{down}")];
+        let opts = |name: &str| {
+            Options::instances(addrs.clone())
+                .client_name(name)
+                .connect_timeout(Duration::from_secs(2))
+        };
+        let t0 = Instant::now();
+        let a = Locker::connect(opts("inst1a")).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        let g = a.lock("one-down").await.unwrap();
+        assert!(g.is_held());
+        assert_eq!(holders(&[&r0, &r1], "one-down", 0), [0]);
+        assert_eq!(holders(&[&r0, &r1], "one-down", 1), [1]);
+        let b = Locker::connect(opts("inst1b")).await.unwrap();
+        assert!(matches!(
+            b.try_lock("one-down").await,
+            Err(Error::NotLocked)
+        ));
+        g.unlock().await.unwrap();
+        // The third instance comes up: the drivers that failed their first
+        // connection were retrying, and now use it.
+        let r2 = Redis::start_on(down, &[]).expect("redis-server");
+        wait_named(&[&r2], "inst1a");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let g = a.try_lock("later").await.unwrap();
+        assert_eq!(holders(&[&r0, &r1, &r2], "later", 2), [2]);
+        g.unlock().await.unwrap();
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test]
+    async fn instances_fail_fast_without_a_majority() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let (d0, d2) = (free_port(), free_port());
+        let addrs = [
+            format!("127.0.0.1:{d0}"),
+            r.addr(),
+            format!("127.0.0.1:{d2}"),
+        ];
+        let t0 = Instant::now();
+        match Locker::connect(Options::instances(addrs)).await {
+            Err(Error::Connect { addr, .. }) => assert_eq!(addr, format!("127.0.0.1:{d0}")),
+            other => panic!("expected Connect, got {other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test]
+    async fn multi_node_connect_times_out_naming_the_mode() {
+        // A cluster node without slots: ready, but no slot has an owner.
+        let (Some(node), Some(r)) = (Redis::start_cluster_node(), Redis::start(&[])) else {
+            return;
+        };
+        let opts = Options::cluster([node.addr()]).connect_timeout(Duration::from_millis(300));
+        match Locker::connect(opts).await {
+            Err(Error::Connect { source, addr }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
+                let msg = source.to_string();
+                assert!(msg.contains("cluster mode"), "{msg}");
+                assert!(msg.contains("1 of 1 nodes ready"), "{msg}");
+                assert_eq!(addr, node.addr());
+            }
+            other => panic!("expected Connect, got {other:?}"),
+        }
+        // Two silent instances (TCP accepted, HELLO never answered): the
+        // connect timeout and their handshake timeouts fall together, so
+        // either reports it.
+        let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = [
+            r.addr(),
+            l1.local_addr().unwrap().to_string(),
+            l2.local_addr().unwrap().to_string(),
+        ];
+        let opts = Options::instances(addrs).connect_timeout(Duration::from_millis(300));
+        let t0 = Instant::now();
+        match Locker::connect(opts).await {
+            Err(Error::Connect { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
+                let msg = source.to_string();
+                assert!(
+                    msg.contains("instances mode") || msg.contains("handshake"),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected Connect, got {other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn wrong_mode_is_a_topology_error() {
+        let (Some(node), Some(plain)) = (Redis::start_cluster_node(), Redis::start(&[])) else {
+            return;
+        };
+        match Locker::connect(Options::new(node.addr())).await {
+            Err(Error::Topology { addr, message }) => {
+                assert_eq!(addr, node.addr());
+                assert!(message.contains("cluster"), "{message}");
+            }
+            other => panic!("expected Topology, got {other:?}"),
+        }
+        match Locker::connect(Options::cluster([plain.addr()])).await {
+            Err(Error::Topology { addr, message }) => {
+                assert_eq!(addr, plain.addr());
+                assert!(message.contains("standalone"), "{message}");
+            }
+            other => panic!("expected Topology, got {other:?}"),
+        }
+        // Every seed must fail before `connect` does: the first is reported.
+        let dead = format!("127.0.0.1:{}", free_port());
+        match Locker::connect(Options::cluster([plain.addr(), dead])).await {
+            Err(Error::Topology { addr, .. }) => assert_eq!(addr, plain.addr()),
+            other => panic!("expected Topology, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_node_cluster_locks() {
+        let Some(nodes) = cluster(1) else { return };
+        let r = &nodes[0];
+        let a =
+            Locker::connect(Options::from_url(&format!("redis+cluster://{}", r.addr())).unwrap())
+                .await
+                .unwrap();
+        let b = Locker::connect(Options::cluster([r.addr()])).await.unwrap();
+        let g = a.lock("c1").await.unwrap();
+        for i in 0..3 {
+            assert_eq!(holders(&[r], "c1", i), [0], "key {i}");
+        }
+        assert!(matches!(b.try_lock("c1").await, Err(Error::NotLocked)));
+        g.unlock().await.unwrap();
+        b.try_lock("c1").await.unwrap().unlock().await.unwrap();
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_connects_masters_beyond_the_seeds() {
+        let Some(nodes) = cluster(2) else { return };
+        let all: Vec<&Redis> = nodes.iter().collect();
+        // Seed: the first master only; the second is discovered.
+        let opts = || Options::cluster([nodes[0].addr()]).client_name("clu");
+        let a = Locker::connect(opts()).await.unwrap();
+        wait_named(&all, "clu");
+        let b = Locker::connect(opts()).await.unwrap();
+        let names = ["n0", "n1", "n2", "n3", "n4", "n5"];
+        let mut guards = Vec::new();
+        for n in names {
+            guards.push(a.try_lock(n).await.unwrap());
+            assert!(matches!(b.try_lock(n).await, Err(Error::NotLocked)), "{n}");
+        }
+        // Keys landed on both masters (each key on exactly one).
+        let mut per_node = [0usize; 2];
+        for n in names {
+            for i in 0..3 {
+                let h = holders(&all, n, i);
+                assert!(h.len() <= 1, "{n}:{i} on {h:?}");
+                for s in h {
+                    per_node[s] += 1;
+                }
+            }
+        }
+        assert!(per_node[0] > 0 && per_node[1] > 0, "{per_node:?}");
+        for g in guards {
+            g.unlock().await.unwrap();
+        }
+        for r in &nodes {
+            assert_eq!(r.cli(&["dbsize"]), "0");
+        }
+        a.close().await;
+        b.close().await;
+    }
+
     #[tokio::test]
     async fn connect_times_out_on_a_silent_server() {
         // Accepts TCP but never answers HELLO.
@@ -519,6 +830,53 @@ mod on_smol {
             a.close().await;
             b.close().await;
             assert!(matches!(a.try_lock("s").await, Err(Error::Closed)));
+        });
+    }
+
+    #[test]
+    fn instances_with_one_down() {
+        let (Some(r0), Some(r1)) = (Redis::start(&[]), Redis::start(&[])) else {
+            return;
+        };
+        let addrs = [r0.addr(), r1.addr(), format!("127.0.0.1:{}", free_port())];
+        smol::block_on(async {
+            let a = Locker::connect(Options::instances(addrs.clone()))
+                .await
+                .unwrap();
+            let b = Locker::connect(
+                Options::from_url(&format!("redis+instances://{}", addrs.join(","))).unwrap(),
+            )
+            .await
+            .unwrap();
+            let g = a.lock("i").await.unwrap();
+            assert_eq!(holders(&[&r0, &r1], "i", 0), [0]);
+            assert_eq!(holders(&[&r0, &r1], "i", 1), [1]);
+            assert!(matches!(b.try_lock("i").await, Err(Error::NotLocked)));
+            g.unlock().await.unwrap();
+            b.try_lock("i").await.unwrap().unlock().await.unwrap();
+            a.close().await;
+            b.close().await;
+        });
+    }
+
+    #[test]
+    fn cluster_connects_masters_beyond_the_seeds() {
+        let Some(nodes) = cluster(2) else { return };
+        smol::block_on(async {
+            let a = Locker::connect(Options::cluster([nodes[1].addr()]).client_name("clus"))
+                .await
+                .unwrap();
+            wait_named(&[&nodes[0], &nodes[1]], "clus");
+            let mut guards = Vec::new();
+            for n in ["n0", "n1", "n2", "n3"] {
+                guards.push(a.try_lock(n).await.unwrap());
+            }
+            assert_ne!(nodes[0].cli(&["dbsize"]), "0");
+            assert_ne!(nodes[1].cli(&["dbsize"]), "0");
+            for g in guards {
+                g.unlock().await.unwrap();
+            }
+            a.close().await;
         });
     }
 }
@@ -765,5 +1123,27 @@ mod on_glommio {
             ]),
             "0"
         );
+    }
+
+    /// The driver of a discovered master is spawned from a driver task,
+    /// with `glommio::spawn_local`.
+    #[test]
+    fn cluster_connects_masters_beyond_the_seeds() {
+        let Some(nodes) = cluster(2) else { return };
+        run(async {
+            let a = Locker::connect(Options::cluster([nodes[0].addr()]).client_name("clug"))
+                .await
+                .unwrap();
+            let mut guards = Vec::new();
+            for n in ["n0", "n1", "n2", "n3"] {
+                guards.push(a.try_lock(n).await.unwrap());
+            }
+            assert_ne!(nodes[0].cli(&["dbsize"]), "0");
+            assert_ne!(nodes[1].cli(&["dbsize"]), "0");
+            for g in guards {
+                g.unlock().await.unwrap();
+            }
+            a.close().await;
+        });
     }
 }
