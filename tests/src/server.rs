@@ -95,14 +95,24 @@ impl RedisServer {
     /// Like [`RedisServer::start_with`], but returns the error instead of
     /// panicking.
     pub fn try_start_with(args: &[&str]) -> Result<RedisServer, StartError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        RedisServer::try_start_with_fn(|_, _| args.clone())
+    }
+
+    /// Like [`RedisServer::try_start_with`], but the extra arguments are
+    /// computed for each attempt from the chosen port and the server's
+    /// directory (which survives [`RedisServer::restart`]), so they can name
+    /// files in that directory or more ports that must be free (a cluster
+    /// node's `--cluster-port`): when the server exits with "Address already
+    /// in use", the next attempt gets a fresh port and fresh arguments.
+    /// [`RedisServer::restart`] reuses the arguments of the attempt that
+    /// succeeded.
+    pub fn try_start_with_fn(
+        mut args: impl FnMut(u16, &Path) -> Vec<String>,
+    ) -> Result<RedisServer, StartError> {
         if !is_installed() {
             return Err(StartError::NotInstalled);
         }
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let password = args
-            .iter()
-            .position(|a| a == "--requirepass")
-            .and_then(|i| args.get(i + 1).cloned());
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port().map_err(|e| StartError::Failed(format!("no free port: {e}")))?;
@@ -113,11 +123,16 @@ impl RedisServer {
             ));
             std::fs::create_dir_all(&dir)
                 .map_err(|e| StartError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            let args = args(port, &dir);
+            let password = args
+                .iter()
+                .position(|a| a == "--requirepass")
+                .and_then(|i| args.get(i + 1).cloned());
             let server = RedisServer {
                 port,
                 dir,
-                args: args.clone(),
-                password: password.clone(),
+                args,
+                password,
                 child: Mutex::new(None),
             };
             match server.spawn_and_wait() {
