@@ -2,6 +2,10 @@
 //!
 //! - [`RedisServer`]: a throwaway `redis-server` per test (free loopback
 //!   port, no persistence, own directory; killed on drop; restartable).
+//! - [`RedisCluster`]: a real Redis Cluster (masters, replicas, failovers,
+//!   slot migrations) built from such servers; [`RedisInstances`]: N
+//!   independent servers. Both have a `shared()` form for non-destructive
+//!   tests (the servers of `.ci/run`, or one private set per test process).
 //! - [`Admin`]: an independent admin connection (the `redis` crate) that
 //!   deletes, expires, flushes and kills behind the locker's back.
 //! - [`TestRt`] with [`TokioRt`], [`SmolRt`] and [`GlommioRt`]: the runtimes
@@ -14,12 +18,18 @@
 //! (`apt-get install redis-server`); nothing is mocked.
 
 mod admin;
+mod cluster;
+mod instances;
 mod matrix;
 mod rt;
 mod server;
 pub mod sim;
 
 pub use admin::{Admin, Client};
+pub use cluster::{
+    ClusterNode, RedisCluster, Role, CLUSTER_ENV, DEFAULT_NODE_TIMEOUT, SETTLE_TIMEOUT, SLOTS,
+};
+pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use matrix::{
     error_kind, lock_keys, run, run_with_timeout, Ctx, Mode, Variant, EXTEND_INTERVAL,
     SCENARIO_TIMEOUT, VALIDITY,
