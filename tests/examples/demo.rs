@@ -3,11 +3,16 @@
 //!
 //! ```text
 //! cargo run --example demo                       # throwaway redis-server
+//! cargo run --example demo -- --cluster          # throwaway 3-master Redis Cluster
 //! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example demo
+//! REDIS_URL=redis+cluster://127.0.0.1:7000,127.0.0.1:7001 cargo run --example demo
 //! ```
 //!
 //! Without `REDIS_URL` it starts its own `redis-server` on a free port (and
-//! stops it at the end); `redis-server` must be on PATH.
+//! stops it at the end); `--cluster` (or `TRACKLOCK_DEMO_CLUSTER=1`) starts a
+//! throwaway Redis Cluster of 3 masters and 3 replicas on loopback ports
+//! instead, and the lock's keys then live on different masters.
+//! `redis-server` must be on PATH.
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
@@ -15,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracklock::{LostReason, Options};
-use tracklock_tests::{lock_keys, Admin, RedisServer, StartError, INSTALL_HINT};
+use tracklock_tests::{lock_keys, Admin, RedisCluster, RedisServer, StartError, INSTALL_HINT};
 
 type Locker = tracklock::tokio::Locker;
 
@@ -32,14 +37,38 @@ struct Stats {
     last: Option<usize>,
 }
 
+/// The servers the demo started (stopped when dropped).
+enum Throwaway {
+    None,
+    /// Held only so that dropping it stops the server.
+    Server(#[allow(dead_code)] RedisServer),
+    Cluster(RedisCluster),
+}
+
 fn main() -> ExitCode {
+    let cluster = std::env::args().skip(1).any(|a| a == "--cluster")
+        || std::env::var("TRACKLOCK_DEMO_CLUSTER").is_ok_and(|v| v == "1");
     let (server, url) = match std::env::var("REDIS_URL") {
-        Ok(url) => (None, url),
+        Ok(url) => (Throwaway::None, url),
+        Err(_) if cluster => match RedisCluster::try_start(3, 1) {
+            Ok(c) => {
+                let url = format!("redis+cluster://{}", c.seeds().join(","));
+                println!(
+                    "started a throwaway Redis Cluster: masters {}",
+                    c.master_addrs().join(", ")
+                );
+                (Throwaway::Cluster(c), url)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
         Err(_) => match RedisServer::try_start() {
             Ok(s) => {
                 let url = s.url();
                 println!("started a throwaway redis-server at {}", s.addr());
-                (Some(s), url)
+                (Throwaway::Server(s), url)
             }
             Err(StartError::NotInstalled) => {
                 eprintln!("redis-server was not found and REDIS_URL is not set.");
@@ -64,7 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(demo(&url));
+    let result = rt.block_on(demo(&url, &server));
     drop(server);
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -76,8 +105,41 @@ fn main() -> ExitCode {
     }
 }
 
-async fn demo(url: &str) -> Result<bool, Box<dyn StdError>> {
+/// Deletes `keys` behind the lockers' back, wherever they live.
+fn admin_delete(
+    url: &str,
+    server: &Throwaway,
+    keys: &[String],
+) -> Result<usize, Box<dyn StdError>> {
+    let attached;
+    let cluster = match server {
+        Throwaway::Cluster(c) => Some(c),
+        _ => match url.strip_prefix("redis+cluster://") {
+            Some(hosts) => {
+                let seeds: Vec<String> = hosts.split(',').map(str::to_owned).collect();
+                attached = RedisCluster::attach(&seeds)?;
+                Some(&attached)
+            }
+            None => None,
+        },
+    };
+    Ok(match cluster {
+        Some(c) => {
+            for k in keys {
+                println!(
+                    "  admin: {k} lives on the master at {}",
+                    c.addr(c.owner_of(k))
+                );
+            }
+            keys.iter().filter(|k| c.del(k)).count()
+        }
+        None => usize::try_from(Admin::connect(url).del(keys)).unwrap_or(0),
+    })
+}
+
+async fn demo(url: &str, server: &Throwaway) -> Result<bool, Box<dyn StdError>> {
     let opts = Options::from_url(url)?.validity(Duration::from_secs(2));
+    println!("mode: {}", opts.mode());
     let mut lockers = Vec::new();
     for i in 0..WORKERS {
         lockers.push(Locker::connect(opts.clone().client_name(format!("demo-worker-{i}"))).await?);
@@ -156,8 +218,7 @@ async fn demo(url: &str) -> Result<bool, Box<dyn StdError>> {
 
     // 3. An administrator deletes the keys behind the holder's back.
     println!("\n== keys deleted by an admin ==");
-    let admin = Admin::connect(url);
-    let deleted = admin.del(&lock_keys("rueidislock", NAME, 2));
+    let deleted = admin_delete(url, server, &lock_keys("rueidislock", NAME, 2))?;
     let at = Instant::now();
     println!("  admin: DEL of the lock's keys removed {deleted} keys");
     let lost = match tokio::time::timeout(Duration::from_secs(5), new.lost()).await {

@@ -1,0 +1,372 @@
+//! Real Redis Cluster scenarios (3 masters; 3 replicas where a failover is
+//! needed), each on tokio and smol with caching on and off. Every test name
+//! contains `cluster`: `cargo test -p tracklock-tests cluster`.
+//!
+//! Non-destructive scenarios share one cluster (the one `.ci/run` started,
+//! named by `TRACKLOCK_CLUSTER`, else one per test process); the ones that
+//! kill, fail over or migrate start their own.
+
+mod topo;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use topo::*;
+use tracklock::{Error, LostReason, Options};
+use tracklock_tests::{RedisCluster, TestRt};
+
+fn opts(c: &RedisCluster, caching: bool) -> Options {
+    tune(Options::cluster(c.seeds()), caching)
+}
+
+/// The value stored under each key of `name`, read from its owner.
+fn values(c: &RedisCluster, name: &str) -> Vec<Option<Vec<u8>>> {
+    keys(name).iter().map(|k| c.get(k)).collect()
+}
+
+/// Lets every node accept commands for the slots it serves even while some
+/// slots have no live master: what a lock majority needs to survive a lost
+/// master without replica.
+fn partial_coverage(c: &RedisCluster) {
+    for i in 0..c.len() {
+        if c.is_running(i) {
+            let _: String = c
+                .admin(i)
+                .cmd("CONFIG", &["SET", "cluster-require-full-coverage", "no"]);
+        }
+    }
+}
+
+mod cluster_majority_and_exclusion {
+    use super::*;
+
+    /// The default majority (2 of 3 keys) is taken across the masters that
+    /// own the keys' slots; 10 lockers × 100 rounds never overlap.
+    async fn body<T: TestRt>(caching: bool) {
+        let c = RedisCluster::shared();
+        let name = spread_name(&c, "spread");
+        let l = connect::<T>(opts(&c, caching)).await;
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+        // Acquired at the majority; the last key's reply may still be on
+        // its way.
+        eventually::<T>(Duration::from_secs(2), "every key written", || {
+            values(&c, &name).iter().all(Option::is_some)
+        })
+        .await;
+        let v = values(&c, &name);
+        assert!(
+            v.windows(2).all(|w| w[0] == w[1]),
+            "one value on every master: {v:?}"
+        );
+        let owners: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
+        for (k, o) in keys(&name).iter().zip(&owners) {
+            assert!(
+                c.get_local(*o, k).expect("owner answers").is_some(),
+                "{k} lives on its slot owner {o}"
+            );
+        }
+        g.unlock().await.expect("unlock");
+        assert!(
+            values(&c, &name).iter().all(Option::is_none),
+            "released everywhere"
+        );
+
+        let mut lockers = vec![l];
+        for _ in 1..10 {
+            lockers.push(connect::<T>(opts(&c, caching)).await);
+        }
+        let name = fresh("exclusion");
+        let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
+        assert_eq!(done, 1000);
+        assert_eq!(max_seen, 1, "two holders at once");
+        for l in &lockers {
+            eventually::<T>(Duration::from_secs(3), "locker idle", || {
+                l.active_locks() == 0
+            })
+            .await;
+        }
+        eventually::<T>(Duration::from_secs(3), "no keys left", || {
+            values(&c, &name).iter().all(Option::is_none)
+        })
+        .await;
+        for l in &lockers {
+            l.close().await;
+        }
+    }
+
+    variants!(body, Duration::from_secs(120));
+}
+
+mod cluster_waiter_woken_across_nodes {
+    use super::*;
+
+    /// A waiter is woken by a release whose keys live on the other masters,
+    /// long before its fallback timer (the holder's TTL, 10 s here).
+    async fn body<T: TestRt>(caching: bool) {
+        let c = RedisCluster::shared();
+        let name = spread_name(&c, "wake");
+        let o = opts(&c, caching).validity(Duration::from_secs(10));
+        let holder = connect::<T>(o.clone()).await;
+        let waiter = connect::<T>(o).await;
+        for _ in 0..3 {
+            let g = lock_within::<T>(&holder, &name, Duration::from_secs(5)).await;
+            let w = waiter.clone();
+            let n = name.clone();
+            let waiting = T::spawn(async move {
+                let g = w.lock(&n).await.expect("waiter lock");
+                let at = Instant::now();
+                g.unlock().await.expect("waiter unlock");
+                at
+            });
+            T::sleep(Duration::from_millis(200)).await;
+            assert!(
+                !waiting.is_finished(),
+                "the waiter waits while the lock is held"
+            );
+            let released = Instant::now();
+            g.unlock().await.expect("unlock");
+            let got = waiting.await;
+            let waited = got.saturating_duration_since(released);
+            assert!(
+                waited < Duration::from_millis(1500),
+                "waiter took {waited:?} after the release (caching {caching})"
+            );
+        }
+        holder.close().await;
+        waiter.close().await;
+    }
+
+    variants!(body, Duration::from_secs(60));
+}
+
+mod cluster_master_killed {
+    use super::*;
+
+    /// A master without replica dies while two locks are held: the lock with
+    /// one key there keeps its majority, the lock with two keys there is
+    /// told it lost; new locks on names with a majority on live masters
+    /// still succeed; the restarted master is used again.
+    async fn body<T: TestRt>(caching: bool) {
+        let c = Arc::new(RedisCluster::start(3, 0));
+        partial_coverage(&c);
+        let l = connect::<T>(opts(&c, caching)).await;
+        let clump = clumped_name(&c, "clump");
+        let victim = c.owner_of(&keys(&clump)[0]);
+        // A spread name has exactly one key on the victim.
+        let spread = spread_name(&c, "spread");
+        let keeps = lock_within::<T>(&l, &spread, Duration::from_secs(5)).await;
+        let loses = lock_within::<T>(&l, &clump, Duration::from_secs(5)).await;
+
+        c.kill(victim);
+        let (reason, after) = expect_lost::<T>(&loses, VALIDITY + Duration::from_secs(2)).await;
+        assert!(
+            matches!(reason, LostReason::Expired | LostReason::KeysChanged),
+            "{reason:?} after {after:?}"
+        );
+        expect_held_for::<T>(&keeps, VALIDITY * 2).await;
+        let other = spread_name(&c, "later");
+        let g = lock_within::<T>(&l, &other, Duration::from_secs(5)).await;
+        g.unlock().await.expect("unlock");
+        drop(loses);
+
+        c.restart(victim);
+        c.wait_settled();
+        partial_coverage(&c);
+        // The restarted master is used again: its key of a new lock is
+        // written there, and the holder takes its key back.
+        let again = spread_name(&c, "again");
+        let g = lock_within::<T>(&l, &again, Duration::from_secs(10)).await;
+        let on_victim = keys(&again)
+            .into_iter()
+            .find(|k| c.owner_of(k) == victim)
+            .expect("a key on the victim");
+        eventually::<T>(
+            Duration::from_secs(5),
+            "key written on the restarted master",
+            || c.get_local(victim, &on_victim).ok().flatten().is_some(),
+        )
+        .await;
+        let back = keys(&spread)
+            .into_iter()
+            .find(|k| c.owner_of(k) == victim)
+            .expect("a key on the victim");
+        eventually::<T>(
+            VALIDITY * 2,
+            "holder re-took its key on the restarted master",
+            || c.get_local(victim, &back).ok().flatten().is_some(),
+        )
+        .await;
+        assert!(keeps.is_held());
+        g.unlock().await.expect("unlock");
+        keeps.unlock().await.expect("unlock");
+        for name in [&spread, &clump, &other, &again] {
+            eventually::<T>(Duration::from_secs(3), "no keys left", || {
+                values(&c, name).iter().all(Option::is_none)
+            })
+            .await;
+        }
+        l.close().await;
+    }
+
+    variants!(body, Duration::from_secs(90));
+}
+
+mod cluster_failover_keeps_lock {
+    use super::*;
+
+    /// A master is killed and its replica takes over while the lock is
+    /// held: the holder keeps it throughout and goes on extending its key
+    /// on the new master.
+    async fn body<T: TestRt>(caching: bool) {
+        let c = Arc::new(RedisCluster::start(3, 1));
+        // Without it the live masters refuse every command (CLUSTERDOWN)
+        // until the replica took over, and no lock survives a failover.
+        partial_coverage(&c);
+        let l = connect::<T>(opts(&c, caching)).await;
+        let name = spread_name(&c, "failover");
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+        let k0 = keys(&name)[0].clone();
+        let victim = c.owner_of(&k0);
+        // Let the key reach the replica.
+        let _: i64 = c.admin(victim).cmd("WAIT", &["1", "2000"]);
+        c.kill(victim);
+        let promoted = c.wait_for_failover_of(victim);
+        expect_held_for::<T>(&g, VALIDITY * 2).await;
+        let value = c.get(&keys(&name)[1]);
+        assert_eq!(c.owner_of(&k0), promoted);
+        assert_eq!(c.get(&k0), value, "the key survived on the new master");
+        // Still extended there: after a whole validity its TTL is fresh.
+        T::sleep(VALIDITY).await;
+        let ttl = c.pttl(&k0);
+        assert!(ttl > 0, "key extended on the new master (pttl {ttl})");
+        assert!(g.is_held());
+        let other = spread_name(&c, "after");
+        let g2 = lock_within::<T>(&l, &other, Duration::from_secs(5)).await;
+        g2.unlock().await.expect("unlock");
+        g.unlock().await.expect("unlock");
+        eventually::<T>(Duration::from_secs(3), "no keys left", || {
+            values(&c, &name).iter().all(Option::is_none)
+        })
+        .await;
+        l.close().await;
+    }
+
+    variants!(body, Duration::from_secs(90));
+}
+
+mod cluster_manual_failover {
+    use super::*;
+
+    /// `CLUSTER FAILOVER` on a replica while held: the holder re-verifies on
+    /// the new master and keeps the lock when the data is there, and loses
+    /// it when the promoted replica lacks a majority of the keys.
+    async fn body<T: TestRt>(caching: bool) {
+        let c = Arc::new(RedisCluster::start(3, 1));
+        let l = connect::<T>(opts(&c, caching)).await;
+
+        let name = spread_name(&c, "manual");
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+        let k1 = keys(&name)[1].clone();
+        let old = c.owner_of(&k1);
+        let r = c.replica_of(old).expect("replica");
+        c.manual_failover(r);
+        assert_eq!(c.owner_of(&k1), r);
+        expect_held_for::<T>(&g, VALIDITY * 2).await;
+        let ttl = c.pttl(&k1);
+        assert!(ttl > 0, "key extended on the new master (pttl {ttl})");
+        g.unlock().await.expect("unlock");
+
+        // Keys 0 and 1 on one master whose replica lost them.
+        let clump = clumped_name(&c, "diverged");
+        let g = lock_within::<T>(&l, &clump, Duration::from_secs(5)).await;
+        let ks = keys(&clump);
+        let m = c.owner_of(&ks[0]);
+        let r = c.replica_of(m).expect("replica");
+        c.make_replica_diverge_by_deleting_keys(r, &[ks[0].as_str(), ks[1].as_str()]);
+        c.manual_failover(r);
+        let (reason, after) = expect_lost::<T>(&g, VALIDITY + Duration::from_secs(12)).await;
+        assert!(
+            matches!(reason, LostReason::KeysChanged | LostReason::Expired),
+            "{reason:?} after {after:?}"
+        );
+        drop(g);
+        let again = lock_within::<T>(&l, &clump, Duration::from_secs(5)).await;
+        again.unlock().await.expect("unlock");
+        l.close().await;
+    }
+
+    variants!(body, Duration::from_secs(120));
+}
+
+mod cluster_slot_migration {
+    use super::*;
+
+    /// The slot of a held key migrates to another master: during the move
+    /// the holder follows `ASK`, after it `MOVED`; the lock is kept, the key
+    /// is extended on its new owner, a waiter gets the lock after the
+    /// release, and nothing is left behind.
+    async fn body<T: TestRt>(caching: bool) {
+        let c = Arc::new(RedisCluster::start(3, 0));
+        let l = connect::<T>(opts(&c, caching)).await;
+        let waiter = connect::<T>(opts(&c, caching)).await;
+        let name = spread_name(&c, "migrate");
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+        let k0 = keys(&name)[0].clone();
+        let slot = c.slot_of(&k0);
+        let from = c.owner_of(&k0);
+        let to = (0..c.len()).find(|&i| i != from).expect("another master");
+
+        c.begin_migration(slot, from, to);
+        assert!(c.migrate_keys(slot, from, to) >= 1, "the key moved");
+        // Mid-migration: extensions reach the key through ASK.
+        expect_held_for::<T>(&g, VALIDITY).await;
+        c.finish_migration(slot, to);
+        expect_held_for::<T>(&g, VALIDITY).await;
+        assert_eq!(c.owner_of(&k0), to);
+        let ttl = c.pttl(&k0);
+        assert!(ttl > 0, "key extended on its new owner (pttl {ttl})");
+
+        let w = waiter.clone();
+        let n = name.clone();
+        let waiting = T::spawn(async move {
+            let g = w.lock(&n).await.expect("waiter lock");
+            g.unlock().await.expect("waiter unlock");
+        });
+        T::sleep(Duration::from_millis(100)).await;
+        g.unlock().await.expect("unlock");
+        match T::timeout(Duration::from_secs(5), waiting).await {
+            Some(()) => {}
+            None => panic!("waiter hung after the release"),
+        }
+        eventually::<T>(Duration::from_secs(3), "no keys left", || {
+            values(&c, &name).iter().all(Option::is_none)
+        })
+        .await;
+        l.close().await;
+        waiter.close().await;
+    }
+
+    variants!(body, Duration::from_secs(90));
+}
+
+mod cluster_errors {
+    use super::*;
+
+    #[test]
+    fn cluster_mode_against_a_standalone_server_is_a_typed_error() {
+        let s = tracklock_tests::RedisServer::start();
+        let r = tracklock_tests::TokioRt::block_on(tracklock_tests::TokioRt::connect(
+            Options::cluster([s.addr()]),
+        ));
+        assert!(matches!(r, Err(Error::Topology { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn single_mode_against_a_cluster_node_is_a_typed_error() {
+        let c = RedisCluster::shared();
+        let r = tracklock_tests::SmolRt::block_on(tracklock_tests::SmolRt::connect(Options::new(
+            c.addr(0),
+        )));
+        assert!(matches!(r, Err(Error::Topology { .. })), "{r:?}");
+    }
+}

@@ -1,0 +1,163 @@
+//! Independent-instance quorums on real servers: 3 standalone
+//! `redis-server`s, key `i` on instance `i mod 3`, each on tokio and smol
+//! with caching on and off. Every test name contains `instances`:
+//! `cargo test -p tracklock-tests instances`.
+
+mod topo;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use topo::*;
+use tracklock::{LostReason, Options};
+use tracklock_tests::{RedisInstances, TestRt};
+
+fn opts(s: &RedisInstances, caching: bool) -> Options {
+    tune(Options::instances(s.addrs()), caching)
+}
+
+/// The value under key `i` of `name`, read from instance `i`.
+fn values(s: &RedisInstances, name: &str) -> Vec<Option<Vec<u8>>> {
+    keys(name)
+        .iter()
+        .enumerate()
+        .map(|(i, k)| s.admin(i % s.len()).get(k))
+        .collect()
+}
+
+mod instances_majority_and_exclusion {
+    use super::*;
+
+    /// Keys land on instance `i mod 3`, one value everywhere; 10 lockers ×
+    /// 100 rounds never overlap; nothing is left behind.
+    async fn body<T: TestRt>(caching: bool) {
+        let s = RedisInstances::shared();
+        let name = fresh("inst");
+        let l = connect::<T>(opts(&s, caching)).await;
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+        // Acquired at the majority; the last key's reply may still be on
+        // its way.
+        eventually::<T>(Duration::from_secs(2), "key i on instance i", || {
+            values(&s, &name).iter().all(Option::is_some)
+        })
+        .await;
+        let v = values(&s, &name);
+        assert!(
+            v.windows(2).all(|w| w[0] == w[1]),
+            "one value everywhere: {v:?}"
+        );
+        for (i, k) in keys(&name).iter().enumerate() {
+            for j in (0..3).filter(|&j| j != i) {
+                assert!(s.admin(j).get(k).is_none(), "{k} only on instance {i}");
+            }
+        }
+        g.unlock().await.expect("unlock");
+        assert!(values(&s, &name).iter().all(Option::is_none));
+
+        let mut lockers = vec![l];
+        for _ in 1..10 {
+            lockers.push(connect::<T>(opts(&s, caching)).await);
+        }
+        let name = fresh("inst-excl");
+        let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
+        assert_eq!(done, 1000);
+        assert_eq!(max_seen, 1, "two holders at once");
+        eventually::<T>(Duration::from_secs(3), "no keys left", || {
+            values(&s, &name).iter().all(Option::is_none)
+        })
+        .await;
+        for l in &lockers {
+            l.close().await;
+        }
+    }
+
+    variants!(body, Duration::from_secs(120));
+}
+
+mod instances_waiter_woken {
+    use super::*;
+
+    /// A waiter is woken by the release (invalidations from the instances
+    /// it tracks), well before its fallback timer (10 s TTL).
+    async fn body<T: TestRt>(caching: bool) {
+        let s = RedisInstances::shared();
+        let name = fresh("inst-wake");
+        let o = opts(&s, caching).validity(Duration::from_secs(10));
+        let holder = connect::<T>(o.clone()).await;
+        let waiter = connect::<T>(o).await;
+        for _ in 0..3 {
+            let g = lock_within::<T>(&holder, &name, Duration::from_secs(5)).await;
+            let w = waiter.clone();
+            let n = name.clone();
+            let waiting = T::spawn(async move {
+                let g = w.lock(&n).await.expect("waiter lock");
+                let at = Instant::now();
+                g.unlock().await.expect("waiter unlock");
+                at
+            });
+            T::sleep(Duration::from_millis(200)).await;
+            assert!(
+                !waiting.is_finished(),
+                "the waiter waits while the lock is held"
+            );
+            let released = Instant::now();
+            g.unlock().await.expect("unlock");
+            let waited = waiting.await.saturating_duration_since(released);
+            assert!(
+                waited < Duration::from_millis(1500),
+                "waiter took {waited:?}"
+            );
+        }
+        holder.close().await;
+        waiter.close().await;
+    }
+
+    variants!(body, Duration::from_secs(60));
+}
+
+mod instances_one_killed {
+    use super::*;
+
+    /// One instance dies while held: the holder keeps the lock (two of
+    /// three keys), new locks still succeed, a second death loses it, and
+    /// restarted instances are used again. A locker connecting while one
+    /// instance is down connects and locks.
+    async fn body<T: TestRt>(caching: bool) {
+        let s = Arc::new(RedisInstances::start(3));
+        let l = connect::<T>(opts(&s, caching)).await;
+        let name = fresh("kill");
+        let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
+
+        s.kill(0);
+        expect_held_for::<T>(&g, VALIDITY * 2).await;
+        let other = fresh("kill-other");
+        let g2 = lock_within::<T>(&l, &other, Duration::from_secs(5)).await;
+        g2.unlock().await.expect("unlock");
+        let late = connect::<T>(opts(&s, caching)).await;
+        let g3 = lock_within::<T>(&late, &fresh("late"), Duration::from_secs(5)).await;
+        g3.unlock().await.expect("unlock");
+
+        s.kill(1);
+        let (reason, after) = expect_lost::<T>(&g, VALIDITY + Duration::from_secs(2)).await;
+        assert_eq!(reason, LostReason::Expired, "after {after:?}");
+        drop(g);
+
+        s.restart(0);
+        s.restart(1);
+        let again = fresh("kill-again");
+        let g = lock_within::<T>(&l, &again, Duration::from_secs(10)).await;
+        eventually::<T>(Duration::from_secs(5), "every instance used again", || {
+            values(&s, &again).iter().all(Option::is_some)
+        })
+        .await;
+        g.unlock().await.expect("unlock");
+        eventually::<T>(Duration::from_secs(3), "no keys left", || {
+            values(&s, &again).iter().all(Option::is_none)
+        })
+        .await;
+        l.close().await;
+        late.close().await;
+    }
+
+    variants!(body, Duration::from_secs(60));
+}

@@ -1,0 +1,197 @@
+//! What the `cluster` and `instances` suites share: the runner, the
+//! variant macro, contention and name pickers.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracklock::{Guard, Locker, LostReason, Options};
+use tracklock_tests::{RedisCluster, TestRt};
+
+/// TTL written on every key (extended every second).
+pub const VALIDITY: Duration = Duration::from_secs(2);
+
+/// Runs `body` on runtime `T` in its own thread, failing after `limit`.
+pub fn run<T, F, Fut>(limit: Duration, body: F)
+where
+    T: TestRt,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let thread = std::thread::Builder::new()
+        .name(T::NAME.to_owned())
+        .spawn(move || {
+            if T::block_on(T::timeout(limit, body())).is_none() {
+                panic!("did not finish within {limit:?} (hang?)");
+            }
+        })
+        .expect("spawn test thread");
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// One `#[test]` per runtime {tokio, smol} × caching {on, off} for
+/// `async fn body<T: TestRt>(caching: bool)`, in the current module.
+#[macro_export]
+macro_rules! variants {
+    ($body:ident, $limit:expr) => {
+        variants!(@one tokio_cache_on, TokioRt, true, $body, $limit);
+        variants!(@one tokio_cache_off, TokioRt, false, $body, $limit);
+        variants!(@one smol_cache_on, SmolRt, true, $body, $limit);
+        variants!(@one smol_cache_off, SmolRt, false, $body, $limit);
+    };
+    (@one $name:ident, $rt:ident, $caching:expr, $body:ident, $limit:expr) => {
+        #[test]
+        fn $name() {
+            $crate::topo::run::<tracklock_tests::$rt, _, _>($limit, || {
+                $body::<tracklock_tests::$rt>($caching)
+            });
+        }
+    };
+}
+
+/// Options shared by the suites.
+pub fn tune(o: Options, caching: bool) -> Options {
+    o.validity(VALIDITY).client_caching(caching)
+}
+
+/// Connects on `T`, panicking with the error.
+pub async fn connect<T: TestRt>(opts: Options) -> Locker<T::R> {
+    match T::connect(opts).await {
+        Ok(l) => l,
+        Err(e) => panic!("connect failed: {e} ({e:?})"),
+    }
+}
+
+/// The keys of `name` (default prefix, majority 2).
+pub fn keys(name: &str) -> Vec<String> {
+    (0..3).map(|i| format!("rueidislock:{i}:{name}")).collect()
+}
+
+/// A fresh name (unique per process and call) starting with `stem`.
+pub fn fresh(stem: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{stem}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh name whose three keys live on three different masters.
+pub fn spread_name(c: &RedisCluster, stem: &str) -> String {
+    loop {
+        let name = fresh(stem);
+        let o: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
+        if o[0] != o[1] && o[1] != o[2] && o[0] != o[2] {
+            return name;
+        }
+    }
+}
+
+/// A fresh name whose keys 0 and 1 share a master and key 2 lives on
+/// another: losing that master loses the lock.
+pub fn clumped_name(c: &RedisCluster, stem: &str) -> String {
+    loop {
+        let name = fresh(stem);
+        let o: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
+        if o[0] == o[1] && o[2] != o[0] {
+            return name;
+        }
+    }
+}
+
+/// Every locker takes `name` `rounds` times, holding it about a
+/// millisecond; returns completed rounds and the most holders seen at once.
+pub async fn contend<T: TestRt>(
+    lockers: &[Locker<T::R>],
+    name: &str,
+    rounds: usize,
+) -> (usize, i32) {
+    let holders = Arc::new(AtomicI32::new(0));
+    let max_seen = Arc::new(AtomicI32::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (i, locker) in lockers.iter().enumerate() {
+        let locker = locker.clone();
+        let (holders, max_seen, done) = (holders.clone(), max_seen.clone(), done.clone());
+        let name = name.to_owned();
+        tasks.push(T::spawn(async move {
+            for r in 0..rounds {
+                let guard = match locker.lock(&name).await {
+                    Ok(g) => g,
+                    Err(e) => panic!("locker {i} round {r}: lock failed: {e}"),
+                };
+                let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                max_seen.fetch_max(now, Ordering::SeqCst);
+                assert!(
+                    guard.is_held(),
+                    "locker {i} round {r}: fresh guard not held"
+                );
+                T::sleep(Duration::from_millis(1)).await;
+                max_seen.fetch_max(holders.load(Ordering::SeqCst), Ordering::SeqCst);
+                holders.fetch_sub(1, Ordering::SeqCst);
+                guard
+                    .unlock()
+                    .await
+                    .unwrap_or_else(|e| panic!("locker {i} round {r}: unlock failed: {e}"));
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await;
+    }
+    (done.load(Ordering::SeqCst), max_seen.load(Ordering::SeqCst))
+}
+
+/// Locks `name` within `within`.
+pub async fn lock_within<T: TestRt>(l: &Locker<T::R>, name: &str, within: Duration) -> Guard<T::R> {
+    match T::timeout(within, l.lock(name)).await {
+        Some(Ok(g)) => g,
+        Some(Err(e)) => panic!("lock({name:?}) failed: {e}"),
+        None => panic!("lock({name:?}) not acquired within {within:?}"),
+    }
+}
+
+/// Asserts `guard` is not told of a loss for `d` and is still held.
+pub async fn expect_held_for<T: TestRt>(guard: &Guard<T::R>, d: Duration) {
+    if let Some(r) = T::timeout(d, guard.lost()).await {
+        panic!(
+            "guard {:?} lost ({r:?}) while it should be held",
+            guard.name()
+        );
+    }
+    assert!(guard.is_held(), "guard {:?} not held", guard.name());
+}
+
+/// Awaits the loss of `guard` for at most `within`.
+pub async fn expect_lost<T: TestRt>(
+    guard: &Guard<T::R>,
+    within: Duration,
+) -> (LostReason, Duration) {
+    let start = Instant::now();
+    match T::timeout(within, guard.lost()).await {
+        Some(r) => (r, start.elapsed()),
+        None => panic!(
+            "guard {:?} not told it lost within {within:?}; held={}",
+            guard.name(),
+            guard.is_held()
+        ),
+    }
+}
+
+/// Polls `cond` every 20 ms for at most `within`; panics with `what`.
+pub async fn eventually<T: TestRt>(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > within {
+            panic!("not within {within:?}: {what}");
+        }
+        T::sleep(Duration::from_millis(20)).await;
+    }
+}
