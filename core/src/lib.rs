@@ -44,6 +44,14 @@ pub use keys::MAX_MAJORITY;
 pub use storage::Text;
 pub use time::Instant;
 
+/// The Redis Cluster hash slot (0..16384) of `key`: CRC16/XMODEM of the key,
+/// or of its `{hash tag}` when it has one, as `CLUSTER KEYSLOT` computes it.
+/// The keys of a lock are `{prefix}:{i}:{name}`; a tag in the name puts them
+/// all in one slot, hence on one master.
+pub fn key_slot(key: &[u8]) -> u16 {
+    cluster::key_slot(&[key])
+}
+
 /// True when built with the `alloc` feature (growable storage), false in the
 /// fixed-capacity build whose limits are in [`capacity`].
 pub const ALLOC: bool = cfg!(feature = "alloc");
