@@ -14,6 +14,12 @@
 //!   [`Engine::consume_transmit`], [`Engine::poll_timeout`],
 //!   [`Engine::poll_event`].
 //!
+//! Topologies ([`Topology`]): one node; independent instances (key `i` on
+//! node `i mod n`); or a Redis Cluster, where the engine itself learns the
+//! slot map (`CLUSTER SHARDS`/`SLOTS`), routes each key to its slot's master,
+//! follows `MOVED`/`ASK`, and asks the caller to connect to masters it
+//! discovers ([`Event::NodeAdded`], [`Engine::node_address`]).
+//!
 //! The same inputs give the same outputs byte for byte (randomness comes from a
 //! caller-seeded generator), which is what the deterministic simulator relies on.
 #![no_std]

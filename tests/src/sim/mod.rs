@@ -14,6 +14,9 @@
 //!   without data, locker pauses, admin deletes/overwrites/`PEXPIRE`/flushes)
 //!   and the discrete-event loop: time jumps to the next event, and the
 //!   world calls `handle_timeout` exactly at each engine's `poll_timeout`.
+//! - [`cluster`]: Redis Cluster mode (hash slots, configuration versions
+//!   seen through per-node views, `MOVED`/`ASK`, `CLUSTER SHARDS` and
+//!   `SLOTS`), served by [`server`] nodes.
 //! - [`check`] (module docs list the invariants): SPEC §9's claims, checked
 //!   after every step.
 //!
@@ -27,6 +30,7 @@
 
 pub mod check;
 pub mod clock;
+pub mod cluster;
 pub mod hostile;
 pub mod net;
 pub mod params;

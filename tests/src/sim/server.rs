@@ -23,6 +23,17 @@
 //! - `SET ... PXAT <past>` replies `+OK` and leaves no key; `EVALSHA` of an
 //!   unloaded script replies `-NOSCRIPT No matching script. Please use EVAL.`
 //!
+//! Cluster mode (`Node::cluster`): `HELLO` reports `mode: cluster` and the
+//! node's role; a key command for a slot the node's view does not give it
+//! is answered `-MOVED <slot> <host>:<port>` (replicas redirect to their
+//! master); a migrating source answers `-ASK` for keys it no longer has and
+//! an importing target serves the slot only right after `ASKING`;
+//! `CLUSTER SHARDS` / `CLUSTER SLOTS` describe the node's view (Redis 6.2
+//! nodes refuse `SHARDS`). A master logs every change of its keyspace as a
+//! [`ReplOp`] for its replica; a replica applies them (with invalidations
+//! for clients still tracking there), runs no expiry cycle and reports no
+//! [`Change`]s (the checker looks at masters).
+//!
 //! Scripts are executed natively: the node knows the engine's Lua scripts by
 //! their exact text (copied below). A script it does not know is a contract
 //! error that fails the run: update this file together with `core/src/scripts.rs`.
@@ -32,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracklock_core::resp::{parse, Frame};
 
 use super::clock::Clock;
+use super::cluster::{self, key_slot, NodeCluster};
 use super::rng::SimRng;
 
 /// Copy of `tracklock_core`'s relative extend script (must match byte for byte).
@@ -111,6 +123,26 @@ pub enum Cause {
     DataLoss,
 }
 
+/// A change of a master's keyspace, for its replica.
+#[derive(Debug, Clone)]
+pub enum ReplOp {
+    /// `key` of `db` now holds `entry` (expiry on the master's clock), or
+    /// nothing.
+    Key {
+        /// The database.
+        db: u32,
+        /// The key.
+        key: Vec<u8>,
+        /// Its new state.
+        entry: Option<Entry>,
+    },
+    /// A database (or all) was flushed.
+    Flush {
+        /// `None`: every database.
+        db: Option<u32>,
+    },
+}
+
 /// A key's value went away (deleted, expired or replaced).
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -139,6 +171,11 @@ pub struct Fx {
     pub errors: Vec<String>,
     /// Connections the node closed (protocol error).
     pub closed: Vec<u64>,
+    /// Keyspace changes of a master, for its replica: `(node, op)`.
+    pub repl: Vec<(usize, ReplOp)>,
+    /// Releases refused with an error (`CLUSTERDOWN`): `(key, value)`. The
+    /// engine leaves such a key to expire.
+    pub refused_releases: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -149,6 +186,8 @@ struct Client {
     noloop: bool,
     authed: bool,
     orphan: bool,
+    /// `ASKING` was the previous command (cluster).
+    asking: bool,
     rx: Vec<u8>,
     out: Vec<u8>,
     /// Invalidations for this client caused by its own command: sent after the reply.
@@ -192,6 +231,14 @@ pub struct Node {
     known: [([u8; 40], ScriptKind, &'static str); 3],
     /// Counters: commands served.
     pub commands: u64,
+    /// Cluster mode: the node's view and migration state.
+    pub cluster: Option<NodeCluster>,
+    /// Serving as a replica (cluster): no expiry cycle, no [`Change`]s, no
+    /// replication of its own.
+    pub replica: bool,
+    /// Counters (cluster): `MOVED`, `ASK` replies, `ASKING` commands,
+    /// `CLUSTER SHARDS` and `CLUSTER SLOTS` served, `CLUSTERDOWN` replies.
+    pub cluster_counts: [u64; 6],
 }
 
 fn simple(out: &mut Vec<u8>, s: &str) {
@@ -286,6 +333,9 @@ impl Node {
             scripts: BTreeSet::new(),
             known,
             commands: 0,
+            cluster: None,
+            replica: false,
+            cluster_counts: [0; 6],
         };
         n.add_admin();
         n
@@ -301,6 +351,7 @@ impl Node {
                 noloop: false,
                 authed: true,
                 orphan: false,
+                asking: false,
                 rx: Vec::new(),
                 out: Vec::new(),
                 pending: Vec::new(),
@@ -340,6 +391,7 @@ impl Node {
                 noloop: false,
                 authed: self.password.is_none(),
                 orphan: false,
+                asking: false,
                 rx: Vec::new(),
                 out: Vec::new(),
                 pending: Vec::new(),
@@ -387,6 +439,30 @@ impl Node {
         }
     }
 
+    /// A restart without data, reported at restart (cluster nodes keep
+    /// their data while down: their replica may be compared against it).
+    pub fn wipe(&mut self, fx: &mut Fx) {
+        let dbs = std::mem::take(&mut self.dbs);
+        for db in dbs.into_values() {
+            for (key, e) in db {
+                self.report(fx, key, e, Cause::DataLoss);
+            }
+        }
+    }
+
+    /// Marks a stored key as written by bytes nobody waits for any more
+    /// (a value a failover brought back: its writer released it).
+    pub fn mark_orphan(&mut self, db: u32, key: &[u8]) {
+        if let Some(e) = self.dbs.get_mut(&db).and_then(|m| m.get_mut(key)) {
+            e.orphan = true;
+        }
+    }
+
+    /// The stored entry of `key` (expired or not).
+    pub fn stored(&self, db: u32, key: &[u8]) -> Option<&Entry> {
+        self.dbs.get(&db)?.get(key)
+    }
+
     /// The live (not logically expired) entry of `key` in `db` at real time `real`.
     pub fn peek(&self, db: u32, key: &[u8], real: u64) -> Option<&Entry> {
         let now = self.now_ms(real);
@@ -416,7 +492,7 @@ impl Node {
     }
 
     fn report(&self, fx: &mut Fx, key: Vec<u8>, e: Entry, cause: Cause) {
-        if key.starts_with(&self.prefix) {
+        if key.starts_with(&self.prefix) && !self.replica {
             fx.changes.push(Change {
                 node: self.id,
                 key,
@@ -533,12 +609,24 @@ impl Node {
             orphan: c.orphan,
         };
         let authed = c.authed;
+        let asking = c.asking;
         let mut out = Vec::new();
         let name = args[0].to_ascii_uppercase();
         if !authed && name != b"HELLO" {
             error(&mut out, "NOAUTH Authentication required.");
+        } else if let Some(redirect) = self.redirect(ctx, &name, args, asking) {
+            if redirect.starts_with("CLUSTERDOWN") && self.is_release(&name, args) {
+                fx.refused_releases
+                    .push((args[3].clone(), args.get(4).cloned().unwrap_or_default()));
+            }
+            error(&mut out, &redirect);
         } else {
             self.dispatch(ctx, &name, args, &mut out, fx);
+        }
+        if name != b"ASKING" {
+            if let Some(c) = self.clients.get_mut(&conn) {
+                c.asking = false;
+            }
         }
         if self.trace {
             let shown: Vec<String> = args
@@ -599,7 +687,26 @@ impl Node {
         match name {
             b"HELLO" => self.hello(ctx, args, out),
             b"PING" => simple(out, "PONG"),
+            b"ASKING" if self.cluster.is_some() => {
+                self.cluster_counts[2] += 1;
+                if let Some(c) = self.clients.get_mut(&ctx.client) {
+                    c.asking = true;
+                }
+                simple(out, "OK")
+            }
+            b"ASKING" | b"CLUSTER" if self.cluster.is_none() => {
+                fx.errors.push(format!(
+                    "node {}: engine sent {} to a standalone node",
+                    self.id,
+                    show(name)
+                ));
+                error(out, "ERR This instance has cluster support disabled")
+            }
+            b"CLUSTER" => self.cluster_command(args, out, fx),
             b"SELECT" => match args.get(1).and_then(|d| parse_u64(d)) {
+                Some(db) if db != 0 && self.cluster.is_some() => {
+                    error(out, "ERR SELECT is not allowed in cluster mode")
+                }
                 Some(db) if db < 16 => {
                     if let Some(c) = self.clients.get_mut(&ctx.client) {
                         c.db = db as u32;
@@ -738,9 +845,16 @@ impl Node {
         bulk(out, b"id");
         int(out, (ctx.client % 1_000_000) as i64);
         bulk(out, b"mode");
-        bulk(out, b"standalone");
+        bulk(
+            out,
+            if self.cluster.is_some() {
+                b"cluster"
+            } else {
+                b"standalone"
+            },
+        );
         bulk(out, b"role");
-        bulk(out, b"master");
+        bulk(out, if self.replica { b"replica" } else { b"master" });
         bulk(out, b"modules");
         out.extend_from_slice(b"*0\r\n");
     }
@@ -808,6 +922,22 @@ impl Node {
         if let Some(e) = self.db(ctx.db).remove(key) {
             self.report(fx, key.to_vec(), e, cause);
             self.signal(Some(ctx.client), key);
+            self.replicate(ctx.db, key, fx);
+        }
+    }
+
+    /// A master of a cluster logs the new state of `key` for its replica.
+    fn replicate(&self, db: u32, key: &[u8], fx: &mut Fx) {
+        if self.cluster.is_some() && !self.replica {
+            let entry = self.dbs.get(&db).and_then(|m| m.get(key)).cloned();
+            fx.repl.push((
+                self.id,
+                ReplOp::Key {
+                    db,
+                    key: key.to_vec(),
+                    entry,
+                },
+            ));
         }
     }
 
@@ -821,6 +951,7 @@ impl Node {
             e.expire_ms = Some(at_ms as u64);
             e.orphan |= ctx.orphan;
             self.signal(Some(ctx.client), key);
+            self.replicate(ctx.db, key, fx);
         }
         1
     }
@@ -891,6 +1022,7 @@ impl Node {
             }
         }
         self.signal(Some(ctx.client), key);
+        self.replicate(ctx.db, key, fx);
         simple(out, "OK");
     }
 
@@ -907,6 +1039,10 @@ impl Node {
                     self.report(fx, key, e, Cause::Written(ctx.writer));
                 }
             }
+        }
+        if self.cluster.is_some() && !self.replica {
+            let db = (!all).then_some(ctx.db);
+            fx.repl.push((self.id, ReplOp::Flush { db }));
         }
         self.tracking.clear();
         for (&id, c) in self.clients.iter_mut() {
@@ -1014,11 +1150,200 @@ impl Node {
         }
     }
 
+    // ---- cluster -------------------------------------------------------------
+
+    /// The redirect a cluster node answers `args` with, if any: `MOVED` when
+    /// its view gives the key's slot to another master, `ASK` when it is
+    /// migrating the slot and no longer has the key; an importing node
+    /// serves the slot right after `ASKING`. The admin is never redirected
+    /// (the world sends its commands where the key lives).
+    fn redirect(
+        &mut self,
+        ctx: Ctx,
+        name: &[u8],
+        args: &[Vec<u8>],
+        asking: bool,
+    ) -> Option<String> {
+        let cl = self.cluster.as_ref()?;
+        if ctx.client == ADMIN {
+            return None;
+        }
+        let key = match name {
+            b"GET" | b"PTTL" | b"SET" | b"DEL" | b"PEXPIRE" => args.get(1)?,
+            b"EVAL" | b"EVALSHA" => {
+                if args.get(2).and_then(|n| parse_u64(n)).unwrap_or(0) == 0 {
+                    return None;
+                }
+                args.get(3)?
+            }
+            _ => return None,
+        };
+        if cl.full_coverage && cl.topo.down() {
+            self.cluster_counts[5] += 1;
+            return Some("CLUSTERDOWN The cluster is down".into());
+        }
+        let slot = key_slot(key);
+        let owner = cl.topo.owner_node(slot);
+        if owner == self.id {
+            if let Some((s, target)) = cl.migrating {
+                // Redis looks the key up without expiring it: a logically
+                // expired key counts as missing.
+                if s == slot && self.peek_ms(ctx.db, key, ctx.now_ms).is_none() {
+                    self.cluster_counts[1] += 1;
+                    return Some(format!("ASK {slot} {}", cluster::addr(target)));
+                }
+            }
+            return None;
+        }
+        if asking && cl.importing.is_some_and(|(s, _)| s == slot) {
+            return None;
+        }
+        self.cluster_counts[0] += 1;
+        Some(format!("MOVED {slot} {}", cluster::addr(owner)))
+    }
+
+    /// True for the engine's release script (by body or SHA).
+    fn is_release(&self, name: &[u8], args: &[Vec<u8>]) -> bool {
+        (name == b"EVAL" || name == b"EVALSHA")
+            && args.len() >= 4
+            && args.get(1).is_some_and(|a| {
+                self.known.iter().any(|k| {
+                    k.1 == ScriptKind::Release
+                        && (k.2.as_bytes() == &a[..] || k.0[..] == a.to_ascii_lowercase()[..])
+                })
+            })
+    }
+
+    fn peek_ms(&self, db: u32, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.dbs
+            .get(&db)?
+            .get(key)
+            .filter(|e| e.expire_ms.is_none_or(|x| now_ms <= x))
+    }
+
+    fn cluster_command(&mut self, args: &[Vec<u8>], out: &mut Vec<u8>, fx: &mut Fx) {
+        let Some((topo, seven, shard_ids)) = self
+            .cluster
+            .as_ref()
+            .map(|c| (c.topo.clone(), c.seven, c.shard_ids))
+        else {
+            return;
+        };
+        let sub = args
+            .get(1)
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
+        match &sub[..] {
+            b"SHARDS" if seven => {
+                self.cluster_counts[3] += 1;
+                out.extend_from_slice(&cluster::shards_reply(&topo, shard_ids));
+            }
+            b"SHARDS" => error(out, "ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP."),
+            b"SLOTS" => {
+                self.cluster_counts[4] += 1;
+                out.extend_from_slice(&cluster::slots_reply(&topo, seven));
+            }
+            _ => {
+                fx.errors.push(format!(
+                    "node {}: engine sent a CLUSTER subcommand the simulator does not serve: {}",
+                    self.id,
+                    show(&sub)
+                ));
+                error(out, "ERR simulator: unsupported CLUSTER subcommand");
+            }
+        }
+    }
+
+    /// Every stored entry (expired or not), for a full resynchronisation.
+    pub fn dump(&self) -> BTreeMap<u32, BTreeMap<Vec<u8>, Entry>> {
+        self.dbs.clone()
+    }
+
+    /// A replica loads a full copy (expiry already on its clock): like
+    /// Redis emptying its data first, tracking clients are told to drop
+    /// everything.
+    pub fn load(&mut self, dbs: BTreeMap<u32, BTreeMap<Vec<u8>, Entry>>, fx: &mut Fx) {
+        self.dbs = dbs;
+        self.tracking.clear();
+        for (&id, c) in self.clients.iter_mut() {
+            if c.tracking && id != ADMIN {
+                invalidation(&mut c.out, None);
+            }
+        }
+        self.flush(fx);
+    }
+
+    /// A replica applies one change of its master (expiry already on its
+    /// clock); clients tracking the key there are told.
+    pub fn apply(&mut self, op: ReplOp, fx: &mut Fx) {
+        match op {
+            ReplOp::Key { db, key, entry } => {
+                match entry {
+                    Some(e) => {
+                        self.db(db).insert(key.clone(), e);
+                    }
+                    None => {
+                        self.db(db).remove(&key);
+                    }
+                }
+                self.signal(None, &key);
+            }
+            ReplOp::Flush { db } => {
+                match db {
+                    Some(db) => self.db(db).clear(),
+                    None => self.dbs.clear(),
+                }
+                self.tracking.clear();
+                for (&id, c) in self.clients.iter_mut() {
+                    if c.tracking && id != ADMIN {
+                        invalidation(&mut c.out, None);
+                    }
+                }
+            }
+        }
+        self.flush(fx);
+    }
+
+    /// The stored keys of `db` in hash slot `slot`.
+    pub fn keys_in_slot(&self, db: u32, slot: u16) -> Vec<Vec<u8>> {
+        self.dbs
+            .get(&db)
+            .map(|m| m.keys().filter(|k| key_slot(k) == slot).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `MIGRATE` at the source: the key leaves (a deletion for trackers and
+    /// the replica, not a [`Change`]: its value lives on at the target).
+    /// An already expired key is expired instead; `None` then.
+    pub fn take_key(&mut self, db: u32, key: &[u8], real: u64, fx: &mut Fx) -> Option<Entry> {
+        let now = self.now_ms(real);
+        let e = self.db(db).remove(key)?;
+        if e.expire_ms.is_some_and(|x| now > x) {
+            self.report(fx, key.to_vec(), e, Cause::Expired);
+            self.signal(None, key);
+            self.replicate(db, key, fx);
+            self.flush(fx);
+            return None;
+        }
+        self.signal(None, key);
+        self.replicate(db, key, fx);
+        self.flush(fx);
+        Some(e)
+    }
+
+    /// `RESTORE` at the target (expiry already on this node's clock).
+    pub fn put_key(&mut self, db: u32, key: &[u8], e: Entry, fx: &mut Fx) {
+        self.db(db).insert(key.to_vec(), e);
+        self.signal(None, key);
+        self.replicate(db, key, fx);
+        self.flush(fx);
+    }
+
     /// One active expiry cycle: samples up to 20 volatile keys and deletes
     /// the expired ones, repeating while more than a quarter were expired
     /// (like `activeExpireCycle`, simplified).
     pub fn active_expire(&mut self, real: u64, rng: &mut SimRng, fx: &mut Fx) {
-        if self.state != NodeState::Up {
+        if self.state != NodeState::Up || self.replica {
             return;
         }
         let now = self.now_ms(real);
@@ -1045,6 +1370,7 @@ impl Node {
                         if let Some(e) = self.db(db).remove(key) {
                             self.report(fx, key.clone(), e, Cause::Expired);
                             self.signal(None, key);
+                            self.replicate(db, key, fx);
                         }
                     }
                 }
