@@ -12,6 +12,16 @@
 //! guards are exempt from mutual exclusion and the lease check; they are
 //! what the prompt-loss check is about.
 //!
+//! **Data loss.** A node restarting without its data stays down for a
+//! whole lease first (a delayed restart), so nothing it held can be taken
+//! twice; the requests whose keys it held are only exempt from the lease
+//! check. A cluster failover cannot wait: the promoted replica lacks the
+//! writes it had not received yet. A lock survives losing keys as long as
+//! it keeps a majority; a request that a failover leaves with fewer than
+//! `m` of its keys (lost keys, and keys whose extension was lost, do not
+//! count) is *undermined*: exempt like a tainted one (`failover_exemption`;
+//! off, the checker must catch the double grant).
+//!
 //! The checks:
 //! - mutual exclusion: at every `Acquired`, no other untainted guard of the
 //!   name believes (at that same real instant);
@@ -31,12 +41,12 @@
 //!   remains (before any TTL could have run out), and once past every TTL
 //!   nothing remains and every engine is idle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tracklock_core::{LockId, LockMode, NodeId};
 
 use super::server::{Cause, Change, NodeState, Writer, EXTEND_PX, EXTEND_PXAT};
-use super::world::{key_name, node_of, LinkState, Phase, World};
+use super::world::{key_name, LinkState, Phase, World};
 
 const MS: u64 = 1_000_000;
 
@@ -52,6 +62,19 @@ pub(crate) struct Req {
     data_lost: bool,
     /// The request this one's lease was handed off to (local hand-off).
     successor: Option<(usize, u64)>,
+    /// `(key index, value)` of this locker's keys of the name that a
+    /// failover lost while the request was alive.
+    failover_lost: BTreeSet<(usize, Vec<u8>)>,
+}
+
+/// A lock key a failover lost: the old master held it, the promoted
+/// replica does not (or with an earlier expiry: `shortened`).
+#[derive(Debug, Clone)]
+pub(crate) struct LostKey {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) writer: Writer,
+    pub(crate) shortened: bool,
 }
 
 #[derive(Debug)]
@@ -121,6 +144,7 @@ impl World {
                 value: None,
                 data_lost: false,
                 successor: None,
+                failover_lost: BTreeSet::new(),
             },
         );
     }
@@ -162,16 +186,158 @@ impl World {
         }
     }
 
+    /// `(node, key)` for every key of `name` and every node it may be on
+    /// (two while its cluster slot migrates: it is on one of them).
     fn names_keys(&self, name: usize) -> Vec<(usize, Vec<u8>)> {
         let prefix = self.p.config.prefix.as_str();
+        let mut out = Vec::new();
+        for i in 0..self.p.config.key_count() {
+            let key = key_name(prefix, i, &self.p.names[name]);
+            for n in self.key_nodes(i, &key) {
+                out.push((n, key.clone()));
+            }
+        }
+        out
+    }
+
+    /// Keys of `name` carrying `value` now, leaving out those a failover
+    /// lost for request `req` (a value still there with a lost extension).
+    fn intact_backing(&self, req: (usize, u64), name: usize, value: &[u8]) -> usize {
+        let db = self.p.config.database;
+        let prefix = self.p.config.prefix.as_str();
+        let lost = &self.chk.reqs[&req].failover_lost;
         (0..self.p.config.key_count())
-            .map(|i| {
-                (
-                    node_of(self.p.config.topology, i),
-                    key_name(prefix, i, &self.p.names[name]),
-                )
+            .filter(|&i| {
+                let key = key_name(prefix, i, &self.p.names[name]);
+                !lost.contains(&(i, value.to_vec()))
+                    && self.key_nodes(i, &key).iter().any(|&n| {
+                        self.nodes[n]
+                            .peek(db, &key, self.now)
+                            .is_some_and(|e| e.value == value)
+                    })
             })
-            .collect()
+            .count()
+    }
+
+    /// `(key index, name)` of a lock key.
+    fn parse_lock_key(&self, key: &[u8]) -> Option<(usize, usize)> {
+        let rest = key.strip_prefix(self.p.config.prefix.as_str().as_bytes())?;
+        let rest = rest.strip_prefix(b":")?;
+        let colon = rest.iter().position(|&b| b == b':')?;
+        let i: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+        let name = &rest[colon + 1..];
+        let n = self.p.names.iter().position(|x| x.as_bytes() == name)?;
+        Some((i, n))
+    }
+
+    /// True when a believer's value sits on a key stored at node `n`.
+    pub(crate) fn held_on(&self, n: usize) -> bool {
+        let db = self.p.config.database;
+        self.chk.reqs.values().any(|r| {
+            let Some(v) = r.value.as_ref().filter(|_| r.belief.is_some()) else {
+                return false;
+            };
+            self.names_keys(r.name).iter().any(|(node, k)| {
+                *node == n
+                    && self.nodes[n]
+                        .peek(db, k, self.now)
+                        .is_some_and(|e| &e.value == v)
+            })
+        })
+    }
+
+    /// A failover lost `lost`: requests of the writers learn which of their
+    /// keys went; believers left without an intact majority are undermined.
+    pub(crate) fn on_failover_loss(&mut self, lost: Vec<LostKey>) {
+        let mut values = BTreeSet::new();
+        for lk in &lost {
+            let Writer::Locker(l) = lk.writer else {
+                continue;
+            };
+            let Some((i, name)) = self.parse_lock_key(&lk.key) else {
+                continue;
+            };
+            let line = format!(
+                "lost by the failover: {} (L{l}{})",
+                String::from_utf8_lossy(&lk.key),
+                if lk.shortened { ", extension" } else { "" }
+            );
+            self.log(|| line);
+            for (k, r) in self.chk.reqs.iter_mut() {
+                if k.0 == l && r.name == name {
+                    r.failover_lost.insert((i, lk.value.clone()));
+                }
+            }
+            values.insert(lk.value.clone());
+        }
+        let m = usize::from(self.p.config.key_majority);
+        for v in values {
+            let Some(&key) = self.chk.by_value.get(&v) else {
+                continue;
+            };
+            let Some(r) = self.chk.reqs.get(&key) else {
+                continue;
+            };
+            if r.belief.is_none() {
+                continue;
+            }
+            let left = self.intact_backing(key, r.name, &v);
+            if left < m {
+                self.undermine(key, left);
+            }
+        }
+    }
+
+    fn undermine(&mut self, key: (usize, u64), left: usize) {
+        *self.stats.cluster.entry("undermined").or_default() += 1;
+        let m = self.p.config.key_majority;
+        self.log(|| {
+            format!(
+                "L{} lock {:#x} undermined: {left} of {m} keys left intact by the failover",
+                key.0, key.1
+            )
+        });
+        if self.p.failover_exemption {
+            if let Some(r) = self.chk.reqs.get_mut(&key) {
+                r.tainted = true;
+                r.data_lost = true;
+            }
+        }
+    }
+
+    /// At `Acquired`, for a request some of whose keys a failover lost
+    /// meanwhile: true when its value, counting the lost keys, had a
+    /// majority, but not without them.
+    fn undermined_at_acquire(&self, l: usize, key: (usize, u64), name: usize) -> Option<usize> {
+        let r = &self.chk.reqs[&key];
+        let db = self.p.config.database;
+        let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for (n, k) in self.names_keys(name) {
+            if let Some(e) = self.nodes[n].peek(db, &k, self.now) {
+                if e.writer == Writer::Locker(l) {
+                    *counts.entry(e.value.clone()).or_default() += 1;
+                }
+            }
+        }
+        let prefix = self.p.config.prefix.as_str();
+        for (i, v) in &r.failover_lost {
+            let k = key_name(prefix, *i, &self.p.names[name]);
+            let there = self.key_nodes(*i, &k).iter().any(|&n| {
+                self.nodes[n]
+                    .peek(db, &k, self.now)
+                    .is_some_and(|e| &e.value == v)
+            });
+            if !there {
+                *counts.entry(v.clone()).or_default() += 1;
+            }
+        }
+        let m = usize::from(self.p.config.key_majority);
+        let (v, _) = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= m)
+            .max_by_key(|(_, c)| *c)?;
+        let left = self.intact_backing(key, name, &v);
+        (left < m).then_some(left)
     }
 
     /// How many keys of `name` carry `value` right now.
@@ -201,20 +367,33 @@ impl World {
             .filter(|f| f.0 == l && self.chk.reqs.get(f).is_some_and(|r| r.name == name));
         if let Some(from) = from {
             self.stats.handoffs += 1;
-            let (t, v, d) = {
+            let (t, v, d, lost) = {
                 let r = &self.chk.reqs[&from];
-                (r.tainted, r.value.clone(), r.data_lost)
+                (
+                    r.tainted,
+                    r.value.clone(),
+                    r.data_lost,
+                    r.failover_lost.clone(),
+                )
             };
             tainted |= t;
             self.chk.reqs.get_mut(&from).expect("present").successor = Some(key);
             let req = self.chk.reqs.get_mut(&key).expect("present");
             req.tainted = tainted;
             req.data_lost = d;
+            req.failover_lost.extend(lost);
             req.value = v.clone();
             req.belief = Some(self.now);
             req.acquired = true;
             if let Some(v) = v {
                 self.chk.by_value.insert(v, key);
+            }
+        }
+        // Keys of this attempt lost by a failover before it was answered.
+        if from.is_none() && !self.chk.reqs[&key].failover_lost.is_empty() {
+            if let Some(left) = self.undermined_at_acquire(l, key, name) {
+                self.undermine(key, left);
+                tainted = self.chk.reqs[&key].tainted;
             }
         }
         // Mutual exclusion.
@@ -296,15 +475,45 @@ impl World {
         }
     }
 
-    /// Healthy: not paused, every connection up and ready, no partition, every node up.
+    /// Healthy: not paused, every connection up and ready, no partition,
+    /// every node up. In a cluster: every current master up and reachable,
+    /// with a ready connection if the engine knows it (one it has not
+    /// learned since the configuration settled is the engine's problem),
+    /// and the configuration settled long enough for the engine to have
+    /// learned it.
     pub(crate) fn healthy(&self, l: usize) -> bool {
         let ls = &self.lockers[l];
-        !ls.paused
-            && (0..self.nodes.len()).all(|n| {
+        if ls.paused {
+            return false;
+        }
+        let Some(cl) = &self.cl else {
+            return (0..ls.links.len()).all(|n| {
                 matches!(ls.links[n], LinkState::Up(_))
                     && ls.engine.is_ready(NodeId(n as u16))
                     && !self.net.links[l][n].cut(self.now)
                     && self.nodes[n].state == NodeState::Up
+            });
+        };
+        // A known limitation of the engine, not checked here: it learns
+        // only masters (and its seeds), so when every node it knows is
+        // down it cannot find the replicas promoted meanwhile until one of
+        // them comes back (seed 698 of `sim_cluster`: both seeds were
+        // masters, both failed over, its waiter stalled for 2 s).
+        let contact = (0..ls.links.len()).any(|e| {
+            let n = ls.target[e];
+            self.nodes[n].state == NodeState::Up && !self.net.links[l][n].cut(self.now)
+        });
+        contact
+            && self.now >= cl.settled_at
+            && cl.migration.is_none()
+            && cl.latest().masters().iter().all(|&m| {
+                self.nodes[m].state == NodeState::Up
+                    && !self.net.links[l][m].cut(self.now)
+                    && (0..ls.links.len()).all(|e| {
+                        ls.target[e] != m
+                            || (matches!(ls.links[e], LinkState::Up(_))
+                                && ls.engine.is_ready(NodeId(e as u16)))
+                    })
             })
     }
 
@@ -540,7 +749,8 @@ impl World {
     pub(crate) fn check_no_leaks(&mut self) {
         let db = self.p.config.database;
         for n in 0..self.nodes.len() {
-            if Some(n) == self.p.hostile_node {
+            // A replica only mirrors its master.
+            if Some(n) == self.p.hostile_node || self.nodes[n].replica {
                 continue;
             }
             for (k, e) in self.nodes[n].live_keys(db, self.now) {
@@ -582,7 +792,7 @@ impl World {
                 return;
             }
             // Everything healed long ago: every connection is usable again.
-            for n in 0..self.nodes.len() {
+            for n in 0..self.lockers[l].links.len() {
                 if !e.is_ready(NodeId(n as u16)) {
                     let link = self.lockers[l].links[n];
                     self.fail(format!(

@@ -15,8 +15,9 @@
 //!   and the discrete-event loop: time jumps to the next event, and the
 //!   world calls `handle_timeout` exactly at each engine's `poll_timeout`.
 //! - [`cluster`]: Redis Cluster mode (hash slots, configuration versions
-//!   seen through per-node views, `MOVED`/`ASK`, `CLUSTER SHARDS` and
-//!   `SLOTS`), served by [`server`] nodes.
+//!   seen through lagging per-node views, `MOVED`/`ASK`, `CLUSTER SHARDS`
+//!   and `SLOTS`); the world adds asynchronous replication, failover after
+//!   a node timeout, manual failover and slot migration.
 //! - [`check`] (module docs list the invariants): SPEC §9's claims, checked
 //!   after every step.
 //!
@@ -37,6 +38,7 @@ pub mod params;
 pub mod rng;
 pub mod server;
 pub mod world;
+mod world_cluster;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -86,6 +88,9 @@ pub struct Stats {
     pub mangled: u64,
     /// Local hand-offs seen.
     pub handoffs: u64,
+    /// Redis Cluster counters (redirects, topology queries, nodes learned,
+    /// keys lost by failovers...).
+    pub cluster: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -113,6 +118,9 @@ impl Stats {
         self.orphan_writes += o.orphan_writes;
         self.mangled += o.mangled;
         self.handoffs += o.handoffs;
+        for (k, v) in &o.cluster {
+            *self.cluster.entry(k).or_default() += v;
+        }
     }
 }
 
@@ -142,7 +150,11 @@ impl fmt::Display for Stats {
             self.orphan_writes,
             self.mangled,
             self.handoffs
-        )
+        )?;
+        if !self.cluster.is_empty() {
+            write!(f, "\ncluster {:?}", self.cluster)?;
+        }
+        Ok(())
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Conn {
     pub locker: usize,
     /// The node (server side).
     pub node: usize,
+    /// The locker's engine's id of the node (differs from `node` in a
+    /// cluster, where each engine numbers the nodes as it learns them).
+    pub enode: usize,
     /// Client to server.
     pub up: Pipe,
     /// Server to client.
@@ -110,8 +113,9 @@ impl Net {
         }
     }
 
-    /// Opens a connection; returns its id.
-    pub fn open(&mut self, locker: usize, node: usize) -> u64 {
+    /// Opens a connection from `locker` to `node` (`enode` in the
+    /// locker's engine); returns its id.
+    pub fn open(&mut self, locker: usize, node: usize, enode: usize) -> u64 {
         let id = self.next;
         self.next += 1;
         self.conns.insert(
@@ -119,6 +123,7 @@ impl Net {
             Conn {
                 locker,
                 node,
+                enode,
                 up: Pipe::default(),
                 down: Pipe::default(),
                 client_open: true,

@@ -29,6 +29,13 @@ pub struct FaultRates {
     pub admin_flush: f64,
     /// The admin flushes a node's script cache.
     pub script_flush: f64,
+    /// Cluster: a master with a replica is killed (down past the node
+    /// timeout: its replica is promoted, with what it had replicated).
+    pub kill_master: f64,
+    /// Cluster: a replica takes over its master after catching up.
+    pub manual_failover: f64,
+    /// Cluster: the slot of a lock key migrates to another master.
+    pub migration: f64,
 }
 
 impl FaultRates {
@@ -42,6 +49,9 @@ impl FaultRates {
             + self.admin_key
             + self.admin_flush
             + self.script_flush
+            + self.kill_master
+            + self.manual_failover
+            + self.migration
     }
 }
 
@@ -89,14 +99,174 @@ pub struct Params {
     /// Run the lease and backing checks (stronger than mutual exclusion,
     /// and earlier); off to see mutual exclusion itself break.
     pub lease_checks: bool,
+    /// A Redis Cluster run (`config.topology` is `Topology::Cluster`).
+    pub cluster: Option<ClusterParams>,
+    /// Exempt from mutual exclusion a holder that a failover left without a
+    /// majority of its keys (asynchronous replication lost them: no lock
+    /// can survive that). Off to see the checker catch it.
+    pub failover_exemption: bool,
 }
+
+/// The shape of a simulated Redis Cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterParams {
+    /// Masters (shards).
+    pub masters: usize,
+    /// Per master: it has a replica (nodes `masters..` in shard order).
+    pub replicas: Vec<bool>,
+    /// Seed nodes each locker is given (a random subset, replicas too).
+    pub seeds: u16,
+    /// Failure detection: a dead master is flagged as failed this long
+    /// (plus up to half of it) after it died, and its replica promoted
+    /// 500–1000 ms later (Redis' election delay), ns.
+    pub node_timeout: u64,
+    /// Nodes a configuration change does not concern learn it within this, ns.
+    pub gossip_max: u64,
+    /// Replication delay of a write: `repl_base` plus up to `repl_jitter`, ns.
+    pub repl_base: u64,
+    /// See `repl_base`.
+    pub repl_jitter: u64,
+    /// Every node is Redis 6.2 (no `CLUSTER SHARDS`: the engine falls back
+    /// to `CLUSTER SLOTS`).
+    pub redis6: bool,
+    /// `cluster-require-full-coverage yes`: `-CLUSTERDOWN` while a master
+    /// is flagged as failed and not replaced yet.
+    pub full_coverage: bool,
+}
+
+impl ClusterParams {
+    /// Nodes in the cluster.
+    pub fn nodes(&self) -> usize {
+        self.masters + self.replicas.iter().filter(|r| **r).count()
+    }
+}
+
+/// Seeds the draws of a cluster run, apart from the standalone ones.
+const CLUSTER_STREAM: u64 = 0xc105_7e12_5eed_0001;
 
 /// The HELLO versions nodes may report.
 pub const VERSIONS: [&str; 3] = ["7.0.15", "7.2.4", "7.0.4"];
 
 impl Params {
-    /// The safe profile space: drift and pauses within the configured bounds.
+    /// The safe profile space: drift and pauses within the configured
+    /// bounds; a quarter of the seeds run a Redis Cluster (the others run
+    /// exactly as [`Params::standalone`] draws them).
     pub fn random(seed: u64) -> Params {
+        let mut pick = SimRng::new(seed ^ CLUSTER_STREAM);
+        let p = Params::standalone(seed);
+        if pick.chance(0.25) {
+            p.into_cluster(&mut pick)
+        } else {
+            p
+        }
+    }
+
+    /// A Redis Cluster run for `seed`: the same run as [`Params::random`]
+    /// gives when it picks a cluster for that seed.
+    pub fn cluster(seed: u64) -> Params {
+        let mut pick = SimRng::new(seed ^ CLUSTER_STREAM);
+        let _ = pick.chance(0.25);
+        Params::standalone(seed).into_cluster(&mut pick)
+    }
+
+    /// Teeth for the cluster: one key per lock (`m = 1`), every master with
+    /// a slow replica, masters killed often, and the failover exemption
+    /// off. A failover that loses a held key's write hands the lock out
+    /// twice; the checker must see it.
+    pub fn cluster_teeth(seed: u64) -> Params {
+        let mut p = Params::cluster(seed);
+        p.profile = "cluster-teeth";
+        p.config.key_majority = 1;
+        p.config.validity = Duration::from_millis(2000);
+        p.config.extend_interval = None;
+        p.lockers = 3;
+        p.workers = 2;
+        p.names = vec!["n0".into()];
+        p.think_mean = 5 * MS;
+        p.faults = FaultRates {
+            kill_master: 3.0,
+            ..FaultRates::default()
+        };
+        p.force = false;
+        p.lease_checks = false;
+        p.failover_exemption = false;
+        let c = p.cluster.as_mut().expect("cluster");
+        c.replicas = vec![true; c.masters];
+        c.repl_base = 100 * MS;
+        c.repl_jitter = 300 * MS;
+        c.node_timeout = 200 * MS;
+        p
+    }
+
+    /// Turns a standalone draw into a cluster run: 2–3 masters, most with
+    /// a replica, database 0, the cluster faults on top of the profile's.
+    fn into_cluster(mut self, rng: &mut SimRng) -> Params {
+        let masters = rng.range(2, 3) as usize;
+        let replicas: Vec<bool> = (0..masters).map(|_| rng.chance(0.8)).collect();
+        let nodes = masters + replicas.iter().filter(|r| **r).count();
+        let seeds = rng.range(1, nodes.min(3) as u64) as u16;
+        self.config.topology = Topology::Cluster(seeds);
+        self.config.database = 0;
+        if rng.chance(0.2) {
+            // Hash tags: every key of a lock in one slot, on one master.
+            self.names = (0..self.names.len())
+                .map(|i| format!("{{t}}n{i}"))
+                .collect();
+        }
+        let planned = FaultRates {
+            manual_failover: 0.2,
+            migration: 0.4,
+            ..FaultRates::default()
+        };
+        let (profile, extra) = match self.profile {
+            "calm" => ("cluster-calm", planned),
+            "network" => ("cluster-network", planned),
+            "nodes" => (
+                "cluster-nodes",
+                FaultRates {
+                    kill_master: 0.5,
+                    manual_failover: 0.3,
+                    migration: 0.4,
+                    ..FaultRates::default()
+                },
+            ),
+            "admin" => (
+                "cluster-admin",
+                FaultRates {
+                    kill_master: 0.3,
+                    ..planned
+                },
+            ),
+            _ => (
+                "cluster-chaos",
+                FaultRates {
+                    kill_master: 0.3,
+                    manual_failover: 0.3,
+                    migration: 0.5,
+                    ..FaultRates::default()
+                },
+            ),
+        };
+        self.profile = profile;
+        self.faults.kill_master = extra.kill_master;
+        self.faults.manual_failover = extra.manual_failover;
+        self.faults.migration = extra.migration;
+        self.cluster = Some(ClusterParams {
+            masters,
+            replicas,
+            seeds,
+            node_timeout: *rng.pick(&[150 * MS, 300 * MS, 600 * MS, 1_000 * MS]),
+            gossip_max: *rng.pick(&[0, 10 * MS, 100 * MS, 500 * MS]),
+            repl_base: *rng.pick(&[100_000, MS, 10 * MS, 50 * MS]),
+            repl_jitter: *rng.pick(&[0, MS, 20 * MS, 200 * MS]),
+            redis6: rng.chance(0.1),
+            full_coverage: rng.chance(0.5),
+        });
+        self
+    }
+
+    /// The standalone profile space (single node or independent instances).
+    pub fn standalone(seed: u64) -> Params {
         let mut rng = SimRng::new(seed ^ 0x5157_0000_7061_7261);
         let (topology, nodes) = match rng.below(20) {
             0..=9 => (Topology::Single, 1),
@@ -215,6 +385,7 @@ impl Params {
                     admin_key: 0.3,
                     admin_flush: 0.03,
                     script_flush: 0.1,
+                    ..FaultRates::default()
                 },
                 rng.chance(0.5),
             ),
@@ -248,6 +419,8 @@ impl Params {
             hostile_rate: 0.0,
             think_mean: 30 * MS,
             lease_checks: true,
+            cluster: None,
+            failover_exemption: true,
         }
     }
 
@@ -255,7 +428,7 @@ impl Params {
     /// allowance, clocks 2 % off and locker pauses of up to 300 ms. A lease
     /// cannot be safe here; the simulator must notice.
     pub fn broken(seed: u64) -> Params {
-        let mut p = Params::random(seed);
+        let mut p = Params::standalone(seed);
         p.profile = "broken";
         p.config.margin = Duration::ZERO;
         p.config.drift_ppm = 0;
@@ -278,7 +451,7 @@ impl Params {
     /// The hostile-bytes profile: two instances, node 1's replies mangled;
     /// node 0 holds a majority of every lock by itself (`m = 2`: keys 0 and 2).
     pub fn hostile(seed: u64) -> Params {
-        let mut p = Params::random(seed);
+        let mut p = Params::standalone(seed);
         p.profile = "hostile";
         p.config.topology = Topology::Instances(2);
         p.config.key_majority = 2;

@@ -8,11 +8,13 @@ use tracklock_core::{Engine, Event, Instant, LockId, LockMode, NodeId, Topology}
 
 use super::check::Checker;
 use super::clock::Clock;
+use super::cluster;
 use super::hostile;
 use super::net::{Link, Msg, Net};
 use super::params::{Params, VERSIONS};
 use super::rng::SimRng;
 use super::server::{Fx, Node, NodeState, UNIX_BASE_MS};
+use super::world_cluster::ClusterWorld;
 use super::Stats;
 
 const MS: u64 = 1_000_000;
@@ -33,6 +35,7 @@ pub(crate) enum Ev {
         worker: usize,
         gen: u64,
     },
+    /// `node` is the engine's node id here and in `Connected`.
     Connect {
         locker: usize,
         node: usize,
@@ -57,6 +60,23 @@ pub(crate) enum Ev {
         locker: usize,
         epoch: u64,
     },
+    /// Cluster: `node` adopts configuration `version` (gossip).
+    Adopt {
+        node: usize,
+        version: usize,
+    },
+    /// Cluster: a shard's replication stream delivers.
+    Repl {
+        shard: usize,
+        epoch: u64,
+    },
+    /// Cluster: failure detection for master `node`, dead since `since`.
+    FailoverCheck {
+        node: usize,
+        since: u64,
+    },
+    /// Cluster: the slot migration in progress moves on.
+    Migrate,
     Fault,
     Prompt {
         index: usize,
@@ -89,9 +109,12 @@ pub(crate) struct Worker {
     pub(crate) next_at: u64,
 }
 
+/// A locker. The per-node vectors are indexed by the engine's node ids;
+/// `target` maps them to simulated nodes (the identity unless clustered).
 pub(crate) struct LockerSim {
     pub(crate) engine: Engine,
     pub(crate) clock: Clock,
+    pub(crate) target: Vec<usize>,
     pub(crate) links: Vec<LinkState>,
     pub(crate) rx: Vec<Vec<u8>>,
     pub(crate) paused: bool,
@@ -141,6 +164,8 @@ pub struct World {
     pub(crate) trace: VecDeque<String>,
     /// Largest one-way latency of any link.
     pub(crate) lat_max: u64,
+    /// Redis Cluster state (cluster runs).
+    pub(crate) cl: Option<ClusterWorld>,
 }
 
 /// Keys of a lock, as the engine names them.
@@ -148,10 +173,11 @@ pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
     format!("{prefix}:{i}:{name}").into_bytes()
 }
 
-/// The node holding key `i` (as `tracklock_core`'s routing does).
+/// The node holding key `i` (as `tracklock_core`'s routing does) outside
+/// a cluster.
 pub(crate) fn node_of(topology: Topology, i: usize) -> usize {
     match topology {
-        // The simulator does not model Redis Cluster (yet).
+        // Clusters place keys by slot: see `World::key_nodes`.
         Topology::Single | Topology::Cluster(_) => 0,
         Topology::Instances(n) => i % usize::from(n.max(1)),
     }
@@ -161,7 +187,10 @@ impl World {
     /// Builds the world for `p`; `tracing` keeps a formatted event trace.
     pub fn new(p: Params, tracing: bool, echo: bool) -> World {
         let mut rng = SimRng::new(p.seed);
-        let node_count = p.config.node_count();
+        let node_count = p
+            .cluster
+            .as_ref()
+            .map_or(p.config.node_count(), |c| c.nodes());
         let ppm = p.clock_ppm;
         let password = p.config.password.as_ref().map(|t| t.as_str().to_string());
         let prefix = p.config.prefix.as_str().as_bytes().to_vec();
@@ -197,16 +226,35 @@ impl World {
             let wall = UNIX_BASE_MS
                 .saturating_add_signed(rng.range_i64(-p.wall_offset_ms, p.wall_offset_ms));
             engine.set_unix_time(Instant::from_nanos(clock.at(0)), wall);
+            let target: Vec<usize> = if p.cluster.is_some() {
+                // Seeds: a random subset of the nodes, replicas included.
+                let mut all: Vec<usize> = (0..node_count).collect();
+                for i in (1..all.len()).rev() {
+                    let j = rng.below(i as u64 + 1) as usize;
+                    all.swap(i, j);
+                }
+                all.truncate(engine.node_count());
+                for (e, &n) in all.iter().enumerate() {
+                    engine
+                        .set_node_address(NodeId(e as u16), &cluster::host(n), cluster::port(n))
+                        .expect("seed address");
+                }
+                all
+            } else {
+                (0..node_count).collect()
+            };
+            let engine_nodes = target.len();
             lockers.push(LockerSim {
                 engine,
                 clock,
-                links: vec![LinkState::Down; node_count],
-                rx: vec![Vec::new(); node_count],
+                target,
+                links: vec![LinkState::Down; engine_nodes],
+                rx: vec![Vec::new(); engine_nodes],
                 paused: false,
                 pause_epoch: 0,
-                pending_disc: vec![false; node_count],
-                pending_conn: vec![false; node_count],
-                retry_connect: vec![false; node_count],
+                pending_disc: vec![false; engine_nodes],
+                pending_conn: vec![false; engine_nodes],
+                retry_connect: vec![false; engine_nodes],
                 timeout_gen: 0,
                 timeout_at: None,
                 workers: (0..p.workers)
@@ -241,9 +289,11 @@ impl World {
             echo,
             trace: VecDeque::new(),
             lat_max,
+            cl: None,
             p,
         };
         w.stats.seeds = 1;
+        w.init_cluster();
         w
     }
 
@@ -287,9 +337,9 @@ impl World {
     /// Runs the world to the end (or the first violation).
     pub fn run(&mut self) {
         for l in 0..self.lockers.len() {
-            for n in 0..self.nodes.len() {
+            for e in 0..self.lockers[l].links.len() {
                 let t = self.rng.range(0, MS);
-                self.at(t, Ev::Connect { locker: l, node: n });
+                self.at(t, Ev::Connect { locker: l, node: e });
             }
             for w in 0..self.p.workers {
                 let t = self.rng.range(MS, 20 * MS);
@@ -341,6 +391,7 @@ impl World {
         if self.failure.is_none() && self.phase != Phase::Done {
             self.fail(format!("the event queue ran dry in phase {:?}", self.phase));
         }
+        self.collect_cluster_stats();
     }
 
     fn handle(&mut self, ev: Ev) {
@@ -384,8 +435,15 @@ impl World {
                     self.nodes[node].state = NodeState::Up;
                     self.node_disturb[node] += 1;
                     self.log(|| format!("node {node} is back up"));
+                    if self.cl.is_some() {
+                        self.cluster_node_up(node);
+                    }
                 }
             }
+            Ev::Adopt { node, version } => self.adopt(node, version),
+            Ev::Repl { shard, epoch } => self.deliver_repl(shard, epoch),
+            Ev::FailoverCheck { node, since } => self.failover_check(node, since),
+            Ev::Migrate => self.migrate_step(),
             Ev::NodeResume { node, epoch } => {
                 if self.node_epoch[node] == epoch && self.nodes[node].state == NodeState::Paused {
                     let mut fx = Fx::default();
@@ -457,7 +515,7 @@ impl World {
         let Some(c) = self.net.conns.get_mut(&conn) else {
             return;
         };
-        let (locker, node) = (c.locker, c.node);
+        let (locker, node, enode) = (c.locker, c.node, c.enode);
         let pipe = if up { &mut c.up } else { &mut c.down };
         let Some(&(at, _)) = pipe.q.front() else {
             pipe.scheduled = false;
@@ -504,17 +562,23 @@ impl World {
             }
         } else if client_open {
             match msg {
-                Msg::Data(bytes) => self.locker_rx(locker, node, conn, bytes),
-                Msg::Eof => self.locker_eof(locker, node, conn),
+                Msg::Data(bytes) => self.locker_rx(locker, enode, conn, bytes),
+                Msg::Eof => self.locker_eof(locker, enode, conn),
             }
         }
         self.net.reap(conn);
     }
 
     /// Routes what a node produced.
-    pub(crate) fn apply_fx(&mut self, fx: Fx) {
+    pub(crate) fn apply_fx(&mut self, mut fx: Fx) {
         for line in fx.log {
             self.log(|| line);
+        }
+        for (node, op) in std::mem::take(&mut fx.repl) {
+            self.enqueue_repl(node, op);
+        }
+        for (key, value) in std::mem::take(&mut fx.refused_releases) {
+            self.release_refused(&key, &value);
         }
         for e in fx.errors {
             self.fail(format!("contract: {e}"));
@@ -566,60 +630,71 @@ impl World {
 
     // ---- lockers --------------------------------------------------------------
 
-    fn on_connect(&mut self, l: usize, n: usize) {
-        if self.lockers[l].links[n] != LinkState::Down {
+    /// Locker `l` connects to its engine's node `e`.
+    fn on_connect(&mut self, l: usize, e: usize) {
+        if self.lockers[l].links[e] != LinkState::Down {
             return;
         }
         if self.lockers[l].paused {
-            self.lockers[l].retry_connect[n] = true;
+            self.lockers[l].retry_connect[e] = true;
             return;
         }
+        let n = self.lockers[l].target[e];
         let reachable =
             self.nodes[n].state != NodeState::Down && !self.net.links[l][n].cut(self.now);
         if !reachable {
             let t = self.now + self.rng.range(10 * MS, 100 * MS);
-            self.at(t, Ev::Connect { locker: l, node: n });
+            self.at(t, Ev::Connect { locker: l, node: e });
             return;
         }
-        let conn = self.net.open(l, n);
+        let conn = self.net.open(l, n, e);
         self.nodes[n].connect(conn, l);
-        self.lockers[l].links[n] = LinkState::Connecting(conn);
+        self.lockers[l].links[e] = LinkState::Connecting(conn);
         let link = &self.net.links[l][n];
         let rtt = link.latency(&mut self.rng) + link.latency(&mut self.rng);
         self.at(
             self.now + rtt,
             Ev::Connected {
                 locker: l,
-                node: n,
+                node: e,
                 conn,
             },
         );
     }
 
-    fn on_connected(&mut self, l: usize, n: usize, conn: u64) {
-        if self.lockers[l].links[n] != LinkState::Connecting(conn) {
+    fn on_connected(&mut self, l: usize, e: usize, conn: u64) {
+        if self.lockers[l].links[e] != LinkState::Connecting(conn) {
             return;
         }
+        let n = self.lockers[l].target[e];
         let alive = self.nodes[n].has_client(conn) && !self.net.links[l][n].cut(self.now);
         if !alive {
-            self.client_close(l, n, conn);
+            self.client_close(l, e, conn);
             return;
         }
-        self.lockers[l].links[n] = LinkState::Up(conn);
-        self.log(|| format!("L{l} connected to node {n} (c{conn})"));
+        self.lockers[l].links[e] = LinkState::Up(conn);
+        self.log(|| {
+            if e == n {
+                format!("L{l} connected to node {n} (c{conn})")
+            } else {
+                format!("L{l} connected to node {n} as its node {e} (c{conn})")
+            }
+        });
         if self.lockers[l].paused {
-            self.lockers[l].pending_conn[n] = true;
+            self.lockers[l].pending_conn[e] = true;
             return;
         }
         let now = self.local(l);
         self.lockers[l]
             .engine
-            .handle_connected(NodeId(n as u16), now);
+            .handle_connected(NodeId(e as u16), now);
         self.after_engine(l);
     }
 
-    /// The client side drops the connection and schedules a reconnect.
-    fn client_close(&mut self, l: usize, n: usize, conn: u64) {
+    /// The client side drops the connection (to its engine's node `e`) and
+    /// schedules a reconnect.
+    fn client_close(&mut self, l: usize, e: usize, conn: u64) {
+        let n = self.lockers[l].target[e];
         self.nodes[n].orphan(conn);
         if let Some(c) = self.net.conns.get_mut(&conn) {
             c.client_open = false;
@@ -631,12 +706,12 @@ impl World {
         self.send_eof(conn, true);
         self.net.reap(conn);
         let ls = &mut self.lockers[l];
-        ls.links[n] = LinkState::Down;
-        ls.rx[n].clear();
-        ls.pending_conn[n] = false;
+        ls.links[e] = LinkState::Down;
+        ls.rx[e].clear();
+        ls.pending_conn[e] = false;
         ls.disturb += 1;
         let t = self.now + self.rng.range(MS, 50 * MS);
-        self.at(t, Ev::Connect { locker: l, node: n });
+        self.at(t, Ev::Connect { locker: l, node: e });
     }
 
     fn locker_rx(&mut self, l: usize, n: usize, conn: u64, bytes: Vec<u8>) {
@@ -649,6 +724,7 @@ impl World {
         }
     }
 
+    /// Hands what arrived from the engine's node `n` to the engine.
     fn feed(&mut self, l: usize, n: usize) {
         if self.lockers[l].rx[n].is_empty() {
             return;
@@ -701,7 +777,7 @@ impl World {
         if timeout_first {
             self.resume_timeout(l);
         }
-        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        let mut order: Vec<usize> = (0..self.lockers[l].links.len()).collect();
         for i in (1..order.len()).rev() {
             let j = self.rng.below(i as u64 + 1) as usize;
             order.swap(i, j);
@@ -756,7 +832,7 @@ impl World {
                 return;
             }
         }
-        for n in 0..self.nodes.len() {
+        for n in 0..self.lockers[l].links.len() {
             let bytes = self.lockers[l].engine.transmit(NodeId(n as u16)).to_vec();
             if bytes.is_empty() {
                 continue;
@@ -793,7 +869,8 @@ impl World {
     fn on_engine_event(&mut self, l: usize, ev: Event) {
         self.log(|| format!("L{l} event {ev:?}"));
         match ev {
-            Event::NodeReady { .. } | Event::NodeAdded { .. } => {}
+            Event::NodeReady { .. } => {}
+            Event::NodeAdded { node } => self.on_node_added(l, node),
             Event::CloseConnection { node, error } => {
                 self.stats.closes += 1;
                 let n = usize::from(node.0);
@@ -953,6 +1030,9 @@ impl World {
             f.admin_key,
             f.admin_flush,
             f.script_flush,
+            f.kill_master,
+            f.manual_failover,
+            f.migration,
         ];
         let total: f64 = weights.iter().sum();
         let mut x = self.rng.f64() * total;
@@ -995,6 +1075,10 @@ impl World {
                 let _ = now;
             }
             1 => {
+                // The engine's id of node `n` (the same outside a cluster).
+                let Some(n) = self.lockers[l].target.iter().position(|&t| t == n) else {
+                    return;
+                };
                 let conn = match self.lockers[l].links[n] {
                     LinkState::Up(c) | LinkState::Connecting(c) => c,
                     LinkState::Down => return,
@@ -1031,7 +1115,12 @@ impl World {
                 if self.nodes[n].state != NodeState::Up {
                     return;
                 }
-                let d = self.rng.range(MS, 2_000 * MS);
+                let d = match &self.p.cluster {
+                    // A longer freeze would be a failure: Redis fails the
+                    // master over (see `kill_master`).
+                    Some(c) => self.rng.range(MS, c.node_timeout * 9 / 10),
+                    None => self.rng.range(MS, 2_000 * MS),
+                };
                 self.count("node_pause");
                 self.log(|| format!("FAULT node {n} pauses for {:.1} ms", d as f64 / 1e6));
                 self.nodes[n].state = NodeState::Paused;
@@ -1041,7 +1130,7 @@ impl World {
                 self.at(self.now + d, Ev::NodeResume { node: n, epoch });
             }
             3 | 4 => {
-                if self.nodes[n].state == NodeState::Down {
+                if self.nodes[n].state == NodeState::Down || self.migrating_node(n) {
                     return;
                 }
                 let keep = kind == 3;
@@ -1080,7 +1169,7 @@ impl World {
             }
             6 => self.admin_key_op(),
             7 => {
-                if self.nodes[n].state != NodeState::Up {
+                if self.nodes[n].state != NodeState::Up || self.nodes[n].replica {
                     return;
                 }
                 self.count("admin_flushdb");
@@ -1092,6 +1181,9 @@ impl World {
                 self.nodes[n].admin(&[b"FLUSHDB"], self.now, &mut fx);
                 self.apply_fx(fx);
             }
+            9 => self.kill_master(),
+            10 => self.manual_failover(),
+            11 => self.start_migration(),
             _ => {
                 if self.nodes[n].state != NodeState::Up {
                     return;
@@ -1111,9 +1203,16 @@ impl World {
         *self.stats.faults.entry(kind).or_default() += 1;
     }
 
-    fn crash_node(&mut self, n: usize, keep: bool) {
+    pub(crate) fn crash_node(&mut self, n: usize, keep: bool) {
         let mut fx = Fx::default();
-        self.nodes[n].crash(keep, &mut fx);
+        if self.cl.is_some() {
+            // The data stays in the struct until the node restarts (its
+            // replica may be promoted meanwhile, compared against it).
+            self.nodes[n].crash(true, &mut fx);
+            self.cluster_node_down(n, keep);
+        } else {
+            self.nodes[n].crash(keep, &mut fx);
+        }
         self.node_disturb[n] += 1;
         let conns: Vec<u64> = self
             .net
@@ -1150,11 +1249,11 @@ impl World {
         for i in targets {
             // Each command's effects are checked before the next runs.
             let mut fx = Fx::default();
-            let n = node_of(self.p.config.topology, i);
+            let key = key_name(&prefix, i, &name);
+            let n = self.key_node(i, &key);
             if self.nodes[n].state != NodeState::Up {
                 continue;
             }
-            let key = key_name(&prefix, i, &name);
             let now = self.now;
             self.nodes[n].admin(&[b"SELECT", db.as_bytes()], now, &mut fx);
             match op {
@@ -1249,7 +1348,7 @@ impl World {
     }
 
     fn drain_check(&mut self) {
-        let all_up = self.nodes.iter().all(|n| n.state == NodeState::Up);
+        let all_up = self.nodes.iter().all(|n| n.state == NodeState::Up) && self.cluster_settled();
         let settled = self.lockers.iter().all(|l| {
             l.engine.lock_count() == 0 && l.workers.iter().all(|w| w.state == WState::Stopped)
         });
