@@ -1,0 +1,93 @@
+//! The deterministic simulator against a simulated Redis Cluster: 2–3
+//! masters, most with an asynchronously replicated replica, seeds that are
+//! a random subset of the nodes, masters killed (their replica promoted
+//! with what it had), manual failovers, slot migrations of lock keys
+//! (`MOVED`, `ASK`), on top of the usual network, node and admin faults.
+//!
+//! `TRACKLOCK_SIM_SEEDS=N` runs N seeds; `TRACKLOCK_SIM_SEED=S` replays one
+//! seed with its full event trace.
+
+use tracklock_tests::sim::{batch, check_seed, run, Params};
+
+/// Seeds run by default (sized for a debug build on two cores).
+const SEEDS: u64 = 700;
+
+#[test]
+fn sim_cluster_batch() {
+    let stats = batch("sim_cluster", Params::cluster, 0, SEEDS);
+    if stats.seeds < 50 {
+        return;
+    }
+    assert!(stats.acquired > 0, "the batch acquired nothing");
+    for fault in [
+        "failover",
+        "failover_while_held",
+        "manual_failover",
+        "migration",
+    ] {
+        assert!(
+            stats.faults.get(fault).copied().unwrap_or(0) > 0,
+            "no {fault} in the batch: {stats}"
+        );
+    }
+    for counter in [
+        "moved",
+        "ask",
+        "asking",
+        "clusterdown",
+        "cluster_slots",
+        "node_added",
+        "failover_lost_keys",
+    ] {
+        assert!(
+            stats.cluster.get(counter).copied().unwrap_or(0) > 0,
+            "no {counter} in the batch: {stats}"
+        );
+    }
+}
+
+/// Seeds the teeth test tries before giving up.
+const TEETH_SEEDS: u64 = 200;
+
+/// Teeth: with one key per lock and slow replicas, a failover that loses
+/// a held key's write lets a second locker take the name. With the
+/// failover exemption off, the checker must report that double grant; the
+/// seed must replay to it; and with the exemption on (the guarantee as
+/// stated: a lock keeping a majority of its keys is safe) the same seed
+/// passes. (The replay command the report prints uses `Params::cluster`;
+/// replay a seed of this test with `Params::cluster_teeth`.)
+#[test]
+fn sim_cluster_teeth_failover_loss_breaks_exclusion() {
+    let mut found = None;
+    for seed in 0..TEETH_SEEDS {
+        if let Err(f) = check_seed(Params::cluster_teeth, seed) {
+            assert!(
+                f.what.starts_with("mutual exclusion"),
+                "expected a mutual-exclusion violation, got: {}",
+                f.report("sim_cluster")
+            );
+            found = Some(f);
+            break;
+        }
+    }
+    let f = found.unwrap_or_else(|| {
+        panic!("no violation in {TEETH_SEEDS} seeds with failovers losing held keys")
+    });
+    println!(
+        "found after {} seeds:\n{}",
+        f.seed + 1,
+        f.report("sim_cluster")
+    );
+    assert!(f.replayed, "the traced replay differed");
+    assert_eq!(
+        run(Params::cluster_teeth(f.seed)).expect_err("fails again"),
+        f.what
+    );
+    let mut exempt = Params::cluster_teeth(f.seed);
+    exempt.failover_exemption = true;
+    let stats = run(exempt).unwrap_or_else(|e| panic!("with the exemption: {e}"));
+    assert!(
+        stats.cluster.get("undermined").copied().unwrap_or(0) > 0,
+        "the exemption did not come into play: {stats}"
+    );
+}
