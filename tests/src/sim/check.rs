@@ -16,11 +16,12 @@
 //! whole lease first (a delayed restart), so nothing it held can be taken
 //! twice; the requests whose keys it held are only exempt from the lease
 //! check. A cluster failover cannot wait: the promoted replica lacks the
-//! writes it had not received yet. A lock survives losing keys as long as
-//! it keeps a majority; a request that a failover leaves with fewer than
-//! `m` of its keys (lost keys, and keys whose extension was lost, do not
-//! count) is *undermined*: exempt like a tainted one (`failover_exemption`;
-//! off, the checker must catch the double grant).
+//! writes it had not received yet. A lock's keys hold its name until the
+//! `m`-th latest of their expiries; a request for which a failover brings
+//! that time forward (keys gone, or an extension lost: with staggered TTLs
+//! one lost extension of `2m-1` keys is enough) is *undermined*: exempt
+//! like a tainted one (`failover_exemption`; off, the checker must catch
+//! the double grant).
 //!
 //! The checks:
 //! - mutual exclusion: at every `Acquired`, no other untainted guard of the
@@ -63,8 +64,9 @@ pub(crate) struct Req {
     /// The request this one's lease was handed off to (local hand-off).
     successor: Option<(usize, u64)>,
     /// `(key index, value)` of this locker's keys of the name that a
-    /// failover lost while the request was alive.
-    failover_lost: BTreeSet<(usize, Vec<u8>)>,
+    /// failover lost while the request was alive, with the real time the
+    /// key would have expired at before.
+    failover_lost: BTreeMap<(usize, Vec<u8>), u64>,
 }
 
 /// A lock key a failover lost: the old master held it, the promoted
@@ -75,6 +77,8 @@ pub(crate) struct LostKey {
     pub(crate) value: Vec<u8>,
     pub(crate) writer: Writer,
     pub(crate) shortened: bool,
+    /// When it would have expired at the old master (real time).
+    pub(crate) expiry: u64,
 }
 
 #[derive(Debug)]
@@ -144,7 +148,7 @@ impl World {
                 value: None,
                 data_lost: false,
                 successor: None,
-                failover_lost: BTreeSet::new(),
+                failover_lost: BTreeMap::new(),
             },
         );
     }
@@ -200,23 +204,36 @@ impl World {
         out
     }
 
-    /// Keys of `name` carrying `value` now, leaving out those a failover
-    /// lost for request `req` (a value still there with a lost extension).
-    fn intact_backing(&self, req: (usize, u64), name: usize, value: &[u8]) -> usize {
+    /// Until when `value` holds `name`: the `m`-th latest real expiry of
+    /// the keys carrying it (0 with fewer than `m`). With `restore`, the keys
+    /// a failover lost for request `req` count as they were before.
+    fn protection(&self, req: (usize, u64), name: usize, value: &[u8], restore: bool) -> u64 {
         let db = self.p.config.database;
         let prefix = self.p.config.prefix.as_str();
         let lost = &self.chk.reqs[&req].failover_lost;
-        (0..self.p.config.key_count())
-            .filter(|&i| {
+        let mut expiries: Vec<u64> = (0..self.p.config.key_count())
+            .map(|i| {
                 let key = key_name(prefix, i, &self.p.names[name]);
-                !lost.contains(&(i, value.to_vec()))
-                    && self.key_nodes(i, &key).iter().any(|&n| {
+                let now = self
+                    .key_nodes(i, &key)
+                    .into_iter()
+                    .find_map(|n| {
                         self.nodes[n]
                             .peek(db, &key, self.now)
-                            .is_some_and(|e| e.value == value)
+                            .filter(|e| e.value == value)
+                            .map(|e| self.real_expiry(n, e))
                     })
+                    .unwrap_or(0);
+                let before = match restore {
+                    true => lost.get(&(i, value.to_vec())).copied().unwrap_or(0),
+                    false => 0,
+                };
+                now.max(before)
             })
-            .count()
+            .collect();
+        expiries.sort_unstable_by(|a, b| b.cmp(a));
+        let m = usize::from(self.p.config.key_majority);
+        expiries.get(m - 1).copied().unwrap_or(0)
     }
 
     /// `(key index, name)` of a lock key.
@@ -247,7 +264,10 @@ impl World {
     }
 
     /// A failover lost `lost`: requests of the writers learn which of their
-    /// keys went; believers left without an intact majority are undermined.
+    /// keys went; a believer is undermined when the loss brought forward
+    /// the time until which its keys hold the name (fewer than `m` left, or
+    /// the `m`-th latest expiry earlier: losing one key's extension is
+    /// enough when the others' TTLs are older).
     pub(crate) fn on_failover_loss(&mut self, lost: Vec<LostKey>) {
         let mut values = BTreeSet::new();
         for lk in &lost {
@@ -265,12 +285,11 @@ impl World {
             self.log(|| line);
             for (k, r) in self.chk.reqs.iter_mut() {
                 if k.0 == l && r.name == name {
-                    r.failover_lost.insert((i, lk.value.clone()));
+                    r.failover_lost.insert((i, lk.value.clone()), lk.expiry);
                 }
             }
             values.insert(lk.value.clone());
         }
-        let m = usize::from(self.p.config.key_majority);
         for v in values {
             let Some(&key) = self.chk.by_value.get(&v) else {
                 continue;
@@ -281,20 +300,26 @@ impl World {
             if r.belief.is_none() {
                 continue;
             }
-            let left = self.intact_backing(key, r.name, &v);
-            if left < m {
-                self.undermine(key, left);
+            let name = r.name;
+            let (after, before) = (
+                self.protection(key, name, &v, false),
+                self.protection(key, name, &v, true),
+            );
+            if after < before {
+                self.undermine(key, after, before);
             }
         }
     }
 
-    fn undermine(&mut self, key: (usize, u64), left: usize) {
+    fn undermine(&mut self, key: (usize, u64), after: u64, before: u64) {
         *self.stats.cluster.entry("undermined").or_default() += 1;
-        let m = self.p.config.key_majority;
         self.log(|| {
             format!(
-                "L{} lock {:#x} undermined: {left} of {m} keys left intact by the failover",
-                key.0, key.1
+                "L{} lock {:#x} undermined: its keys hold it until {:.3} ms instead of {:.3} ms",
+                key.0,
+                key.1,
+                after as f64 / 1e6,
+                before as f64 / 1e6
             )
         });
         if self.p.failover_exemption {
@@ -306,9 +331,14 @@ impl World {
     }
 
     /// At `Acquired`, for a request some of whose keys a failover lost
-    /// meanwhile: true when its value, counting the lost keys, had a
-    /// majority, but not without them.
-    fn undermined_at_acquire(&self, l: usize, key: (usize, u64), name: usize) -> Option<usize> {
+    /// meanwhile: `(after, before)` when the loss brought forward the time
+    /// until which its value holds the name.
+    fn undermined_at_acquire(
+        &self,
+        l: usize,
+        key: (usize, u64),
+        name: usize,
+    ) -> Option<(u64, u64)> {
         let r = &self.chk.reqs[&key];
         let db = self.p.config.database;
         let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
@@ -320,7 +350,7 @@ impl World {
             }
         }
         let prefix = self.p.config.prefix.as_str();
-        for (i, v) in &r.failover_lost {
+        for (i, v) in r.failover_lost.keys() {
             let k = key_name(prefix, *i, &self.p.names[name]);
             let there = self.key_nodes(*i, &k).iter().any(|&n| {
                 self.nodes[n]
@@ -336,8 +366,11 @@ impl World {
             .into_iter()
             .filter(|(_, c)| *c >= m)
             .max_by_key(|(_, c)| *c)?;
-        let left = self.intact_backing(key, name, &v);
-        (left < m).then_some(left)
+        let (after, before) = (
+            self.protection(key, name, &v, false),
+            self.protection(key, name, &v, true),
+        );
+        (after < before).then_some((after, before))
     }
 
     /// How many keys of `name` carry `value` right now.
@@ -391,8 +424,8 @@ impl World {
         }
         // Keys of this attempt lost by a failover before it was answered.
         if from.is_none() && !self.chk.reqs[&key].failover_lost.is_empty() {
-            if let Some(left) = self.undermined_at_acquire(l, key, name) {
-                self.undermine(key, left);
+            if let Some((after, before)) = self.undermined_at_acquire(l, key, name) {
+                self.undermine(key, after, before);
                 tainted = self.chk.reqs[&key].tainted;
             }
         }
@@ -476,11 +509,11 @@ impl World {
     }
 
     /// Healthy: not paused, every connection up and ready, no partition,
-    /// every node up. In a cluster: every current master up and reachable,
-    /// with a ready connection if the engine knows it (one it has not
-    /// learned since the configuration settled is the engine's problem),
-    /// and the configuration settled long enough for the engine to have
-    /// learned it.
+    /// every node up. In a cluster: the same for every node the engine
+    /// knows (bar dead ones), every current master up and reachable (one it
+    /// has not learned since the configuration settled is the engine's
+    /// problem), and the configuration settled long enough for the engine
+    /// to have learned it.
     pub(crate) fn healthy(&self, l: usize) -> bool {
         let ls = &self.lockers[l];
         if ls.paused {
@@ -503,7 +536,19 @@ impl World {
             let n = ls.target[e];
             self.nodes[n].state == NodeState::Up && !self.net.links[l][n].cut(self.now)
         });
+        // Every node it knows, master or not, may have its requests in
+        // flight: a stalled or reconnecting one is a disturbance, as
+        // outside a cluster (a dead one closed its connections at once).
+        let known_ok = (0..ls.links.len()).all(|e| {
+            let n = ls.target[e];
+            self.nodes[n].state == NodeState::Down
+                || (matches!(ls.links[e], LinkState::Up(_))
+                    && ls.engine.is_ready(NodeId(e as u16))
+                    && !self.net.links[l][n].cut(self.now)
+                    && self.nodes[n].state == NodeState::Up)
+        });
         contact
+            && known_ok
             && self.now >= cl.settled_at
             && cl.migration.is_none()
             && cl.latest().masters().iter().all(|&m| {
@@ -519,6 +564,11 @@ impl World {
 
     /// A value went away at a node.
     pub(crate) fn on_change(&mut self, ch: Change, removed_together: usize) {
+        if self.cl.is_some() && !self.key_nodes(0, &ch.key).contains(&ch.node) {
+            // A stale copy on a node that no longer serves the key's slot
+            // (a lost replication of a migration's deletion): nobody reads it.
+            return;
+        }
         if ch.cause == Cause::DataLoss {
             self.chk.data_loss = true;
         }
@@ -754,6 +804,10 @@ impl World {
                 continue;
             }
             for (k, e) in self.nodes[n].live_keys(db, self.now) {
+                if self.cl.is_some() && !self.key_nodes(0, &k).contains(&n) {
+                    // A stale copy in a slot the node does not serve.
+                    continue;
+                }
                 if let Writer::Locker(l) = e.writer {
                     if e.orphan {
                         // Written by bytes that were still in flight (or

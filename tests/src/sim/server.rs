@@ -450,11 +450,13 @@ impl Node {
         }
     }
 
-    /// Marks a stored key as written by bytes nobody waits for any more
-    /// (a value a failover brought back: its writer released it).
-    pub fn mark_orphan(&mut self, db: u32, key: &[u8]) {
+    /// Marks a stored key as written by bytes nobody waits for any more (a
+    /// value a failover brought back, a release refused): the mark travels
+    /// to the replica with the key.
+    pub fn mark_orphan(&mut self, db: u32, key: &[u8], fx: &mut Fx) {
         if let Some(e) = self.dbs.get_mut(&db).and_then(|m| m.get_mut(key)) {
             e.orphan = true;
+            self.replicate(db, key, fx);
         }
     }
 

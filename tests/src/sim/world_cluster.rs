@@ -162,7 +162,9 @@ impl World {
                 .stored(db, key)
                 .is_some_and(|e| e.value == value)
             {
-                self.nodes[n].mark_orphan(db, key);
+                let mut fx = Fx::default();
+                self.nodes[n].mark_orphan(db, key, &mut fx);
+                self.apply_fx(fx);
             }
         }
     }
@@ -274,7 +276,8 @@ impl World {
         e
     }
 
-    fn real_expiry(&self, n: usize, e: &Entry) -> u64 {
+    /// The real time at which `e` expires at node `n` (`u64::MAX`: never).
+    pub(crate) fn real_expiry(&self, n: usize, e: &Entry) -> u64 {
         e.expire_ms
             .map_or(u64::MAX, |x| self.nodes[n].real_at_ms(x.saturating_add(1)))
     }
@@ -489,7 +492,8 @@ impl World {
         let prefix = self.p.config.prefix.as_str().as_bytes().to_vec();
         let mut lost = Vec::new();
         for (key, e) in self.nodes[m].live_keys(db, now) {
-            if !key.starts_with(&prefix) {
+            // Only keys of its slots (a stale copy elsewhere is nobody's).
+            if !key.starts_with(&prefix) || topo.owner_node(key_slot(&key)) != m {
                 continue;
             }
             let shortened = match self.nodes[r].peek(db, &key, now) {
@@ -502,11 +506,13 @@ impl World {
                     true
                 }
             };
+            let expiry = self.real_expiry(m, &e);
             lost.push(LostKey {
                 key,
                 value: e.value,
                 writer: e.writer,
                 shortened,
+                expiry,
             });
         }
         for (key, re) in self.nodes[r].live_keys(db, now) {
@@ -515,7 +521,9 @@ impl World {
                 None => true,
             };
             if orphan {
-                self.nodes[r].mark_orphan(db, &key);
+                let mut fx = Fx::default();
+                self.nodes[r].mark_orphan(db, &key, &mut fx);
+                self.apply_fx(fx);
             }
         }
         let held = self.held_on(m);
