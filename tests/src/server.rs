@@ -1,12 +1,13 @@
 //! A throwaway `redis-server` process per test.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::admin::Admin;
@@ -341,9 +342,25 @@ pub fn is_installed() -> bool {
 
 /// A loopback port nothing listens on right now (bound to port 0, read,
 /// closed). Someone may take it before it is used: callers retry.
+///
+/// A port is never handed out twice in one process: a killed cluster node
+/// is restarted on its old ports, and its cluster keeps dialling its bus
+/// port meanwhile, so another test's server there would be drawn into a
+/// foreign cluster.
 pub fn free_port() -> io::Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(l.local_addr()?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..1000 {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = l.local_addr()?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no loopback port left that this process has not used yet",
+    ))
 }
 
 /// The `process_id` that the server on `127.0.0.1:port` reports in

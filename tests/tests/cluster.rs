@@ -370,3 +370,27 @@ mod cluster_errors {
         assert!(matches!(r, Err(Error::Topology { .. })), "{r:?}");
     }
 }
+
+mod cluster_slots {
+    use super::*;
+
+    /// The engine's hash slots are the server's (`CLUSTER KEYSLOT`), hash
+    /// tags included.
+    #[test]
+    fn cluster_key_slots_match_the_server() {
+        let c = RedisCluster::shared();
+        for name in [
+            "x",
+            "tracklock-demo",
+            "{tag}a",
+            "a{tag}b",
+            "{}x",
+            "{{x}}",
+            "é✓",
+        ] {
+            for k in keys(name) {
+                assert_eq!(tracklock_core::key_slot(k.as_bytes()), c.slot_of(&k), "{k}");
+            }
+        }
+    }
+}

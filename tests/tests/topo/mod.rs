@@ -73,36 +73,81 @@ pub fn keys(name: &str) -> Vec<String> {
 }
 
 /// A fresh name (unique per process and call) starting with `stem`.
+///
+/// Its length varies: the three keys of a name differ in one byte only, so
+/// (CRC16 being linear) their slots differ by XOR masks fixed by the name's
+/// length, and for some lengths no name spreads over three masters.
 pub fn fresh(stem: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{stem}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{stem}-{}-{n}{}", std::process::id(), "_".repeat(n % 11))
+}
+
+/// Which node serves which slots, read once from the cluster.
+pub struct Owners(pub Vec<(u16, u16, usize)>);
+
+impl Owners {
+    /// The slot map of `c` now.
+    pub fn of(c: &RedisCluster) -> Owners {
+        Owners(
+            c.slot_map()
+                .into_iter()
+                .map(|(a, b, id)| {
+                    let i = c
+                        .index_of(&id)
+                        .unwrap_or_else(|| panic!("node {id} of the slot map is unknown"));
+                    (a, b, i)
+                })
+                .collect(),
+        )
+    }
+
+    /// The node serving `key`.
+    pub fn of_key(&self, key: &str) -> usize {
+        let slot = tracklock_core::key_slot(key.as_bytes());
+        self.0
+            .iter()
+            .find(|(a, b, _)| (*a..=*b).contains(&slot))
+            .map(|r| r.2)
+            .unwrap_or_else(|| panic!("slot {slot} is not served"))
+    }
+
+    /// The nodes serving the keys of `name`.
+    pub fn of_name(&self, name: &str) -> Vec<usize> {
+        keys(name).iter().map(|k| self.of_key(k)).collect()
+    }
 }
 
 /// A fresh name whose three keys live on three different masters.
 pub fn spread_name(c: &RedisCluster, stem: &str) -> String {
-    loop {
-        let name = fresh(stem);
-        let o: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
-        if o[0] != o[1] && o[1] != o[2] && o[0] != o[2] {
-            return name;
-        }
-    }
+    let owners = Owners::of(c);
+    (0..10_000)
+        .map(|_| fresh(stem))
+        .find(|name| {
+            let o = owners.of_name(name);
+            o[0] != o[1] && o[1] != o[2] && o[0] != o[2]
+        })
+        .unwrap_or_else(|| {
+            let n = fresh(stem);
+            panic!(
+                "no name spread over three masters; map {:?}; e.g. {n}: {:?}",
+                owners.0,
+                owners.of_name(&n)
+            )
+        })
 }
 
 /// A fresh name whose keys 0 and 1 share a master and key 2 lives on
 /// another: losing that master loses the lock.
 pub fn clumped_name(c: &RedisCluster, stem: &str) -> String {
-    loop {
-        let name = fresh(stem);
-        let o: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
-        if o[0] == o[1] && o[2] != o[0] {
-            return name;
-        }
-    }
+    let owners = Owners::of(c);
+    (0..10_000)
+        .map(|_| fresh(stem))
+        .find(|name| {
+            let o = owners.of_name(name);
+            o[0] == o[1] && o[2] != o[0]
+        })
+        .unwrap_or_else(|| panic!("no clumped name; map {:?}", owners.0))
 }
 
 /// Every locker takes `name` `rounds` times, holding it about a
