@@ -10,7 +10,7 @@
 use tracklock_tests::sim::{batch, check_seed, run, Params};
 
 /// Seeds run by default (sized for a debug build on two cores).
-const SEEDS: u64 = 700;
+const SEEDS: u64 = 600;
 
 #[test]
 fn sim_cluster_batch() {

@@ -176,6 +176,9 @@ pub struct Fx {
     /// Releases refused with an error (`CLUSTERDOWN`): `(key, value)`. The
     /// engine leaves such a key to expire.
     pub refused_releases: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Lockers whose extend script was refused (`CLUSTERDOWN`): it did not
+    /// run, so it did not re-arm their tracking of the key.
+    pub refused_extends: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -617,9 +620,18 @@ impl Node {
         if !authed && name != b"HELLO" {
             error(&mut out, "NOAUTH Authentication required.");
         } else if let Some(redirect) = self.redirect(ctx, &name, args, asking) {
-            if redirect.starts_with("CLUSTERDOWN") && self.is_release(&name, args) {
-                fx.refused_releases
-                    .push((args[3].clone(), args.get(4).cloned().unwrap_or_default()));
+            if redirect.starts_with("CLUSTERDOWN") {
+                match self.script_kind(&name, args) {
+                    Some(ScriptKind::Release) => fx
+                        .refused_releases
+                        .push((args[3].clone(), args.get(4).cloned().unwrap_or_default())),
+                    Some(_) => {
+                        if let Some(l) = self.clients.get(&conn).and_then(|c| c.locker) {
+                            fx.refused_extends.push(l);
+                        }
+                    }
+                    None => {}
+                }
             }
             error(&mut out, &redirect);
         } else {
@@ -1204,16 +1216,16 @@ impl Node {
         Some(format!("MOVED {slot} {}", cluster::addr(owner)))
     }
 
-    /// True for the engine's release script (by body or SHA).
-    fn is_release(&self, name: &[u8], args: &[Vec<u8>]) -> bool {
-        (name == b"EVAL" || name == b"EVALSHA")
-            && args.len() >= 4
-            && args.get(1).is_some_and(|a| {
-                self.known.iter().any(|k| {
-                    k.1 == ScriptKind::Release
-                        && (k.2.as_bytes() == &a[..] || k.0[..] == a.to_ascii_lowercase()[..])
-                })
-            })
+    /// Which of the engine's scripts a one-key `EVAL`/`EVALSHA` runs.
+    fn script_kind(&self, name: &[u8], args: &[Vec<u8>]) -> Option<ScriptKind> {
+        if (name != b"EVAL" && name != b"EVALSHA") || args.len() < 4 {
+            return None;
+        }
+        let a = &args[1];
+        self.known
+            .iter()
+            .find(|k| k.2.as_bytes() == &a[..] || k.0[..] == a.to_ascii_lowercase()[..])
+            .map(|k| k.1)
     }
 
     fn peek_ms(&self, db: u32, key: &[u8], now_ms: u64) -> Option<&Entry> {

@@ -122,6 +122,11 @@ pub(crate) struct LockerSim {
     pub(crate) pending_disc: Vec<bool>,
     pub(crate) pending_conn: Vec<bool>,
     pub(crate) retry_connect: Vec<bool>,
+    /// When the engine learned each node (0: from the start).
+    pub(crate) learned_at: Vec<u64>,
+    /// Cluster: the last time one of its extend scripts was refused
+    /// (`CLUSTERDOWN`), if ever.
+    pub(crate) extend_refused_at: Option<u64>,
     pub(crate) timeout_gen: u64,
     pub(crate) timeout_at: Option<u64>,
     pub(crate) workers: Vec<Worker>,
@@ -255,6 +260,8 @@ impl World {
                 pending_disc: vec![false; engine_nodes],
                 pending_conn: vec![false; engine_nodes],
                 retry_connect: vec![false; engine_nodes],
+                learned_at: vec![0; engine_nodes],
+                extend_refused_at: None,
                 timeout_gen: 0,
                 timeout_at: None,
                 workers: (0..p.workers)
@@ -579,6 +586,10 @@ impl World {
         }
         for (key, value) in std::mem::take(&mut fx.refused_releases) {
             self.release_refused(&key, &value);
+        }
+        for l in std::mem::take(&mut fx.refused_extends) {
+            self.lockers[l].extend_refused_at = Some(self.now);
+            *self.stats.cluster.entry("extend_refused").or_default() += 1;
         }
         for e in fx.errors {
             self.fail(format!("contract: {e}"));

@@ -208,6 +208,7 @@ impl World {
         ls.pending_disc.push(false);
         ls.pending_conn.push(false);
         ls.retry_connect.push(false);
+        ls.learned_at.push(self.now);
         *self.stats.cluster.entry("node_added").or_default() += 1;
         self.log(|| format!("L{l} learns node {n} as its node {e}"));
         let t = self.now + self.rng.range(0, MS);
