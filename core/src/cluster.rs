@@ -253,12 +253,14 @@ fn endpoint(host: &[u8]) -> &[u8] {
     }
 }
 
-/// Calls `f(start, end, host, port)` for every slot range of a
-/// `CLUSTER SHARDS` reply, with the shard's master. `Err` on a reply of the
+/// Calls `f(Some((start, end)), host, port)` for every slot range of a
+/// `CLUSTER SHARDS` reply, with the shard's master, and `f(None, host,
+/// port)` for every other healthy node (replicas: worth asking for the
+/// topology when every master we know is gone). `Err` on a reply of the
 /// wrong shape.
 pub(crate) fn parse_shards<'a>(
     frame: Frame<'a>,
-    mut f: impl FnMut(u16, u16, &'a [u8], u16),
+    mut f: impl FnMut(Option<(u16, u16)>, &'a [u8], u16),
 ) -> Result<(), &'static str> {
     let Frame::Array(shards) = frame else {
         return Err("CLUSTER SHARDS reply is not an array");
@@ -302,13 +304,15 @@ pub(crate) fn parse_shards<'a>(
                 }
             }
             let ok = health != b"fail";
+            let host = match ep.map(endpoint) {
+                Some(h) if !h.is_empty() => h,
+                _ => endpoint(ip),
+            };
             if role == b"master" && port.is_some() && (master.is_none() || (ok && !healthy)) {
-                let host = match ep.map(endpoint) {
-                    Some(h) if !h.is_empty() => h,
-                    _ => endpoint(ip),
-                };
                 master = port.map(|p| (host, p));
                 healthy = ok;
+            } else if let (true, Some(p)) = (ok, port) {
+                f(None, host, p);
             }
         }
         let Some((host, port)) = master else {
@@ -321,7 +325,7 @@ pub(crate) fn parse_shards<'a>(
                 return Err("CLUSTER SHARDS slots are not integers");
             };
             match (u16::try_from(a), u16::try_from(b)) {
-                (Ok(a), Ok(b)) if a <= b && b < SLOTS => f(a, b, host, port),
+                (Ok(a), Ok(b)) if a <= b && b < SLOTS => f(Some((a, b)), host, port),
                 _ => return Err("CLUSTER SHARDS slot out of range"),
             }
         }
@@ -333,7 +337,7 @@ pub(crate) fn parse_shards<'a>(
 /// each range is its master).
 pub(crate) fn parse_slots<'a>(
     frame: Frame<'a>,
-    mut f: impl FnMut(u16, u16, &'a [u8], u16),
+    mut f: impl FnMut(Option<(u16, u16)>, &'a [u8], u16),
 ) -> Result<(), &'static str> {
     let Frame::Array(ranges) = frame else {
         return Err("CLUSTER SLOTS reply is not an array");
@@ -358,8 +362,17 @@ pub(crate) fn parse_slots<'a>(
             return Err("CLUSTER SLOTS node has the wrong shape");
         };
         match (u16::try_from(a), u16::try_from(b), u16::try_from(port)) {
-            (Ok(a), Ok(b), Ok(p)) if a <= b && b < SLOTS => f(a, b, endpoint(host), p),
+            (Ok(a), Ok(b), Ok(p)) if a <= b && b < SLOTS => f(Some((a, b)), endpoint(host), p),
             _ => return Err("CLUSTER SLOTS range out of range"),
+        }
+        for replica in it {
+            let mut r = replica.as_aggregate().into_iter().flat_map(|a| a.iter());
+            if let (Some(host), Some(Ok(port))) = (
+                r.next().and_then(|f| f.as_bytes()),
+                r.next().and_then(|f| f.as_int()).map(u16::try_from),
+            ) {
+                f(None, endpoint(host), port);
+            }
         }
     }
     Ok(())
@@ -431,9 +444,16 @@ mod tests {
         );
         let (frame, _) = crate::resp::parse(reply.as_bytes()).unwrap().unwrap();
         let mut got = std::vec::Vec::new();
-        parse_shards(frame, |a, b, h, p| got.push((a, b, h.to_vec(), p))).unwrap();
-        // `?` endpoint and no ip: the asked node's host (empty here).
-        assert_eq!(got, [(0, 16383, std::vec::Vec::new(), 7003)]);
+        parse_shards(frame, |r, h, p| got.push((r, h.to_vec(), p))).unwrap();
+        // `?` endpoint and no ip: the asked node's host (empty here). The
+        // failed master is left out, the replica kept for discovery.
+        assert_eq!(
+            got,
+            [
+                (None, std::vec::Vec::new(), 7004),
+                (Some((0, 16383)), std::vec::Vec::new(), 7003)
+            ]
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(crate) struct Key {
     pub(crate) doubt_until: Instant,
     /// Held: re-check as soon as the connection is ready.
     pub(crate) verify: bool,
+    /// Held: a refused re-check is retried no sooner than this.
+    pub(crate) recheck_at: Option<Instant>,
     /// Cluster: the key's hash slot.
     pub(crate) slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
@@ -58,6 +60,7 @@ impl Key {
     pub(crate) fn new(node: NodeId, slot: u16) -> Self {
         Key {
             slot,
+            recheck_at: None,
             redirects: 0,
             redirect: None,
             state: KeyState::Free,

@@ -133,16 +133,17 @@ fn cluster() -> Engine {
     let q = sent(&mut e, 0);
     assert_eq!(q, vec![vec![b"CLUSTER".to_vec(), b"SHARDS".to_vec()]]);
     feed(&mut e, 0, ms(1), &shards(THREE));
+    // Masters first, then the replicas (kept for topology queries only).
     assert_eq!(
         events(&mut e),
-        vec![
-            Event::NodeAdded { node: NodeId(1) },
-            Event::NodeAdded { node: NodeId(2) }
-        ]
+        (1..6)
+            .map(|n| Event::NodeAdded { node: NodeId(n) })
+            .collect::<Vec<_>>()
     );
     assert_eq!(e.node_address(NodeId(1)), Some(("127.0.0.1", 7001)));
     assert_eq!(e.node_address(NodeId(2)), Some(("127.0.0.1", 7002)));
-    assert_eq!(e.node_count(), 3);
+    assert_eq!(e.node_address(NodeId(3)), Some(("127.0.0.1", 7003)));
+    assert_eq!(e.node_count(), 6);
     assert!(!e.is_usable(), "one master of three");
     handshake(&mut e, 1, ms(2));
     assert!(e.is_usable(), "two masters of three");
@@ -357,11 +358,11 @@ fn losing_a_master_keeps_a_majority_and_requeries_the_map() {
     promoted[usize::from(victim)].2 = 7009;
     promoted[usize::from(victim)].3 = None;
     feed(&mut e, queries[0], ms(1100), &shards(&promoted));
-    assert_eq!(events(&mut e), vec![Event::NodeAdded { node: NodeId(3) }]);
-    handshake(&mut e, 3, ms(1200));
+    assert_eq!(events(&mut e), vec![Event::NodeAdded { node: NodeId(6) }]);
+    handshake(&mut e, 6, ms(1200));
     // The held key on the lost master is re-checked on the new one.
-    assert_eq!(names(&sent(&mut e, 3)), ["EVALSHA"]);
-    feed(&mut e, 3, ms(1201), b"*2\r\n:3800\r\n:0\r\n");
+    assert_eq!(names(&sent(&mut e, 6)), ["EVALSHA"]);
+    feed(&mut e, 6, ms(1201), b"*2\r\n:3800\r\n:0\r\n");
     assert!(e.is_held(id));
 }
 
@@ -515,4 +516,50 @@ fn capacity_and_bad_topology_replies_fail_only_that_connection() {
         }]
     ));
     assert!(e.set_node_address(NodeId(9), "x", 1).is_err());
+}
+
+#[test]
+fn replicas_answer_topology_queries_when_every_master_is_gone() {
+    let mut e = cluster();
+    for n in 3..6 {
+        handshake(&mut e, n, ms(3));
+    }
+    events(&mut e);
+    for n in 0..3 {
+        e.handle_disconnected(NodeId(n), ms(100));
+    }
+    assert!(!e.is_usable());
+    // A query may have gone to a master that dropped right after.
+    e.handle_timeout(ms(200));
+    let asked: Vec<u16> = (3..6)
+        .filter(|&n| names(&sent(&mut e, n)).contains(&String::from("CLUSTER")))
+        .collect();
+    assert_eq!(asked.len(), 1, "a replica is asked for the topology");
+    let promoted: Vec<(u16, u16, u16, Option<u16>)> = THREE
+        .iter()
+        .map(|&(s, e, _, r)| (s, e, r.unwrap(), None))
+        .collect();
+    feed(&mut e, asked[0], ms(1500), &shards(&promoted));
+    assert!(events(&mut e).is_empty(), "the replicas were known already");
+    assert!(e.is_usable(), "the promoted replicas serve every slot");
+}
+
+#[test]
+fn a_refused_recheck_is_retried_after_try_next_after() {
+    let mut e = cluster();
+    let name = spread_name();
+    let (id, owners) = acquire(&mut e, &name, ms(10));
+    let key = format!("rueidislock:0:{name}");
+    let n = owners[0];
+    feed(&mut e, n, ms(20), &invalidate(&key));
+    assert_eq!(names(&sent(&mut e, n)), ["EVALSHA"]);
+    feed(&mut e, n, ms(21), b"-CLUSTERDOWN The cluster is down\r\n");
+    e.handle_timeout(ms(22));
+    assert!(sent(&mut e, n).is_empty(), "no hot retry");
+    let due = e.poll_timeout().unwrap();
+    assert!(due <= ms(21 + 20), "retry due at {due:?}");
+    e.handle_timeout(ms(41));
+    assert_eq!(names(&sent(&mut e, n)), ["EVALSHA"], "re-check retried");
+    feed(&mut e, n, ms(42), b"*2\r\n:0\r\n:0\r\n");
+    assert!(e.is_held(id), "two keys left");
 }

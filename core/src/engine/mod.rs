@@ -624,6 +624,11 @@ impl Engine {
                 if k.state == KeyState::Doubt && k.inflight == 0 {
                     at(k.doubt_until);
                 }
+                if let (Phase::Held, KeyState::Held, true, 0, Some(t)) =
+                    (lock.phase, k.state, k.verify, k.inflight, k.recheck_at)
+                {
+                    at(t);
+                }
             }
         }
         t
@@ -875,6 +880,7 @@ impl Engine {
             Op::Extend { .. } => {
                 key.inflight += 1;
                 key.verify = false;
+                key.recheck_at = None;
             }
             Op::Release => {
                 key.state = KeyState::Releasing;
@@ -1278,6 +1284,7 @@ impl Engine {
         let caching = self.config.client_caching;
         let (drift, margin, validity) =
             (self.config.drift_ppm, self.config.margin, self.s.validity);
+        let try_next_after = self.s.try_next_after;
         if let (
             KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
             Frame::Error(text),
@@ -1367,9 +1374,16 @@ impl Engine {
                         }
                     }
                 }
-                // A refused extension (busy, out of memory…) leaves the
-                // lease as it was; the next round or the deadline decides.
-                Frame::Error(_) => {}
+                // A refused extension (busy, out of memory, CLUSTERDOWN…)
+                // leaves the lease as it was, and the script did not run:
+                // tracking is not re-armed, so the key is checked again
+                // after `try_next_after` (not at once: the refusal may last).
+                Frame::Error(_) => {
+                    if key.state == KeyState::Held {
+                        key.verify = true;
+                        key.recheck_at = Some(now.saturating_add(try_next_after));
+                    }
+                }
                 _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
             },
             KeyOp::Release { .. } => match frame {
@@ -1607,7 +1621,11 @@ impl Engine {
             .and_then(|a| a.as_ref().map(|a| a.host.clone()));
         let mut list: Seq<Range, RANGE_CAP> = Seq::default();
         let mut failed = None;
-        let mut add = |start: u16, end: u16, host: &[u8], port: u16| {
+        // Replicas are remembered after the masters, and only while there is
+        // room: they serve no key, only topology queries once every master
+        // we know is gone.
+        let mut others: Seq<Addr, NODE_CAP> = Seq::default();
+        let mut add = |range: Option<(u16, u16)>, host: &[u8], port: u16| {
             let host = if host.is_empty() {
                 match &asked {
                     Some(h) => h.clone(),
@@ -1617,6 +1635,10 @@ impl Engine {
                 }
             } else {
                 Text::from_utf8_lossy_truncated(host)
+            };
+            let Some((start, end)) = range else {
+                let _ = others.push(Addr { host, port });
+                return;
             };
             match self.node_for(host, port) {
                 Ok(n) => {
@@ -1642,6 +1664,9 @@ impl Engine {
         parsed.map_err(NodeError::Protocol)?;
         if let Some(e) = failed {
             return Err(e);
+        }
+        for a in others.as_slice() {
+            let _ = self.node_for(a.host.clone(), a.port);
         }
         if list.as_slice().is_empty() {
             // A cluster still forming (or losing every master): ask again.
@@ -2043,7 +2068,11 @@ impl Engine {
                         now,
                     );
                 }
+                KeyState::Held if key.verify && key.recheck_at.is_some_and(|t| now < t) => {}
                 KeyState::Held if key.verify => {
+                    // A retry is due once: if it cannot be sent, the key waits
+                    // for its node like any other re-check.
+                    self.lock_at(slot).keys[k].recheck_at = None;
                     self.send(
                         slot,
                         k,
