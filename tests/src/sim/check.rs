@@ -527,11 +527,10 @@ impl World {
                     && self.nodes[n].state == NodeState::Up
             });
         };
-        // A known limitation of the engine, not checked here: it learns
-        // only masters (and its seeds), so when every node it knows is
-        // down it cannot find the replicas promoted meanwhile until one of
-        // them comes back (seed 698 of `sim_cluster`: both seeds were
-        // masters, both failed over, its waiter stalled for 2 s).
+        // Liveness needs some node the locker knows to be reachable: it
+        // asks the nodes it knows (seeds, masters and, since seed 698 of
+        // `sim_cluster` stalled a waiter for 2 s, replicas) for the
+        // topology; a locker cut off from all of them cannot progress.
         let contact = (0..ls.links.len()).any(|e| {
             let n = ls.target[e];
             self.nodes[n].state == NodeState::Up && !self.net.links[l][n].cut(self.now)
@@ -657,19 +656,16 @@ impl World {
         }
     }
 
-    /// A known engine gap, not checked: an extend script refused with
-    /// `-CLUSTERDOWN` did not run, so it did not re-arm the holder's
-    /// tracking of the key, and the engine does not retry it (a refused
-    /// extension "leaves the lease as it was"): changes to the key go
-    /// unnoticed until its next periodic extension. Found with seed 76924
-    /// of `sim_cluster` (an invalidation's re-check refused, then an admin
-    /// `DEL` unnoticed). Prompt-loss checks skip a locker for an extend
-    /// interval after such a refusal.
+    /// An extend script refused (`-CLUSTERDOWN`) did not run, so it did
+    /// not re-arm the holder's tracking of the key; the engine retries it
+    /// after `try_next_after` (it used to wait for the next periodic
+    /// extension: seed 76924 of `sim_cluster`, an admin `DEL` unnoticed).
+    /// Prompt-loss checks skip a locker until that retry had time to land.
     fn tracking_doubtful(&self, l: usize) -> bool {
         let Some(at) = self.lockers[l].extend_refused_at else {
             return false;
         };
-        let i = self.p.config.effective_extend_interval().as_nanos() as u64;
+        let i = self.p.config.try_next_after.as_nanos() as u64;
         let window = i + i * 2 * self.p.clock_ppm as u64 / 1_000_000 + 3 * self.lat_max + 2 * MS;
         self.now < at + window
     }
