@@ -1,7 +1,7 @@
 //! Per-node connection state: handshake progress, the queue of replies we
 //! expect (Redis answers in request order), the transmit buffer, liveness.
 
-use crate::event::LockId;
+use crate::event::{LockId, NodeError};
 use crate::storage::{Bytes, Fifo};
 use crate::time::Instant;
 
@@ -86,6 +86,11 @@ pub(crate) struct Conn {
     pub(crate) echo: Option<Echo>,
     /// The server refused `CLUSTER SHARDS` (before 7.0): ask `CLUSTER SLOTS`.
     pub(crate) no_shards: bool,
+    /// The last handshake failed with a refusal that will not pass by
+    /// itself (wrong password, a replica, the wrong mode): requests that
+    /// need this node end with it. Kept across resets, cleared by a
+    /// finished handshake.
+    pub(crate) refusal: Option<NodeError>,
 }
 
 impl Conn {

@@ -35,24 +35,140 @@ pub enum LockMode {
 }
 
 /// Why a held lock was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LostReason {
     /// Fewer than a majority of keys still carry our value (deleted,
-    /// overwritten, flushed or forced by someone else).
+    /// overwritten, flushed, or forced by someone else — also by a
+    /// `force_lock` of the same locker).
     KeysChanged,
     /// The local deadline passed without a successful extension.
     Expired,
     /// The locker was closed.
     Closed,
+    /// The server refused to extend the keys (the last refusal is kept): the
+    /// lease ran out, or the keys changed, while extensions were refused.
+    Refused(ServerError),
 }
 
 impl fmt::Display for LostReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::KeysChanged => {
+                f.write_str("a majority of the lock's keys was changed by someone else")
+            }
+            LostReason::Expired => f.write_str("the lease ran out before it could be extended"),
+            LostReason::Closed => f.write_str("the locker was closed"),
+            LostReason::Refused(e) => write!(f, "the lock could not be extended: {e}"),
+        }
+    }
+}
+
+/// A command of a lock operation, as named in a [`ServerError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// The acquisition's `SET key value [NX] PX validity`.
+    Set,
+    /// The acquisition's `PTTL key` (reads the TTL and arms tracking).
+    Pttl,
+    /// The extend script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
+    Extend,
+    /// The release script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
+    Release,
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            LostReason::KeysChanged => "a majority of the lock's keys was changed by someone else",
-            LostReason::Expired => "the lease ran out before it could be extended",
-            LostReason::Closed => "the locker was closed",
+            Command::Set => "SET",
+            Command::Pttl => "PTTL",
+            Command::Extend => "the extend script (EVALSHA/EVAL)",
+            Command::Release => "the release script (EVALSHA/EVAL)",
         })
+    }
+}
+
+/// An error reply from Redis to one of a lock's commands: never read as
+/// "someone else holds it".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The node that answered.
+    pub node: NodeId,
+    /// The command it refused.
+    pub command: Command,
+    /// The server's own text (`OOM command not allowed …`, `NOPERM …`).
+    pub message: Text,
+}
+
+impl ServerError {
+    /// True for conditions that pass by themselves and are retried while
+    /// `lock` waits: `LOADING`, `BUSY`, `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `MASTERDOWN`. Everything else (`OOM`, `NOPERM`, `READONLY`,
+    /// `MISCONF`, `WRONGTYPE`, `NOSCRIPT` after `EVAL`, …) ends the request.
+    pub fn is_transient(&self) -> bool {
+        is_transient(self.message.as_bytes())
+    }
+}
+
+/// See [`ServerError::is_transient`]; `text` is an error reply's text.
+pub(crate) fn is_transient(text: &[u8]) -> bool {
+    let code = text.split(|&b| b == b' ').next().unwrap_or(b"");
+    matches!(
+        code,
+        b"LOADING" | b"BUSY" | b"TRYAGAIN" | b"CLUSTERDOWN" | b"MASTERDOWN"
+    )
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node {} refused {}: {}",
+            self.node.0, self.command, self.message
+        )
+    }
+}
+
+/// Why a lock request ended without the lock, other than
+/// [`Event::NotLocked`] (someone else was seen holding it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockFailure {
+    /// A server refused a command, and that keeps a majority out of reach.
+    /// `lock` waits through transient refusals ([`ServerError::is_transient`]);
+    /// `try_lock` and `force_lock` report them too.
+    Refused(ServerError),
+    /// Nodes holding a majority of the keys are not connected. `lock` waits
+    /// for them unless `error` is a refusal of the handshake (a wrong
+    /// password, a replica, …), which it reports while the locker keeps
+    /// reconnecting; `try_lock` and `force_lock` report it at once.
+    Unavailable {
+        /// One of the missing nodes.
+        node: NodeId,
+        /// Why its last connection attempt failed, when it did.
+        error: Option<NodeError>,
+    },
+    /// A majority answered only after the lease had already run out (the
+    /// server or this process is far too slow for the validity).
+    TooSlow,
+}
+
+impl fmt::Display for LockFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockFailure::Refused(e) => e.fmt(f),
+            LockFailure::Unavailable { node, error: None } => {
+                write!(f, "node {} is not connected", node.0)
+            }
+            LockFailure::Unavailable {
+                node,
+                error: Some(e),
+            } => write!(f, "node {} is not connected: {e}", node.0),
+            LockFailure::TooSlow => {
+                f.write_str("a majority answered only after the lease had run out")
+            }
+        }
     }
 }
 
@@ -70,6 +186,9 @@ pub enum NodeError {
     Unresponsive,
     /// An engine capacity was exceeded (no-alloc build).
     CapacityExceeded,
+    /// Single or instances mode, but the server is a read-only replica
+    /// (its `HELLO` reply says `role: replica`).
+    Replica,
     /// The server's mode does not match the configured topology (a cluster
     /// node in single/instances mode, or a standalone server in cluster
     /// mode), or it refused to describe the cluster.
@@ -86,6 +205,9 @@ impl fmt::Display for NodeError {
             NodeError::Protocol(what) => write!(f, "protocol error: {what}"),
             NodeError::Unresponsive => f.write_str("server did not answer a ping in time"),
             NodeError::CapacityExceeded => f.write_str("engine capacity exceeded"),
+            NodeError::Replica => f.write_str(
+                "the server is a read-only replica; connect to its master (locks write keys)",
+            ),
             NodeError::Topology(t) => write!(f, "topology mismatch: {t}"),
         }
     }
@@ -140,10 +262,20 @@ pub enum Event {
         /// The lock.
         id: LockId,
     },
-    /// A `Try` request failed: the lock is held by someone else.
+    /// A `Try` request failed: another holder was seen on enough keys
+    /// that no majority can be had.
     NotLocked {
         /// The lock.
         id: LockId,
+    },
+    /// A request ended without the lock for a reason other than another
+    /// holder (see [`LockFailure`]). Never for `Wait` requests on transient
+    /// conditions: those retry with backoff.
+    Failed {
+        /// The lock.
+        id: LockId,
+        /// Why.
+        error: LockFailure,
     },
     /// A held lock was lost; its remaining keys are being released.
     Lost {
@@ -151,6 +283,14 @@ pub enum Event {
         id: LockId,
         /// Why.
         reason: LostReason,
+    },
+    /// Comes right before [`Event::Released`] when a release was refused
+    /// by the server: those keys stay until their TTL.
+    NotReleased {
+        /// The lock.
+        id: LockId,
+        /// The (last) refusal.
+        error: ServerError,
     },
     /// An `unlock` finished: every key is released (or certainly expired).
     Released {

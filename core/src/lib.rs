@@ -45,7 +45,10 @@ mod time;
 
 pub use config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 pub use engine::Engine;
-pub use event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
+pub use event::{
+    Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId,
+    ServerError,
+};
 pub use keys::MAX_MAJORITY;
 pub use storage::Text;
 pub use time::Instant;

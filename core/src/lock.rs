@@ -1,7 +1,7 @@
 //! Per-lock and per-key state. Every transition is made by the engine from
 //! (state, input); deadlines are data that `poll_timeout` reads.
 
-use crate::event::{LockMode, NodeId};
+use crate::event::{LockMode, NodeId, ServerError};
 use crate::keys::MAX_KEYS;
 use crate::storage::Text;
 use crate::time::Instant;
@@ -25,6 +25,18 @@ pub(crate) enum KeyState {
     Doubt,
 }
 
+/// How a key's part of the current attempt ended, when it did not end held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Outcome {
+    /// Nothing to report (pending, held, or not attempted yet).
+    #[default]
+    None,
+    /// `SET NX` found another holder's value.
+    Taken,
+    /// An error reply (`true`: a transient one).
+    Refused(bool),
+}
+
 /// One key of a lock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Key {
@@ -45,8 +57,15 @@ pub(crate) struct Key {
     pub(crate) doubt_until: Instant,
     /// Held: re-check as soon as the connection is ready.
     pub(crate) verify: bool,
-    /// Held: a refused re-check is retried no sooner than this.
+    /// Held: a refused re-check is retried no sooner than this. Doubt: a
+    /// release refused with a transient error is retried no sooner.
     pub(crate) recheck_at: Option<Instant>,
+    /// How the current attempt went for this key.
+    pub(crate) outcome: Outcome,
+    /// The last extension of this key was refused by the server.
+    pub(crate) extend_refused: bool,
+    /// A release of this key was refused (cleared if a retry succeeds).
+    pub(crate) release_refused: bool,
     /// Cluster: the key's hash slot.
     pub(crate) slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
@@ -72,7 +91,18 @@ impl Key {
             taken_ttl: None,
             doubt_until: Instant::default(),
             verify: false,
+            outcome: Outcome::None,
+            extend_refused: false,
+            release_refused: false,
         }
+    }
+
+    /// A doubtful key whose release was refused, not due for a retry yet
+    /// (forgotten once certainly expired).
+    pub(crate) fn retry_later(&self, now: Instant) -> bool {
+        self.state == KeyState::Doubt
+            && now < self.doubt_until
+            && self.recheck_at.is_some_and(|t| now < t)
     }
 
     /// Nothing in flight and nothing of ours left on the server.
@@ -119,6 +149,12 @@ pub(crate) struct Lock {
     pub(crate) ended: bool,
     /// Consecutive local hand-offs that led to this holder.
     pub(crate) handoffs: u8,
+    /// Consecutive failed attempts that were not "someone else holds it"
+    /// (refusals, nodes down, partial majorities): the retry backoff grows
+    /// with it.
+    pub(crate) failures: u8,
+    /// The last error reply to any of this request's commands.
+    pub(crate) error: Option<ServerError>,
 }
 
 impl Lock {

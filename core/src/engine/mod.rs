@@ -25,10 +25,13 @@ use crate::cluster::{self, key_slot, parse_redirect, Addr, Range, Redirect, Slot
 use crate::commands::{self, KeyRef, Ttl};
 use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 use crate::conn::{self, Conn, Echo, Expect, KeyOp};
-use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
+use crate::event::{
+    is_transient, Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
+    NodeId, ServerError,
+};
 use crate::keys::{key_parts, parse_key};
 use crate::lease::{key_bound, majority_deadline, stretch};
-use crate::lock::{Key, KeyState, Lock, Phase, VALUE_LEN};
+use crate::lock::{Key, KeyState, Lock, Outcome, Phase, VALUE_LEN};
 use crate::resp::{self, Frame};
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
@@ -42,6 +45,9 @@ pub(crate) const NODE_CAP: usize = 8;
 /// Undrained events in the no-alloc build.
 pub(crate) const EVENT_CAP: usize = 128;
 
+/// Longest wait between attempts that failed for a reason other than a
+/// holder (refusals, nodes down): retries back off to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Cluster: topology queries are at least this far apart.
 const REFRESH_MIN: Duration = Duration::from_millis(100);
 /// Cluster: topology query period while a slot owner is unreachable (a
@@ -307,18 +313,22 @@ impl Engine {
                     used += n;
                     if let Err(e) = self.on_frame(node, frame, now) {
                         self.fail_connection(node, now, e);
-                        return bytes.len();
+                        used = bytes.len();
+                        break;
                     }
                     if self.conn(node).is_none_or(|c| c.phase == conn::Phase::Down) {
-                        return bytes.len();
+                        used = bytes.len();
+                        break;
                     }
                 }
                 Err(_) => {
                     self.fail_connection(node, now, NodeError::Protocol("malformed RESP3"));
-                    return bytes.len();
+                    used = bytes.len();
+                    break;
                 }
             }
         }
+        // Also after a failure: requests that needed the node move on.
         self.pump(now);
         used
     }
@@ -415,6 +425,8 @@ impl Engine {
             deadline: now,
             ended: false,
             handoffs: 0,
+            failures: 0,
+            error: None,
         };
         let id = self.insert(lock)?;
         let slot = id.slot as usize;
@@ -422,7 +434,21 @@ impl Engine {
             // Another request of this locker holds it: the server would refuse.
             self.lock_at(slot).phase = Phase::Draining;
             self.emit(Event::NotLocked { id });
-        } else if mode != LockMode::Wait && self.has_room(slot) {
+            self.pump(now);
+            return Ok(id);
+        }
+        if mode == LockMode::Force {
+            // The holders of this name in this locker lose it now, not when
+            // the overwrite is answered: `is_held` must not lag behind the
+            // caller's own `force_lock`. Their releases queue behind our
+            // `SET`s on the same connections, so they delete nothing of ours.
+            for s in 0..self.slots.len() {
+                if s != slot && self.names_equal(slot, s) && self.lock_at(s).phase == Phase::Held {
+                    self.lose(s, LostReason::KeysChanged);
+                }
+            }
+        }
+        if mode != LockMode::Wait && self.has_room(slot) {
             self.start_attempt(slot, now);
         }
         // Otherwise (no-alloc, buffers full) the attempt waits in `pump`
@@ -608,7 +634,7 @@ impl Engine {
         }
         for lock in self.locks() {
             match lock.phase {
-                Phase::Acquiring => at(lock.t0.saturating_add(self.s.try_next_after)),
+                Phase::Acquiring => {}
                 Phase::Held => {
                     at(lock.deadline);
                     at(lock.next_extend);
@@ -622,7 +648,7 @@ impl Engine {
             }
             for k in &lock.keys {
                 if k.state == KeyState::Doubt && k.inflight == 0 {
-                    at(k.doubt_until);
+                    at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
                 }
                 if let (Phase::Held, KeyState::Held, true, 0, Some(t)) =
                     (lock.phase, k.state, k.verify, k.inflight, k.recheck_at)
@@ -728,8 +754,12 @@ impl Engine {
     fn ttl(&self, now: Instant) -> Ttl {
         match (self.config.ttl_mode, self.unix) {
             (TtlMode::Absolute, Some((base, ms))) => {
-                let elapsed = now.saturating_duration_since(base).as_millis() as u64;
-                Ttl::Absolute(ms + elapsed + self.s.validity_ms)
+                let elapsed = u64::try_from(now.saturating_duration_since(base).as_millis())
+                    .unwrap_or(u64::MAX);
+                Ttl::Absolute(
+                    ms.saturating_add(elapsed)
+                        .saturating_add(self.s.validity_ms),
+                )
             }
             _ => Ttl::Relative(self.s.validity_ms),
         }
@@ -885,6 +915,7 @@ impl Engine {
             Op::Release => {
                 key.state = KeyState::Releasing;
                 key.inflight += 1;
+                key.recheck_at = None;
             }
         }
         true
@@ -973,7 +1004,16 @@ impl Engine {
     // ---- connection events ----------------------------------------------
 
     fn fail_connection(&mut self, node: NodeId, now: Instant, error: NodeError) {
+        let handshake = self
+            .conn(node)
+            .is_some_and(|c| c.phase == conn::Phase::Handshake);
         self.drop_connection(node, now);
+        if handshake && is_refusal(&error) {
+            if let Some(c) = self.conn_mut(node) {
+                c.refusal = Some(error.clone());
+            }
+            self.dirty = true;
+        }
         self.emit(Event::CloseConnection { node, error });
     }
 
@@ -1097,11 +1137,13 @@ impl Engine {
         };
         let mut version: &[u8] = b"";
         let mut mode: &[u8] = b"";
+        let mut role: &[u8] = b"";
         let mut items = map.iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
             match (k.as_bytes(), v.as_bytes()) {
                 (Some(b"version"), Some(v)) => version = v,
                 (Some(b"mode"), Some(v)) => mode = v,
+                (Some(b"role"), Some(v)) => role = v,
                 _ => {}
             }
         }
@@ -1117,6 +1159,10 @@ impl Engine {
                 )))
             }
             _ => {}
+        }
+        if !self.is_cluster() && (role == b"replica" || role == b"slave") {
+            // Every write would be refused with READONLY.
+            return Err(NodeError::Replica);
         }
         let noloop = match self.config.noloop {
             NoLoop::On => true,
@@ -1154,6 +1200,7 @@ impl Engine {
         }
         c.phase = conn::Phase::Ready;
         c.last_rx = now;
+        c.refusal = None;
         self.emit(Event::NodeReady { node });
         // Tracking (if any) starts empty: holders re-verify, waiters retry.
         self.on_flush(node);
@@ -1296,6 +1343,10 @@ impl Engine {
         }
         let mut echo = false;
         let mut redirected = None;
+        let mut refusal: Option<(Command, &[u8])> = None;
+        let doubt_until = now
+            .saturating_add(stretch(validity, drift))
+            .saturating_add(margin);
         let key = self
             .lock_at(slot)
             .keys
@@ -1309,23 +1360,22 @@ impl Engine {
             KeyOp::AcquireTtl if key.set_ok.is_none() && key.redirect.is_some() => {
                 redirected = key.redirect.take();
             }
-            KeyOp::AcquireSet => {
-                key.set_ok = Some(match frame {
-                    Frame::Simple(b"OK") => {
-                        echo = true;
-                        true
-                    }
-                    Frame::Null => false,
-                    Frame::Error(_) => {
-                        key.taken_ttl = None;
-                        false
-                    }
-                    _ => return Err(NodeError::Protocol("unexpected reply to SET")),
-                });
-                if key.set_ok == Some(false) && !matches!(frame, Frame::Error(_)) {
-                    key.taken_ttl = Some(-3);
+            KeyOp::AcquireSet => match frame {
+                Frame::Simple(b"OK") => {
+                    echo = true;
+                    key.set_ok = Some(true);
                 }
-            }
+                Frame::Null => {
+                    key.set_ok = Some(false);
+                    key.outcome = Outcome::Taken;
+                }
+                Frame::Error(text) => {
+                    key.set_ok = Some(false);
+                    key.outcome = Outcome::Refused(is_transient(text));
+                    refusal = Some((Command::Set, text));
+                }
+                _ => return Err(NodeError::Protocol("unexpected reply to SET")),
+            },
             KeyOp::AcquireTtl => {
                 let ttl = match frame {
                     Frame::Int(t) => Some(t),
@@ -1337,9 +1387,18 @@ impl Engine {
                         // -1: someone removed the TTL; -2: deleted right
                         // after our SET. Count from what we wrote unless the
                         // server reports less.
-                        match ttl {
-                            Some(-2) => key.state = KeyState::Free,
-                            Some(t) if t >= 0 => {
+                        match (ttl, frame) {
+                            // Refused: the key is ours but tracking is not
+                            // armed, so a change would go unnoticed. Not a
+                            // key to count; released like a doubtful one.
+                            (None, Frame::Error(text)) => {
+                                key.state = KeyState::Doubt;
+                                key.doubt_until = doubt_until;
+                                key.outcome = Outcome::Refused(is_transient(text));
+                                refusal = Some((Command::Pttl, text));
+                            }
+                            (Some(-2), _) => key.state = KeyState::Free,
+                            (Some(t), _) if t >= 0 => {
                                 let t = Duration::from_millis(t as u64).min(validity);
                                 key.state = KeyState::Held;
                                 key.bound = key_bound(key.sent, t, drift, margin);
@@ -1351,7 +1410,11 @@ impl Engine {
                         }
                     } else {
                         key.state = KeyState::Free;
-                        key.taken_ttl = if key.taken_ttl == Some(-3) { ttl } else { None };
+                        key.taken_ttl = if key.outcome == Outcome::Taken {
+                            ttl
+                        } else {
+                            None
+                        };
                     }
                 }
             }
@@ -1362,6 +1425,7 @@ impl Engine {
                     else {
                         return Err(NodeError::Protocol("unexpected reply to the extend script"));
                     };
+                    key.extend_refused = false;
                     if key.state == KeyState::Held {
                         if t > 0 {
                             let t = Duration::from_millis(t as u64).min(validity);
@@ -1374,11 +1438,15 @@ impl Engine {
                         }
                     }
                 }
-                // A refused extension (busy, out of memory, CLUSTERDOWN…)
-                // leaves the lease as it was, and the script did not run:
-                // tracking is not re-armed, so the key is checked again
-                // after `try_next_after` (not at once: the refusal may last).
-                Frame::Error(_) => {
+                // A refused extension (busy, out of memory, no permission,
+                // CLUSTERDOWN…) leaves the lease as it was, and the script
+                // did not run: tracking is not re-armed, so the key is
+                // checked again after `try_next_after` (not at once: the
+                // refusal may last). Should the lock be lost meanwhile, the
+                // loss carries the refusal.
+                Frame::Error(text) => {
+                    key.extend_refused = true;
+                    refusal = Some((Command::Extend, text));
                     if key.state == KeyState::Held {
                         key.verify = true;
                         key.recheck_at = Some(now.saturating_add(try_next_after));
@@ -1389,16 +1457,43 @@ impl Engine {
             KeyOp::Release { .. } => match frame {
                 Frame::Int(n) => {
                     key.state = KeyState::Free;
+                    key.release_refused = false;
                     echo = n == 1;
                 }
-                // The key will expire on its own.
-                Frame::Error(_) => key.state = KeyState::Free,
+                // A transient refusal is retried (after `try_next_after`)
+                // until the key has certainly expired; any other leaves the
+                // key to its TTL. Either way `unlock` learns of it unless a
+                // retry succeeds.
+                Frame::Error(text) => {
+                    if !key.release_refused {
+                        key.doubt_until = doubt_until;
+                    }
+                    key.release_refused = true;
+                    refusal = Some((Command::Release, text));
+                    if is_transient(text) && now < key.doubt_until {
+                        key.state = KeyState::Doubt;
+                        key.recheck_at = Some(now.saturating_add(try_next_after));
+                    } else {
+                        key.state = KeyState::Free;
+                    }
+                }
                 _ => {
                     return Err(NodeError::Protocol(
                         "unexpected reply to the release script",
                     ))
                 }
             },
+        }
+        if let Some((command, text)) = refusal {
+            let lock = self.lock_at(slot);
+            // A refusal that ends the request is the one to report.
+            if !is_transient(text) || lock.error.as_ref().is_none_or(ServerError::is_transient) {
+                lock.error = Some(ServerError {
+                    node,
+                    command,
+                    message: Text::from_utf8_lossy_truncated(text),
+                });
+            }
         }
         if echo && caching && !noloop {
             if let Some(c) = self.conn_mut(node) {
@@ -1838,32 +1933,34 @@ impl Engine {
         lock.phase = Phase::Acquiring;
         lock.wake = false;
         lock.retry_at = None;
+        lock.error = None;
         let nx = lock.mode != LockMode::Force;
         let n = lock.keys.len();
         for k in 0..n {
             let key = &mut self.lock_at(slot).keys[k];
             key.taken_ttl = None;
             key.set_ok = None;
+            key.outcome = Outcome::None;
             self.send(slot, k, Op::Acquire { nx }, now);
         }
         self.evaluate_attempt(slot, now);
     }
 
     /// Decides an attempt as soon as the majority is had or out of reach.
+    /// A key's part ends with its reply, or with its connection (whose own
+    /// health check finds a server that stopped answering): time spent
+    /// queued behind this locker's own traffic or a busy CPU never fails
+    /// an attempt.
     fn evaluate_attempt(&mut self, slot: usize, now: Instant) {
         let m = self.s.majority;
         let extend_interval = self.s.extend_interval;
-        let timeout = self.lock_at(slot).t0.saturating_add(self.s.try_next_after);
         let lock = self.lock_at(slot);
         let held = lock.held_count();
-        let pending = if now < timeout {
-            lock.keys
-                .iter()
-                .filter(|k| k.state == KeyState::Acquiring)
-                .count()
-        } else {
-            0
-        };
+        let pending = lock
+            .keys
+            .iter()
+            .filter(|k| k.state == KeyState::Acquiring)
+            .count();
         if held >= m {
             let deadline = majority_deadline(
                 lock.keys
@@ -1876,6 +1973,7 @@ impl Engine {
                 Some(d) if d > now => {
                     lock.phase = Phase::Held;
                     lock.handoffs = 0;
+                    lock.failures = 0;
                     lock.deadline = d;
                     lock.next_extend = lock.t0.saturating_add(extend_interval);
                     let mode = lock.mode;
@@ -1907,10 +2005,10 @@ impl Engine {
                         self.dirty = true;
                     }
                 }
-                _ => self.attempt_failed(slot, now),
+                _ => self.attempt_failed(slot, now, true),
             }
         } else if held + pending < m {
-            self.attempt_failed(slot, now);
+            self.attempt_failed(slot, now, false);
         }
     }
 
@@ -1934,11 +2032,59 @@ impl Engine {
         }
     }
 
-    fn attempt_failed(&mut self, slot: usize, now: Instant) {
+    /// An attempt cannot reach a majority (`too_slow`: it did, after the
+    /// lease ran out). `NotLocked` only when other holders were seen on
+    /// enough keys; an error reply that keeps the majority out of reach ends
+    /// any request; `Try`/`Force` report every other cause; `Wait` retries,
+    /// woken by the holder's release when one was seen, else after a
+    /// jittered backoff.
+    fn attempt_failed(&mut self, slot: usize, now: Instant, too_slow: bool) {
         let caching = self.config.client_caching;
         let tna = self.s.try_next_after;
         let extend_interval = self.s.extend_interval;
+        let m = self.s.majority;
         let id = self.id_at(slot).expect("occupied");
+        let lock = self.lock_at(slot);
+        let n = lock.keys.len();
+        let taken = lock
+            .keys
+            .iter()
+            .filter(|k| k.outcome == Outcome::Taken)
+            .count();
+        let seen_holder = taken > n - m;
+        let fatal = lock
+            .keys
+            .iter()
+            .any(|k| k.outcome == Outcome::Refused(false));
+        let transient = lock
+            .keys
+            .iter()
+            .any(|k| k.outcome == Outcome::Refused(true));
+        let failure = if seen_holder {
+            None
+        } else if fatal || (transient && lock.mode != LockMode::Wait) {
+            lock.error.clone().map(LockFailure::Refused)
+        } else if lock.mode == LockMode::Wait {
+            None
+        } else if too_slow {
+            Some(LockFailure::TooSlow)
+        } else {
+            let missing = lock
+                .keys
+                .iter()
+                .find(|k| k.state != KeyState::Held && k.outcome == Outcome::None)
+                .or(lock.keys.first())
+                .copied();
+            let node = missing.map_or(NodeId(0), |k| self.route(&k).unwrap_or(k.node));
+            Some(LockFailure::Unavailable {
+                node,
+                error: self.conn(node).and_then(|c| c.refusal.clone()),
+            })
+        };
+        if let Some(error) = failure {
+            self.fail_request(slot, error);
+            return;
+        }
         let lock = self.lock_at(slot);
         if lock.mode != LockMode::Wait {
             lock.phase = Phase::Draining;
@@ -1952,7 +2098,6 @@ impl Engine {
             .keys
             .iter()
             .any(|k| k.state == KeyState::Held || k.set_ok == Some(true));
-        let mut soft = false;
         let mut fallback: Option<Duration> = None;
         for k in &lock.keys {
             match (k.state, k.taken_ttl) {
@@ -1964,25 +2109,89 @@ impl Engine {
                     fallback = Some(fallback.map_or(extend_interval, |f| f.min(extend_interval)));
                 }
                 (KeyState::Free, Some(-2)) => lock.wake = true,
-                (KeyState::Held, _) => {}
-                _ => soft = true,
+                _ => {}
             }
         }
-        let delay = if !caching || soft || partial {
-            // Partial success means contention on keys that come and go:
-            // pace retries instead of chasing every invalidation.
+        let delay = if seen_holder && !partial {
+            lock.failures = 0;
+            if caching {
+                // The holder's release or expiry wakes us (invalidation);
+                // the timer is the fallback for a late active expiry.
+                fallback
+                    .unwrap_or(extend_interval)
+                    .max(Duration::from_millis(1))
+            } else {
+                tna
+            }
+        } else {
+            // Partial success (contention on keys that come and go), a
+            // transient refusal, a node down or a slow majority: back off
+            // with jitter instead of chasing every invalidation.
             if partial {
                 lock.wake = false;
             }
-            tna
-        } else {
-            fallback
-                .unwrap_or(extend_interval)
-                .max(Duration::from_millis(1))
+            lock.failures = lock.failures.saturating_add(1);
+            let failures = lock.failures;
+            self.backoff(failures)
         };
-        lock.retry_at = Some(now.saturating_add(delay));
+        self.lock_at(slot).retry_at = Some(now.saturating_add(delay));
         // Local waiters behind this one were blocked by its attempt.
         self.notify_name(slot);
+    }
+
+    /// The wait before retry number `failures` (from 1): `try_next_after`
+    /// doubling up to [`BACKOFF_MAX`], then a random point in its upper half,
+    /// so lockers that failed together do not retry together.
+    fn backoff(&mut self, failures: u8) -> Duration {
+        let base = self.s.try_next_after;
+        let exp = u32::from(failures.saturating_sub(1).min(16));
+        let d = base
+            .checked_mul(1 << exp)
+            .unwrap_or(BACKOFF_MAX)
+            .min(BACKOFF_MAX.max(base));
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let half = nanos / 2;
+        let jitter = if half == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (half + 1)
+        };
+        Duration::from_nanos(half.saturating_add(jitter))
+    }
+
+    /// Ends a request without the lock; its keys are released.
+    fn fail_request(&mut self, slot: usize, error: LockFailure) {
+        let id = self.id_at(slot).expect("occupied");
+        let lock = self.lock_at(slot);
+        lock.phase = Phase::Draining;
+        if !lock.ended {
+            self.emit(Event::Failed { id, error });
+        }
+        self.notify_name(slot);
+    }
+
+    /// A handshake refusal (wrong password, a replica…) on nodes that keep
+    /// a majority of the keys of the lock in `slot` out of reach.
+    fn blocking_refusal(&self, slot: usize) -> Option<(NodeId, NodeError)> {
+        let lock = self.slots.as_slice()[slot].lock.as_ref()?;
+        let mut reachable = 0;
+        let mut first = None;
+        for k in &lock.keys {
+            let refusal = self
+                .route(k)
+                .and_then(|n| Some((n, self.conn(n)?.refusal.as_ref()?)));
+            match refusal {
+                Some((n, e)) => {
+                    first.get_or_insert((n, e.clone()));
+                }
+                None => reachable += 1,
+            }
+        }
+        if reachable < self.s.majority {
+            first
+        } else {
+            None
+        }
     }
 
     fn lose(&mut self, slot: usize, reason: LostReason) {
@@ -2015,10 +2224,17 @@ impl Engine {
                         .map(|k| k.bound),
                     m,
                 );
+                let refused = lock
+                    .keys
+                    .iter()
+                    .any(|k| k.extend_refused)
+                    .then(|| lock.error.clone())
+                    .flatten();
+                let why = |plain: LostReason| refused.clone().map_or(plain, LostReason::Refused);
                 match deadline {
-                    _ if live < m => self.lose(slot, LostReason::KeysChanged),
-                    Some(d) if d <= now => self.lose(slot, LostReason::Expired),
-                    None => self.lose(slot, LostReason::KeysChanged),
+                    _ if live < m => self.lose(slot, why(LostReason::KeysChanged)),
+                    Some(d) if d <= now => self.lose(slot, why(LostReason::Expired)),
+                    None => self.lose(slot, why(LostReason::KeysChanged)),
                     Some(d) => {
                         lock.deadline = d;
                         self.extend_due(slot, now);
@@ -2037,8 +2253,14 @@ impl Engine {
             // even when no release was needed (keys found lost, or in
             // doubt and expired): otherwise they wait forever.
             self.notify_name(slot);
-            self.slots.as_mut_slice()[slot].lock = None;
+            let lock = self.slots.as_mut_slice()[slot].lock.take();
             self.live -= 1;
+            if let Some(error) = lock
+                .filter(|l| l.keys.iter().any(|k| k.release_refused))
+                .and_then(|l| l.error)
+            {
+                self.emit(Event::NotReleased { id, error });
+            }
             self.emit(Event::Released { id });
         }
     }
@@ -2091,10 +2313,15 @@ impl Engine {
                 // `release_leftovers` would, or it would stay in doubt
                 // forever and its past `doubt_until` would keep
                 // `poll_timeout` at a due instant (a busy loop).
-                KeyState::Doubt
-                    if !self.send(slot, k, Op::Release, now) && now >= key.doubt_until =>
-                {
-                    self.lock_at(slot).keys[k].state = KeyState::Free;
+                KeyState::Doubt if key.retry_later(now) => {}
+                KeyState::Doubt if !self.send(slot, k, Op::Release, now) => {
+                    // Its node is down: the next try is when it is back (a
+                    // past retry instant would keep `poll_timeout` due).
+                    let key = &mut self.lock_at(slot).keys[k];
+                    key.recheck_at = None;
+                    if now >= key.doubt_until {
+                        key.state = KeyState::Free;
+                    }
                 }
                 _ => {}
             }
@@ -2105,7 +2332,7 @@ impl Engine {
     fn release_leftovers(&mut self, slot: usize, now: Instant) {
         for k in 0..self.lock_at(slot).keys.len() {
             let key = self.lock_at(slot).keys[k];
-            if key.inflight != 0 {
+            if key.inflight != 0 || key.retry_later(now) {
                 continue;
             }
             let releasable = matches!(key.state, KeyState::Held | KeyState::Doubt);
@@ -2116,6 +2343,7 @@ impl Engine {
                     .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
                     .saturating_add(self.config.margin);
                 let key = &mut self.lock_at(slot).keys[k];
+                key.recheck_at = None;
                 if key.state == KeyState::Held {
                     key.state = KeyState::Doubt;
                     key.doubt_until = doubt_until;
@@ -2149,7 +2377,28 @@ impl Engine {
                 self.progress(slot, now);
             }
         }
+        let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
         for slot in 0..self.slots.len() {
+            if refusing
+                && self.slots.as_slice()[slot]
+                    .lock
+                    .as_ref()
+                    .is_some_and(|l| l.phase == Phase::Waiting)
+            {
+                // A server that refuses our handshake (a changed password)
+                // will not let this request through by itself: end it with
+                // the refusal; the connection keeps retrying meanwhile.
+                if let Some((node, e)) = self.blocking_refusal(slot) {
+                    self.fail_request(
+                        slot,
+                        LockFailure::Unavailable {
+                            node,
+                            error: Some(e),
+                        },
+                    );
+                    continue;
+                }
+            }
             let due = match self.slots.as_slice()[slot].lock.as_ref() {
                 Some(l) if l.phase == Phase::Waiting => {
                     l.wake || l.retry_at.is_some_and(|r| r <= now)
@@ -2177,8 +2426,21 @@ impl Engine {
     }
 }
 
+/// A handshake failure that will not pass by itself: requests that need
+/// the node end with it instead of waiting.
+fn is_refusal(e: &NodeError) -> bool {
+    match e {
+        NodeError::Handshake(text) => !is_transient(text.as_bytes()),
+        NodeError::Resp3Unsupported(_) | NodeError::Topology(_) | NodeError::Replica => true,
+        NodeError::Protocol(_) | NodeError::Unresponsive | NodeError::CapacityExceeded => false,
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod cluster_tests;
+
+#[cfg(test)]
+mod refusal_tests;

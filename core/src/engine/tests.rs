@@ -7,11 +7,11 @@ use std::vec::Vec;
 use super::*;
 use crate::resp::parse;
 
-const N0: NodeId = NodeId(0);
-const HELLO_7015: &[u8] = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+pub(super) const N0: NodeId = NodeId(0);
+pub(super) const HELLO_7015: &[u8] = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
 const HELLO_62: &[u8] = b"%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n6.2.14\r\n";
 
-fn ms(n: u64) -> Instant {
+pub(super) fn ms(n: u64) -> Instant {
     Instant::from_nanos(n * 1_000_000)
 }
 
@@ -39,17 +39,17 @@ fn commands(mut bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
     out
 }
 
-fn sent(e: &mut Engine) -> Vec<Vec<Vec<u8>>> {
+pub(super) fn sent(e: &mut Engine) -> Vec<Vec<Vec<u8>>> {
     let bytes = e.transmit(N0).to_vec();
     e.consume_transmit(N0, bytes.len());
     commands(&bytes)
 }
 
-fn names(cmds: &[Vec<Vec<u8>>]) -> Vec<&[u8]> {
+pub(super) fn names(cmds: &[Vec<Vec<u8>>]) -> Vec<&[u8]> {
     cmds.iter().map(|c| &c[0][..]).collect()
 }
 
-fn feed(e: &mut Engine, now: Instant, bytes: &[u8]) {
+pub(super) fn feed(e: &mut Engine, now: Instant, bytes: &[u8]) {
     assert_eq!(
         e.handle_bytes(N0, now, bytes),
         bytes.len(),
@@ -57,7 +57,7 @@ fn feed(e: &mut Engine, now: Instant, bytes: &[u8]) {
     );
 }
 
-fn events(e: &mut Engine) -> Vec<Event> {
+pub(super) fn events(e: &mut Engine) -> Vec<Event> {
     core::iter::from_fn(|| e.poll_event()).collect()
 }
 
@@ -68,7 +68,7 @@ fn invalidate(key: &str) -> Vec<u8> {
     v
 }
 
-fn ready(config: Config) -> Engine {
+pub(super) fn ready(config: Config) -> Engine {
     let mut e = Engine::new(config, [7; 32]).unwrap();
     e.handle_connected(N0, ms(0));
     let hello = sent(&mut e);
@@ -87,7 +87,7 @@ fn ready(config: Config) -> Engine {
     e
 }
 
-fn acquired(e: &mut Engine, name: &str, now: Instant) -> LockId {
+pub(super) fn acquired(e: &mut Engine, name: &str, now: Instant) -> LockId {
     let id = e.lock(name, LockMode::Wait, now).unwrap();
     let cmds = sent(e);
     assert_eq!(
@@ -426,7 +426,17 @@ fn disconnect_mid_acquire_releases_after_reconnect() {
     let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
     sent(&mut e);
     e.handle_disconnected(N0, ms(1));
-    assert_eq!(events(&mut e), std::vec![Event::NotLocked { id }]);
+    assert_eq!(
+        events(&mut e),
+        std::vec![Event::Failed {
+            id,
+            error: LockFailure::Unavailable {
+                node: N0,
+                error: None
+            }
+        }],
+        "a lost connection is not \"someone else holds it\""
+    );
     e.unlock(id, ms(1));
     assert_eq!(e.lock_count(), 1, "keys in doubt are remembered");
     e.handle_connected(N0, ms(2));
@@ -517,16 +527,8 @@ fn force_takes_over_and_local_holder_learns_it() {
     let mut e = ready(Config::default());
     let a = acquired(&mut e, "a", ms(0));
     let f = e.lock("a", LockMode::Force, ms(1)).unwrap();
-    let cmds = sent(&mut e);
-    assert_eq!(cmds[0].len(), 5, "SET without NX");
-    feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
-    assert_eq!(events(&mut e), std::vec![Event::Acquired { id: f }]);
-    assert_eq!(
-        names(&sent(&mut e)),
-        [&b"EVALSHA"[..]; 3],
-        "old holder re-checks"
-    );
-    feed(&mut e, ms(3), &b"*2\r\n:0\r\n:0\r\n".repeat(3));
+    // The local holder loses at once, not one round trip later.
+    assert!(!e.is_held(a));
     assert_eq!(
         events(&mut e),
         std::vec![Event::Lost {
@@ -534,6 +536,30 @@ fn force_takes_over_and_local_holder_learns_it() {
             reason: LostReason::KeysChanged
         }]
     );
+    let cmds = sent(&mut e);
+    assert_eq!(cmds[0].len(), 5, "SET without NX");
+    assert_eq!(
+        names(&cmds),
+        [
+            &b"SET"[..],
+            b"PTTL",
+            b"SET",
+            b"PTTL",
+            b"SET",
+            b"PTTL",
+            b"EVALSHA",
+            b"EVALSHA",
+            b"EVALSHA"
+        ],
+        "the old holder's releases queue behind the overwrite"
+    );
+    e.unlock(a, ms(1));
+    let mut replies = b"+OK\r\n:5000\r\n".repeat(3);
+    replies.extend_from_slice(&b":0\r\n".repeat(3));
+    feed(&mut e, ms(2), &replies);
+    let ev = events(&mut e);
+    assert!(ev.contains(&Event::Acquired { id: f }), "{ev:?}");
+    assert!(ev.contains(&Event::Released { id: a }), "{ev:?}");
     assert!(e.is_held(f));
 }
 
