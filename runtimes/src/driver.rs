@@ -50,7 +50,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use atomic_waker::AtomicWaker;
 use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
-use tracklock_core::{Engine, Event, Instant, LockId, LostReason, NodeError, NodeId, Topology};
+use tracklock_core::{
+    Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
+    Topology,
+};
 
 use crate::{Error, Mode, Runtime};
 
@@ -122,6 +125,8 @@ pub(crate) struct Slot {
     pub(crate) state: State,
     /// [`Event::Released`] arrived (after an explicit unlock).
     pub(crate) released: bool,
+    /// [`Event::NotReleased`]: a release was refused.
+    pub(crate) release_error: Option<ServerError>,
     /// The lock future, then the unlock future.
     pub(crate) waker: Option<Waker>,
     /// One entry per live `Guard::lost` future, `None` marking a free one.
@@ -131,12 +136,13 @@ pub(crate) struct Slot {
 }
 
 /// A lock request as the public API sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
     Pending,
     Held,
     Lost(LostReason),
     NotLocked,
+    Failed(LockFailure),
     Closed,
 }
 
@@ -145,6 +151,7 @@ impl Slot {
         Slot {
             state: State::Pending,
             released: false,
+            release_error: None,
             waker: None,
             lost_wakers: Vec::new(),
         }
@@ -248,6 +255,12 @@ impl Shared {
                 }
                 Event::Acquired { id } => self.set_state(id, State::Held),
                 Event::NotLocked { id } => self.set_state(id, State::NotLocked),
+                Event::Failed { id, error } => self.set_state(id, State::Failed(error)),
+                Event::NotReleased { id, error } => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.release_error = Some(error);
+                    }
+                }
                 Event::Closed { id } => self.set_state(id, State::Closed),
                 Event::Lost { id, reason } => self.set_state(id, State::Lost(reason)),
                 Event::Released { id } => {
@@ -267,6 +280,46 @@ impl Shared {
                 slot.state = state;
             }
             slot.wake_into(&mut self.wakers);
+        }
+    }
+
+    /// The error a caller gets for `failure`, naming the node's address.
+    pub(crate) fn failure_error(&self, failure: LockFailure) -> Error {
+        let addr = |node: NodeId| {
+            self.nodes
+                .get(usize::from(node.0))
+                .map_or_else(|| format!("node {}", node.0), |n| n.addr.clone())
+        };
+        match failure {
+            LockFailure::Refused(e) => Error::Refused {
+                addr: addr(e.node),
+                command: e.command,
+                message: e.message.as_str().to_owned(),
+            },
+            LockFailure::Unavailable {
+                node,
+                error: Some(e),
+            } => Error::from_node(&addr(node), e),
+            LockFailure::Unavailable { node, error: None } => {
+                Error::Unavailable { addr: addr(node) }
+            }
+            LockFailure::TooSlow => Error::TooSlow,
+            // `LockFailure` is non-exhaustive: a future cause still ends the call.
+            other => Error::Protocol {
+                addr: String::new(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The error of a refused release.
+    pub(crate) fn release_error(&self, e: &ServerError) -> Error {
+        Error::NotReleased {
+            addr: self
+                .nodes
+                .get(usize::from(e.node.0))
+                .map_or_else(|| format!("node {}", e.node.0), |n| n.addr.clone()),
+            message: e.message.as_str().to_owned(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use tracklock_core::{ConfigError, LockError, NodeError};
+use tracklock_core::{Command, ConfigError, LockError, NodeError};
 
 /// An address list that cannot work for its mode, found by
 /// [`crate::Options::to_config`] (so before connecting).
@@ -62,9 +62,48 @@ pub enum AddressError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// `try_lock`: the lock is held by someone else.
+    /// `try_lock`: another holder was seen on enough keys that no majority
+    /// could be had. Never returned for server errors or missing
+    /// connections (those have their own variants), nor by `force_lock`.
     #[error("lock is held by someone else")]
     NotLocked,
+    /// The server refused a command of the acquisition, and that keeps a
+    /// majority out of reach: `OOM` (maxmemory), `NOPERM` (ACL), `READONLY`
+    /// (a replica), `MISCONF`, `WRONGTYPE`… `lock` waits through transient
+    /// refusals (`LOADING`, `BUSY`, `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `MASTERDOWN`) with backoff; `try_lock` and `force_lock` report them.
+    #[error("server {addr} refused {command}: {message}")]
+    Refused {
+        /// The server's address.
+        addr: String,
+        /// The command it refused.
+        command: Command,
+        /// The server's own text.
+        message: String,
+    },
+    /// [`Guard::unlock`](crate::Guard::unlock): the server refused the
+    /// release; the keys stay until their TTL (at most the validity).
+    #[error("server {addr} refused the release (the keys stay until their TTL): {message}")]
+    NotReleased {
+        /// The server's address.
+        addr: String,
+        /// The server's own text.
+        message: String,
+    },
+    /// `try_lock`/`force_lock`: a node holding keys the majority needs is
+    /// not connected right now (it is being reconnected). `lock` waits for
+    /// it instead.
+    #[error("no connection to {addr} (reconnecting)")]
+    Unavailable {
+        /// The node's address.
+        addr: String,
+    },
+    /// A majority answered only after the lease had already run out: the
+    /// server or this process is far too slow for the configured validity.
+    #[error(
+        "the servers answered only after the lease had run out (validity too short for this load)"
+    )]
+    TooSlow,
     /// The locker was closed (by [`crate::Locker::close`] or because every
     /// handle to it was dropped).
     #[error("locker is closed")]
@@ -159,6 +198,10 @@ impl Error {
             NodeError::Topology(text) => Error::Topology {
                 addr,
                 message: text.as_str().to_owned(),
+            },
+            e @ NodeError::Replica => Error::Topology {
+                addr,
+                message: e.to_string(),
             },
             NodeError::Unresponsive => Error::Connect {
                 addr,

@@ -242,7 +242,10 @@ impl Pending<'_> {
             return Poll::Ready(Err(Error::Closed));
         }
         let mut sh = self.inner.lock();
-        let state = sh.slots.get(&self.id).map_or(State::Closed, |s| s.state);
+        let state = sh
+            .slots
+            .get(&self.id)
+            .map_or(State::Closed, |s| s.state.clone());
         let result = match state {
             State::Pending => {
                 if sh.is_stopped() {
@@ -261,6 +264,7 @@ impl Pending<'_> {
                 return Poll::Ready(Ok(()));
             }
             State::NotLocked => Err(Error::NotLocked),
+            State::Failed(failure) => Err(sh.failure_error(failure)),
             State::Closed => Err(Error::Closed),
         };
         // A failed request still needs ending so the engine forgets it.
@@ -348,8 +352,10 @@ impl<R: Runtime> Guard<R> {
     }
 
     /// Releases every key and returns once the server answered. Releasing a
-    /// lock that was lost already succeeds too. [`Error::Closed`] when the
-    /// locker stopped before the release was confirmed.
+    /// lock that was lost already succeeds too. [`Error::NotReleased`] when
+    /// the server refused a release (e.g. an ACL without `DEL`): those keys
+    /// stay until their TTL. [`Error::Closed`] when the locker stopped
+    /// before the release was confirmed.
     pub async fn unlock(mut self) -> Result<(), Error> {
         self.armed = false;
         let inner = self.locker.inner();
@@ -364,7 +370,10 @@ impl<R: Runtime> Guard<R> {
         poll_fn(|cx| {
             let mut sh = inner.lock();
             match sh.slots.get(&id) {
-                Some(s) if s.released => Poll::Ready(Ok(())),
+                Some(s) if s.released => Poll::Ready(match &s.release_error {
+                    Some(e) => Err(sh.release_error(e)),
+                    None => Ok(()),
+                }),
                 Some(_) if !sh.is_stopped() => {
                     sh.register(id, cx.waker());
                     Poll::Pending
@@ -413,10 +422,10 @@ impl Future for Lost<'_> {
         let Some(slot) = sh.slots.get_mut(&this.id) else {
             return Poll::Ready(LostReason::Closed);
         };
-        let reason = match slot.state {
+        let reason = match &slot.state {
             State::Held | State::Pending => None,
-            State::Lost(reason) => Some(reason),
-            State::NotLocked | State::Closed => Some(LostReason::Closed),
+            State::Lost(reason) => Some(reason.clone()),
+            State::NotLocked | State::Failed(_) | State::Closed => Some(LostReason::Closed),
         };
         let wakers = &mut slot.lost_wakers;
         if let Some(reason) = reason {

@@ -52,7 +52,8 @@ use core::time::Duration;
 
 use embedded_io_async::{Read, Write};
 use tracklock_core::{
-    Engine, Event, Instant, LockError, LockId, LockMode, LostReason, NodeError, NodeId,
+    Engine, Event, Instant, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
+    NodeId, ServerError,
 };
 
 const NODE: NodeId = NodeId(0);
@@ -100,7 +101,7 @@ impl HeldLock {
 }
 
 /// How [`Device::run_until`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<T> {
     /// The work finished while the lock was held; its output.
     Done(T),
@@ -131,6 +132,13 @@ pub enum Error<E> {
     Lock(LockError),
     /// `try_lock`: someone else holds the lock.
     NotLocked,
+    /// The request ended without the lock for another reason: a server
+    /// refusal (`OOM`, `NOPERM`, `READONLY`…), the node unavailable, or a
+    /// majority that came after the lease (see [`LockFailure`]).
+    Failed(LockFailure),
+    /// `unlock`: the server refused the release; the keys stay until
+    /// their TTL.
+    NotReleased(ServerError),
     /// The engine was closed before the request was decided.
     Closed,
 }
@@ -147,6 +155,10 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Error::Topology => f.write_str("a device drives an engine of exactly one node"),
             Error::Lock(e) => write!(f, "lock request refused: {e}"),
             Error::NotLocked => f.write_str("the lock is held by someone else"),
+            Error::Failed(e) => write!(f, "lock request failed: {e}"),
+            Error::NotReleased(e) => {
+                write!(f, "release refused (the keys stay until their TTL): {e}")
+            }
             Error::Closed => f.write_str("the engine is closed"),
         }
     }
@@ -233,7 +245,7 @@ where
             need_flush: false,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             abandoned: None,
-            lost: [None; LOST_MEMORY],
+            lost: [const { None }; LOST_MEMORY],
             lost_next: 0,
         }
     }
@@ -439,12 +451,12 @@ where
     fn lost_reason(&self, id: LockId) -> Option<LostReason> {
         self.lost
             .iter()
-            .find_map(|e| e.filter(|(i, _)| *i == id).map(|(_, r)| r))
+            .find_map(|e| e.as_ref().filter(|(i, _)| *i == id).map(|(_, r)| r.clone()))
     }
 
     fn forget_lost(&mut self, id: LockId) {
         for e in &mut self.lost {
-            if e.is_some_and(|(i, _)| i == id) {
+            if e.as_ref().is_some_and(|(i, _)| *i == id) {
                 *e = None;
             }
         }
@@ -516,6 +528,7 @@ where
         if self.connected {
             self.read_ready().await?;
         }
+        let mut refused = None;
         loop {
             let now = self.clock.now();
             self.fire_timers(now);
@@ -530,10 +543,21 @@ where
                     Event::NotLocked { id } if goal == Goal::Decided(id) => {
                         return Err(Error::NotLocked)
                     }
+                    Event::Failed { id, error } if goal == Goal::Decided(id) => {
+                        return Err(Error::Failed(error))
+                    }
                     Event::Closed { id } if goal == Goal::Decided(id) => return Err(Error::Closed),
-                    Event::Released { id } => reached |= goal == Goal::Released(id),
+                    Event::NotReleased { id, error } if goal == Goal::Released(id) => {
+                        refused = Some(error);
+                    }
+                    Event::Released { id } if goal == Goal::Released(id) => {
+                        if let Some(e) = refused.take() {
+                            return Err(Error::NotReleased(e));
+                        }
+                        reached = true;
+                    }
                     Event::Lost { id, reason } => {
-                        self.remember_lost(id, reason);
+                        self.remember_lost(id, reason.clone());
                         if goal == Goal::Held(id) {
                             return Ok(Reached::Lost(reason));
                         }

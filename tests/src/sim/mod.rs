@@ -68,6 +68,10 @@ pub struct Stats {
     pub acquired: u64,
     /// `NotLocked` events.
     pub not_locked: u64,
+    /// `Failed` events (refusals, nodes unavailable, too slow).
+    pub failed: u64,
+    /// `NotReleased` events (refused releases).
+    pub not_released: u64,
     /// Unlocks and cancellations by workers.
     pub unlocks: u64,
     /// `Lost` events by reason.
@@ -104,6 +108,8 @@ impl Stats {
         self.requests += o.requests;
         self.acquired += o.acquired;
         self.not_locked += o.not_locked;
+        self.failed += o.failed;
+        self.not_released += o.not_released;
         self.unlocks += o.unlocks;
         for (k, v) in &o.lost {
             *self.lost.entry(k.clone()).or_default() += v;
@@ -137,8 +143,15 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "requests {}, acquired {}, not locked {}, unlocks/cancels {}, lost {:?}, connection closes {}",
-            self.requests, self.acquired, self.not_locked, self.unlocks, self.lost, self.closes
+            "requests {}, acquired {}, not locked {}, failed {}, not released {}, unlocks/cancels {}, lost {:?}, connection closes {}",
+            self.requests,
+            self.acquired,
+            self.not_locked,
+            self.failed,
+            self.not_released,
+            self.unlocks,
+            self.lost,
+            self.closes
         )?;
         writeln!(f, "faults {:?}", self.faults)?;
         write!(

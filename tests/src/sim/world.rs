@@ -915,12 +915,15 @@ impl World {
                 let t = self.now + hold;
                 self.schedule_worker(l, w, t);
             }
-            Event::NotLocked { id } | Event::Closed { id } => {
-                if matches!(ev, Event::NotLocked { .. }) {
-                    self.stats.not_locked += 1;
+            Event::NotLocked { id } | Event::Closed { id } | Event::Failed { id, .. } => {
+                match ev {
+                    Event::NotLocked { .. } => self.stats.not_locked += 1,
+                    Event::Failed { .. } => self.stats.failed += 1,
+                    _ => {}
                 }
                 self.end_request(l, id);
             }
+            Event::NotReleased { .. } => self.stats.not_released += 1,
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
                 if self.p.hostile_node.is_some()
