@@ -57,8 +57,10 @@ pub struct Config {
     pub validity: Duration,
     /// Period of automatic extension. `None` means `validity / 2`.
     pub extend_interval: Option<Duration>,
-    /// How long one key's attempt may take; also the poll period with
-    /// client-side caching off. Default 20 ms.
+    /// The poll period with client-side caching off, the pace of retries
+    /// after a contended attempt, and the first step of the backoff after a
+    /// failed one. Not an attempt timeout: attempts end with their replies.
+    /// Default 20 ms.
     pub try_next_after: Duration,
     /// Bound on the relative clock-rate error between client and server,
     /// in parts per million. Default 10 000 (1 %).

@@ -137,19 +137,42 @@ impl<R: Runtime> Locker<R> {
     /// Acquires `name`, waiting as long as it takes (woken by the holder's
     /// release or expiry, never by polling when client-side caching is on).
     ///
+    /// It waits through what passes by itself: another holder, a node being
+    /// reconnected, transient server conditions (`LOADING`, `BUSY`,
+    /// `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, retried with jittered
+    /// backoff from `try_next_after` up to 1 s). It does not wait on a
+    /// server that keeps refusing: an error reply that keeps a majority out
+    /// of reach ends it with [`Error::Refused`] (`OOM`, `NOPERM`,
+    /// `READONLY`, `MISCONF`, `WRONGTYPE`…, naming the server, the command
+    /// and its text), and a refused handshake on reconnect (a changed
+    /// password) with [`Error::Server`], while the locker keeps reconnecting.
+    ///
+    /// Not reentrant, like `tokio::sync::Mutex`: a second `lock` of a name
+    /// this locker already holds waits until that guard is released (so
+    /// awaiting it while holding the guard never returns); `try_lock`
+    /// returns [`Error::NotLocked`] at once; `force_lock` takes it, and the
+    /// old guard's [`Guard::is_held`] is false from that call on.
+    ///
     /// Dropping the future cancels the request; keys it had taken are
-    /// released. Errors: [`Error::InvalidName`], [`Error::Closed`].
+    /// released. Errors: [`Error::InvalidName`], [`Error::Closed`],
+    /// [`Error::Refused`], [`Error::Server`], [`Error::TooSlow`].
     pub async fn lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Wait).await
     }
 
-    /// Makes one attempt at `name`: [`Error::NotLocked`] when someone else
-    /// holds it.
+    /// Makes one attempt at `name`: [`Error::NotLocked`] only when another
+    /// holder was seen on enough keys that no majority could be had. Any
+    /// other failure is its own error: [`Error::Refused`] (an error reply,
+    /// transient ones included), [`Error::Unavailable`] (a needed node is
+    /// reconnecting), [`Error::Server`] (its handshake is refused),
+    /// [`Error::TooSlow`].
     pub async fn try_lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Try).await
     }
 
     /// Takes `name` whoever holds it (the holder is told its lock is lost).
+    /// Never [`Error::NotLocked`]: it takes the lock or returns the real
+    /// error, as [`Locker::try_lock`] does.
     pub async fn force_lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Force).await
     }

@@ -287,8 +287,12 @@ impl Options {
         self
     }
 
-    /// How long one key's attempt may take before it counts as failed; also
-    /// the poll period with client-side caching off (default 20 ms).
+    /// The poll period with client-side caching off, the pace of retries
+    /// after a contended attempt, and the first step of the backoff after a
+    /// failed one (doubling to 1 s, jittered) (default 20 ms). It does not
+    /// bound how long an attempt may take: an attempt ends with its replies,
+    /// or with its connection, whose health check (`ping_interval`) finds a
+    /// server that stopped answering.
     pub fn try_next_after(mut self, v: Duration) -> Self {
         self.try_next_after = v;
         self

@@ -2123,13 +2123,17 @@ impl Engine {
             } else {
                 tna
             }
+        } else if partial {
+            // Partial success: contention on keys that come and go. Pace
+            // retries (a random point in the upper half of
+            // `try_next_after`, so racing lockers drift apart) instead of
+            // chasing every invalidation.
+            lock.wake = false;
+            self.backoff(1)
         } else {
-            // Partial success (contention on keys that come and go), a
-            // transient refusal, a node down or a slow majority: back off
-            // with jitter instead of chasing every invalidation.
-            if partial {
-                lock.wake = false;
-            }
+            // A transient refusal, a node down or a slow majority: back off
+            // exponentially, with jitter, instead of spinning on a server
+            // that says no.
             lock.failures = lock.failures.saturating_add(1);
             let failures = lock.failures;
             self.backoff(failures)
