@@ -220,6 +220,8 @@ pub enum LockError {
     Closed,
     /// The name is empty.
     EmptyName,
+    /// The name is longer than [`crate::MAX_NAME_LEN`].
+    NameTooLong,
     /// Too many locks or too long a name for the no-alloc capacities.
     CapacityExceeded,
 }
@@ -229,6 +231,7 @@ impl fmt::Display for LockError {
         f.write_str(match self {
             LockError::Closed => "the locker is closed",
             LockError::EmptyName => "lock name must not be empty",
+            LockError::NameTooLong => "lock name is longer than MAX_NAME_LEN (1 MiB)",
             LockError::CapacityExceeded => "engine capacity exceeded",
         })
     }

@@ -61,6 +61,13 @@ pub fn key_slot(key: &[u8]) -> u16 {
     cluster::key_slot(&[key])
 }
 
+/// Longest lock name, in bytes. Every command repeats the name (a lock
+/// writes `2m-1` keys, each with `SET` and `PTTL`), and invalidation pushes
+/// carry it back, so a multi-megabyte name costs tens of megabytes per
+/// attempt: such a name is a bug in the caller, refused with
+/// [`LockError::NameTooLong`] before anything is sent.
+pub const MAX_NAME_LEN: usize = 1 << 20;
+
 /// True when built with the `alloc` feature (growable storage), false in the
 /// fixed-capacity build whose limits are in [`capacity`].
 pub const ALLOC: bool = cfg!(feature = "alloc");

@@ -117,6 +117,11 @@ pub enum Error {
     /// The lock name is empty.
     #[error("lock name must not be empty")]
     InvalidName,
+    /// The lock name is longer than [`tracklock_core::MAX_NAME_LEN`]
+    /// (1 MiB): every command repeats it, so such a name is refused before
+    /// anything is sent.
+    #[error("lock name is longer than 1 MiB")]
+    NameTooLong,
     /// A `redis://` URL that [`crate::Options::from_url`] cannot use. The
     /// message never repeats the URL (it may hold a password).
     #[error("invalid Redis URL: {0}")]
@@ -179,6 +184,7 @@ impl Error {
         match e {
             LockError::Closed => Error::Closed,
             LockError::EmptyName => Error::InvalidName,
+            LockError::NameTooLong => Error::NameTooLong,
             LockError::CapacityExceeded => Error::Config(ConfigError::TooLong),
         }
     }

@@ -389,6 +389,9 @@ impl Engine {
         if name.is_empty() {
             return Err(LockError::EmptyName);
         }
+        if name.len() > crate::MAX_NAME_LEN {
+            return Err(LockError::NameTooLong);
+        }
         let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
         let mut keys = heapless::Vec::new();
         for i in 0..self.s.keys {

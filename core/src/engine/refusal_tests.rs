@@ -358,3 +358,17 @@ fn a_refused_handshake_ends_waiting_requests_and_a_good_one_clears_it() {
     assert!(names(&cmds).contains(&&b"SET"[..]), "{:?}", names(&cmds));
     let _ = (held, ok);
 }
+
+#[test]
+fn a_name_over_the_limit_is_refused_before_anything_is_sent() {
+    let mut e = ready(Config::default());
+    let long = "x".repeat(crate::MAX_NAME_LEN + 1);
+    assert_eq!(
+        e.lock(&long, LockMode::Wait, ms(0)),
+        Err(LockError::NameTooLong)
+    );
+    assert!(sent(&mut e).is_empty());
+    let at_limit = "x".repeat(crate::MAX_NAME_LEN);
+    assert!(e.lock(&at_limit, LockMode::Try, ms(0)).is_ok());
+    assert_eq!(names(&sent(&mut e)).len(), 6);
+}
