@@ -992,13 +992,14 @@ impl<R: Runtime> Driver<R> {
                         Io::Read(stream.read(&mut self.rx[self.filled..]).await)
                     }
                 };
-                let step = or(
-                    async {
-                        tick.as_mut().await;
-                        Io::Tick
-                    },
-                    io,
-                )
+                // I/O first: after this process was starved, the replies
+                // waiting in the socket must reach the engine before a due
+                // ping deadline calls a live server unresponsive. A ready
+                // read still ends in a turn, which fires the due timers.
+                let step = or(io, async {
+                    tick.as_mut().await;
+                    Io::Tick
+                })
                 .await;
                 match step {
                     Io::Tick => break,
