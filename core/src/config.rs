@@ -137,8 +137,12 @@ pub enum ConfigError {
     MarginTooLarge,
     /// `prefix` is empty.
     EmptyPrefix,
-    /// `prefix` ends with `:` or looks like `x:<digits>`, which makes key
-    /// names ambiguous with other prefixes.
+    /// `prefix` ends with `:` or has a `:`-separated segment other than the
+    /// first made only of ASCII digits (like `a:0:b` or `a:12`). Such a
+    /// prefix can produce the same key as another prefix (`a:0:b:0:x` is
+    /// also key 0 of name `b:0:x` under prefix `a`); with the rule, two
+    /// different valid prefixes never produce the same key
+    /// `{prefix}:{i}:{name}`, whatever the names.
     AmbiguousPrefix,
     /// A password-less username.
     UsernameWithoutPassword,
@@ -177,7 +181,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::EmptyPrefix => f.write_str("prefix must not be empty"),
             ConfigError::AmbiguousPrefix => f.write_str(
-                "prefix must not end with ':' nor end in ':<digits>' (key names would be ambiguous)",
+                "prefix must not end with ':' nor have a ':'-separated segment other than the \
+                 first made only of digits (like \"a:0:b\"): such a prefix can produce the same \
+                 key as another prefix",
             ),
             ConfigError::UsernameWithoutPassword => {
                 f.write_str("username is set but password is not")

@@ -264,6 +264,14 @@ impl Options {
     }
 
     /// Key prefix: keys are `{prefix}:{i}:{name}` (default `rueidislock`).
+    ///
+    /// Checked when connecting: not empty, no trailing `:`, and no
+    /// `:`-separated segment other than the first made only of ASCII digits
+    /// (`app:locks` and `7:a` pass; `a:0:b`, `a:12` and `a:` are refused
+    /// with [`ConfigError::AmbiguousPrefix`]). With that rule two different
+    /// prefixes never produce the same key, whatever the lock names: lockers
+    /// with different prefixes never contend (`a:0:b` would share key
+    /// `a:0:b:0:x` with the name `b:0:x` under prefix `a`).
     pub fn prefix(mut self, v: impl Into<String>) -> Self {
         self.prefix = v.into();
         self
