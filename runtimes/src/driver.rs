@@ -52,6 +52,7 @@ use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
 use tracklock_core::{Engine, Event, Instant, LockId, LostReason, NodeError, NodeId, Topology};
 
+use crate::runtime::{deadline_after, MAX_WAIT};
 use crate::{Error, Mode, Runtime};
 
 /// How long [`Inner::begin_close`] lets releases be answered.
@@ -467,8 +468,9 @@ impl Inner {
         Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// `t` on the runtime's clock (the far future saturates).
     fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.origin + Duration::from_nanos(t.as_nanos())
+        deadline_after(self.origin, Duration::from_nanos(t.as_nanos()))
     }
 
     /// Locks the shared state (a panic elsewhere does not poison it for us:
@@ -706,7 +708,7 @@ impl<R: Runtime> Driver<R> {
         let addr = self.addr.clone();
         let mut attempt: u32 = 0;
         loop {
-            let connect = R::connect(&addr, self.connect_timeout);
+            let connect = R::connect(&addr, self.connect_timeout.min(MAX_WAIT));
             let cause = match self.service_until(connect).await {
                 None => return,
                 Some(Err(e)) => Cause::Io(e),
@@ -755,7 +757,7 @@ impl<R: Runtime> Driver<R> {
             }
             let delay = self.backoff(attempt);
             attempt = attempt.saturating_add(1);
-            let sleep = R::sleep_until(R::now() + delay);
+            let sleep = R::sleep_until(deadline_after(R::now(), delay));
             if self.service_until(sleep).await.is_none() {
                 return;
             }

@@ -249,6 +249,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Options with every duration as large as it may be: connect timeout and
+/// ping interval `Duration::MAX` (they saturate), validity `2^62` ms (the
+/// largest Redis TTL accepted, far beyond the engine clock's range).
+#[allow(dead_code)]
+fn huge_options(addr: String) -> Options {
+    Options::new(addr)
+        .connect_timeout(Duration::MAX)
+        .ping_interval(Duration::MAX)
+        .validity(Duration::from_millis(i64::MAX as u64 / 2))
+}
+
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use super::*;
@@ -804,6 +815,17 @@ mod on_tokio {
         }
         assert!(t0.elapsed() < Duration::from_secs(2));
     }
+
+    #[tokio::test]
+    async fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+        let g = l.try_lock("huge").await.unwrap();
+        let ttl: i64 = r.cli(&["pttl", "rueidislock:0:huge"]).parse().unwrap();
+        assert!(ttl > i64::MAX / 4, "pttl {ttl}");
+        g.unlock().await.unwrap();
+        l.close().await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -830,6 +852,16 @@ mod on_smol {
             a.close().await;
             b.close().await;
             assert!(matches!(a.try_lock("s").await, Err(Error::Closed)));
+        });
+    }
+
+    #[test]
+    fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        smol::block_on(async {
+            let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+            l.try_lock("huge").await.unwrap().unlock().await.unwrap();
+            l.close().await;
         });
     }
 
@@ -916,6 +948,18 @@ mod on_glommio {
 
     async fn locker(r: &Redis) -> Locker {
         Locker::connect(Options::new(r.addr())).await.unwrap()
+    }
+
+    /// glommio's timers add their duration to `Instant::now()` unchecked:
+    /// a `Duration::MAX` connect timeout must not reach them as such.
+    #[test]
+    fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+            l.try_lock("huge").await.unwrap().unlock().await.unwrap();
+            l.close().await;
+        });
     }
 
     #[test]
