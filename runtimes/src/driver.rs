@@ -695,7 +695,8 @@ struct Driver<R: Runtime> {
     tx: Vec<u8>,
     tx_pos: usize,
     need_flush: bool,
-    /// The handshake must finish by then.
+    /// The handshake must finish by then: the connect timeout after the
+    /// TCP connect started.
     handshake_deadline: Option<Instant>,
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
@@ -708,6 +709,9 @@ impl<R: Runtime> Driver<R> {
         let addr = self.addr.clone();
         let mut attempt: u32 = 0;
         loop {
+            // The connect timeout bounds TCP connect plus handshake: both
+            // count from here (saturating for huge timeouts).
+            let started = self.inner.now();
             let connect = R::connect(&addr, self.connect_timeout.min(MAX_WAIT));
             let cause = match self.service_until(connect).await {
                 None => return,
@@ -718,7 +722,8 @@ impl<R: Runtime> Driver<R> {
                         let mut sh = self.inner.lock();
                         let now = self.inner.now();
                         sh.engine.handle_connected(self.node, now);
-                        self.handshake_deadline = Some(now.saturating_add(self.connect_timeout));
+                        self.handshake_deadline =
+                            Some(started.saturating_add(self.connect_timeout));
                     }
                     self.reset_buffers();
                     let exit = self.serve(&mut stream).await;

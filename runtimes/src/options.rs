@@ -283,13 +283,19 @@ impl Options {
         self
     }
 
-    /// TTL written on every key (default 5 s).
+    /// TTL written on every key (default 5 s). Checked when connecting: at
+    /// most `2^62` ms (a Redis TTL), and long enough that the lease left
+    /// after drift and margin is at least 10 ms
+    /// ([`Config::MIN_LEASE`](tracklock_core::Config::MIN_LEASE)).
     pub fn validity(mut self, v: Duration) -> Self {
         self.validity = v;
         self
     }
 
-    /// Period of automatic extension (default `validity / 2`).
+    /// Period of automatic extension (default `validity / 2`). Checked when
+    /// connecting: at least 1 ms, and shorter than the lease (validity
+    /// after drift and margin), or locks would expire before their first
+    /// extension.
     pub fn extend_interval(mut self, v: Duration) -> Self {
         self.extend_interval = Some(v);
         self
@@ -309,7 +315,8 @@ impl Options {
         self
     }
 
-    /// Safety margin taken off every lease (default 5 ms).
+    /// Safety margin taken off every lease (default 5 ms). Checked when
+    /// connecting: the lease left must be at least 10 ms.
     pub fn margin(mut self, v: Duration) -> Self {
         self.margin = v;
         self
@@ -338,7 +345,8 @@ impl Options {
     }
 
     /// An idle connection is pinged after this long, and dropped when the
-    /// ping stays unanswered as long again (default 1 s).
+    /// ping stays unanswered as long again (default 1 s). Checked when
+    /// connecting: at least 10 ms; a huge value saturates (never pinged).
     pub fn ping_interval(mut self, v: Duration) -> Self {
         self.ping_interval = v;
         self
@@ -354,8 +362,11 @@ impl Options {
         self
     }
 
-    /// Bound on TCP connect plus handshake, for the first connection and
-    /// every reconnection attempt (default 5 s).
+    /// Bound on TCP connect plus handshake together, for the first
+    /// connection and every reconnection attempt (default 5 s); `connect`
+    /// itself returns within it. Checked when connecting: at least 1 ms
+    /// ([`ConfigError::ConnectTimeout`]); a huge value, up to
+    /// [`Duration::MAX`], saturates (waits for about a century).
     pub fn connect_timeout(mut self, v: Duration) -> Self {
         self.connect_timeout = v;
         self
@@ -415,7 +426,10 @@ impl Options {
     /// names the option at fault: [`Error::Addresses`] for the address list
     /// (empty, malformed, duplicated, or unfit for the mode and majority),
     /// [`Error::Config`] for the rest (including a non-zero database in
-    /// cluster mode).
+    /// cluster mode). Durations have lower bounds (see each setter;
+    /// `try_next_after` must be at least 1 ms and shorter than validity)
+    /// and saturate above: none, up to [`Duration::MAX`], makes anything
+    /// panic. The engine's handshake timeout is the connect timeout.
     pub fn to_config(&self) -> Result<Config, Error> {
         let n = self.endpoints()?.len();
         // Fits: `endpoints` refuses more than `u16::MAX` addresses.
@@ -428,6 +442,9 @@ impl Options {
         let text = |s: &str| Text::new(s).ok_or(ConfigError::TooLong);
         if !(self.drift.is_finite() && (0.0..0.5).contains(&self.drift)) {
             return Err(ConfigError::Drift.into());
+        }
+        if self.connect_timeout < Config::MIN_HANDSHAKE_TIMEOUT {
+            return Err(ConfigError::ConnectTimeout.into());
         }
         // Fields core adds later keep their defaults.
         #[allow(clippy::needless_update)]
@@ -452,6 +469,9 @@ impl Options {
             client_name: self.client_name.as_deref().map(text).transpose()?,
             database: self.database,
             ping_interval: self.ping_interval,
+            // The driver bounds TCP connect plus handshake by the connect
+            // timeout; the engine's own bound must not cut it shorter.
+            handshake_timeout: self.connect_timeout,
             local_handoff: self.local_handoff,
             topology,
             ..Config::default()
