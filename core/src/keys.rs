@@ -44,9 +44,29 @@ pub(crate) fn parse_key<'a>(prefix: &[u8], key: &'a [u8]) -> Option<(u8, &'a [u8
     Some((i, name))
 }
 
-/// Rejects prefixes that make key names ambiguous: an empty prefix, one
-/// ending in `:`, or one ending in `:<digits>` (then `a:1` + `:0:x` and
-/// `a` + `:1:0:x`-style names collide when parsed back).
+/// Checks a key prefix.
+///
+/// The rule: the prefix is not empty, does not end with `:`, and none of its
+/// `:`-separated segments other than the first is a non-empty string of
+/// ASCII digits (`rueidislock`, `app:locks`, `7:a`, `a:b1` pass; `a:0:b`,
+/// `a:12` and `a:` do not).
+///
+/// The guarantee: two different valid prefixes `P1`, `P2` never produce the
+/// same key `{P}:{i}:{name}`, for any indices and names. Proof: say
+/// `P1:i:n1 == P2:j:n2` with `P1 != P2`. If neither prefix starts the other,
+/// the keys differ inside the shorter one; so say `P2 = P1 + r`, `r` not
+/// empty. In the key, `P1` is followed by `:`, the digits of `i` (at least
+/// one) and `:` again, so `r` is `:` plus `k` of those digits, and maybe
+/// more. `r == ":"` is impossible (the key has a digit where `P2` is
+/// followed by `:`). If `P2` ends within the digits, its last segment is
+/// `k >= 1` digits; if it goes on, the next character is the `:` after the
+/// index, so the digits of `i` form a whole segment of `P2`. Either way
+/// `P2` has an all-digit segment after its first, which the rule forbids.
+/// (The trailing-`:` rule is not needed for the guarantee; it is kept for
+/// clarity.)
+///
+/// With one prefix, different `(i, name)` give different keys too: the
+/// index is digits ended by the first `:` after the prefix.
 pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     if prefix.is_empty() {
         return Err(ConfigError::EmptyPrefix);
@@ -54,11 +74,9 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
     if prefix.ends_with(':') {
         return Err(ConfigError::AmbiguousPrefix);
     }
-    if let Some(pos) = prefix.rfind(':') {
-        let tail = &prefix[pos + 1..];
-        if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError::AmbiguousPrefix);
-        }
+    let digits = |seg: &str| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+    if prefix.split(':').skip(1).any(digits) {
+        return Err(ConfigError::AmbiguousPrefix);
     }
     Ok(())
 }
@@ -93,5 +111,12 @@ mod tests {
         assert_eq!(validate_prefix(""), Err(ConfigError::EmptyPrefix));
         assert_eq!(validate_prefix("a:"), Err(ConfigError::AmbiguousPrefix));
         assert_eq!(validate_prefix("a:12"), Err(ConfigError::AmbiguousPrefix));
+        assert_eq!(validate_prefix("a:0:b"), Err(ConfigError::AmbiguousPrefix));
+        assert_eq!(validate_prefix("a::1:b"), Err(ConfigError::AmbiguousPrefix));
+        assert!(validate_prefix("7:a").is_ok());
+        assert!(validate_prefix("12").is_ok());
+        assert!(validate_prefix("a:b1:c").is_ok());
+        assert!(validate_prefix("a::b").is_ok());
+        assert!(validate_prefix(":a").is_ok());
     }
 }

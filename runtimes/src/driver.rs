@@ -55,6 +55,7 @@ use tracklock_core::{
     Topology,
 };
 
+use crate::runtime::{deadline_after, MAX_WAIT};
 use crate::{Error, Mode, Runtime};
 
 /// How long [`Inner::begin_close`] lets releases be answered.
@@ -520,8 +521,9 @@ impl Inner {
         Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
+    /// `t` on the runtime's clock (the far future saturates).
     fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.origin + Duration::from_nanos(t.as_nanos())
+        deadline_after(self.origin, Duration::from_nanos(t.as_nanos()))
     }
 
     /// Locks the shared state (a panic elsewhere does not poison it for us:
@@ -746,7 +748,8 @@ struct Driver<R: Runtime> {
     tx: Vec<u8>,
     tx_pos: usize,
     need_flush: bool,
-    /// The handshake must finish by then.
+    /// The handshake must finish by then: the connect timeout after the
+    /// TCP connect started.
     handshake_deadline: Option<Instant>,
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
@@ -759,7 +762,10 @@ impl<R: Runtime> Driver<R> {
         let addr = self.addr.clone();
         let mut attempt: u32 = 0;
         loop {
-            let connect = R::connect(&addr, self.connect_timeout);
+            // The connect timeout bounds TCP connect plus handshake: both
+            // count from here (saturating for huge timeouts).
+            let started = self.inner.now();
+            let connect = R::connect(&addr, self.connect_timeout.min(MAX_WAIT));
             let cause = match self.service_until(connect).await {
                 None => return,
                 Some(Err(e)) => Cause::Io(e),
@@ -769,7 +775,8 @@ impl<R: Runtime> Driver<R> {
                         let mut sh = self.inner.lock();
                         let now = self.inner.now();
                         sh.engine.handle_connected(self.node, now);
-                        self.handshake_deadline = Some(now.saturating_add(self.connect_timeout));
+                        self.handshake_deadline =
+                            Some(started.saturating_add(self.connect_timeout));
                     }
                     self.reset_buffers();
                     let exit = self.serve(&mut stream).await;
@@ -808,7 +815,7 @@ impl<R: Runtime> Driver<R> {
             }
             let delay = self.backoff(attempt);
             attempt = attempt.saturating_add(1);
-            let sleep = R::sleep_until(R::now() + delay);
+            let sleep = R::sleep_until(deadline_after(R::now(), delay));
             if self.service_until(sleep).await.is_none() {
                 return;
             }

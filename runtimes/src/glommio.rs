@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::driver::Inner;
+use crate::runtime::MAX_WAIT;
 use crate::{Error, Options, Runtime};
 
 /// The glommio [`Runtime`].
@@ -46,12 +47,17 @@ impl Runtime for Glommio {
     }
 
     fn sleep_until(deadline: Instant) -> Self::Sleep {
-        glommio::timer::Timer::new(deadline.saturating_duration_since(Instant::now()))
+        // glommio adds the duration to `Instant::now()` unchecked: cut it.
+        glommio::timer::Timer::new(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(MAX_WAIT),
+        )
     }
 
     async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
         futures_lite::future::or(tracklock_transports::tcp::connect_glommio(addr), async {
-            glommio::timer::Timer::new(timeout).await;
+            glommio::timer::Timer::new(timeout.min(MAX_WAIT)).await;
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("TCP connect timed out after {timeout:?}"),

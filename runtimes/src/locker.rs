@@ -11,6 +11,7 @@ use futures_lite::future::or;
 use tracklock_core::{Engine, LockId, LockMode, LostReason, NodeId};
 
 use crate::driver::{Inner, Setup, State};
+use crate::runtime::deadline_after;
 use crate::{Error, Mode, Options, Runtime};
 
 /// A distributed lock client: one connection per Redis node, shared by every
@@ -123,9 +124,9 @@ impl<R: Runtime> Locker<R> {
     }
 
     /// Waits until the locker is usable (see the runtime's `connect`), for
-    /// at most `timeout`.
+    /// at most `timeout` (a huge one saturates at about 100 years).
     pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = R::now() + timeout;
+        let deadline = deadline_after(R::now(), timeout);
         let inner = self.inner();
         or(poll_fn(|cx| inner.poll_startup(cx)), async {
             R::sleep_until(deadline).await;

@@ -264,6 +264,14 @@ impl Options {
     }
 
     /// Key prefix: keys are `{prefix}:{i}:{name}` (default `rueidislock`).
+    ///
+    /// Checked when connecting: not empty, no trailing `:`, and no
+    /// `:`-separated segment other than the first made only of ASCII digits
+    /// (`app:locks` and `7:a` pass; `a:0:b`, `a:12` and `a:` are refused
+    /// with [`ConfigError::AmbiguousPrefix`]). With that rule two different
+    /// prefixes never produce the same key, whatever the lock names: lockers
+    /// with different prefixes never contend (`a:0:b` would share key
+    /// `a:0:b:0:x` with the name `b:0:x` under prefix `a`).
     pub fn prefix(mut self, v: impl Into<String>) -> Self {
         self.prefix = v.into();
         self
@@ -275,13 +283,19 @@ impl Options {
         self
     }
 
-    /// TTL written on every key (default 5 s).
+    /// TTL written on every key (default 5 s). Checked when connecting: at
+    /// most `2^62` ms (a Redis TTL), and long enough that the lease left
+    /// after drift and margin is at least 10 ms
+    /// ([`Config::MIN_LEASE`](tracklock_core::Config::MIN_LEASE)).
     pub fn validity(mut self, v: Duration) -> Self {
         self.validity = v;
         self
     }
 
-    /// Period of automatic extension (default `validity / 2`).
+    /// Period of automatic extension (default `validity / 2`). Checked when
+    /// connecting: at least 1 ms, and shorter than the lease (validity
+    /// after drift and margin), or locks would expire before their first
+    /// extension.
     pub fn extend_interval(mut self, v: Duration) -> Self {
         self.extend_interval = Some(v);
         self
@@ -305,7 +319,8 @@ impl Options {
         self
     }
 
-    /// Safety margin taken off every lease (default 5 ms).
+    /// Safety margin taken off every lease (default 5 ms). Checked when
+    /// connecting: the lease left must be at least 10 ms.
     pub fn margin(mut self, v: Duration) -> Self {
         self.margin = v;
         self
@@ -334,7 +349,8 @@ impl Options {
     }
 
     /// An idle connection is pinged after this long, and dropped when the
-    /// ping stays unanswered as long again (default 1 s).
+    /// ping stays unanswered as long again (default 1 s). Checked when
+    /// connecting: at least 10 ms; a huge value saturates (never pinged).
     pub fn ping_interval(mut self, v: Duration) -> Self {
         self.ping_interval = v;
         self
@@ -350,8 +366,11 @@ impl Options {
         self
     }
 
-    /// Bound on TCP connect plus handshake, for the first connection and
-    /// every reconnection attempt (default 5 s).
+    /// Bound on TCP connect plus handshake together, for the first
+    /// connection and every reconnection attempt (default 5 s); `connect`
+    /// itself returns within it. Checked when connecting: at least 1 ms
+    /// ([`ConfigError::ConnectTimeout`]); a huge value, up to
+    /// [`Duration::MAX`], saturates (waits for about a century).
     pub fn connect_timeout(mut self, v: Duration) -> Self {
         self.connect_timeout = v;
         self
@@ -411,7 +430,10 @@ impl Options {
     /// names the option at fault: [`Error::Addresses`] for the address list
     /// (empty, malformed, duplicated, or unfit for the mode and majority),
     /// [`Error::Config`] for the rest (including a non-zero database in
-    /// cluster mode).
+    /// cluster mode). Durations have lower bounds (see each setter;
+    /// `try_next_after` must be at least 1 ms and shorter than validity)
+    /// and saturate above: none, up to [`Duration::MAX`], makes anything
+    /// panic. The engine's handshake timeout is the connect timeout.
     pub fn to_config(&self) -> Result<Config, Error> {
         let n = self.endpoints()?.len();
         // Fits: `endpoints` refuses more than `u16::MAX` addresses.
@@ -424,6 +446,9 @@ impl Options {
         let text = |s: &str| Text::new(s).ok_or(ConfigError::TooLong);
         if !(self.drift.is_finite() && (0.0..0.5).contains(&self.drift)) {
             return Err(ConfigError::Drift.into());
+        }
+        if self.connect_timeout < Config::MIN_HANDSHAKE_TIMEOUT {
+            return Err(ConfigError::ConnectTimeout.into());
         }
         // Fields core adds later keep their defaults.
         #[allow(clippy::needless_update)]
@@ -448,6 +473,9 @@ impl Options {
             client_name: self.client_name.as_deref().map(text).transpose()?,
             database: self.database,
             ping_interval: self.ping_interval,
+            // The driver bounds TCP connect plus handshake by the connect
+            // timeout; the engine's own bound must not cut it shorter.
+            handshake_timeout: self.connect_timeout,
             local_handoff: self.local_handoff,
             topology,
             ..Config::default()

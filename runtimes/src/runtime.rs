@@ -31,3 +31,39 @@ pub trait Runtime: Sized + 'static {
     /// [`io::ErrorKind::TimedOut`] after `timeout`.
     fn connect(addr: &str, timeout: Duration) -> impl Future<Output = io::Result<Self::Stream>>;
 }
+
+/// The longest wait handed to a runtime's clock or timers: about 100 years.
+/// Longer durations (up to [`Duration::MAX`]) are cut to it, so no
+/// deadline overflows [`Instant`] or a runtime's timer arithmetic; a timer
+/// that fires after a century only makes the driver look again.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d`, with `d` cut to [`MAX_WAIT`] (and, on a platform whose
+/// [`Instant`] cannot reach that far, to what it can): never panics.
+pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
+    let mut d = d.min(MAX_WAIT);
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate() {
+        let now = Instant::now();
+        assert_eq!(deadline_after(now, Duration::ZERO), now);
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        for d in [MAX_WAIT, Duration::from_millis(u64::MAX), Duration::MAX] {
+            assert_eq!(deadline_after(now, d), now + MAX_WAIT);
+        }
+    }
+}

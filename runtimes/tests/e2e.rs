@@ -249,6 +249,52 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Options with every duration as large as it may be: connect timeout and
+/// ping interval `Duration::MAX` (they saturate), validity `2^62` ms (the
+/// largest Redis TTL accepted, far beyond the engine clock's range).
+#[allow(dead_code)]
+fn huge_options(addr: String) -> Options {
+    Options::new(addr)
+        .connect_timeout(Duration::MAX)
+        .ping_interval(Duration::MAX)
+        .validity(Duration::from_millis(i64::MAX as u64 / 2))
+}
+
+/// Sends `DEBUG SLEEP secs` on a connection of its own and returns once the
+/// server sleeps (a `PING` on another connection stays unanswered for
+/// 100 ms); the returned stream must outlive the sleep's use.
+#[allow(dead_code)]
+fn put_to_sleep(r: &Redis, secs: u32) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut sleeper = std::net::TcpStream::connect(r.addr()).unwrap();
+    sleeper
+        .write_all(format!("DEBUG SLEEP {secs}\r\n").as_bytes())
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let mut probe = std::net::TcpStream::connect(r.addr()).unwrap();
+        probe.write_all(b"PING\r\n").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        match probe.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return sleeper
+            }
+            other => assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "the server does not sleep: {other:?}"
+            ),
+        }
+    }
+}
+
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use super::*;
@@ -804,6 +850,71 @@ mod on_tokio {
         }
         assert!(t0.elapsed() < Duration::from_secs(2));
     }
+
+    #[tokio::test]
+    async fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+        let g = l.try_lock("huge").await.unwrap();
+        let ttl: i64 = r.cli(&["pttl", "rueidislock:0:huge"]).parse().unwrap();
+        assert!(ttl > i64::MAX / 4, "pttl {ttl}");
+        g.unlock().await.unwrap();
+        l.close().await;
+    }
+
+    /// `connect_timeout` bounds TCP connect plus handshake: a server busy
+    /// for 3 s during the handshake is waited for with a 10 s timeout (it
+    /// failed after 2 s, twice the ping interval, before), and a 1 s
+    /// timeout fails with `TimedOut` after about 1 s.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_timeout_bounds_connect_plus_handshake() {
+        let Some(r) = Redis::start(&["--enable-debug-command", "yes"]) else {
+            return;
+        };
+        // Headroom from measured full connects (TCP plus handshake, several
+        // round trips) on this machine, generous for a busy one.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            let l = Locker::connect(Options::new(r.addr())).await.unwrap();
+            slowest = slowest.max(t0.elapsed());
+            l.close().await;
+        }
+        let headroom = Duration::from_millis(500) + slowest * 20;
+        let _sleeper = put_to_sleep(&r, 3);
+        let timed = |timeout: Duration| {
+            let addr = r.addr();
+            async move {
+                let t0 = Instant::now();
+                let result = Locker::connect(Options::new(addr).connect_timeout(timeout)).await;
+                (result, t0.elapsed())
+            }
+        };
+        let ((short, short_took), (long, long_took)) = tokio::join!(
+            timed(Duration::from_secs(1)),
+            timed(Duration::from_secs(10))
+        );
+        match short {
+            Err(Error::Connect { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}")
+            }
+            other => panic!("1 s: expected a timed-out Connect error, got {other:?}"),
+        }
+        assert!(
+            short_took >= Duration::from_millis(950)
+                && short_took < Duration::from_secs(1) + headroom,
+            "1 s timeout took {short_took:?} (headroom {headroom:?})"
+        );
+        let long = long.unwrap_or_else(|e| panic!("10 s: {e} after {long_took:?}"));
+        assert!(long_took < Duration::from_secs(10), "{long_took:?}");
+        long.try_lock("awake")
+            .await
+            .unwrap()
+            .unlock()
+            .await
+            .unwrap();
+        long.close().await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -830,6 +941,16 @@ mod on_smol {
             a.close().await;
             b.close().await;
             assert!(matches!(a.try_lock("s").await, Err(Error::Closed)));
+        });
+    }
+
+    #[test]
+    fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        smol::block_on(async {
+            let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+            l.try_lock("huge").await.unwrap().unlock().await.unwrap();
+            l.close().await;
         });
     }
 
@@ -916,6 +1037,18 @@ mod on_glommio {
 
     async fn locker(r: &Redis) -> Locker {
         Locker::connect(Options::new(r.addr())).await.unwrap()
+    }
+
+    /// glommio's timers add their duration to `Instant::now()` unchecked:
+    /// a `Duration::MAX` connect timeout must not reach them as such.
+    #[test]
+    fn huge_durations_connect_and_lock() {
+        let Some(r) = Redis::start(&[]) else { return };
+        run(async {
+            let l = Locker::connect(huge_options(r.addr())).await.unwrap();
+            l.try_lock("huge").await.unwrap().unlock().await.unwrap();
+            l.close().await;
+        });
     }
 
     #[test]

@@ -348,7 +348,7 @@ impl Engine {
             if c.phase == conn::Phase::Handshake {
                 // A server that never finishes answering the handshake (or
                 // sent half a frame) would otherwise hold the node forever.
-                if now >= c.last_rx.saturating_add(interval * 2) {
+                if now >= c.last_rx.saturating_add(self.config.handshake_timeout) {
                     self.fail_connection(node, now, NodeError::Unresponsive);
                 }
                 continue;
@@ -621,7 +621,7 @@ impl Engine {
         let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
         for c in self.conns.as_slice() {
             if c.phase == conn::Phase::Handshake {
-                at(c.last_rx.saturating_add(self.config.ping_interval * 2));
+                at(c.last_rx.saturating_add(self.config.handshake_timeout));
             }
             if c.phase == conn::Phase::Ready {
                 match c.ping_sent {

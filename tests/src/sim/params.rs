@@ -282,7 +282,7 @@ impl Params {
         };
         let drift_ppm = *rng.pick(&[0u32, 1_000, 10_000, 10_000, 20_000]);
         let margin = Duration::from_millis(*rng.pick(&[1u64, 2, 5, 5, 20, 50]));
-        let config = Config {
+        let mut config = Config {
             prefix: Text::new(if rng.chance(0.8) {
                 "rueidislock"
             } else {
@@ -316,8 +316,13 @@ impl Params {
             },
             database: if rng.chance(0.2) { 3 } else { 0 },
             ping_interval: Duration::from_millis(*rng.pick(&[100u64, 300, 1000])),
+            // Set below from `ping_interval`.
+            handshake_timeout: Duration::ZERO,
             local_handoff: *rng.pick(&[0u8, 0, 1, 3]),
         };
+        // Twice the ping interval: the handshake deadline the engine had
+        // before it became a setting, so recorded seeds replay the same.
+        config.handshake_timeout = config.ping_interval * 2;
         let _ = nodes;
         let lockers = rng.range(2, 4) as usize;
         let workers = rng.range(1, 3) as usize;
@@ -334,7 +339,6 @@ impl Params {
         // succeed (a livelock the simulator found). Keep it above the
         // largest round trip, as a deployment must.
         let rtt_max = 2 * (latency_base + latency_jitter);
-        let mut config = config;
         config.try_next_after = config
             .try_next_after
             .max(Duration::from_nanos(rtt_max + 2 * MS));
