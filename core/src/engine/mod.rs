@@ -2011,7 +2011,18 @@ impl Engine {
                 _ => self.attempt_failed(slot, now, true),
             }
         } else if held + pending < m {
-            self.attempt_failed(slot, now, false);
+            // Out of reach. Whether it is "someone else holds it" may still
+            // depend on replies in flight: wait for them unless they cannot
+            // change the answer.
+            let n = lock.keys.len();
+            let taken = lock
+                .keys
+                .iter()
+                .filter(|k| k.outcome == Outcome::Taken)
+                .count();
+            if pending == 0 || taken > n - m || taken + pending <= n - m {
+                self.attempt_failed(slot, now, false);
+            }
         }
     }
 

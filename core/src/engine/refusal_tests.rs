@@ -372,3 +372,35 @@ fn a_name_over_the_limit_is_refused_before_anything_is_sent() {
     assert!(e.lock(&at_limit, LockMode::Try, ms(0)).is_ok());
     assert_eq!(names(&sent(&mut e)).len(), 6);
 }
+
+#[test]
+fn not_locked_waits_for_the_replies_that_decide_it() {
+    // Instances: key 2's node is down, keys 0 and 1 are taken. The first
+    // "taken" alone already puts the majority out of reach, but only the
+    // second shows a holder on enough keys: the answer is `NotLocked`.
+    let config = Config {
+        topology: Topology::Instances(3),
+        ..Config::default()
+    };
+    let mut e = Engine::new(config, [7; 32]).unwrap();
+    for n in 0..2u16 {
+        let node = NodeId(n);
+        e.handle_connected(node, ms(0));
+        let b = e.transmit(node).len();
+        e.consume_transmit(node, b);
+        e.handle_bytes(node, ms(0), HELLO_7015);
+        e.handle_bytes(node, ms(0), b"+OK\r\n");
+        let b = e.transmit(node).len();
+        e.consume_transmit(node, b);
+    }
+    events(&mut e);
+    let id = e.lock("x", LockMode::Try, ms(1)).unwrap();
+    for n in 0..2u16 {
+        let b = e.transmit(NodeId(n)).len();
+        e.consume_transmit(NodeId(n), b);
+    }
+    e.handle_bytes(NodeId(0), ms(2), b"_\r\n:4000\r\n");
+    assert!(events(&mut e).is_empty(), "undecided until key 1 answers");
+    e.handle_bytes(NodeId(1), ms(2), b"_\r\n:4000\r\n");
+    assert_eq!(events(&mut e), std::vec![Event::NotLocked { id }]);
+}
