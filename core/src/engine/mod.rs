@@ -1859,24 +1859,27 @@ impl Engine {
         }
     }
 
-    /// True when the waiting lock in `slot` is the one of its name that may
-    /// attempt now: the oldest waiter, with no local holder or attempt.
-    fn is_leader(&self, slot: usize) -> bool {
-        let Some(me) = self.slots.as_slice()[slot].lock.as_ref() else {
-            return false;
-        };
-        !self.slots.as_slice().iter().enumerate().any(|(s, other)| {
+    /// The waiting lock of the name of `slot` that may attempt now: the
+    /// oldest waiter, unless a local request holds or is acquiring the name.
+    fn leader_of(&self, slot: usize) -> Option<usize> {
+        let me = self.slots.as_slice()[slot].lock.as_ref()?;
+        let mut leader: Option<(u64, usize)> = None;
+        for (s, other) in self.slots.as_slice().iter().enumerate() {
             let Some(o) = other.lock.as_ref() else {
-                return false;
+                continue;
             };
-            s != slot
-                && o.name == me.name
-                && match o.phase {
-                    Phase::Held | Phase::Acquiring => true,
-                    Phase::Waiting => o.seq < me.seq,
-                    Phase::Draining => false,
+            if o.name != me.name {
+                continue;
+            }
+            match o.phase {
+                Phase::Held | Phase::Acquiring => return None,
+                Phase::Waiting if leader.is_none_or(|(seq, _)| o.seq < seq) => {
+                    leader = Some((o.seq, s));
                 }
-        })
+                Phase::Waiting | Phase::Draining => {}
+            }
+        }
+        leader.map(|(_, s)| s)
     }
 
     fn ready_keys(&self, slot: usize) -> usize {
@@ -2396,6 +2399,8 @@ impl Engine {
             }
         }
         let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
+        // `(a slot of some name, that name's leader)`, see below.
+        let mut leader_cache: Option<(usize, Option<usize>)> = None;
         for slot in 0..self.slots.len() {
             if refusing
                 && self.slots.as_slice()[slot]
@@ -2427,12 +2432,27 @@ impl Engine {
                 continue;
             }
             let lock = self.lock_at(slot);
-            let ready = lock.settled()
-                && (lock.mode != LockMode::Wait || self.is_leader(slot))
+            let leads = lock.mode != LockMode::Wait || {
+                // Every waiter of a hot name is due after each release;
+                // finding the leader once per name and pass keeps a pump
+                // over n waiters O(n), not O(n²).
+                let leader = match leader_cache {
+                    Some((of, leader)) if self.names_equal(of, slot) => leader,
+                    _ => {
+                        let leader = self.leader_of(slot);
+                        leader_cache = Some((slot, leader));
+                        leader
+                    }
+                };
+                leader == Some(slot)
+            };
+            let ready = self.lock_at(slot).settled()
+                && leads
                 && self.ready_keys(slot) >= self.s.majority
                 && self.has_room(slot);
             if ready {
                 self.start_attempt(slot, now);
+                leader_cache = None;
             } else if self.lock_at(slot).retry_at.is_some_and(|r| r <= now) {
                 // Whatever blocks it (a local holder, an older waiter, a
                 // node down, keys still settling) wakes it when it clears.
