@@ -13,20 +13,24 @@ pub const TTL: Duration = Duration::from_secs(5);
 
 /// A distributed lock as the workers use it: `lock` waits until the lock is
 /// held, `unlock` returns once the server confirmed the release. Errors are
-/// bench failures (they panic).
+/// returned as text; the worker counts them and goes on (the table shows the
+/// count and the first message of each row).
 pub trait LockLib: Send + Sync + 'static {
     /// What `lock` hands back and `unlock` consumes.
     type Guard: Send + 'static;
 
     /// Acquires `name`, waiting (however the library waits) until it is held.
-    fn lock<'a>(&'a self, name: &'a str) -> impl Future<Output = Self::Guard> + Send + 'a;
+    fn lock<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Future<Output = Result<Self::Guard, String>> + Send + 'a;
 
     /// Releases `name` and waits for the server's answer.
     fn unlock<'a>(
         &'a self,
         name: &'a str,
         guard: Self::Guard,
-    ) -> impl Future<Output = ()> + Send + 'a;
+    ) -> impl Future<Output = Result<(), String>> + Send + 'a;
 
     /// Closes connections at the end of the run.
     fn close(&self) -> impl Future<Output = ()> + '_ {
@@ -45,17 +49,12 @@ where
 {
     type Guard = tracklock::Guard<R>;
 
-    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
-        match self.0.lock(name).await {
-            Ok(g) => g,
-            Err(e) => panic!("tracklock lock({name}): {e}"),
-        }
+    async fn lock<'a>(&'a self, name: &'a str) -> Result<Self::Guard, String> {
+        self.0.lock(name).await.map_err(|e| format!("lock: {e}"))
     }
 
-    async fn unlock<'a>(&'a self, _name: &'a str, guard: Self::Guard) {
-        if let Err(e) = guard.unlock().await {
-            panic!("tracklock unlock: {e}");
-        }
+    async fn unlock<'a>(&'a self, _name: &'a str, guard: Self::Guard) -> Result<(), String> {
+        guard.unlock().await.map_err(|e| format!("unlock: {e}"))
     }
 
     fn close(&self) -> impl Future<Output = ()> + '_ {
@@ -81,20 +80,18 @@ impl Rslock {
 impl LockLib for Rslock {
     type Guard = rslock::LockGuard;
 
-    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
+    async fn lock<'a>(&'a self, name: &'a str) -> Result<Self::Guard, String> {
         // `acquire` loops over `lock` (with its retries) until it wins.
-        match self.0.acquire(name.as_bytes(), TTL).await {
-            Ok(g) => g,
-            Err(e) => panic!("rslock acquire({name}): {e}"),
-        }
+        self.0
+            .acquire(name.as_bytes(), TTL)
+            .await
+            .map_err(|e| format!("acquire: {e}"))
     }
 
-    fn unlock<'a>(
-        &'a self,
-        _name: &'a str,
-        guard: Self::Guard,
-    ) -> impl Future<Output = ()> + Send + 'a {
-        guard.release()
+    async fn unlock<'a>(&'a self, _name: &'a str, guard: Self::Guard) -> Result<(), String> {
+        // Best effort by design: rslock reports no release failure.
+        guard.release().await;
+        Ok(())
     }
 }
 
@@ -136,7 +133,7 @@ pub struct SetNxGuard {
 impl LockLib for SetNx {
     type Guard = SetNxGuard;
 
-    async fn lock<'a>(&'a self, name: &'a str) -> Self::Guard {
+    async fn lock<'a>(&'a self, name: &'a str) -> Result<Self::Guard, String> {
         let value = self.seed ^ self.seq.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.conn.clone();
         let ttl_ms = TTL.as_millis() as u64;
@@ -149,14 +146,14 @@ impl LockLib for SetNx {
                 .arg(ttl_ms)
                 .query_async(&mut conn)
                 .await
-                .unwrap_or_else(|e| panic!("SET NX {name}: {e}"));
+                .map_err(|e| format!("SET NX: {e}"))?;
             if matches!(reply, redis::Value::Okay) {
-                return SetNxGuard { value };
+                return Ok(SetNxGuard { value });
             }
         }
     }
 
-    async fn unlock<'a>(&'a self, name: &'a str, guard: Self::Guard) {
+    async fn unlock<'a>(&'a self, name: &'a str, guard: Self::Guard) -> Result<(), String> {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .release
@@ -164,6 +161,7 @@ impl LockLib for SetNx {
             .arg(guard.value)
             .invoke_async(&mut conn)
             .await
-            .unwrap_or_else(|e| panic!("release {name}: {e}"));
+            .map_err(|e| format!("release: {e}"))?;
+        Ok(())
     }
 }

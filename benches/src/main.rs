@@ -25,7 +25,22 @@
 //!   server's answer (like Go's `cancel()`). `contended-lockers`: one client
 //!   (own connection) per task, one name: the wake-up path across
 //!   connections, with the hand-off latency. `uncontended`: one shared client,
-//!   one name per task.
+//!   one name per task. `many` (2,000 tasks, `--many-tasks`): one shared
+//!   client, one name per task. `many-one-name` (1,000 tasks,
+//!   `--one-name-tasks`): one shared client, one name. In these two a task
+//!   still waiting for its lock when the window ends gives up (the call is
+//!   dropped; its wait enters the latency samples as a lower bound), each
+//!   window uses fresh names, and windows last `--many-window` (2 s) so
+//!   every task can get a turn.
+//! - **Bounded windows.** Tasks still running `--grace` (2 s) after a
+//!   window's end are cancelled; the row is then reported `n/a` (did not
+//!   finish) with its stuck-task count. Failed calls are counted per row
+//!   (first message shown) and the task goes on.
+//! - **Latency.** Every completed lock+unlock (lock call to the release's
+//!   answer) goes into a log-linear histogram (about 3 % buckets); the table
+//!   shows p99 over the timed windows. Per-task progress (tasks with at least
+//!   one pair, fewest and most pairs of one task) is printed for the
+//!   many-task scenarios.
 //! - **Interleaving.** For each scenario every row gets a warm-up window,
 //!   then `--windows` (5) timed windows of `secs / windows` each, round-robin
 //!   over the rows (each round starting one row later), so slow drifts of a
@@ -143,6 +158,10 @@ struct Args {
     secs: f64,
     windows: usize,
     tasks: usize,
+    many_tasks: usize,
+    one_name_tasks: usize,
+    grace: Duration,
+    many_window: Duration,
     handoff: u8,
     csv: Option<String>,
     runtimes: Vec<String>,
@@ -154,11 +173,18 @@ const USAGE: &str = "\
 usage: cargo run --release -p tracklock-benches -- [options]
   --secs N            timed seconds per row and scenario (default 2), split into the windows
   --windows N         timed windows per row and scenario (default 5), after one warm-up window
-  --tasks N           tasks per scenario (default 10, at most 255)
+  --tasks N           tasks of contended, contended-lockers, uncontended (default 10, at most 255)
+  --many-tasks N      tasks of `many` (default 2000)
+  --one-name-tasks N  tasks of `many-one-name` (default 1000)
+  --many-window SECS  window length in `many` and `many-one-name` (default 2, instead of secs / windows:
+                      every one of the 2,000 tasks should get a turn within a window)
+  --grace SECS        after a window ends, how long its tasks may take to return before they are
+                      cancelled and the row is reported as not finishing (default 2)
   --handoff N         local_handoff(N) of the tracklock-m1-handoff row (default 8)
-  --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer
+  --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
+                      p99_latency_us,errors,tasks,tasks_done,min_task_ops,max_task_ops,stuck
   --runtimes LIST     of tokio,smol,glommio (default: all built) — where tracklock runs; peers always run on tokio
-  --scenarios LIST    of contended,contended-lockers,uncontended (default: all)
+  --scenarios LIST    of contended,contended-lockers,uncontended,many,many-one-name (default: all)
   --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,rslock-default,rslock-tuned,redis-setnx (default: all)";
 
 impl Args {
@@ -167,6 +193,10 @@ impl Args {
             secs: 2.0,
             windows: 5,
             tasks: 10,
+            many_tasks: 2000,
+            one_name_tasks: 1000,
+            grace: Duration::from_secs(2),
+            many_window: Duration::from_secs(2),
             handoff: 8,
             csv: None,
             runtimes: vec!["tokio".into(), "smol".into(), "glommio".into()],
@@ -198,6 +228,31 @@ impl Args {
                     if !(1..=255).contains(&a.tasks) {
                         return Err(bad("1..=255"));
                     }
+                }
+                "--many-tasks" | "--one-name-tasks" => {
+                    let n: usize = value.parse().map_err(|_| bad("a count"))?;
+                    if n == 0 {
+                        return Err(bad("must be >= 1"));
+                    }
+                    if flag == "--many-tasks" {
+                        a.many_tasks = n;
+                    } else {
+                        a.one_name_tasks = n;
+                    }
+                }
+                "--many-window" => {
+                    let g: f64 = value.parse().map_err(|_| bad("a number of seconds"))?;
+                    if g.is_nan() || g <= 0.0 {
+                        return Err(bad("must be > 0"));
+                    }
+                    a.many_window = Duration::from_secs_f64(g);
+                }
+                "--grace" => {
+                    let g: f64 = value.parse().map_err(|_| bad("a number of seconds"))?;
+                    if g.is_nan() || g <= 0.0 {
+                        return Err(bad("must be > 0"));
+                    }
+                    a.grace = Duration::from_secs_f64(g);
                 }
                 "--handoff" => {
                     a.handoff = value.parse().map_err(|_| bad("0..=255"))?;
@@ -239,6 +294,15 @@ impl Args {
     fn wants(&self, runtime: &str) -> bool {
         self.runtimes.iter().any(|r| r == runtime)
     }
+
+    /// Tasks of `scenario`.
+    fn tasks_for(&self, scenario: Scenario) -> usize {
+        match scenario {
+            Scenario::Many => self.many_tasks,
+            Scenario::ManyOneName => self.one_name_tasks,
+            _ => self.tasks,
+        }
+    }
 }
 
 /// A tracklock row on runtime `E`.
@@ -264,7 +328,7 @@ where
         lib.id(),
         false,
         scenario,
-        args.tasks,
+        args.tasks_for(scenario),
         move |_| {
             let options = options.clone();
             async move {
@@ -295,7 +359,7 @@ where
         lib.id(),
         true,
         scenario,
-        args.tasks,
+        args.tasks_for(scenario),
         make,
     ))
 }
@@ -471,9 +535,20 @@ fn main() -> ExitCode {
     println!("  machine: {}, load average {}", machine(), loadavg());
     println!("  server:  {} on {}", server.version(), server.addr());
     println!(
-        "  method:  {} tasks; per scenario one warm-up window then {} timed windows of {:?}, \
-         round-robin over the rows; medians",
-        args.tasks, args.windows, window
+        "  method:  {} tasks ({} in `many`, {} in `many-one-name`); per scenario one warm-up \
+         window then {} timed windows of {:?}, round-robin over the rows; medians; tasks still \
+         running {:?} after a window are cancelled (row: n/a)",
+        args.tasks,
+        args.many_tasks,
+        args.one_name_tasks,
+        args.windows,
+        window,
+        args.grace
+    );
+    println!(
+        "           `many` and `many-one-name`: windows of {:?}; a lock wait still pending at a \
+         window's end is given up",
+        args.many_window
     );
     println!(
         "  runtimes: tokio (2 workers){}{} ; peers on tokio",
@@ -522,9 +597,14 @@ fn main() -> ExitCode {
     let mut rows: Vec<Row> = Vec::new();
     for &scenario in &args.scenarios {
         let t0 = Instant::now();
+        let window = if scenario.is_many() {
+            args.many_window
+        } else {
+            window
+        };
         let mut entries = entries(&rts, &args, &addr, &url, scenario);
         for e in entries.iter_mut() {
-            e.window(window);
+            e.window(window, args.grace);
         }
         let first = rows.len();
         for e in &entries {
@@ -544,7 +624,7 @@ fn main() -> ExitCode {
             // the same one.
             for k in 0..n {
                 let i = (round + k) % n;
-                let w = entries[i].window(window);
+                let w = entries[i].window(window, args.grace);
                 rows[first + i].windows.push(w);
             }
         }
@@ -576,12 +656,20 @@ fn main() -> ExitCode {
     print!("{}", report.table());
     println!(
         "ops/s, allocs/op, top: medians of the timed windows. ns/op = 1e9 / ops/s (all tasks). \
-         vs peer = ops/s / best peer's\n(same scenario, peers on tokio). RTT/op = ns/op / RTT. \
-         spread = (max - min) / median of the windows' ops/s. top = the busiest task's\nshare \
-         of the pairs (fair: 1/tasks). hand-off: unlock call to the next acquisition by another \
-         task, over all timed samples."
+         vs peer = ops/s / best peer's\n(same scenario, peers on tokio, finished peers only). \
+         RTT/op = ns/op / RTT. p99: one lock+unlock (lock call to the release's answer),\nover \
+         every pair of the timed windows. spread = (max - min) / median of the windows' ops/s. \
+         top = the busiest task's share of the pairs\n(fair: 1/tasks). errors: failed lock or \
+         unlock calls in the timed windows (the task goes on). hand-off: unlock call to the next\n\
+         acquisition by another task, over all timed samples. n/a: the row did not finish (see \
+         below)."
     );
     println!();
+    let progress = report.progress();
+    if !progress.is_empty() {
+        print!("{progress}");
+        println!();
+    }
     print!(
         "{}",
         report.targets(Lib::TrackM1.id(), Lib::TrackHandoff.id())

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::workload::{Scenario, Window};
+use crate::workload::{hist_quantile, Scenario, Window, HIST_BUCKETS};
 
 /// One library on one runtime in one scenario, with its timed windows.
 pub struct Row {
@@ -71,6 +71,69 @@ impl Row {
         (max - min) / median(v)
     }
 
+    /// False when a window had tasks that did not return within the grace
+    /// period (cancelled) or completed no pair at all: the row did not
+    /// finish, and shows `n/a`.
+    pub fn finished(&self) -> bool {
+        !self.windows.is_empty() && self.windows.iter().all(|w| w.stuck == 0 && w.ops > 0)
+    }
+
+    /// `p`-quantile (ns) of one lock+unlock, over every pair of the timed
+    /// windows and every lock wait given up at a window's end (counted with
+    /// the time it had waited). `true` when more than `1 - p` of the samples
+    /// are such waits: the quantile is then only a lower bound.
+    pub fn latency(&self, p: f64) -> Option<(u64, bool)> {
+        let mut all = vec![0u64; HIST_BUCKETS];
+        for w in &self.windows {
+            for (a, b) in all.iter_mut().zip(&w.latency) {
+                *a += b;
+            }
+        }
+        let total: u64 = all.iter().sum();
+        let lower = self.gave_up() as f64 > (1.0 - p) * total as f64;
+        hist_quantile(&all, p).map(|ns| (ns, lower))
+    }
+
+    /// Lock waits given up at the windows' ends.
+    pub fn gave_up(&self) -> u64 {
+        self.windows.iter().map(|w| w.gave_up).sum()
+    }
+
+    /// Failed calls over the timed windows.
+    pub fn errors(&self) -> u64 {
+        self.windows.iter().map(|w| w.errors).sum()
+    }
+
+    /// The first failed call's text.
+    pub fn first_error(&self) -> Option<&str> {
+        self.windows.iter().find_map(|w| w.first_error.as_deref())
+    }
+
+    /// Tasks per window.
+    pub fn tasks(&self) -> usize {
+        self.windows.first().map_or(0, |w| w.tasks)
+    }
+
+    /// Fewest tasks that completed at least one pair, over the windows.
+    pub fn tasks_done(&self) -> usize {
+        self.windows.iter().map(|w| w.tasks_done).min().unwrap_or(0)
+    }
+
+    /// Fewest pairs of one task in any window.
+    pub fn min_task_ops(&self) -> u64 {
+        self.windows.iter().map(|w| w.min_task_ops).min().unwrap_or(0)
+    }
+
+    /// Most pairs of one task in any window.
+    pub fn max_task_ops(&self) -> u64 {
+        self.windows.iter().map(|w| w.max_task_ops).max().unwrap_or(0)
+    }
+
+    /// Most tasks cancelled after the grace period in one window.
+    pub fn stuck(&self) -> usize {
+        self.windows.iter().map(|w| w.stuck).max().unwrap_or(0)
+    }
+
     /// Hand-off latency quantiles (ns) over all windows' samples, with the
     /// sample count.
     pub fn handoff(&self) -> Option<(u64, u64, usize)> {
@@ -110,18 +173,32 @@ fn fmt_us(ns: f64) -> String {
     }
 }
 
+/// A latency quantile, `>=` when it is only a lower bound.
+fn fmt_lat(q: Option<(u64, bool)>) -> String {
+    match q {
+        None => "-".into(),
+        Some((ns, false)) => fmt_us(ns as f64),
+        Some((ns, true)) => format!(">={}", fmt_us(ns as f64)),
+    }
+}
+
 impl Report {
-    /// Best peer ops/s in `scenario` (peers run on tokio).
+    /// Best peer ops/s in `scenario` (peers run on tokio; peers that did
+    /// not finish are left out).
     pub fn best_peer(&self, scenario: Scenario) -> Option<(&Row, f64)> {
         self.rows
             .iter()
-            .filter(|r| r.peer && r.scenario == scenario)
+            .filter(|r| r.peer && r.scenario == scenario && r.finished())
             .map(|r| (r, r.ops_per_s()))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
-    /// `row`'s ops/s over the best peer's in its scenario.
+    /// `row`'s ops/s over the best peer's in its scenario (none for a row
+    /// that did not finish).
     pub fn ratio(&self, row: &Row) -> Option<f64> {
+        if !row.finished() {
+            return None;
+        }
         self.best_peer(row.scenario)
             .map(|(_, best)| row.ops_per_s() / best)
     }
@@ -155,7 +232,7 @@ impl Report {
         let rtt = self.rtt.client;
         let _ = writeln!(
             out,
-            "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>5} {:>17} {:>17}",
+            "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9} {:>8} {:>7} {:>9} {:>7} {:>5} {:>6} {:>17} {:>17}",
             "scenario",
             "runtime",
             "library",
@@ -164,13 +241,15 @@ impl Report {
             "allocs/op",
             "vs peer",
             "RTT/op",
+            "p99",
             "spread",
             "top",
+            "errors",
             "hand-off p50",
             "hand-off p99"
         );
         for sc in self.scenarios() {
-            let _ = writeln!(out, "{}", "-".repeat(148));
+            let _ = writeln!(out, "{}", "-".repeat(165));
             for r in self.rows.iter().filter(|r| r.scenario == sc) {
                 let ratio = self.ratio(r).map_or("-".into(), |x| format!("{x:.2}x"));
                 let (p50, p99) = match r.handoff() {
@@ -180,23 +259,103 @@ impl Report {
                     ),
                     None => ("-".into(), "-".into()),
                 };
+                let lat99 = fmt_lat(r.latency(0.99));
+                let (ops, nsop, rttop) = if r.finished() {
+                    (
+                        format!("{:.0}", r.ops_per_s()),
+                        format!("{:.0}", r.ns_per_op()),
+                        format!("{:.2}", r.ns_per_op() / rtt),
+                    )
+                } else {
+                    ("n/a".into(), "n/a".into(), "n/a".into())
+                };
                 let _ = writeln!(
                     out,
-                    "{:<17} {:<8} {:<20} {:>9.0} {:>9.0} {:>9.2} {:>8} {:>7.2} {:>6.0}% {:>4.0}% {:>17} {:>17}",
+                    "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9.2} {:>8} {:>7} {:>9} {:>6.0}% {:>4.0}% {:>6} {:>17} {:>17}",
                     sc.name(),
                     r.runtime,
                     r.library,
-                    r.ops_per_s(),
-                    r.ns_per_op(),
+                    ops,
+                    nsop,
                     r.allocs_per_op(),
                     ratio,
-                    r.ns_per_op() / rtt,
+                    rttop,
+                    lat99,
                     r.spread() * 100.0,
                     r.top_share() * 100.0,
+                    r.errors(),
                     p50,
                     p99
                 );
             }
+        }
+        out
+    }
+
+    /// Per-task progress of the many-task scenarios, and every row that
+    /// errored or did not finish, with its first error.
+    pub fn progress(&self) -> String {
+        let mut out = String::new();
+        let rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.scenario.is_many() || r.errors() > 0 || !r.finished())
+            .collect();
+        if rows.is_empty() {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "Per-task progress (done = tasks with >= 1 lock+unlock, worst window; ops/task: fewest and \
+             most of one task in any window;\ngave up = lock waits dropped at windows' ends (all windows); \
+             stuck = tasks cancelled after the grace period past a\nwindow's end, worst window; \
+             p50 of one lock+unlock, >= when more than half the samples are given-up waits):"
+        );
+        let _ = writeln!(
+            out,
+            "{:<17} {:<8} {:<20} {:>6} {:>11} {:>15} {:>7} {:>5} {:>6} {:>9}  {}",
+            "scenario",
+            "runtime",
+            "library",
+            "tasks",
+            "done",
+            "ops/task",
+            "gave up",
+            "stuck",
+            "errors",
+            "p50",
+            "status"
+        );
+        for r in rows {
+            let status = if !r.finished() {
+                let measured = if r.windows.iter().all(|w| w.ops > 0) {
+                    format!("{:.0} ops/s measured", r.ops_per_s())
+                } else {
+                    "a window completed no pair".into()
+                };
+                format!("DID NOT FINISH ({measured})")
+            } else if r.tasks_done() < r.tasks() {
+                "some tasks made no progress in a window".into()
+            } else {
+                "ok".into()
+            };
+            let err = r
+                .first_error()
+                .map_or(String::new(), |e| format!("; first error: {e}"));
+            let _ = writeln!(
+                out,
+                "{:<17} {:<8} {:<20} {:>6} {:>11} {:>15} {:>7} {:>5} {:>6} {:>9}  {status}{err}",
+                r.scenario.name(),
+                r.runtime,
+                r.library,
+                r.tasks(),
+                format!("{}/{}", r.tasks_done(), r.tasks()),
+                format!("{}..{}", r.min_task_ops(), r.max_task_ops()),
+                r.gave_up(),
+                r.stuck(),
+                r.errors(),
+                fmt_lat(r.latency(0.5)),
+            );
         }
         out
     }
@@ -310,23 +469,45 @@ impl Report {
         out
     }
 
-    /// CSV: `runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer`.
+    /// CSV: `runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
+    /// p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,
+    /// max_task_ops,stuck`. A row that did not finish has empty `ops_per_s`, `ns_per_op`
+    /// and ratio.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer\n",
+            "runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,\
+             p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,\
+             max_task_ops,stuck\n",
         );
         for r in &self.rows {
             let ratio = self.ratio(r).map_or(String::new(), |x| format!("{x:.4}"));
+            let (ops, nsop) = if r.finished() {
+                (format!("{:.1}", r.ops_per_s()), format!("{:.1}", r.ns_per_op()))
+            } else {
+                (String::new(), String::new())
+            };
+            let (p99, p99_lower) = r.latency(0.99).map_or((String::new(), false), |(ns, lower)| {
+                (format!("{:.1}", ns as f64 / 1e3), lower)
+            });
             let _ = writeln!(
                 out,
-                "{},{},{},{:.1},{:.1},{:.3},{}",
+                "{},{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{}",
                 r.runtime,
                 r.scenario.name(),
                 r.library,
-                r.ops_per_s(),
-                r.ns_per_op(),
+                ops,
+                nsop,
                 r.allocs_per_op(),
-                ratio
+                ratio,
+                p99,
+                p99_lower,
+                r.gave_up(),
+                r.errors(),
+                r.tasks(),
+                r.tasks_done(),
+                r.min_task_ops(),
+                r.max_task_ops(),
+                r.stuck()
             );
         }
         out
