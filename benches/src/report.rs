@@ -313,7 +313,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<17} {:<8} {:<20} {:>6} {:>11} {:>15} {:>7} {:>5} {:>6} {:>9}  {}",
+            "{:<17} {:<8} {:<20} {:>6} {:>11} {:>15} {:>7} {:>5} {:>6} {:>9}  status",
             "scenario",
             "runtime",
             "library",
@@ -324,7 +324,6 @@ impl Report {
             "stuck",
             "errors",
             "p50",
-            "status"
         );
         for r in rows {
             let status = if !r.finished() {
