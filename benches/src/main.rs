@@ -538,12 +538,7 @@ fn main() -> ExitCode {
         "  method:  {} tasks ({} in `many`, {} in `many-one-name`); per scenario one warm-up \
          window then {} timed windows of {:?}, round-robin over the rows; medians; tasks still \
          running {:?} after a window are cancelled (row: n/a)",
-        args.tasks,
-        args.many_tasks,
-        args.one_name_tasks,
-        args.windows,
-        window,
-        args.grace
+        args.tasks, args.many_tasks, args.one_name_tasks, args.windows, window, args.grace
     );
     println!(
         "           `many` and `many-one-name`: windows of {:?}; a lock wait still pending at a \

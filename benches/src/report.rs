@@ -121,12 +121,20 @@ impl Row {
 
     /// Fewest pairs of one task in any window.
     pub fn min_task_ops(&self) -> u64 {
-        self.windows.iter().map(|w| w.min_task_ops).min().unwrap_or(0)
+        self.windows
+            .iter()
+            .map(|w| w.min_task_ops)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Most pairs of one task in any window.
     pub fn max_task_ops(&self) -> u64 {
-        self.windows.iter().map(|w| w.max_task_ops).max().unwrap_or(0)
+        self.windows
+            .iter()
+            .map(|w| w.max_task_ops)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Most tasks cancelled after the grace period in one window.
@@ -481,13 +489,18 @@ impl Report {
         for r in &self.rows {
             let ratio = self.ratio(r).map_or(String::new(), |x| format!("{x:.4}"));
             let (ops, nsop) = if r.finished() {
-                (format!("{:.1}", r.ops_per_s()), format!("{:.1}", r.ns_per_op()))
+                (
+                    format!("{:.1}", r.ops_per_s()),
+                    format!("{:.1}", r.ns_per_op()),
+                )
             } else {
                 (String::new(), String::new())
             };
-            let (p99, p99_lower) = r.latency(0.99).map_or((String::new(), false), |(ns, lower)| {
-                (format!("{:.1}", ns as f64 / 1e3), lower)
-            });
+            let (p99, p99_lower) = r
+                .latency(0.99)
+                .map_or((String::new(), false), |(ns, lower)| {
+                    (format!("{:.1}", ns as f64 / 1e3), lower)
+                });
             let _ = writeln!(
                 out,
                 "{},{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{}",

@@ -722,6 +722,7 @@ pub(crate) fn run<R: Runtime>(inner: Arc<Inner>, idx: usize) -> impl Future<Outp
         tx_pos: 0,
         need_flush: false,
         handshake_deadline: None,
+        wrote_at: None,
         wakers: Vec::new(),
         rng: jitter_seed | 1,
         inner,
@@ -751,6 +752,8 @@ struct Driver<R: Runtime> {
     /// The handshake must finish by then: the connect timeout after the
     /// TCP connect started.
     handshake_deadline: Option<Instant>,
+    /// When bytes were last written, not told to the engine yet.
+    wrote_at: Option<Instant>,
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
     rng: u64,
@@ -836,6 +839,7 @@ impl<R: Runtime> Driver<R> {
         self.tx.clear();
         self.tx_pos = 0;
         self.need_flush = false;
+        self.wrote_at = None;
     }
 
     /// Jittered exponential backoff: a random delay in `[d/2, d]` with
@@ -890,6 +894,9 @@ impl<R: Runtime> Driver<R> {
                 }
                 self.rx.copy_within(off..self.filled, 0);
                 self.filled -= off;
+            }
+            if let Some(t) = self.wrote_at.take() {
+                sh.engine.handle_written(self.node, t);
             }
             sh.poke(now);
             sh.dispatch();
@@ -1010,7 +1017,11 @@ impl<R: Runtime> Driver<R> {
                 .await;
                 match step {
                     Io::Tick => break,
+                    // A stream that accepts nothing is as good as closed
+                    // (looping on it would spin).
+                    Io::Wrote(Ok(0)) => return Some(Cause::Eof),
                     Io::Wrote(Ok(n)) => {
+                        self.wrote_at = Some(self.inner.now());
                         self.tx_pos += n;
                         if self.tx_pos >= self.tx.len() {
                             self.tx.clear();

@@ -333,6 +333,18 @@ impl Engine {
         used
     }
 
+    /// Bytes of [`Engine::transmit`] reached `node`'s socket at `now`: the
+    /// server is reading, a sign of life like a reply. Without it a long
+    /// write (a pipeline of thousands of commands) would outlast the ping
+    /// deadline and drop a healthy connection.
+    pub fn handle_written(&mut self, node: NodeId, now: Instant) {
+        if let Some(c) = self.conn_mut(node) {
+            if c.phase != conn::Phase::Down && now > c.last_rx {
+                c.last_rx = now;
+            }
+        }
+    }
+
     /// The connection to `node` is gone.
     pub fn handle_disconnected(&mut self, node: NodeId, now: Instant) {
         self.drop_connection(node, now);

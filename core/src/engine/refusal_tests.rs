@@ -407,3 +407,32 @@ fn not_locked_waits_for_the_replies_that_decide_it() {
     e.handle_bytes(NodeId(1), ms(2), b"_\r\n:4000\r\n");
     assert_eq!(events(&mut e), std::vec![Event::NotLocked { id }]);
 }
+
+#[test]
+fn a_long_write_is_a_sign_of_life() {
+    let mut e = ready(Config::default());
+    // 1 s idle: a ping goes out (behind, say, 100 MiB still being written).
+    e.handle_timeout(ms(1000));
+    assert_eq!(names(&sent(&mut e)), [&b"PING"[..]]);
+    // The server keeps reading our bytes for 3 s before it can answer.
+    for t in (1100..=3000).step_by(100) {
+        e.handle_written(N0, ms(t));
+        e.handle_timeout(ms(t));
+        assert!(
+            events(&mut e).is_empty(),
+            "dropped at {t} ms while the server was reading"
+        );
+    }
+    feed(&mut e, ms(3100), b"+PONG\r\n");
+    // Silence without writes is still caught.
+    e.handle_timeout(ms(4100));
+    assert_eq!(names(&sent(&mut e)), [&b"PING"[..]]);
+    e.handle_timeout(ms(5200));
+    assert_eq!(
+        events(&mut e),
+        std::vec![Event::CloseConnection {
+            node: N0,
+            error: NodeError::Unresponsive
+        }]
+    );
+}
