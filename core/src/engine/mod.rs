@@ -662,7 +662,11 @@ impl Engine {
                 Phase::Draining => {}
             }
             for k in &lock.keys {
-                if k.state == KeyState::Doubt && k.inflight == 0 {
+                // A doubtful key is settled by the extension pass (held) or
+                // the leftovers pass (waiting, draining); during an attempt
+                // it waits for the attempt to end, so its instant would be a
+                // deadline nobody acts on (a busy loop; sim seed 2086).
+                if k.state == KeyState::Doubt && k.inflight == 0 && lock.phase != Phase::Acquiring {
                     at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
                 }
                 if let (Phase::Held, KeyState::Held, true, 0, Some(t)) =
