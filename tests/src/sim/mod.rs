@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-pub use params::{FaultRates, Params};
+pub use params::{Bug, FaultRates, Params, RefuseKind};
 pub use rng::SimRng;
 pub use world::World;
 
@@ -72,6 +72,8 @@ pub struct Stats {
     pub failed: u64,
     /// `NotReleased` events (refused releases).
     pub not_released: u64,
+    /// `Failed` events by cause.
+    pub failures: BTreeMap<String, u64>,
     /// Unlocks and cancellations by workers.
     pub unlocks: u64,
     /// `Lost` events by reason.
@@ -110,6 +112,9 @@ impl Stats {
         self.not_locked += o.not_locked;
         self.failed += o.failed;
         self.not_released += o.not_released;
+        for (k, v) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += v;
+        }
         self.unlocks += o.unlocks;
         for (k, v) in &o.lost {
             *self.lost.entry(k.clone()).or_default() += v;
@@ -153,6 +158,9 @@ impl fmt::Display for Stats {
             self.lost,
             self.closes
         )?;
+        if !self.failures.is_empty() {
+            writeln!(f, "failed by cause {:?}", self.failures)?;
+        }
         writeln!(f, "faults {:?}", self.faults)?;
         write!(
             f,
