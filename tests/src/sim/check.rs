@@ -40,7 +40,23 @@
 //!   than a stated bound;
 //! - no leaks: once every engine settled, no key written by a locker
 //!   remains (before any TTL could have run out), and once past every TTL
-//!   nothing remains and every engine is idle.
+//!   nothing remains and every engine is idle;
+//! - `NotLocked` witnessed: a `SET NX` of that locker for that name found
+//!   another value on more than `n - m` keys while the request was alive
+//!   (nodes report it), or another request of the locker held the name;
+//! - `Failed(Refused(e))` only when node `e.node` sent the error reply `e`
+//!   to that locker for that name while the request was alive; no `Failed`
+//!   at all for a request that saw no error reply, made with its locker
+//!   healthy and undisturbed until then (standalone);
+//! - `NotReleased` only after a node refused a release script of that
+//!   locker and name; `Released` without it only with no live key left
+//!   carrying the lock's value (untainted, not handed off);
+//! - every call ends within `calls_bound` of the last thing in its way
+//!   (see `check_calls_end`).
+//!
+//! Error replies and requests are matched by locker and name (values of
+//! failed attempts are unknown): with several requests of one name in one
+//! locker these checks are weaker, never wrong.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -666,13 +682,14 @@ impl World {
             .filter(|f| f.0 == l && self.chk.reqs.get(f).is_some_and(|r| r.name == name));
         if let Some(from) = from {
             self.stats.handoffs += 1;
-            let (t, v, d, lost) = {
+            let (t, v, d, lost, refusals) = {
                 let r = &self.chk.reqs[&from];
                 (
                     r.tainted,
                     r.value.clone(),
                     r.data_lost,
                     r.failover_lost.clone(),
+                    r.refusals.clone(),
                 )
             };
             tainted |= t;
@@ -681,6 +698,9 @@ impl World {
             req.tainted = tainted;
             req.data_lost = d;
             req.failover_lost.extend(lost);
+            // The keys move on with their history: a release refused
+            // before the hand-off is reported by the successor.
+            req.refusals.extend(refusals);
             req.value = v.clone();
             req.belief = Some(self.now);
             req.acquired = true;

@@ -433,6 +433,12 @@ impl World {
                         .collect();
                     let locals: Vec<Instant> =
                         (0..self.lockers.len()).map(|l| self.local(l)).collect();
+                    for l in 0..self.lockers.len() {
+                        if timeouts[l].is_some_and(|t| t <= locals[l]) {
+                            let state = format!("{:#?}", self.lockers[l].engine);
+                            self.log(|| format!("L{l} engine state: {state}"));
+                        }
+                    }
                     self.fail(format!(
                         "time stands still: 100000 steps at one instant (last {ev:?}; poll_timeout {timeouts:?}, now {locals:?})"
                     ));
