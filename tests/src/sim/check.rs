@@ -40,16 +40,35 @@
 //!   than a stated bound;
 //! - no leaks: once every engine settled, no key written by a locker
 //!   remains (before any TTL could have run out), and once past every TTL
-//!   nothing remains and every engine is idle.
+//!   nothing remains and every engine is idle;
+//! - `NotLocked` witnessed: a `SET NX` of that locker for that name found
+//!   another value on more than `n - m` keys while the request was alive
+//!   (nodes report it), or another request of the locker held the name;
+//! - `Failed(Refused(e))` only when node `e.node` sent the error reply `e`
+//!   to that locker for that name while the request was alive; no `Failed`
+//!   at all for a request that saw no error reply, made with its locker
+//!   healthy and undisturbed until then (standalone);
+//! - `NotReleased` only after a node refused a release script of that
+//!   locker and name; `Released` without it only with no live key left
+//!   carrying the lock's value (untainted, not handed off);
+//! - every call ends within `calls_bound` of the last thing in its way
+//!   (see `check_calls_end`).
+//!
+//! Error replies and requests are matched by locker and name (values of
+//! failed attempts are unknown): with several requests of one name in one
+//! locker these checks are weaker, never wrong.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tracklock_core::{LockId, LockMode, NodeId};
+use tracklock_core::{LockFailure, LockId, LockMode, NodeId};
 
-use super::server::{Cause, Change, NodeState, Writer, EXTEND_PX, EXTEND_PXAT};
+use super::server::{Cause, Change, NodeState, Refusal, Writer, EXTEND_PX, EXTEND_PXAT};
 use super::world::{key_name, LinkState, Phase, World};
 
 const MS: u64 = 1_000_000;
+
+/// The engine's largest backoff between attempts (`BACKOFF_MAX`), ns.
+pub(crate) const BACKOFF_MAX: u64 = 1_000 * MS;
 
 #[derive(Debug)]
 pub(crate) struct Req {
@@ -67,6 +86,22 @@ pub(crate) struct Req {
     /// failover lost while the request was alive, with the real time the
     /// key would have expired at before.
     failover_lost: BTreeMap<(usize, Vec<u8>), u64>,
+    /// Error replies nodes sent to this locker for this name while the
+    /// request was alive: `(node, message, release script)`.
+    refusals: Vec<(usize, String, bool)>,
+    /// Key indexes on which a `SET NX` of this locker for this name found
+    /// another value while the request was alive (and not yet acquired).
+    taken: BTreeSet<usize>,
+    /// `NotReleased` was seen.
+    not_released: bool,
+    /// Healthy when made, with the locker's and the nodes' disturbance
+    /// counters then.
+    healthy_start: bool,
+    disturb_start: (u64, u64),
+    /// Since when the call has been pending with nothing in its way
+    /// (see `check_calls_end`), and the counters seen then.
+    clock_from: u64,
+    disturb_seen: (u64, u64),
 }
 
 /// A lock key a failover lost: the old master held it, the promoted
@@ -100,6 +135,9 @@ pub(crate) struct Checker {
     /// Set while a worker unlocks a held request: an `Acquired` of the same
     /// name in the same locker during that call is a local hand-off.
     pub(crate) handoff_from: Option<(usize, u64)>,
+    /// Values whose release a node refused (their keys are marked orphan
+    /// for the leak check, but `check_released` still sees them).
+    pub(crate) refused_values: BTreeSet<Vec<u8>>,
 }
 
 impl Checker {
@@ -111,6 +149,7 @@ impl Checker {
             stuck: vec![None; names],
             data_loss: false,
             handoff_from: None,
+            refused_values: BTreeSet::new(),
         }
     }
 }
@@ -136,6 +175,8 @@ impl World {
         // A lying node can hand out its key twice: no mutual exclusion
         // across a hostile node, only the checks of `sim_hostile_bytes`.
         let hostile = self.p.hostile_node.is_some();
+        let disturb = (self.lockers[l].disturb, self.node_disturb.iter().sum());
+        let healthy_start = self.healthy(l);
         self.chk.reqs.insert(
             key,
             Req {
@@ -149,8 +190,249 @@ impl World {
                 data_lost: false,
                 successor: None,
                 failover_lost: BTreeMap::new(),
+                refusals: Vec::new(),
+                taken: BTreeSet::new(),
+                not_released: false,
+                healthy_start,
+                disturb_start: disturb,
+                clock_from: self.now,
+                disturb_seen: disturb,
             },
         );
+    }
+
+    /// A node sent an error reply to a lock command of locker `r.locker`:
+    /// every live request of that locker and name may have caused it.
+    pub(crate) fn on_refusal(&mut self, r: Refusal) {
+        let Some((_, name)) = self.parse_lock_key(&r.key) else {
+            return;
+        };
+        for (k, q) in self.chk.reqs.range_mut((r.locker, 0)..=(r.locker, u64::MAX)) {
+            let _ = k;
+            if q.name == name {
+                q.refusals.push((r.node, r.message.clone(), r.release));
+            }
+        }
+    }
+
+    /// A `SET NX` of locker `l` found another value on `key`.
+    pub(crate) fn on_taken(&mut self, l: usize, key: &[u8]) {
+        let Some((i, name)) = self.parse_lock_key(key) else {
+            return;
+        };
+        for (_, q) in self.chk.reqs.range_mut((l, 0)..=(l, u64::MAX)) {
+            if q.name == name && !q.acquired && !q.ended {
+                q.taken.insert(i);
+            }
+        }
+    }
+
+    /// `NotLocked`: another holder was witnessed on more than `n - m` of
+    /// the name's keys during the attempt (a `SET NX` that found another
+    /// value), or held it in this very locker (`Try` is then answered
+    /// without asking the servers).
+    pub(crate) fn check_not_locked(&mut self, l: usize, id: LockId) {
+        if self.p.hostile_node.is_some() {
+            return;
+        }
+        let key = self.key_of(l, id);
+        let Some(r) = self.chk.reqs.get(&key) else {
+            return;
+        };
+        let n = self.p.config.key_count();
+        let m = usize::from(self.p.config.key_majority);
+        let name = r.name;
+        let seen = r.taken.len();
+        let local = self
+            .chk
+            .reqs
+            .range((l, 0)..=(l, u64::MAX))
+            .any(|(k, q)| *k != key && q.name == name && q.belief.is_some());
+        if seen > n - m || local {
+            return;
+        }
+        self.fail(format!(
+            "no NotLocked without a witnessed holder: seed {} L{l} got NotLocked for {:?} ({id:?}, {:?}) but a SET NX found another value on only {seen} of its {n} keys (needs more than {})",
+            self.p.seed,
+            self.p.names[name],
+            r.mode,
+            n - m
+        ));
+    }
+
+    /// `Failed`: a `Refused(e)` names an error reply the node actually sent
+    /// to this locker for this name while the request was alive; and no
+    /// `Failed` at all for a request that saw no error reply, made while
+    /// its locker was healthy and left undisturbed since (standalone).
+    pub(crate) fn check_failed(&mut self, l: usize, id: LockId, error: &LockFailure) {
+        if self.p.hostile_node.is_some() {
+            return;
+        }
+        let key = self.key_of(l, id);
+        let Some(r) = self.chk.reqs.get(&key) else {
+            return;
+        };
+        let name = self.p.names[r.name].clone();
+        if let LockFailure::Refused(e) = error {
+            let node = self.lockers[l]
+                .target
+                .get(usize::from(e.node.0))
+                .copied()
+                .unwrap_or(usize::MAX);
+            let msg = e.message.as_str();
+            let sent = r
+                .refusals
+                .iter()
+                .any(|(n, text, _)| *n == node && text.starts_with(msg));
+            if !sent {
+                let seen: Vec<String> = r
+                    .refusals
+                    .iter()
+                    .map(|(n, t, _)| format!("node {n}: {}", t.chars().take(40).collect::<String>()))
+                    .collect();
+                self.fail(format!(
+                    "Failed(Refused) without that refusal: seed {} L{l} {id:?} ({name:?}) failed with {e} but node {node} sent no such error reply for it (error replies seen: {seen:?})",
+                    self.p.seed
+                ));
+                return;
+            }
+        }
+        let disturb = (self.lockers[l].disturb, self.node_disturb.iter().sum::<u64>());
+        let undisturbed = self.cl.is_none()
+            && r.refusals.is_empty()
+            && r.healthy_start
+            && disturb == r.disturb_start
+            && self.healthy(l);
+        if undisturbed {
+            self.fail(format!(
+                "Failed without a cause: seed {} L{l} {id:?} ({name:?}) failed with {error} though no node refused it and every node was up and connected since it was made",
+                self.p.seed
+            ));
+        }
+    }
+
+    /// `NotReleased` only when a release script was refused.
+    pub(crate) fn check_not_released(&mut self, l: usize, id: LockId) {
+        let key = self.key_of(l, id);
+        let hostile = self.p.hostile_node.is_some();
+        let Some(r) = self.chk.reqs.get_mut(&key) else {
+            return;
+        };
+        r.not_released = true;
+        if hostile || r.refusals.iter().any(|x| x.2) {
+            return;
+        }
+        let name = self.p.names[r.name].clone();
+        self.fail(format!(
+            "NotReleased without a refused release: seed {} L{l} {id:?} ({name:?}): no node refused its release script",
+            self.p.seed
+        ));
+    }
+
+    /// `Released` without `NotReleased`: no key carrying the request's value
+    /// is still live (written by the engine itself; keys written by bytes
+    /// it had abandoned are orphans, not its doing).
+    pub(crate) fn check_released(&mut self, l: usize, id: LockId) {
+        let key = self.key_of(l, id);
+        if self.p.hostile_node.is_some() {
+            return;
+        }
+        let Some(r) = self.chk.reqs.get(&key) else {
+            return;
+        };
+        // (A tainted request's value may be misread: a force request of
+        // the same locker writes keys "of this locker" too.)
+        if r.not_released || r.successor.is_some() || r.tainted {
+            return;
+        }
+        let Some(v) = r.value.clone() else {
+            return;
+        };
+        if self.chk.by_value.get(&v) != Some(&key) {
+            return;
+        }
+        let name = r.name;
+        let db = self.p.config.database;
+        for (n, k) in self.names_keys(name) {
+            let Some(e) = self.nodes[n].peek(db, &k, self.now) else {
+                continue;
+            };
+            if e.value != v || (e.orphan && !self.chk.refused_values.contains(&v)) {
+                continue;
+            }
+            let left = self.real_expiry(n, e).saturating_sub(self.now);
+            self.fail(format!(
+                "unlock: seed {} L{l} {id:?} ({:?}) ended with Released and no NotReleased, but {} on node {n} still carries its value ({:.3} ms left)",
+                self.p.seed,
+                self.p.names[name],
+                String::from_utf8_lossy(&k),
+                left as f64 / 1e6
+            ));
+            return;
+        }
+    }
+
+    /// How long a call may stay pending once nothing is in its way: the
+    /// largest backoff, a lease, a few round trips, a reconnect and slack.
+    pub(crate) fn calls_bound(&self) -> u64 {
+        let tna = self.p.config.try_next_after.as_nanos() as u64;
+        let v = self.p.config.validity.as_nanos() as u64;
+        BACKOFF_MAX + v + v * 4 * self.p.clock_ppm as u64 / 1_000_000
+            + 4 * tna
+            + 10 * self.lat_max
+            + 50 * MS
+            + 100 * MS
+    }
+
+    /// Every call ends (`Acquired`, `NotLocked`, `Failed`, `Closed`, or a
+    /// cancel) within `calls_bound` of the last moment something was in its
+    /// way: its locker unhealthy (paused, starved, a link down, a node down
+    /// or refusing, an error-reply window less than `BACKOFF_MAX` ago) or
+    /// disturbed, any node disturbed, or, for `Wait`, the name held (a
+    /// believer, or a live key of the name anywhere).
+    pub(crate) fn check_calls_end(&mut self) {
+        if self.p.hostile_node.is_some() {
+            return;
+        }
+        let db = self.p.config.database;
+        let busy: Vec<bool> = (0..self.p.names.len())
+            .map(|name| {
+                self.chk.reqs.values().any(|r| r.name == name && r.belief.is_some())
+                    || self
+                        .names_keys(name)
+                        .iter()
+                        .any(|(n, k)| self.nodes[*n].peek(db, k, self.now).is_some())
+            })
+            .collect();
+        let healthy: Vec<bool> = (0..self.lockers.len()).map(|l| self.healthy(l)).collect();
+        let nodes: u64 = self.node_disturb.iter().sum();
+        let bound = self.calls_bound();
+        let now = self.now;
+        let mut late = None;
+        for (k, r) in self.chk.reqs.iter_mut() {
+            if r.ended || r.acquired {
+                continue;
+            }
+            let d = (self.lockers[k.0].disturb, nodes);
+            let blocked = !healthy[k.0] || (r.mode == LockMode::Wait && busy[r.name]);
+            if blocked || d != r.disturb_seen {
+                r.clock_from = now;
+                r.disturb_seen = d;
+            } else if now - r.clock_from > bound && late.is_none() {
+                late = Some((*k, r.name, r.mode, now - r.clock_from));
+            }
+        }
+        if let Some((k, name, mode, d)) = late {
+            self.fail(format!(
+                "every call ends: seed {} L{} lock {:#x} ({:?}, {mode:?}) still pending {:.1} ms after the last thing in its way (bound {:.1} ms)",
+                self.p.seed,
+                k.0,
+                k.1,
+                self.p.names[name],
+                d as f64 / 1e6,
+                bound as f64 / 1e6
+            ));
+        }
     }
 
     /// True when the request's value sits on a majority of its keys on
@@ -237,7 +519,7 @@ impl World {
     }
 
     /// `(key index, name)` of a lock key.
-    fn parse_lock_key(&self, key: &[u8]) -> Option<(usize, usize)> {
+    pub(crate) fn parse_lock_key(&self, key: &[u8]) -> Option<(usize, usize)> {
         let rest = key.strip_prefix(self.p.config.prefix.as_str().as_bytes())?;
         let rest = rest.strip_prefix(b":")?;
         let colon = rest.iter().position(|&b| b == b':')?;
@@ -400,13 +682,14 @@ impl World {
             .filter(|f| f.0 == l && self.chk.reqs.get(f).is_some_and(|r| r.name == name));
         if let Some(from) = from {
             self.stats.handoffs += 1;
-            let (t, v, d, lost) = {
+            let (t, v, d, lost, refusals) = {
                 let r = &self.chk.reqs[&from];
                 (
                     r.tainted,
                     r.value.clone(),
                     r.data_lost,
                     r.failover_lost.clone(),
+                    r.refusals.clone(),
                 )
             };
             tainted |= t;
@@ -415,6 +698,9 @@ impl World {
             req.tainted = tainted;
             req.data_lost = d;
             req.failover_lost.extend(lost);
+            // The keys move on with their history: a release refused
+            // before the hand-off is reported by the successor.
+            req.refusals.extend(refusals);
             req.value = v.clone();
             req.belief = Some(self.now);
             req.acquired = true;
@@ -516,7 +802,12 @@ impl World {
     /// to have learned it.
     pub(crate) fn healthy(&self, l: usize) -> bool {
         let ls = &self.lockers[l];
-        if ls.paused {
+        // Starved, or a node refused lately (a waiter may be backing off
+        // for up to `BACKOFF_MAX`).
+        if ls.paused
+            || self.now < ls.starve_until
+            || self.now < self.last_refuse_end + BACKOFF_MAX + 10 * MS
+        {
             return false;
         }
         let Some(cl) = &self.cl else {

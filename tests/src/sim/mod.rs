@@ -5,13 +5,17 @@
 //! - [`server`]: Redis 7.0 nodes speaking RESP3 bytes (keyspace with ms TTLs
 //!   on a drifting clock, lazy and sampled active expiry, client tracking
 //!   with one-shot invalidations and own-write echoes, the engine's scripts
-//!   executed natively, `NOSCRIPT` after restarts and `SCRIPT FLUSH`, an admin).
+//!   executed natively, `NOSCRIPT` after restarts and `SCRIPT FLUSH`, an admin,
+//!   windows of error replies: `OOM`, `NOPERM`, `READONLY`, `LOADING`,
+//!   `BUSY`, `MISCONF`).
 //! - [`net`]: per-connection FIFO pipes with latency and jitter, partitions
 //!   that stall and heal, closes and resets that lose in-flight data.
 //! - [`world`]: lockers (engines with drifting clocks and their own seeds),
 //!   workers that lock (`Wait`/`Try`/`Force`), hold, unlock and cancel, the
 //!   fault injector (partitions, resets, node pauses and restarts with and
-//!   without data, locker pauses, admin deletes/overwrites/`PEXPIRE`/flushes)
+//!   without data, locker pauses, starved lockers whose network input
+//!   reaches the engine late, error-reply windows, admin
+//!   deletes/overwrites/`PEXPIRE`/flushes)
 //!   and the discrete-event loop: time jumps to the next event, and the
 //!   world calls `handle_timeout` exactly at each engine's `poll_timeout`.
 //! - [`cluster`]: Redis Cluster mode (hash slots, configuration versions
@@ -26,7 +30,8 @@
 //! seeds drawn from it. On a violation the seed is re-run with tracing on,
 //! the last events are printed with the seed and the replay command.
 //!
-//! Environment: `TRACKLOCK_SIM_SEEDS=N` sets a batch's seed count;
+//! Environment: `TRACKLOCK_SIM_SEEDS=N` sets a batch's seed count,
+//! `TRACKLOCK_SIM_BASE=B` shifts its first seed by `B`;
 //! `TRACKLOCK_SIM_SEED=S` replays one seed with its full trace printed.
 
 pub mod check;
@@ -45,7 +50,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-pub use params::{FaultRates, Params};
+pub use params::{Bug, FaultRates, Params, RefuseKind};
 pub use rng::SimRng;
 pub use world::World;
 
@@ -72,6 +77,8 @@ pub struct Stats {
     pub failed: u64,
     /// `NotReleased` events (refused releases).
     pub not_released: u64,
+    /// `Failed` events by cause.
+    pub failures: BTreeMap<String, u64>,
     /// Unlocks and cancellations by workers.
     pub unlocks: u64,
     /// `Lost` events by reason.
@@ -110,6 +117,9 @@ impl Stats {
         self.not_locked += o.not_locked;
         self.failed += o.failed;
         self.not_released += o.not_released;
+        for (k, v) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += v;
+        }
         self.unlocks += o.unlocks;
         for (k, v) in &o.lost {
             *self.lost.entry(k.clone()).or_default() += v;
@@ -153,6 +163,9 @@ impl fmt::Display for Stats {
             self.lost,
             self.closes
         )?;
+        if !self.failures.is_empty() {
+            writeln!(f, "failed by cause {:?}", self.failures)?;
+        }
         writeln!(f, "faults {:?}", self.faults)?;
         write!(
             f,
@@ -295,6 +308,8 @@ pub fn batch(test: &str, make: fn(u64) -> Params, base: u64, default_seeds: u64)
         }
     }
     let count = env_u64("TRACKLOCK_SIM_SEEDS").unwrap_or(default_seeds);
+    // `TRACKLOCK_SIM_BASE=B` shifts the batch (soaks past a known failure).
+    let base = base + env_u64("TRACKLOCK_SIM_BASE").unwrap_or(0);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

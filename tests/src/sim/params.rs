@@ -5,6 +5,7 @@ use core::time::Duration;
 use tracklock_core::{Config, NoLoop, Text, Topology, TtlMode};
 
 use super::rng::SimRng;
+pub use super::server::RefuseKind;
 
 const MS: u64 = 1_000_000;
 
@@ -36,6 +37,13 @@ pub struct FaultRates {
     pub manual_failover: f64,
     /// Cluster: the slot of a lock key migrates to another master.
     pub migration: f64,
+    /// A node answers lock commands with an error for a while (`OOM`,
+    /// `NOPERM`, `READONLY`, `LOADING`, `BUSY`, `MISCONF`).
+    pub refuse: f64,
+    /// A locker's event loop runs late for a while: what arrives from the
+    /// network reaches its engine up to `Params::starve_lag_max` late
+    /// (its clock and timers run on).
+    pub starve: f64,
 }
 
 impl FaultRates {
@@ -52,6 +60,8 @@ impl FaultRates {
             + self.kill_master
             + self.manual_failover
             + self.migration
+            + self.refuse
+            + self.starve
     }
 }
 
@@ -105,6 +115,50 @@ pub struct Params {
     /// majority of its keys (asynchronous replication lost them: no lock
     /// can survive that). Off to see the checker catch it.
     pub failover_exemption: bool,
+    /// Longest lag of a starved locker's network input, ns.
+    pub starve_lag_max: u64,
+    /// Error-reply kinds a `refuse` fault picks from.
+    pub refuse_kinds: Vec<RefuseKind>,
+    /// Every request is a `Try` (teeth: no waiter for the liveness check).
+    pub try_only: bool,
+    /// Crowd: locker 1 has only 100 workers, all on the first name.
+    pub crowd: bool,
+    /// Teeth only: a bug seeded on the world side for the checker to catch.
+    pub bug: Option<Bug>,
+}
+
+/// A bug the teeth tests seed in the world (never the engine), to show the
+/// checker catches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// `Failed` events reach the checker as `NotLocked`.
+    FailedAsNotLocked,
+    /// `NotLocked` events reach the checker as `Failed(Refused)` with an
+    /// error no node sent.
+    NotLockedAsRefused,
+    /// `Failed` events are swallowed: the call never ends.
+    SwallowFailed,
+    /// `NotReleased` events are dropped.
+    DropNotReleased,
+    /// A `NotReleased` is made up before every `Released` of an acquired lock.
+    SpuriousNotReleased,
+    /// The nodes' release script answers 1 without deleting the key.
+    ReleaseNoop,
+}
+
+/// Every error-reply kind (`NOPERM` with each single command denied, and all).
+pub fn all_refuse_kinds() -> Vec<RefuseKind> {
+    vec![
+        RefuseKind::Oom,
+        RefuseKind::NoPerm(0b0001),
+        RefuseKind::NoPerm(0b0010),
+        RefuseKind::NoPerm(0b1100),
+        RefuseKind::NoPerm(0b1111),
+        RefuseKind::ReadOnly,
+        RefuseKind::Loading,
+        RefuseKind::Busy,
+        RefuseKind::Misconf,
+    ]
 }
 
 /// The shape of a simulated Redis Cluster.
@@ -144,6 +198,9 @@ impl ClusterParams {
 /// Seeds the draws of a cluster run, apart from the standalone ones.
 const CLUSTER_STREAM: u64 = 0xc105_7e12_5eed_0001;
 
+/// Seeds the draws of error-reply and starvation faults.
+const REFUSE_STREAM: u64 = 0x2ef0_5e00_57a2_0001;
+
 /// The HELLO versions nodes may report.
 pub const VERSIONS: [&str; 3] = ["7.0.15", "7.2.4", "7.0.4"];
 
@@ -154,11 +211,73 @@ impl Params {
     pub fn random(seed: u64) -> Params {
         let mut pick = SimRng::new(seed ^ CLUSTER_STREAM);
         let p = Params::standalone(seed);
-        if pick.chance(0.25) {
+        let p = if pick.chance(0.25) {
             p.into_cluster(&mut pick)
         } else {
             p
+        };
+        p.with_refusals(seed)
+    }
+
+    /// Adds error-reply windows and starved lockers to some of the
+    /// profiles (drawn from their own stream, so that the rest of a seed's
+    /// draws stay what [`Params::standalone`] and the cluster give).
+    pub fn with_refusals(mut self, seed: u64) -> Params {
+        let mut rng = SimRng::new(seed ^ REFUSE_STREAM);
+        if self.profile.ends_with("calm") {
+            return self;
         }
+        let refuse = rng.chance(0.4);
+        let starve = rng.chance(0.25);
+        if refuse {
+            self.faults.refuse = *rng.pick(&[0.3, 0.6, 1.0]);
+            self.refuse_kinds = all_refuse_kinds();
+        }
+        if starve {
+            self.faults.starve = *rng.pick(&[0.2, 0.5]);
+            self.starve_lag_max = *rng.pick(&[20 * MS, 100 * MS, 300 * MS]);
+        }
+        let tag = match (refuse, starve) {
+            (true, true) => "+refuse+starve",
+            (true, false) => "+refuse",
+            (false, true) => "+starve",
+            (false, false) => return self,
+        };
+        self.profile = Box::leak(format!("{}{tag}", self.profile).into_boxed_str());
+        self
+    }
+
+    /// Error replies everywhere: a single node or instances, every
+    /// error-reply kind often, `Try` requests common (see `Bug`).
+    pub fn refusals(seed: u64) -> Params {
+        let mut p = Params::standalone(seed);
+        p.profile = "refusals";
+        p.faults = FaultRates {
+            refuse: 3.0,
+            ..FaultRates::default()
+        };
+        p.refuse_kinds = all_refuse_kinds();
+        p.force = false;
+        p
+    }
+
+    /// A crowd: one locker with 1,200 workers (each with a request at a
+    /// time, mostly `Wait`) over 40 names, one with 100 on a single name,
+    /// under error replies and starvation.
+    pub fn crowd(seed: u64) -> Params {
+        let mut p = Params::standalone(seed).with_refusals(seed);
+        p.profile = "crowd";
+        p.lockers = 2;
+        p.workers = 1_200;
+        p.crowd = true;
+        p.names = (0..40).map(|i| format!("n{i}")).collect();
+        p.active = 800 * MS;
+        p.think_mean = 100 * MS;
+        p.faults.refuse = 0.5;
+        p.refuse_kinds = all_refuse_kinds();
+        p.faults.starve = 0.3;
+        p.starve_lag_max = 100 * MS;
+        p
     }
 
     /// A Redis Cluster run for `seed`: the same run as [`Params::random`]
@@ -425,6 +544,11 @@ impl Params {
             lease_checks: true,
             cluster: None,
             failover_exemption: true,
+            starve_lag_max: 0,
+            refuse_kinds: Vec::new(),
+            try_only: false,
+            crowd: false,
+            bug: None,
         }
     }
 

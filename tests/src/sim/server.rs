@@ -179,6 +179,81 @@ pub struct Fx {
     /// Lockers whose extend script was refused (`CLUSTERDOWN`): it did not
     /// run, so it did not re-arm their tracking of the key.
     pub refused_extends: Vec<usize>,
+    /// Every error reply to a locker's lock command (injected or not).
+    pub refusals: Vec<Refusal>,
+    /// `(locker, key)` of each `SET NX` a locker sent that returned null
+    /// because another value was there.
+    pub taken: Vec<(usize, Vec<u8>)>,
+}
+
+/// An error reply a node sent to a locker's lock command.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The locker.
+    pub locker: usize,
+    /// The node.
+    pub node: usize,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The release script was refused.
+    pub release: bool,
+    /// The error text (without `-`).
+    pub message: String,
+}
+
+/// An injected error-reply fault (a window during which a node refuses
+/// some commands with an error, as Redis 7.0 does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseKind {
+    /// `maxmemory` reached: deny-oom commands (`SET`, scripts without
+    /// `no-writes`) refused; reads and `DEL` served.
+    Oom,
+    /// An ACL without some of `set`/`pttl`/`evalsha`/`eval` (bit mask in
+    /// that order).
+    NoPerm(u8),
+    /// The node was demoted: writes (`SET`, `DEL`, scripts) refused.
+    ReadOnly,
+    /// Loading its dataset: every key command refused.
+    Loading,
+    /// A script runs past `busy-reply-threshold`: every key command refused.
+    Busy,
+    /// `stop-writes-on-bgsave-error`: writes refused.
+    Misconf,
+}
+
+impl RefuseKind {
+    /// The error text for `cmd` (upper case), or `None` when served.
+    pub fn refuse(self, cmd: &[u8]) -> Option<String> {
+        let write = matches!(cmd, b"SET" | b"DEL" | b"EVAL" | b"EVALSHA" | b"PEXPIRE");
+        let key_cmd = write || matches!(cmd, b"GET" | b"PTTL");
+        match self {
+            RefuseKind::Oom => matches!(cmd, b"SET" | b"EVAL" | b"EVALSHA")
+                .then(|| "OOM command not allowed when used memory > 'maxmemory'.".into()),
+            RefuseKind::NoPerm(mask) => {
+                let i = [&b"SET"[..], b"PTTL", b"EVALSHA", b"EVAL"]
+                    .iter()
+                    .position(|c| *c == cmd)?;
+                (mask & (1 << i) != 0).then(|| {
+                    format!(
+                        "NOPERM this user has no permissions to run the '{}' command",
+                        String::from_utf8_lossy(cmd).to_lowercase()
+                    )
+                })
+            }
+            RefuseKind::ReadOnly => {
+                write.then(|| "READONLY You can't write against a read only replica.".into())
+            }
+            RefuseKind::Loading => {
+                key_cmd.then(|| "LOADING Redis is loading the dataset in memory".into())
+            }
+            RefuseKind::Busy => key_cmd.then(|| {
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.".into()
+            }),
+            RefuseKind::Misconf => write.then(|| {
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into()
+            }),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -242,6 +317,11 @@ pub struct Node {
     /// Counters (cluster): `MOVED`, `ASK` replies, `ASKING` commands,
     /// `CLUSTER SHARDS` and `CLUSTER SLOTS` served, `CLUSTERDOWN` replies.
     pub cluster_counts: [u64; 6],
+    /// An error-reply window: `(kind, until)` (real ns); commands of
+    /// lockers (never the admin's) are refused until then.
+    pub refuse: Option<(RefuseKind, u64)>,
+    /// Teeth: the release script answers 1 without deleting the key.
+    pub bug_release_noop: bool,
 }
 
 fn simple(out: &mut Vec<u8>, s: &str) {
@@ -339,6 +419,8 @@ impl Node {
             cluster: None,
             replica: false,
             cluster_counts: [0; 6],
+            refuse: None,
+            bug_release_noop: false,
         };
         n.add_admin();
         n
@@ -617,25 +699,49 @@ impl Node {
         let asking = c.asking;
         let mut out = Vec::new();
         let name = args[0].to_ascii_uppercase();
+        let injected = match self.refuse {
+            Some((kind, until)) if real < until && conn != ADMIN => kind.refuse(&name),
+            _ => None,
+        };
+        let mut refused = None;
         if !authed && name != b"HELLO" {
             error(&mut out, "NOAUTH Authentication required.");
         } else if let Some(redirect) = self.redirect(ctx, &name, args, asking) {
             if redirect.starts_with("CLUSTERDOWN") {
-                match self.script_kind(&name, args) {
-                    Some(ScriptKind::Release) => fx
-                        .refused_releases
-                        .push((args[3].clone(), args.get(4).cloned().unwrap_or_default())),
-                    Some(_) => {
-                        if let Some(l) = self.clients.get(&conn).and_then(|c| c.locker) {
-                            fx.refused_extends.push(l);
-                        }
-                    }
-                    None => {}
-                }
+                refused = Some(redirect.clone());
             }
             error(&mut out, &redirect);
+        } else if let Some(text) = injected {
+            error(&mut out, &text);
+            refused = Some(text);
         } else {
             self.dispatch(ctx, &name, args, &mut out, fx);
+        }
+        // A refused script did not run: a release leaves its key to its
+        // TTL (or to a retry), an extension did not re-arm tracking.
+        let locker = self.clients.get(&conn).and_then(|c| c.locker);
+        if let (Some(text), Some(l)) = (refused, locker) {
+            let kind = self.script_kind(&name, args);
+            match kind {
+                Some(ScriptKind::Release) => fx
+                    .refused_releases
+                    .push((args[3].clone(), args.get(4).cloned().unwrap_or_default())),
+                Some(_) => fx.refused_extends.push(l),
+                None => {}
+            }
+            let key = match &name[..] {
+                b"EVAL" | b"EVALSHA" => args.get(3),
+                _ => args.get(1),
+            };
+            if let Some(key) = key {
+                fx.refusals.push(Refusal {
+                    locker: l,
+                    node: self.id,
+                    key: key.clone(),
+                    release: kind == Some(ScriptKind::Release),
+                    message: text,
+                });
+            }
         }
         if name != b"ASKING" {
             if let Some(c) = self.clients.get_mut(&conn) {
@@ -1008,6 +1114,9 @@ impl Node {
         }
         let exists = self.lookup(ctx, key, fx).is_some();
         if nx && exists {
+            if let Writer::Locker(l) = ctx.writer {
+                fx.taken.push((l, key.clone()));
+            }
             null(out);
             return;
         }
@@ -1121,7 +1230,9 @@ impl Node {
                 let got = self.lookup(ctx, key, fx);
                 self.track(ctx, key);
                 if got.as_ref() == Some(value) {
-                    self.delete(ctx, key, Cause::Written(ctx.writer), fx);
+                    if !self.bug_release_noop {
+                        self.delete(ctx, key, Cause::Written(ctx.writer), fx);
+                    }
                     int(out, 1)
                 } else {
                     int(out, 0)

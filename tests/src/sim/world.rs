@@ -4,14 +4,17 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
-use tracklock_core::{Engine, Event, Instant, LockId, LockMode, NodeId, Topology};
+use tracklock_core::{
+    Command, Engine, Event, Instant, LockFailure, LockId, LockMode, NodeId, ServerError, Text,
+    Topology,
+};
 
 use super::check::Checker;
 use super::clock::Clock;
 use super::cluster;
 use super::hostile;
 use super::net::{Link, Msg, Net};
-use super::params::{Params, VERSIONS};
+use super::params::{Bug, Params, RefuseKind, VERSIONS};
 use super::rng::SimRng;
 use super::server::{Fx, Node, NodeState, UNIX_BASE_MS};
 use super::world_cluster::ClusterWorld;
@@ -77,6 +80,21 @@ pub(crate) enum Ev {
     },
     /// Cluster: the slot migration in progress moves on.
     Migrate,
+    /// A starved locker's event loop gets to what arrived from `node`.
+    Feed {
+        locker: usize,
+        node: usize,
+        conn: u64,
+    },
+    /// A locker's starvation ends.
+    StarveEnd {
+        locker: usize,
+        epoch: u64,
+    },
+    /// A node's error-reply window ends.
+    RefuseEnd {
+        node: usize,
+    },
     Fault,
     Prompt {
         index: usize,
@@ -134,6 +152,13 @@ pub(crate) struct LockerSim {
     pub(crate) closed: bool,
     /// Bumped whenever something disturbs this locker (for prompt-loss checks).
     pub(crate) disturb: u64,
+    /// Starved until then (real ns): network input reaches the engine late.
+    pub(crate) starve_until: u64,
+    /// The largest lag while starved, ns.
+    pub(crate) starve_lag: u64,
+    /// When the latest delayed input is handed in (keeps them in order).
+    pub(crate) feed_at: u64,
+    pub(crate) starve_epoch: u64,
 }
 
 /// Where the run is.
@@ -171,6 +196,21 @@ pub struct World {
     pub(crate) lat_max: u64,
     /// Redis Cluster state (cluster runs).
     pub(crate) cl: Option<ClusterWorld>,
+    /// When the latest error-reply window ends (or ended), real ns.
+    pub(crate) last_refuse_end: u64,
+}
+
+/// A short name of a `Failed` cause, for the counters.
+fn failure_kind(e: &LockFailure) -> String {
+    match e {
+        LockFailure::Refused(e) => {
+            let code = e.message.as_str().split(' ').next().unwrap_or("");
+            format!("Refused({code}, {:?})", e.command)
+        }
+        LockFailure::Unavailable { error: None, .. } => "Unavailable".into(),
+        LockFailure::Unavailable { .. } => "Unavailable(refused)".into(),
+        _ => format!("{e:?}"),
+    }
 }
 
 /// Keys of a lock, as the engine names them.
@@ -207,6 +247,7 @@ impl World {
                 n.wall_offset_ms = rng.range_i64(-p.wall_offset_ms, p.wall_offset_ms);
                 n.trace = tracing;
                 n.prefix = prefix.clone();
+                n.bug_release_noop = p.bug == Some(super::params::Bug::ReleaseNoop);
                 n
             })
             .collect();
@@ -264,7 +305,11 @@ impl World {
                 extend_refused_at: None,
                 timeout_gen: 0,
                 timeout_at: None,
-                workers: (0..p.workers)
+                workers: (0..if p.crowd && lockers.len() == 1 {
+                    100
+                } else {
+                    p.workers
+                })
                     .map(|_| Worker {
                         state: WState::Idle,
                         gen: 0,
@@ -274,6 +319,10 @@ impl World {
                 by_id: BTreeMap::new(),
                 closed: false,
                 disturb: 0,
+                starve_until: 0,
+                starve_lag: 0,
+                feed_at: 0,
+                starve_epoch: 0,
             });
         }
         let names = p.names.len();
@@ -297,6 +346,7 @@ impl World {
             trace: VecDeque::new(),
             lat_max,
             cl: None,
+            last_refuse_end: 0,
             p,
         };
         w.stats.seeds = 1;
@@ -348,7 +398,7 @@ impl World {
                 let t = self.rng.range(0, MS);
                 self.at(t, Ev::Connect { locker: l, node: e });
             }
-            for w in 0..self.p.workers {
+            for w in 0..self.lockers[l].workers.len() {
                 let t = self.rng.range(MS, 20 * MS);
                 self.schedule_worker(l, w, t);
             }
@@ -383,6 +433,12 @@ impl World {
                         .collect();
                     let locals: Vec<Instant> =
                         (0..self.lockers.len()).map(|l| self.local(l)).collect();
+                    for l in 0..self.lockers.len() {
+                        if timeouts[l].is_some_and(|t| t <= locals[l]) {
+                            let state = format!("{:#?}", self.lockers[l].engine);
+                            self.log(|| format!("L{l} engine state: {state}"));
+                        }
+                    }
                     self.fail(format!(
                         "time stands still: 100000 steps at one instant (last {ev:?}; poll_timeout {timeouts:?}, now {locals:?})"
                     ));
@@ -451,6 +507,22 @@ impl World {
             Ev::Repl { shard, epoch } => self.deliver_repl(shard, epoch),
             Ev::FailoverCheck { node, since } => self.failover_check(node, since),
             Ev::Migrate => self.migrate_step(),
+            Ev::Feed { locker, node, conn } => {
+                let ls = &self.lockers[locker];
+                if ls.links[node] == LinkState::Up(conn) && !ls.paused && !ls.pending_conn[node] {
+                    self.feed(locker, node);
+                }
+            }
+            Ev::StarveEnd { locker, epoch } => {
+                if self.lockers[locker].starve_epoch == epoch {
+                    self.end_starve(locker);
+                }
+            }
+            Ev::RefuseEnd { node } => {
+                if self.nodes[node].refuse.is_some_and(|(_, until)| until <= self.now) {
+                    self.end_refuse(node);
+                }
+            }
             Ev::NodeResume { node, epoch } => {
                 if self.node_epoch[node] == epoch && self.nodes[node].state == NodeState::Paused {
                     let mut fx = Fx::default();
@@ -477,6 +549,7 @@ impl World {
             Ev::Prompt { index } => self.check_prompt(index),
             Ev::Liveness => {
                 self.check_liveness();
+                self.check_calls_end();
                 if self.phase == Phase::Active || self.phase == Phase::Drain {
                     let t = self.now + 20 * MS;
                     self.at(t, Ev::Liveness);
@@ -590,6 +663,12 @@ impl World {
         for l in std::mem::take(&mut fx.refused_extends) {
             self.lockers[l].extend_refused_at = Some(self.now);
             *self.stats.cluster.entry("extend_refused").or_default() += 1;
+        }
+        for r in std::mem::take(&mut fx.refusals) {
+            self.on_refusal(r);
+        }
+        for (l, key) in std::mem::take(&mut fx.taken) {
+            self.on_taken(l, &key);
         }
         for e in fx.errors {
             self.fail(format!("contract: {e}"));
@@ -730,6 +809,21 @@ impl World {
             return;
         }
         self.lockers[l].rx[n].extend_from_slice(&bytes);
+        if self.now < self.lockers[l].starve_until {
+            // The event loop gets to it late, in order.
+            let lag = self.rng.range(0, self.lockers[l].starve_lag);
+            let t = (self.now + lag).max(self.lockers[l].feed_at);
+            self.lockers[l].feed_at = t;
+            self.at(
+                t,
+                Ev::Feed {
+                    locker: l,
+                    node: n,
+                    conn,
+                },
+            );
+            return;
+        }
         if !self.lockers[l].paused && !self.lockers[l].pending_conn[n] {
             self.feed(l, n);
         }
@@ -877,8 +971,36 @@ impl World {
         }
     }
 
+    /// Teeth: a bug seeded on the world side rewrites an engine event
+    /// before the checker sees it (`None`: swallowed).
+    fn seeded_bug(&mut self, l: usize, ev: Event) -> Option<Event> {
+        let Some(bug) = self.p.bug else {
+            return Some(ev);
+        };
+        let out = match (bug, ev.clone()) {
+            (Bug::FailedAsNotLocked, Event::Failed { id, .. }) => Some(Event::NotLocked { id }),
+            (Bug::NotLockedAsRefused, Event::NotLocked { id }) => Some(Event::Failed {
+                id,
+                error: LockFailure::Refused(ServerError {
+                    node: NodeId(0),
+                    command: Command::Set,
+                    message: Text::new("ERR made up by the world").expect("text"),
+                }),
+            }),
+            (Bug::SwallowFailed, Event::Failed { .. }) | (Bug::DropNotReleased, Event::NotReleased { .. }) => None,
+            _ => Some(ev.clone()),
+        };
+        if out.as_ref() != Some(&ev) {
+            self.log(|| format!("L{l} BUG {bug:?} rewrites {ev:?} into {out:?}"));
+        }
+        out
+    }
+
     fn on_engine_event(&mut self, l: usize, ev: Event) {
         self.log(|| format!("L{l} event {ev:?}"));
+        let Some(ev) = self.seeded_bug(l, ev) else {
+            return;
+        };
         match ev {
             Event::NodeReady { .. } => {}
             Event::NodeAdded { node } => self.on_node_added(l, node),
@@ -916,14 +1038,24 @@ impl World {
                 self.schedule_worker(l, w, t);
             }
             Event::NotLocked { id } | Event::Closed { id } | Event::Failed { id, .. } => {
-                match ev {
-                    Event::NotLocked { .. } => self.stats.not_locked += 1,
-                    Event::Failed { .. } => self.stats.failed += 1,
+                match &ev {
+                    Event::NotLocked { .. } => {
+                        self.stats.not_locked += 1;
+                        self.check_not_locked(l, id);
+                    }
+                    Event::Failed { error, .. } => {
+                        self.stats.failed += 1;
+                        *self.stats.failures.entry(failure_kind(error)).or_default() += 1;
+                        self.check_failed(l, id, error);
+                    }
                     _ => {}
                 }
                 self.end_request(l, id);
             }
-            Event::NotReleased { .. } => self.stats.not_released += 1,
+            Event::NotReleased { id, .. } => {
+                self.stats.not_released += 1;
+                self.check_not_released(l, id);
+            }
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
                 if self.p.hostile_node.is_some()
@@ -941,6 +1073,22 @@ impl World {
                 self.end_request(l, id);
             }
             Event::Released { id } => {
+                if self.p.bug == Some(Bug::SpuriousNotReleased) {
+                    let fake = Event::NotReleased {
+                        id,
+                        error: ServerError {
+                            node: NodeId(0),
+                            command: Command::Release,
+                            message: Text::new("ERR made up by the world").expect("text"),
+                        },
+                    };
+                    self.log(|| format!("L{l} BUG SpuriousNotReleased: {fake:?}"));
+                    self.on_engine_event(l, fake);
+                    if self.failure.is_some() {
+                        return;
+                    }
+                }
+                self.check_released(l, id);
                 self.lockers[l].by_id.remove(&id.as_u64());
                 self.on_released(l, id);
             }
@@ -986,7 +1134,9 @@ impl World {
         match state {
             WState::Idle if self.phase == Phase::Active && !self.lockers[l].closed => {
                 let name_i = self.rng.below(self.p.names.len() as u64) as usize;
+                let name_i = if self.p.crowd && l == 1 { 0 } else { name_i };
                 let mode = match self.rng.below(100) {
+                    _ if self.p.try_only => LockMode::Try,
                     0..=74 => LockMode::Wait,
                     75..=94 => LockMode::Try,
                     _ if self.p.force => LockMode::Force,
@@ -1047,6 +1197,8 @@ impl World {
             f.kill_master,
             f.manual_failover,
             f.migration,
+            f.refuse,
+            f.starve,
         ];
         let total: f64 = weights.iter().sum();
         let mut x = self.rng.f64() * total;
@@ -1198,6 +1350,57 @@ impl World {
             9 => self.kill_master(),
             10 => self.manual_failover(),
             11 => self.start_migration(),
+            12 => {
+                if self.nodes[n].refuse.is_some() || self.p.refuse_kinds.is_empty() {
+                    return;
+                }
+                let kind = *self.rng.pick(&self.p.refuse_kinds);
+                let d = match self.rng.below(3) {
+                    0 => self.rng.range(MS, 50 * MS),
+                    1 => self.rng.range(50 * MS, 500 * MS),
+                    _ => self.rng.range(500 * MS, 2 * v.max(1_000 * MS)),
+                };
+                self.count(match kind {
+                    RefuseKind::Oom => "refuse_oom",
+                    RefuseKind::NoPerm(_) => "refuse_noperm",
+                    RefuseKind::ReadOnly => "refuse_readonly",
+                    RefuseKind::Loading => "refuse_loading",
+                    RefuseKind::Busy => "refuse_busy",
+                    RefuseKind::Misconf => "refuse_misconf",
+                });
+                self.log(|| {
+                    format!(
+                        "FAULT node {n} refuses ({kind:?}) for {:.1} ms",
+                        d as f64 / 1e6
+                    )
+                });
+                self.nodes[n].refuse = Some((kind, self.now + d));
+                self.node_disturb[n] += 1;
+                self.last_refuse_end = self.last_refuse_end.max(self.now + d);
+                self.at(self.now + d, Ev::RefuseEnd { node: n });
+            }
+            13 => {
+                if self.now < self.lockers[l].starve_until || self.p.starve_lag_max == 0 {
+                    return;
+                }
+                let d = self.rng.range(50 * MS, 2_000 * MS);
+                let lag = self.rng.range(self.p.starve_lag_max / 4, self.p.starve_lag_max);
+                self.count("starve");
+                self.log(|| {
+                    format!(
+                        "FAULT L{l} starves for {:.1} ms (input up to {:.1} ms late)",
+                        d as f64 / 1e6,
+                        lag as f64 / 1e6
+                    )
+                });
+                let ls = &mut self.lockers[l];
+                ls.starve_until = self.now + d;
+                ls.starve_lag = lag;
+                ls.disturb += 1;
+                ls.starve_epoch += 1;
+                let epoch = ls.starve_epoch;
+                self.at(self.now + d, Ev::StarveEnd { locker: l, epoch });
+            }
             _ => {
                 if self.nodes[n].state != NodeState::Up {
                     return;
@@ -1210,6 +1413,25 @@ impl World {
                 self.nodes[n].admin(&[b"SCRIPT", b"FLUSH"], self.now, &mut fx);
                 self.apply_fx(fx);
             }
+        }
+    }
+
+    fn end_starve(&mut self, l: usize) {
+        let ls = &mut self.lockers[l];
+        if ls.starve_until == 0 {
+            return;
+        }
+        ls.starve_until = 0;
+        ls.starve_epoch += 1;
+        ls.disturb += 1;
+        self.log(|| format!("L{l} is no longer starved"));
+    }
+
+    fn end_refuse(&mut self, n: usize) {
+        if self.nodes[n].refuse.take().is_some() {
+            self.node_disturb[n] += 1;
+            self.last_refuse_end = self.last_refuse_end.max(self.now);
+            self.log(|| format!("node {n} no longer refuses"));
         }
     }
 
@@ -1327,6 +1549,10 @@ impl World {
                 self.lockers[l].pause_epoch += 1;
                 self.resume_locker(l);
             }
+            self.end_starve(l);
+        }
+        for n in 0..self.nodes.len() {
+            self.end_refuse(n);
         }
         for n in 0..self.nodes.len() {
             if self.nodes[n].state == NodeState::Paused {

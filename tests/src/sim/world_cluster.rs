@@ -157,11 +157,13 @@ impl World {
         *self.stats.cluster.entry("release_refused").or_default() += 1;
         let db = self.p.config.database;
         // (The key index only matters outside a cluster.)
-        for n in self.key_nodes(0, key) {
+        let i = self.parse_lock_key(key).map_or(0, |(i, _)| i);
+        for n in self.key_nodes(i, key) {
             if self.nodes[n]
                 .stored(db, key)
                 .is_some_and(|e| e.value == value)
             {
+                self.chk.refused_values.insert(value.to_vec());
                 let mut fx = Fx::default();
                 self.nodes[n].mark_orphan(db, key, &mut fx);
                 self.apply_fx(fx);
