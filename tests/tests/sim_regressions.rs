@@ -76,14 +76,14 @@ fn sim_regression_invalidation_during_attempt_rechecks_answered_key() {
     must_pass(Params::standalone, 10_910);
 }
 
-/// OPEN (engine, not fixed here): a hand-off attempt whose `PTTL` was
-/// refused (`NOPERM` on `pttl`) after its `SET` succeeded leaves that key in
-/// doubt until `doubt_until`, while another key's `SET` is stalled by a
-/// partition; at `doubt_until` `poll_timeout` stays at that instant and
-/// `handle_timeout` never moves it (time stands still at 2722 ms, locker
-/// L1). Found by the release soak of `sim_safety` with error replies.
+/// A hand-off attempt whose `PTTL` was refused (`NOPERM` on `pttl`) after
+/// its `SET` succeeded left that key in doubt while another key's `SET` was
+/// stalled by a partition; at `doubt_until` `poll_timeout` stayed at that
+/// instant while nothing acted on an attempt's doubtful key (time stood
+/// still at 2722 ms, locker L1). Found by the release soak of `sim_safety`
+/// with error replies; fixed by leaving such keys out of `poll_timeout`
+/// until the attempt ends.
 #[test]
-#[ignore = "engine bug: refused PTTL leaves a doubtful key that spins at doubt_until"]
 fn sim_regression_refused_pttl_doubt_key_spins() {
     must_pass(Params::random, 2086);
 }
