@@ -537,13 +537,13 @@ mod refused_handshake_wrongpass {
 mod refusals_overload {
     use super::*;
 
-    /// Bound on one round of 2,000 tasks (measured 13-20 s in a debug build
-    /// on a 2-core machine at load 10-15, two `yes` among it).
+    /// Bound on one round of 2,000 tasks (measured 5.9-6.9 s in a debug
+    /// build on a 2-core machine at load 10-15; 13-20 s before the pump
+    /// found a name's leader once per pass).
     const ROUND: Duration = Duration::from_secs(60);
-    /// Bound on 1,000 tasks taking turns on one name (measured 60 s on
-    /// tokio, 99 s on smol, same conditions: the engine's work per event
-    /// grows with the number of waiters of the name).
-    const ONE_NAME: Duration = Duration::from_secs(180);
+    /// Bound on 1,000 tasks taking turns on one name (measured 3.2 s, same
+    /// conditions; 60-99 s before that change).
+    const ONE_NAME: Duration = Duration::from_secs(60);
 
     async fn body<T: TestRt>() {
         let server = RedisServer::start();
@@ -710,7 +710,9 @@ mod refusals_huge_name {
                 .await
                 .unwrap_or_else(|e| panic!("{op} of a 1 MiB name: {e:?} ({e})"));
             assert!(g.is_held());
-            assert_eq!(dbsize(&admin), 3, "{op}: three keys");
+            // Acquired at the majority; the third key's reply may still be
+            // on its way (1 MiB each).
+            eventually::<T>(PROMPT, "all three keys written", || dbsize(&admin) == 3).await;
             timed::<T, _>(&format!("unlock of a 1 MiB name ({op})"), HUGE, g.unlock())
                 .await
                 .unwrap_or_else(|e| panic!("{op}: unlock: {e:?} ({e})"));

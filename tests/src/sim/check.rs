@@ -207,7 +207,11 @@ impl World {
         let Some((_, name)) = self.parse_lock_key(&r.key) else {
             return;
         };
-        for (k, q) in self.chk.reqs.range_mut((r.locker, 0)..=(r.locker, u64::MAX)) {
+        for (k, q) in self
+            .chk
+            .reqs
+            .range_mut((r.locker, 0)..=(r.locker, u64::MAX))
+        {
             let _ = k;
             if q.name == name {
                 q.refusals.push((r.node, r.message.clone(), r.release));
@@ -288,7 +292,9 @@ impl World {
                 let seen: Vec<String> = r
                     .refusals
                     .iter()
-                    .map(|(n, t, _)| format!("node {n}: {}", t.chars().take(40).collect::<String>()))
+                    .map(|(n, t, _)| {
+                        format!("node {n}: {}", t.chars().take(40).collect::<String>())
+                    })
                     .collect();
                 self.fail(format!(
                     "Failed(Refused) without that refusal: seed {} L{l} {id:?} ({name:?}) failed with {e} but node {node} sent no such error reply for it (error replies seen: {seen:?})",
@@ -297,7 +303,10 @@ impl World {
                 return;
             }
         }
-        let disturb = (self.lockers[l].disturb, self.node_disturb.iter().sum::<u64>());
+        let disturb = (
+            self.lockers[l].disturb,
+            self.node_disturb.iter().sum::<u64>(),
+        );
         let undisturbed = self.cl.is_none()
             && r.refusals.is_empty()
             && r.healthy_start
@@ -377,7 +386,9 @@ impl World {
     pub(crate) fn calls_bound(&self) -> u64 {
         let tna = self.p.config.try_next_after.as_nanos() as u64;
         let v = self.p.config.validity.as_nanos() as u64;
-        BACKOFF_MAX + v + v * 4 * self.p.clock_ppm as u64 / 1_000_000
+        BACKOFF_MAX
+            + v
+            + v * 4 * self.p.clock_ppm as u64 / 1_000_000
             + 4 * tna
             + 10 * self.lat_max
             + 50 * MS
@@ -397,7 +408,10 @@ impl World {
         let db = self.p.config.database;
         let busy: Vec<bool> = (0..self.p.names.len())
             .map(|name| {
-                self.chk.reqs.values().any(|r| r.name == name && r.belief.is_some())
+                self.chk
+                    .reqs
+                    .values()
+                    .any(|r| r.name == name && r.belief.is_some())
                     || self
                         .names_keys(name)
                         .iter()

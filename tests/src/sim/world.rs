@@ -519,7 +519,10 @@ impl World {
                 }
             }
             Ev::RefuseEnd { node } => {
-                if self.nodes[node].refuse.is_some_and(|(_, until)| until <= self.now) {
+                if self.nodes[node]
+                    .refuse
+                    .is_some_and(|(_, until)| until <= self.now)
+                {
                     self.end_refuse(node);
                 }
             }
@@ -987,7 +990,8 @@ impl World {
                     message: Text::new("ERR made up by the world").expect("text"),
                 }),
             }),
-            (Bug::SwallowFailed, Event::Failed { .. }) | (Bug::DropNotReleased, Event::NotReleased { .. }) => None,
+            (Bug::SwallowFailed, Event::Failed { .. })
+            | (Bug::DropNotReleased, Event::NotReleased { .. }) => None,
             _ => Some(ev.clone()),
         };
         if out.as_ref() != Some(&ev) {
@@ -1384,7 +1388,9 @@ impl World {
                     return;
                 }
                 let d = self.rng.range(50 * MS, 2_000 * MS);
-                let lag = self.rng.range(self.p.starve_lag_max / 4, self.p.starve_lag_max);
+                let lag = self
+                    .rng
+                    .range(self.p.starve_lag_max / 4, self.p.starve_lag_max);
                 self.count("starve");
                 self.log(|| {
                     format!(
