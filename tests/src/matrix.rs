@@ -170,6 +170,11 @@ impl<T: TestRt> Ctx<T> {
         self.admin.keys("rueidislock:*")
     }
 
+    /// Round trips to this test's server, measured now (see [`crate::Rtt`]).
+    pub fn rtt(&self) -> crate::Rtt {
+        self.admin.rtt()
+    }
+
     /// Sleeps on the test runtime.
     pub async fn sleep(&self, d: Duration) {
         T::sleep(d).await
