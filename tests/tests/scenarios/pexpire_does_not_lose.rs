@@ -92,7 +92,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         ctx.expect_held_for(&guard, EXTEND_INTERVAL).await;
         guard.unlock().await.expect("unlock");
     } else {
-        let (reason, took) = ctx.expect_lost(&guard, ctx.variant.loss_bound()).await;
+        let (reason, took) = ctx.expect_lost(&guard, ctx.loss_bound()).await;
         assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
         for k in &keys {
             assert!(!ctx.admin.exists(k), "{k} still there");
