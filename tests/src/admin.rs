@@ -91,6 +91,13 @@ impl Admin {
         self.cmd("PING", &[])
     }
 
+    /// Round trips to this server, measured now (a few `PING`s).
+    pub fn rtt(&self) -> crate::Rtt {
+        crate::Rtt::measure(|| {
+            self.ping();
+        })
+    }
+
     /// `DEL keys...`: how many existed.
     pub fn del<S: AsRef<str>>(&self, keys: &[S]) -> i64 {
         if keys.is_empty() {

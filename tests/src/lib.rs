@@ -10,6 +10,8 @@
 //!   deletes, expires, flushes and kills behind the locker's back.
 //! - [`TestRt`] with [`TokioRt`], [`SmolRt`] and [`GlommioRt`]: the runtimes
 //!   of the matrix.
+//! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
+//!   busy machine.
 //! - [`matrix!`]: one `#[test]` per runtime × mode × caching combination for
 //!   a scenario body `async fn body<T: TestRt>(ctx: Ctx<T>)`.
 //!
@@ -22,6 +24,7 @@ mod cluster;
 mod instances;
 mod matrix;
 mod rt;
+mod rtt;
 mod server;
 pub mod sim;
 
@@ -35,12 +38,13 @@ pub use matrix::{
     SCENARIO_TIMEOUT, VALIDITY,
 };
 pub use rt::{GlommioRt, SmolRt, Task, TestRt, TokioRt};
+pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
 pub use server::{free_port, is_installed, RedisServer, StartError, INSTALL_HINT};
 
 /// What a scenario file needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        assert_err, lock_keys, matrix, Admin, Ctx, GlommioRt, Mode, RedisServer, SmolRt, Task,
+        assert_err, lock_keys, matrix, Admin, Ctx, GlommioRt, Mode, RedisServer, Rtt, SmolRt, Task,
         TestRt, TokioRt, Variant, EXTEND_INTERVAL, VALIDITY,
     };
     pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};

@@ -12,6 +12,7 @@ use tracklock::{Error, Guard, Locker, LostReason, NoLoop, Options};
 
 use crate::admin::Admin;
 use crate::rt::TestRt;
+use crate::rtt::Rtt;
 use crate::server::RedisServer;
 
 /// TTL written on every key in the matrix (short, so the suite is fast; long
@@ -19,6 +20,9 @@ use crate::server::RedisServer;
 pub const VALIDITY: Duration = Duration::from_secs(2);
 /// The default extend interval that follows from [`VALIDITY`].
 pub const EXTEND_INTERVAL: Duration = Duration::from_secs(1);
+/// With caching off, how long after the next extension a holder may learn
+/// of a change to its keys on a quiet machine.
+const LOSS_SLACK: Duration = Duration::from_millis(750);
 /// Default overall bound on one scenario.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -69,15 +73,32 @@ impl Variant {
         opts.client_caching(self.caching)
     }
 
-    /// How soon a holder must notice that someone else changed its keys: an
-    /// invalidation round trip with caching on (bounded generously at a
-    /// quarter of the validity, which is still well within one extend
-    /// interval), the next extension plus slack with caching off.
+    /// How soon a holder must notice that someone else changed its keys,
+    /// on a quiet machine: an invalidation round trip with caching on
+    /// (bounded generously at a quarter of the validity, which is still well
+    /// within one extend interval), the next extension plus slack with
+    /// caching off. [`Ctx::loss_bound`] is the same on a busy machine.
     pub fn loss_bound(self) -> Duration {
         if self.caching {
             VALIDITY / 4
         } else {
-            EXTEND_INTERVAL + Duration::from_millis(750)
+            EXTEND_INTERVAL + LOSS_SLACK
+        }
+    }
+
+    /// [`Variant::loss_bound`] with the round trips it allows at the rate
+    /// `rtt` measured: caching on, the push and the re-check (with the
+    /// wake-ups around them) are three round trips, capped at three
+    /// quarters of the extend interval so that only an invalidation can
+    /// meet it; caching off, the next extension's reply and the wake-ups
+    /// are two, capped at the validity (a loss told later would be the
+    /// lease running out, not the extension finding the change).
+    pub fn loss_bound_at(self, rtt: Rtt) -> Duration {
+        if self.caching {
+            rtt.at_least(self.loss_bound(), 3)
+                .min(EXTEND_INTERVAL * 3 / 4)
+        } else {
+            (EXTEND_INTERVAL + rtt.at_least(LOSS_SLACK, 2)).min(VALIDITY)
         }
     }
 }
@@ -168,6 +189,18 @@ impl<T: TestRt> Ctx<T> {
     /// Every key under the default prefix currently in Redis.
     pub fn lock_keys_present(&self) -> Vec<String> {
         self.admin.keys("rueidislock:*")
+    }
+
+    /// Round trips to this test's server, measured now (see [`crate::Rtt`]).
+    pub fn rtt(&self) -> crate::Rtt {
+        self.admin.rtt()
+    }
+
+    /// How soon a holder must notice that someone else changed its keys,
+    /// with the round trips to this server measured now
+    /// ([`Variant::loss_bound_at`]).
+    pub fn loss_bound(&self) -> Duration {
+        self.variant.loss_bound_at(self.rtt())
     }
 
     /// Sleeps on the test runtime.

@@ -16,8 +16,9 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     }
     ctx.expect_held_for(&guard, Duration::from_millis(200))
         .await;
+    let bound = ctx.loss_bound();
     assert_eq!(ctx.admin.del(&keys), 3);
-    let (reason, took) = ctx.expect_lost(&guard, ctx.variant.loss_bound()).await;
+    let (reason, took) = ctx.expect_lost(&guard, bound).await;
     assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
     assert!(!guard.is_held());
     // Losing releases nothing of someone else's and leaves no record once
@@ -33,8 +34,9 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let guard = locker.lock("victim").await.expect("relock");
     ctx.expect_held_for(&guard, Duration::from_millis(100))
         .await;
+    let bound = ctx.loss_bound();
     assert_eq!(ctx.admin.del(&keys[..2]), 2);
-    let (reason, took) = ctx.expect_lost(&guard, ctx.variant.loss_bound()).await;
+    let (reason, took) = ctx.expect_lost(&guard, bound).await;
     assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
     drop(guard);
     ctx.assert_clean(&[&locker]).await;

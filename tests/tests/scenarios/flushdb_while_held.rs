@@ -6,7 +6,7 @@ use tracklock_tests::prelude::*;
 async fn body<T: TestRt>(ctx: Ctx<T>) {
     let a = ctx.connect().await;
     let b = ctx.connect().await;
-    let bound = ctx.variant.loss_bound();
+    let bound = ctx.loss_bound();
 
     let g = a.lock("flushed").await.expect("lock");
     let waiter = {

@@ -7,7 +7,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let a = ctx.connect().await;
     let b = ctx.connect().await;
     let c = ctx.connect().await;
-    let bound = ctx.variant.loss_bound();
+    let bound = ctx.loss_bound();
 
     // Another locker forces.
     let old = a.lock("f").await.expect("lock");

@@ -26,8 +26,9 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     assert_eq!(ctx.admin.keys("alpha:*"), lock_keys("alpha", "same", 2));
     assert_eq!(ctx.admin.keys("beta:*"), lock_keys("beta", "same", 2));
     // Losing one does not disturb the others.
+    let bound = ctx.loss_bound();
     ctx.admin.del(&lock_keys("alpha", "same", 2));
-    let (reason, _) = ctx.expect_lost(&ga, ctx.variant.loss_bound()).await;
+    let (reason, _) = ctx.expect_lost(&ga, bound).await;
     assert_eq!(reason, LostReason::KeysChanged);
     ctx.expect_held_for(&gb, Duration::from_millis(300)).await;
     assert!(gd.is_held());
@@ -98,7 +99,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     );
     assert!(!finished.load(Ordering::SeqCst));
     assert!(
-        took <= ctx.variant.loss_bound(),
+        took <= ctx.loss_bound(),
         "with_lock returned {took:?} after the delete"
     );
     ctx.assert_clean(&[&pa, &pb, &def]).await;

@@ -39,8 +39,9 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         .expect("waiter acquires after the flush");
     ctx.admin.script_flush();
     let old = g;
+    let bound = ctx.loss_bound();
     let forced = a.force_lock("s").await.expect("force after flush");
-    let (reason, _) = ctx.expect_lost(&old, ctx.variant.loss_bound()).await;
+    let (reason, _) = ctx.expect_lost(&old, bound).await;
     assert_eq!(reason, LostReason::KeysChanged);
     drop(old);
     ctx.admin.script_flush();

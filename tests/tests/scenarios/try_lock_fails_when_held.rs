@@ -20,7 +20,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let f = b.force_lock("t").await.expect("force");
     assert_err!(a.try_lock("t").await, Error::NotLocked);
     assert_err!(b.try_lock("t").await, Error::NotLocked);
-    let (reason, _) = ctx.expect_lost(&g, ctx.variant.loss_bound()).await;
+    let (reason, _) = ctx.expect_lost(&g, ctx.loss_bound()).await;
     assert_eq!(reason, LostReason::KeysChanged);
     drop(g);
     f.unlock().await.expect("unlock");

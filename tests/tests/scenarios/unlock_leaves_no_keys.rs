@@ -31,8 +31,9 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let g = a.lock("x").await.expect("lock");
     assert_err!(b.try_lock("x").await, Error::NotLocked);
     assert_eq!(b.active_locks(), 0);
+    let bound = ctx.loss_bound();
     ctx.admin.del(&ctx.keys("x")[..2]);
-    let _ = ctx.expect_lost(&g, ctx.variant.loss_bound()).await;
+    let _ = ctx.expect_lost(&g, bound).await;
     drop(g);
     ctx.assert_clean(&[&a, &b]).await;
 

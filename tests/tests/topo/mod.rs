@@ -9,10 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracklock::{Guard, Locker, LostReason, Options};
-use tracklock_tests::{RedisCluster, TestRt};
+use tracklock_tests::{RedisCluster, Rtt, TestRt};
 
 /// TTL written on every key (extended every second).
 pub const VALIDITY: Duration = Duration::from_secs(2);
+
+/// How soon a waiter must be woken by a release when the holder's validity
+/// is 10 s: 1.5 s on a quiet machine, or three round trips (the release, the
+/// invalidation, the waiter's `SET`) at the rate `rtt` measured, with
+/// headroom, when that is longer; capped at 4 s, well before the waiter's
+/// fallback (the holder's TTL, at least 5 s after an extension), so that
+/// only a wake-up by the release can meet it.
+pub fn handoff_bound(rtt: Rtt) -> Duration {
+    rtt.at_least(Duration::from_millis(1500), 3)
+        .min(Duration::from_secs(4))
+}
 
 /// Runs `body` on runtime `T` in its own thread, failing after `limit`.
 pub fn run<T, F, Fut>(limit: Duration, body: F)
