@@ -11,4 +11,20 @@ const SEEDS: u64 = 200;
 fn sim_refusals_batch() {
     let stats = batch("sim_refusals", Params::refusals, 1 << 30, SEEDS);
     assert!(stats.failed > 0 && stats.not_released > 0, "{stats}");
+    if stats.seeds < 50 {
+        return;
+    }
+    for fault in [
+        "refuse_oom",
+        "refuse_noperm",
+        "refuse_readonly",
+        "refuse_loading",
+        "refuse_busy",
+        "refuse_misconf",
+    ] {
+        assert!(
+            stats.faults.get(fault).copied().unwrap_or(0) > 0,
+            "no {fault} in the batch: {stats}"
+        );
+    }
 }

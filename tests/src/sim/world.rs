@@ -96,6 +96,10 @@ pub(crate) enum Ev {
         node: usize,
     },
     Fault,
+    /// A fault of a given kind (an index of `inject_fault`'s weights).
+    ForcedFault {
+        kind: usize,
+    },
     Prompt {
         index: usize,
     },
@@ -411,6 +415,16 @@ impl World {
             let t = self.rng.exp(mean) as u64 + 50 * MS;
             self.at(t, Ev::Fault);
         }
+        if self.p.crowd {
+            // A crowd's active phase is short: one error-reply window and
+            // one starved locker in it for sure, on top of the drawn faults.
+            for kind in [12, 13] {
+                let t = self
+                    .rng
+                    .range(50 * MS, (self.p.active * 3 / 4).max(51 * MS));
+                self.at(t, Ev::ForcedFault { kind });
+            }
+        }
         self.at(20 * MS, Ev::Liveness);
         self.at(self.p.active, Ev::EndActive);
         let hard_stop = self.p.active + 120_000 * MS;
@@ -540,9 +554,14 @@ impl World {
                     self.resume_locker(locker);
                 }
             }
+            Ev::ForcedFault { kind } => {
+                if self.phase == Phase::Active {
+                    self.inject_fault(Some(kind));
+                }
+            }
             Ev::Fault => {
                 if self.phase == Phase::Active {
-                    self.inject_fault();
+                    self.inject_fault(None);
                     if let Some(mean) = self.p.fault_interval() {
                         let t = self.now + self.rng.exp(mean) as u64 + 1;
                         self.at(t, Ev::Fault);
@@ -1186,7 +1205,8 @@ impl World {
 
     // ---- faults -------------------------------------------------------------
 
-    fn inject_fault(&mut self) {
+    /// Injects a fault of a kind drawn from the rates, or of kind `forced`.
+    fn inject_fault(&mut self, forced: Option<usize>) {
         let f = self.p.faults.clone();
         let weights = [
             f.partition,
@@ -1214,6 +1234,7 @@ impl World {
             }
             x -= w;
         }
+        let kind = forced.unwrap_or(kind);
         let l = self.rng.below(self.lockers.len() as u64) as usize;
         let n = self.rng.below(self.nodes.len() as u64) as usize;
         let v = self.validity_ns();
