@@ -28,6 +28,12 @@ mod rtt;
 mod server;
 pub mod sim;
 
+/// The README's Rust snippets, compiled as doctests exactly as printed
+/// (`rust,no_run`: they need a server at the address they name).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
+
 pub use admin::{Admin, Client};
 pub use cluster::{
     ClusterNode, RedisCluster, Role, CLUSTER_ENV, DEFAULT_NODE_TIMEOUT, SETTLE_TIMEOUT, SLOTS,
