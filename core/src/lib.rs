@@ -32,6 +32,7 @@ mod cluster;
 mod commands;
 mod config;
 mod conn;
+pub mod contract;
 mod engine;
 mod event;
 mod keys;

@@ -1,6 +1,6 @@
 //! The CI batch of the deterministic simulator: random profiles within the
 //! safety bounds (drift within `drift_ppm`, locker pauses below the margin),
-//! every SPEC §9 claim checked after every step; a quarter of the seeds run
+//! every claim of `tracklock_core::contract` §9 checked after every step; a quarter of the seeds run
 //! a simulated Redis Cluster (`sim_cluster` runs only those).
 //!
 //! `TRACKLOCK_SIM_SEEDS=N` runs N seeds; `TRACKLOCK_SIM_SEED=S` replays one

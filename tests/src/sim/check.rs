@@ -1,4 +1,4 @@
-//! The invariants of SPEC §9, checked as the run goes.
+//! The invariants of the behaviour contract (`tracklock_core::contract` §9), checked as the run goes.
 //!
 //! **Belief.** A worker believes it holds a lock from the engine's
 //! `Acquired` until it sees `Lost` or calls `unlock`. The world calls

@@ -22,7 +22,7 @@
 //!   seen through lagging per-node views, `MOVED`/`ASK`, `CLUSTER SHARDS`
 //!   and `SLOTS`); the world adds asynchronous replication, failover after
 //!   a node timeout, manual failover and slot migration.
-//! - [`check`] (module docs list the invariants): SPEC §9's claims, checked
+//! - [`check`] (module docs list the invariants): the behaviour contract (`tracklock_core::contract` §9), checked
 //!   after every step.
 //!
 //! One seed reproduces one run exactly: every choice comes from one

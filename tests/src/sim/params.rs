@@ -457,7 +457,7 @@ impl Params {
             (margin_ns as u128 * 1_000_000 / (1_000_000 + clock_ppm as u128)) as u64 - 1_000;
         let latency_base = *rng.pick(&[50_000u64, 500_000, 2 * MS, 5 * MS]);
         let latency_jitter = *rng.pick(&[0u64, 100_000, MS, 5 * MS]);
-        // SPEC §4: a key that has not answered within try_next_after counts
+        // contract §4 (`tracklock_core::contract`): a key that has not answered within try_next_after counts
         // as failed, so with a round trip above it no attempt can ever
         // succeed (a livelock the simulator found). Keep it above the
         // largest round trip, as a deployment must.
