@@ -621,7 +621,8 @@ mod refusals_overload {
             errors.first()
         );
         eprintln!("[{}] {too_slow} of 2000 try_lock were TooSlow", T::NAME);
-        let guards: Vec<_> = results.into_iter().map(|r| r.expect("checked")).collect();
+        // Every other result is a guard (checked above).
+        let guards: Vec<_> = results.into_iter().filter_map(Result::ok).collect();
         // Not asserted: on a starved machine 2,000 leases of 5 s may run out
         // before they are extended (then `unlock` is Ok and the keys expire).
         eprintln!(
