@@ -64,6 +64,15 @@ impl fmt::Display for LostReason {
     }
 }
 
+impl core::error::Error for LostReason {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LostReason::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// A command of a lock operation, as named in a [`ServerError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,6 +139,8 @@ impl fmt::Display for ServerError {
     }
 }
 
+impl core::error::Error for ServerError {}
+
 /// Why a lock request ended without the lock, other than
 /// [`Event::NotLocked`] (someone else was seen holding it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,8 +183,19 @@ impl fmt::Display for LockFailure {
     }
 }
 
+impl core::error::Error for LockFailure {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LockFailure::Refused(e) => Some(e),
+            LockFailure::Unavailable { error: Some(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Why a connection must be dropped, or could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The server answered the handshake with an error (its own text).
     Handshake(Text),
@@ -213,8 +235,11 @@ impl fmt::Display for NodeError {
     }
 }
 
+impl core::error::Error for NodeError {}
+
 /// Why [`crate::Engine::lock`] refused a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockError {
     /// The engine was closed.
     Closed,
@@ -237,8 +262,11 @@ impl fmt::Display for LockError {
     }
 }
 
+impl core::error::Error for LockError {}
+
 /// An output of the engine, drained with [`crate::Engine::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake on `node` finished; locks can use it.
     NodeReady {

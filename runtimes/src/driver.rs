@@ -52,7 +52,6 @@ use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
 use tracklock_core::{
     Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
-    Topology,
 };
 
 use crate::runtime::{deadline_after, MAX_WAIT};
@@ -270,6 +269,8 @@ impl Shared {
                         self.wakers.extend(slot.waker.take());
                     }
                 }
+                // Events of a newer core that this version does not use.
+                _ => {}
             }
         }
     }
@@ -384,24 +385,13 @@ impl Shared {
     /// `connect` cannot succeed any more: the error to report (that of the
     /// lowest failed node), else `None`.
     fn startup_failure(&mut self) -> Option<Error> {
-        let topology = self.engine.config().topology;
-        let impossible = match topology {
-            Topology::Single => self.nodes.first().is_some_and(NodeState::is_failed),
-            Topology::Instances(n) => {
-                let n = usize::from(n).max(1);
-                let c = self.engine.config();
-                let alive = (0..c.key_count())
-                    .filter(|k| self.nodes.get(k % n).is_some_and(|s| !s.is_failed()))
-                    .count();
-                alive < usize::from(c.key_majority)
-            }
-            Topology::Cluster(seeds) => self
-                .nodes
-                .iter()
-                .take(usize::from(seeds))
-                .all(NodeState::is_failed),
+        let nodes = &self.nodes;
+        let failed = |node: NodeId| {
+            nodes
+                .get(usize::from(node.0))
+                .is_some_and(NodeState::is_failed)
         };
-        if !impossible {
+        if self.engine.can_become_usable(failed) {
             return None;
         }
         let failed = self.nodes.iter_mut().filter(|n| n.is_failed());

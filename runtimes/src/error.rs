@@ -122,6 +122,10 @@ pub enum Error {
     /// anything is sent.
     #[error("lock name is longer than 1 MiB")]
     NameTooLong,
+    /// The engine cannot take one more lock request (only in a build of
+    /// `tracklock-core` without `alloc`, whose collections are fixed).
+    #[error("the engine's capacity for lock requests is exhausted")]
+    CapacityExceeded,
     /// A `redis://` URL that [`crate::Options::from_url`] cannot use. The
     /// message never repeats the URL (it may hold a password).
     #[error("invalid Redis URL: {0}")]
@@ -185,7 +189,9 @@ impl Error {
             LockError::Closed => Error::Closed,
             LockError::EmptyName => Error::InvalidName,
             LockError::NameTooLong => Error::NameTooLong,
-            LockError::CapacityExceeded => Error::Config(ConfigError::TooLong),
+            LockError::CapacityExceeded => Error::CapacityExceeded,
+            // A refusal of a newer core: no request was made.
+            _ => Error::CapacityExceeded,
         }
     }
 

@@ -41,54 +41,65 @@ impl fmt::Display for Mode {
 /// [`Options::from_url`] and the setters; every value is checked when the
 /// locker connects (or by [`Options::to_config`]).
 ///
-/// The defaults make a locker mutually exclusive with Go `rueidislock`
-/// lockers that use the default prefix and majority.
+/// The lock settings are a [`tracklock_core::Config`], which the setters
+/// fill in; the mode, the addresses and the connect timeout are the
+/// runtime's part. The defaults make a locker mutually exclusive with Go
+/// `rueidislock` lockers that use the default prefix and majority.
+///
+/// ```
+/// use std::time::Duration;
+/// use tracklock::{Error, Options};
+///
+/// let options = Options::new("127.0.0.1:6379")
+///     .prefix("app:locks")
+///     .validity(Duration::from_secs(10))
+///     .client_name("billing");
+/// assert_eq!(options.to_config()?.validity(), Duration::from_secs(10));
+///
+/// // Bad values are refused with an error naming the option.
+/// let bad = Options::new("127.0.0.1:6379").validity(Duration::ZERO);
+/// assert!(matches!(bad.to_config(), Err(Error::Config(_))));
+///
+/// let from_url = Options::from_url("redis://:secret@127.0.0.1:6379/2")?;
+/// assert_eq!(from_url.address(), "127.0.0.1:6379");
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Options {
     mode: Mode,
     addrs: Vec<String>,
-    username: Option<String>,
-    password: Option<String>,
-    database: u32,
-    client_name: Option<String>,
-    prefix: String,
-    key_majority: u8,
-    validity: Duration,
-    extend_interval: Option<Duration>,
-    try_next_after: Duration,
-    drift: f64,
-    margin: Duration,
-    noloop: NoLoop,
-    client_caching: bool,
-    absolute_ttl: bool,
-    ping_interval: Duration,
-    connect_timeout: Duration,
-    local_handoff: u8,
+    /// Every lock setting; its topology is derived from `mode` and `addrs`
+    /// by [`Options::to_config`], and its handshake timeout is the connect
+    /// timeout.
+    config: Config,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Config`'s `Debug` hides the password.
         f.debug_struct("Options")
             .field("mode", &self.mode)
             .field("addrs", &self.addrs)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("database", &self.database)
-            .field("client_name", &self.client_name)
-            .field("prefix", &self.prefix)
-            .field("key_majority", &self.key_majority)
-            .field("validity", &self.validity)
-            .field("extend_interval", &self.extend_interval)
-            .field("try_next_after", &self.try_next_after)
-            .field("drift", &self.drift)
-            .field("margin", &self.margin)
-            .field("noloop", &self.noloop)
-            .field("client_caching", &self.client_caching)
-            .field("absolute_ttl", &self.absolute_ttl)
-            .field("ping_interval", &self.ping_interval)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("local_handoff", &self.local_handoff)
+            .field("config", &self.config)
             .finish()
+    }
+}
+
+/// `s` as the engine's text. The runtimes build the core with `alloc`, where
+/// a [`Text`] holds any string whole (nothing is truncated).
+fn text(s: impl Into<String>) -> Text {
+    Text::from_str_truncated(&s.into())
+}
+
+/// `drift` (a fraction) in parts per million. A fraction outside
+/// `0.0..0.5`, or not a number, maps to a value that
+/// [`Config::validate`] refuses with [`ConfigError::Drift`].
+fn drift_ppm(drift: f64) -> u32 {
+    if drift.is_finite() && (0.0..0.5).contains(&drift) {
+        // At most 499 999 by the range check.
+        (drift * 1e6).round().min(499_999.0) as u32
+    } else {
+        u32::MAX
     }
 }
 
@@ -130,27 +141,10 @@ impl Options {
     }
 
     fn with_mode(mode: Mode, addrs: Vec<String>) -> Options {
-        let d = Config::default();
         Options {
             mode,
             addrs,
-            username: None,
-            password: None,
-            database: d.database,
-            client_name: None,
-            prefix: d.prefix.as_str().to_owned(),
-            key_majority: d.key_majority,
-            validity: d.validity,
-            extend_interval: d.extend_interval,
-            try_next_after: d.try_next_after,
-            drift: f64::from(d.drift_ppm) / 1e6,
-            margin: d.margin,
-            noloop: d.noloop,
-            client_caching: d.client_caching,
-            absolute_ttl: d.ttl_mode == TtlMode::Absolute,
-            ping_interval: d.ping_interval,
-            connect_timeout: Duration::from_secs(5),
-            local_handoff: d.local_handoff,
+            config: Config::default(),
         }
     }
 
@@ -215,23 +209,23 @@ impl Options {
                 return bad("bad percent-encoding in the user name");
             };
             if !user.is_empty() {
-                o.username = Some(user);
+                o = o.username(user);
             }
             if let Some(pass) = pass {
                 let Some(pass) = percent_decode(pass) else {
                     return bad("bad percent-encoding in the password");
                 };
-                o.password = Some(pass);
+                o = o.password(pass);
             }
         }
         let db = path.trim_end_matches('/');
         if !db.is_empty() {
             match db.parse::<u32>() {
-                Ok(db) => o.database = db,
+                Ok(db) => o = o.database(db),
                 Err(_) => return bad("the path must be a database number, like /0"),
             }
         }
-        if mode == Mode::Cluster && o.database != 0 {
+        if mode == Mode::Cluster && o.config.database() != 0 {
             return bad("a Redis Cluster has only database 0");
         }
         Ok(o)
@@ -239,13 +233,13 @@ impl Options {
 
     /// `AUTH` user name (ACL); needs a password too.
     pub fn username(mut self, v: impl Into<String>) -> Self {
-        self.username = Some(v.into());
+        self.config = self.config.with_username(Some(text(v)));
         self
     }
 
     /// `AUTH` password (with the `default` user unless a user name is set).
     pub fn password(mut self, v: impl Into<String>) -> Self {
-        self.password = Some(v.into());
+        self.config = self.config.with_password(Some(text(v)));
         self
     }
 
@@ -253,13 +247,13 @@ impl Options {
     /// across databases; the key layout is per database. A Redis Cluster has
     /// only database 0.
     pub fn database(mut self, v: u32) -> Self {
-        self.database = v;
+        self.config = self.config.with_database(v);
         self
     }
 
     /// Connection name (`CLIENT SETNAME`, sent with `HELLO`).
     pub fn client_name(mut self, v: impl Into<String>) -> Self {
-        self.client_name = Some(v.into());
+        self.config = self.config.with_client_name(Some(text(v)));
         self
     }
 
@@ -273,13 +267,13 @@ impl Options {
     /// with different prefixes never contend (`a:0:b` would share key
     /// `a:0:b:0:x` with the name `b:0:x` under prefix `a`).
     pub fn prefix(mut self, v: impl Into<String>) -> Self {
-        self.prefix = v.into();
+        self.config = self.config.with_prefix(text(v));
         self
     }
 
     /// `m`: a lock is held while `m` of its `2m-1` keys are held (default 2).
     pub fn key_majority(mut self, v: u8) -> Self {
-        self.key_majority = v;
+        self.config = self.config.with_key_majority(v);
         self
     }
 
@@ -288,7 +282,7 @@ impl Options {
     /// after drift and margin is at least 10 ms
     /// ([`Config::MIN_LEASE`](tracklock_core::Config::MIN_LEASE)).
     pub fn validity(mut self, v: Duration) -> Self {
-        self.validity = v;
+        self.config = self.config.with_validity(v);
         self
     }
 
@@ -297,7 +291,7 @@ impl Options {
     /// after drift and margin), or locks would expire before their first
     /// extension.
     pub fn extend_interval(mut self, v: Duration) -> Self {
-        self.extend_interval = Some(v);
+        self.config = self.config.with_extend_interval(Some(v));
         self
     }
 
@@ -308,28 +302,28 @@ impl Options {
     /// or with its connection, whose health check (`ping_interval`) finds a
     /// server that stopped answering.
     pub fn try_next_after(mut self, v: Duration) -> Self {
-        self.try_next_after = v;
+        self.config = self.config.with_try_next_after(v);
         self
     }
 
     /// Bound on the relative clock-rate error between client and server, as
     /// a fraction (default 0.01, i.e. 1 %; must be in `0.0..0.5`).
     pub fn drift(mut self, v: f64) -> Self {
-        self.drift = v;
+        self.config = self.config.with_drift_ppm(drift_ppm(v));
         self
     }
 
     /// Safety margin taken off every lease (default 5 ms). Checked when
     /// connecting: the lease left must be at least 10 ms.
     pub fn margin(mut self, v: Duration) -> Self {
-        self.margin = v;
+        self.config = self.config.with_margin(v);
         self
     }
 
     /// Whether tracking uses `NOLOOP` (default [`NoLoop::Auto`]: on for
     /// Redis >= 7.0.5).
     pub fn noloop(mut self, v: NoLoop) -> Self {
-        self.noloop = v;
+        self.config = self.config.with_noloop(v);
         self
     }
 
@@ -337,14 +331,18 @@ impl Options {
     /// providers without `CLIENT TRACKING`, waiters then poll every
     /// `try_next_after` (default true).
     pub fn client_caching(mut self, v: bool) -> Self {
-        self.client_caching = v;
+        self.config = self.config.with_client_caching(v);
         self
     }
 
     /// Absolute TTLs (`PXAT`/`PEXPIREAT`, as Go's `rueidislock` writes) from
     /// this machine's wall clock instead of relative ones (default false).
     pub fn absolute_ttl(mut self, v: bool) -> Self {
-        self.absolute_ttl = v;
+        self.config = self.config.with_ttl_mode(if v {
+            TtlMode::Absolute
+        } else {
+            TtlMode::Relative
+        });
         self
     }
 
@@ -352,7 +350,7 @@ impl Options {
     /// ping stays unanswered as long again (default 1 s). Checked when
     /// connecting: at least 10 ms; a huge value saturates (never pinged).
     pub fn ping_interval(mut self, v: Duration) -> Self {
-        self.ping_interval = v;
+        self.config = self.config.with_ping_interval(v);
         self
     }
 
@@ -362,7 +360,7 @@ impl Options {
     /// consecutive times; then the lock is released to Redis and other
     /// lockers get their chance, so none is starved.
     pub fn local_handoff(mut self, max: u8) -> Self {
-        self.local_handoff = max;
+        self.config = self.config.with_local_handoff(max);
         self
     }
 
@@ -372,7 +370,9 @@ impl Options {
     /// ([`ConfigError::ConnectTimeout`]); a huge value, up to
     /// [`Duration::MAX`], saturates (waits for about a century).
     pub fn connect_timeout(mut self, v: Duration) -> Self {
-        self.connect_timeout = v;
+        // The driver bounds TCP connect plus handshake by it; the engine's
+        // own handshake bound must not cut it shorter.
+        self.config = self.config.with_handshake_timeout(v);
         self
     }
 
@@ -423,7 +423,7 @@ impl Options {
     }
 
     pub(crate) fn connect_timeout_value(&self) -> Duration {
-        self.connect_timeout
+        self.config.handshake_timeout()
     }
 
     /// The engine configuration, after checking every option; the error
@@ -443,46 +443,14 @@ impl Options {
             Mode::Cluster => Topology::Cluster(n16),
             Mode::Instances => Topology::Instances(n16),
         };
-        let text = |s: &str| Text::new(s).ok_or(ConfigError::TooLong);
-        if !(self.drift.is_finite() && (0.0..0.5).contains(&self.drift)) {
-            return Err(ConfigError::Drift.into());
-        }
-        if self.connect_timeout < Config::MIN_HANDSHAKE_TIMEOUT {
+        // Named as the runtime's option, not as the engine's.
+        if self.config.handshake_timeout() < Config::MIN_HANDSHAKE_TIMEOUT {
             return Err(ConfigError::ConnectTimeout.into());
         }
-        // Fields core adds later keep their defaults.
-        #[allow(clippy::needless_update)]
-        let config = Config {
-            prefix: text(&self.prefix)?,
-            key_majority: self.key_majority,
-            validity: self.validity,
-            extend_interval: self.extend_interval,
-            try_next_after: self.try_next_after,
-            // In range by the check above: at most 499 999.
-            drift_ppm: (self.drift * 1e6).round().min(499_999.0) as u32,
-            margin: self.margin,
-            noloop: self.noloop,
-            client_caching: self.client_caching,
-            ttl_mode: if self.absolute_ttl {
-                TtlMode::Absolute
-            } else {
-                TtlMode::Relative
-            },
-            username: self.username.as_deref().map(text).transpose()?,
-            password: self.password.as_deref().map(text).transpose()?,
-            client_name: self.client_name.as_deref().map(text).transpose()?,
-            database: self.database,
-            ping_interval: self.ping_interval,
-            // The driver bounds TCP connect plus handshake by the connect
-            // timeout; the engine's own bound must not cut it shorter.
-            handshake_timeout: self.connect_timeout,
-            local_handoff: self.local_handoff,
-            topology,
-            ..Config::default()
-        };
+        let config = self.config.clone().with_topology(topology);
         config.validate()?;
         if self.mode == Mode::Instances {
-            check_instances(n, usize::from(self.key_majority))?;
+            check_instances(n, usize::from(config.key_majority()))?;
         }
         Ok(config)
     }
@@ -614,19 +582,19 @@ mod tests {
         let o = Options::new("127.0.0.1:6379");
         assert_eq!(o.address(), "127.0.0.1:6379");
         let c = o.to_config().unwrap();
-        assert_eq!(c.prefix.as_str(), "rueidislock");
-        assert_eq!(c.key_majority, 2);
-        assert_eq!(c.validity, Duration::from_secs(5));
+        assert_eq!(c.prefix(), "rueidislock");
+        assert_eq!(c.key_majority(), 2);
+        assert_eq!(c.validity(), Duration::from_secs(5));
         assert_eq!(c.effective_extend_interval(), Duration::from_millis(2500));
-        assert_eq!(c.try_next_after, Duration::from_millis(20));
-        assert_eq!(c.drift_ppm, 10_000);
-        assert_eq!(c.margin, Duration::from_millis(5));
-        assert_eq!(c.noloop, NoLoop::Auto);
-        assert!(c.client_caching);
-        assert_eq!(c.ttl_mode, TtlMode::Relative);
-        assert_eq!(c.ping_interval, Duration::from_secs(1));
-        assert_eq!(c.database, 0);
-        assert!(c.username.is_none() && c.password.is_none() && c.client_name.is_none());
+        assert_eq!(c.try_next_after(), Duration::from_millis(20));
+        assert_eq!(c.drift_ppm(), 10_000);
+        assert_eq!(c.margin(), Duration::from_millis(5));
+        assert_eq!(c.noloop(), NoLoop::Auto);
+        assert!(c.client_caching());
+        assert_eq!(c.ttl_mode(), TtlMode::Relative);
+        assert_eq!(c.ping_interval(), Duration::from_secs(1));
+        assert_eq!(c.database(), 0);
+        assert!(c.username().is_none() && c.password().is_none() && c.client_name().is_none());
         assert_eq!(o.connect_timeout_value(), Duration::from_secs(5));
     }
 
@@ -651,21 +619,21 @@ mod tests {
             .connect_timeout(Duration::from_secs(1))
             .to_config()
             .unwrap();
-        assert_eq!(c.username.unwrap().as_str(), "u");
-        assert_eq!(c.password.unwrap().as_str(), "p");
-        assert_eq!(c.database, 3);
-        assert_eq!(c.client_name.unwrap().as_str(), "me");
-        assert_eq!(c.prefix.as_str(), "locks");
-        assert_eq!(c.key_majority, 3);
-        assert_eq!(c.validity, Duration::from_secs(10));
-        assert_eq!(c.extend_interval, Some(Duration::from_secs(2)));
-        assert_eq!(c.try_next_after, Duration::from_millis(50));
-        assert_eq!(c.drift_ppm, 20_000);
-        assert_eq!(c.margin, Duration::from_millis(7));
-        assert_eq!(c.noloop, NoLoop::On);
-        assert!(!c.client_caching);
-        assert_eq!(c.ttl_mode, TtlMode::Absolute);
-        assert_eq!(c.ping_interval, Duration::from_millis(500));
+        assert_eq!(c.username(), Some("u"));
+        assert_eq!(c.password(), Some("p"));
+        assert_eq!(c.database(), 3);
+        assert_eq!(c.client_name(), Some("me"));
+        assert_eq!(c.prefix(), "locks");
+        assert_eq!(c.key_majority(), 3);
+        assert_eq!(c.validity(), Duration::from_secs(10));
+        assert_eq!(c.extend_interval(), Some(Duration::from_secs(2)));
+        assert_eq!(c.try_next_after(), Duration::from_millis(50));
+        assert_eq!(c.drift_ppm(), 20_000);
+        assert_eq!(c.margin(), Duration::from_millis(7));
+        assert_eq!(c.noloop(), NoLoop::On);
+        assert!(!c.client_caching());
+        assert_eq!(c.ttl_mode(), TtlMode::Absolute);
+        assert_eq!(c.ping_interval(), Duration::from_millis(500));
     }
 
     #[test]
@@ -724,29 +692,29 @@ mod tests {
     fn url_full() {
         let o = Options::from_url("redis://alice:s%40cret@redis.example:6380/2").unwrap();
         assert_eq!(o.address(), "redis.example:6380");
-        assert_eq!(o.username.as_deref(), Some("alice"));
-        assert_eq!(o.password.as_deref(), Some("s@cret"));
-        assert_eq!(o.database, 2);
+        assert_eq!(o.config.username(), Some("alice"));
+        assert_eq!(o.config.password(), Some("s@cret"));
+        assert_eq!(o.config.database(), 2);
     }
 
     #[test]
     fn url_variants() {
         let o = Options::from_url("redis://localhost").unwrap();
         assert_eq!(o.address(), "localhost:6379");
-        assert_eq!(o.database, 0);
-        assert!(o.username.is_none() && o.password.is_none());
+        assert_eq!(o.config.database(), 0);
+        assert!(o.config.username().is_none() && o.config.password().is_none());
 
         let o = Options::from_url("REDIS://127.0.0.1:7000/").unwrap();
         assert_eq!(o.address(), "127.0.0.1:7000");
 
         let o = Options::from_url("redis://:pw@h").unwrap();
-        assert!(o.username.is_none());
-        assert_eq!(o.password.as_deref(), Some("pw"));
+        assert!(o.config.username().is_none());
+        assert_eq!(o.config.password(), Some("pw"));
 
         let o = Options::from_url("redis://u:p:q@h/15").unwrap();
-        assert_eq!(o.username.as_deref(), Some("u"));
-        assert_eq!(o.password.as_deref(), Some("p:q"));
-        assert_eq!(o.database, 15);
+        assert_eq!(o.config.username(), Some("u"));
+        assert_eq!(o.config.password(), Some("p:q"));
+        assert_eq!(o.config.database(), 15);
 
         let o = Options::from_url("redis://[::1]:6390/1").unwrap();
         assert_eq!(o.address(), "[::1]:6390");
@@ -804,13 +772,13 @@ mod tests {
         let o = Options::new("h:1");
         assert_eq!(o.mode(), Mode::Single);
         assert_eq!(o.addresses(), ["h:1"]);
-        assert_eq!(o.to_config().unwrap().topology, Topology::Single);
+        assert_eq!(o.to_config().unwrap().topology(), Topology::Single);
 
         let o = Options::cluster(["a:7000", "b:7001"]);
         assert_eq!(o.mode(), Mode::Cluster);
         assert_eq!(o.address(), "a:7000");
         assert_eq!(o.addresses(), ["a:7000", "b:7001"]);
-        assert_eq!(o.to_config().unwrap().topology, Topology::Cluster(2));
+        assert_eq!(o.to_config().unwrap().topology(), Topology::Cluster(2));
 
         let o = Options::instances(vec![
             "a:1".to_owned(),
@@ -818,7 +786,7 @@ mod tests {
             "[::1]:3".to_owned(),
         ]);
         assert_eq!(o.mode(), Mode::Instances);
-        assert_eq!(o.to_config().unwrap().topology, Topology::Instances(3));
+        assert_eq!(o.to_config().unwrap().topology(), Topology::Instances(3));
         assert_eq!(
             o.endpoints().unwrap(),
             [("a".into(), 1), ("b".into(), 2), ("::1".into(), 3)]
@@ -939,20 +907,20 @@ mod tests {
         let o = Options::from_url("redis+cluster://a:7000,b:7001").unwrap();
         assert_eq!(o.mode(), Mode::Cluster);
         assert_eq!(o.addresses(), ["a:7000", "b:7001"]);
-        assert_eq!(o.to_config().unwrap().topology, Topology::Cluster(2));
+        assert_eq!(o.to_config().unwrap().topology(), Topology::Cluster(2));
 
         let o = Options::from_url("REDIS+CLUSTER://u:p%2Cw@[::1]:7000,b/0").unwrap();
         assert_eq!(o.mode(), Mode::Cluster);
         assert_eq!(o.addresses(), ["[::1]:7000", "b:6379"]);
-        assert_eq!(o.username.as_deref(), Some("u"));
-        assert_eq!(o.password.as_deref(), Some("p,w"));
+        assert_eq!(o.config.username(), Some("u"));
+        assert_eq!(o.config.password(), Some("p,w"));
 
         let o = Options::from_url("redis+instances://:pw@h1:1,h2,h3:3/2").unwrap();
         assert_eq!(o.mode(), Mode::Instances);
         assert_eq!(o.addresses(), ["h1:1", "h2:6379", "h3:3"]);
-        assert_eq!(o.password.as_deref(), Some("pw"));
-        assert_eq!(o.database, 2);
-        assert_eq!(o.to_config().unwrap().topology, Topology::Instances(3));
+        assert_eq!(o.config.password(), Some("pw"));
+        assert_eq!(o.config.database(), 2);
+        assert_eq!(o.to_config().unwrap().topology(), Topology::Instances(3));
 
         // One host is fine in every mode.
         let o = Options::from_url("redis+cluster://seed").unwrap();
