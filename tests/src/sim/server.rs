@@ -360,11 +360,14 @@ fn invalidation(out: &mut Vec<u8>, key: Option<&[u8]>) {
     }
 }
 
+/// A command's arguments, the name first.
+type Args = Vec<Vec<u8>>;
+
 /// Reads one command (an array of bulk strings, the only form the engine
 /// writes) from the front of `buf`: `Ok(None)` while incomplete, `Err` for
 /// anything else. The simulated server has its own reader, as Redis does,
 /// so a bug in the engine's RESP3 reader cannot hide one in its writer.
-fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ()> {
+fn parse_command(buf: &[u8]) -> Result<Option<(Args, usize)>, ()> {
     /// `<tag><digits>\r\n` at `buf[at..]`: the number and where it ends.
     fn header(buf: &[u8], at: usize, tag: u8) -> Result<Option<(usize, usize)>, ()> {
         let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else {
