@@ -25,6 +25,7 @@ impl LockId {
 
 /// How a lock request behaves when the lock is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockMode {
     /// Retry until acquired (`lock`).
     Wait,
