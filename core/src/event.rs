@@ -25,6 +25,7 @@ impl LockId {
 
 /// How a lock request behaves when the lock is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockMode {
     /// Retry until acquired (`lock`).
     Wait,
@@ -60,6 +61,15 @@ impl fmt::Display for LostReason {
             LostReason::Expired => f.write_str("the lease ran out before it could be extended"),
             LostReason::Closed => f.write_str("the locker was closed"),
             LostReason::Refused(e) => write!(f, "the lock could not be extended: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LostReason {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LostReason::Refused(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -130,6 +140,8 @@ impl fmt::Display for ServerError {
     }
 }
 
+impl core::error::Error for ServerError {}
+
 /// Why a lock request ended without the lock, other than
 /// [`Event::NotLocked`] (someone else was seen holding it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,8 +184,19 @@ impl fmt::Display for LockFailure {
     }
 }
 
+impl core::error::Error for LockFailure {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LockFailure::Refused(e) => Some(e),
+            LockFailure::Unavailable { error: Some(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Why a connection must be dropped, or could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeError {
     /// The server answered the handshake with an error (its own text).
     Handshake(Text),
@@ -213,8 +236,11 @@ impl fmt::Display for NodeError {
     }
 }
 
+impl core::error::Error for NodeError {}
+
 /// Why [`crate::Engine::lock`] refused a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockError {
     /// The engine was closed.
     Closed,
@@ -237,8 +263,11 @@ impl fmt::Display for LockError {
     }
 }
 
+impl core::error::Error for LockError {}
+
 /// An output of the engine, drained with [`crate::Engine::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake on `node` finished; locks can use it.
     NodeReady {

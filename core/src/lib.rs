@@ -38,7 +38,13 @@ mod event;
 mod keys;
 mod lease;
 mod lock;
+// The RESP3 reader and writer are internals; the fuzz targets (`fuzz/`,
+// built with `--cfg fuzzing`) reach them directly, as quinn-proto's do.
+mod quorum;
+#[cfg(fuzzing)]
 pub mod resp;
+#[cfg(not(fuzzing))]
+mod resp;
 mod routing;
 mod scripts;
 mod storage;
@@ -68,6 +74,11 @@ pub fn key_slot(key: &[u8]) -> u16 {
 /// attempt: such a name is a bug in the caller, refused with
 /// [`LockError::NameTooLong`] before anything is sent.
 pub const MAX_NAME_LEN: usize = 1 << 20;
+
+/// How long a runtime lets the releases sent by [`Engine::close`] be
+/// answered before it drops the connections anyway: 1 s. Keys whose release
+/// is not answered by then expire by their TTL.
+pub const CLOSE_GRACE: core::time::Duration = core::time::Duration::from_secs(1);
 
 /// True when built with the `alloc` feature (growable storage), false in the
 /// fixed-capacity build whose limits are in [`capacity`].

@@ -8,11 +8,9 @@ use tracklock_core::{Config, ConfigError, Text};
 
 /// The prefix check, through the public validation.
 fn validate_prefix(p: &str) -> Result<(), ConfigError> {
-    Config {
-        prefix: Text::new(p).expect("fits"),
-        ..Config::default()
-    }
-    .validate()
+    Config::default()
+        .with_prefix(Text::new(p).expect("fits"))
+        .validate()
 }
 
 /// Every string over `alphabet` of length `1..=max`.

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use tracklock_core::resp::{parse, Frame};
+use redis_protocol::resp3::decode::complete::decode;
+use redis_protocol::resp3::types::OwnedFrame;
 use tracklock_core::{
     Config, ConfigError, Engine, Event, Instant, LockMode, NodeId, Topology, TtlMode,
 };
@@ -47,17 +48,17 @@ fn instants() -> Vec<Instant> {
     .to_vec()
 }
 
-type Setter = fn(&mut Config, Duration);
+type Setter = fn(Config, Duration) -> Config;
 
-/// Every duration field of [`Config`], by name.
+/// Every duration option of [`Config`], by name.
 fn fields() -> Vec<(&'static str, Setter)> {
     vec![
-        ("validity", |c, d| c.validity = d),
-        ("extend_interval", |c, d| c.extend_interval = Some(d)),
-        ("try_next_after", |c, d| c.try_next_after = d),
-        ("margin", |c, d| c.margin = d),
-        ("ping_interval", |c, d| c.ping_interval = d),
-        ("handshake_timeout", |c, d| c.handshake_timeout = d),
+        ("validity", Config::with_validity),
+        ("extend_interval", |c, d| c.with_extend_interval(Some(d))),
+        ("try_next_after", Config::with_try_next_after),
+        ("margin", Config::with_margin),
+        ("ping_interval", Config::with_ping_interval),
+        ("handshake_timeout", Config::with_handshake_timeout),
     ]
 }
 
@@ -75,17 +76,17 @@ fn answer(e: &mut Engine, now: Instant, validity_ms: u64) -> Vec<Event> {
         e.consume_transmit(N0, out.len());
         let mut replies = Vec::new();
         let mut rest = &out[..];
-        while let Ok(Some((frame, n))) = parse(rest) {
+        // `redis-protocol` reads the commands: the engine's own reader is
+        // private.
+        while let Ok(Some((frame, n))) = decode(rest) {
             rest = &rest[n..];
-            let Frame::Array(args) = frame else {
+            let OwnedFrame::Array { data: args, .. } = frame else {
                 panic!("not a command: {frame:?}");
             };
-            let name = args
-                .iter()
-                .next()
-                .and_then(|f| f.as_bytes())
-                .unwrap_or_default()
-                .to_ascii_uppercase();
+            let name = match args.first() {
+                Some(OwnedFrame::BlobString { data, .. }) => data.to_ascii_uppercase(),
+                _ => Vec::new(),
+            };
             match &name[..] {
                 b"HELLO" => replies.extend_from_slice(HELLO_7015),
                 b"PTTL" => replies.extend_from_slice(format!(":{validity_ms}\r\n").as_bytes()),
@@ -118,7 +119,7 @@ fn answer(e: &mut Engine, now: Instant, validity_ms: u64) -> Vec<Event> {
 /// "now", so they need not.
 fn drive(config: &Config, start: Instant) {
     let room = start < Instant::from_nanos(u64::MAX);
-    let validity_ms = u64::try_from(config.validity.as_millis()).unwrap_or(u64::MAX);
+    let validity_ms = u64::try_from(config.validity().as_millis()).unwrap_or(u64::MAX);
     let mut e = Engine::new(config.clone(), [9; 32]).expect("validated config");
     e.set_unix_time(start, 1_700_000_000_000);
     e.handle_connected(N0, start);
@@ -168,18 +169,13 @@ fn variants() -> Vec<Config> {
     let base = Config::default();
     vec![
         base.clone(),
-        Config {
-            ttl_mode: TtlMode::Absolute,
-            client_caching: false,
-            ..base.clone()
-        },
-        Config {
-            key_majority: 3,
-            topology: Topology::Instances(1),
-            drift_ppm: 0,
-            margin: Duration::ZERO,
-            ..base
-        },
+        base.clone()
+            .with_ttl_mode(TtlMode::Absolute)
+            .with_client_caching(false),
+        base.with_key_majority(3)
+            .with_topology(Topology::Instances(1))
+            .with_drift_ppm(0)
+            .with_margin(Duration::ZERO),
     ]
 }
 
@@ -190,8 +186,7 @@ fn every_duration_option_is_refused_by_name_or_never_panics() {
     for base in variants() {
         for (name, set) in fields() {
             for d in durations() {
-                let mut c = base.clone();
-                set(&mut c, d);
+                let c = set(base.clone(), d);
                 match c.validate() {
                     Ok(()) => {
                         accepted += 1;
@@ -232,32 +227,19 @@ fn huge_durations_are_accepted_where_they_can_work() {
         drive(&c, Instant::from_nanos(0));
         drive(&c, Instant::from_nanos(u64::MAX));
     };
-    ok(Config {
-        ping_interval: huge,
-        handshake_timeout: huge,
-        ..Config::default()
-    });
-    ok(Config {
-        validity: valid_max,
-        ..Config::default()
-    });
-    ok(Config {
-        validity: valid_max,
-        extend_interval: Some(valid_max / 3),
-        try_next_after: valid_max / 4,
-        margin: valid_max / 5,
-        ttl_mode: TtlMode::Absolute,
-        ..Config::default()
-    });
+    ok(Config::default()
+        .with_ping_interval(huge)
+        .with_handshake_timeout(huge));
+    ok(Config::default().with_validity(valid_max));
+    ok(Config::default()
+        .with_validity(valid_max)
+        .with_extend_interval(Some(valid_max / 3))
+        .with_try_next_after(valid_max / 4)
+        .with_margin(valid_max / 5)
+        .with_ttl_mode(TtlMode::Absolute));
     let too_long = |c: Config| assert_eq!(c.validate(), Err(ConfigError::ValidityTooLong));
-    too_long(Config {
-        validity: valid_max + Duration::from_millis(1),
-        ..Config::default()
-    });
-    too_long(Config {
-        validity: huge,
-        ..Config::default()
-    });
+    too_long(Config::default().with_validity(valid_max + Duration::from_millis(1)));
+    too_long(Config::default().with_validity(huge));
 }
 
 #[test]
@@ -269,77 +251,41 @@ fn lower_bounds_are_exact() {
         assert_eq!(c.validate().err(), want, "{c:?}");
     };
     let min = Config::MIN_PING_INTERVAL;
+    check(d.clone().with_ping_interval(min), None);
     check(
-        Config {
-            ping_interval: min,
-            ..d.clone()
-        },
-        None,
-    );
-    check(
-        Config {
-            ping_interval: min - ns(1),
-            ..d.clone()
-        },
+        d.clone().with_ping_interval(min - ns(1)),
         Some(ConfigError::PingInterval),
     );
     let min = Config::MIN_HANDSHAKE_TIMEOUT;
-    check(
-        Config {
-            handshake_timeout: min,
-            ..d.clone()
-        },
-        None,
-    );
+    check(d.clone().with_handshake_timeout(min), None);
     for t in [min - ns(1), Duration::ZERO] {
         check(
-            Config {
-                handshake_timeout: t,
-                ..d.clone()
-            },
+            d.clone().with_handshake_timeout(t),
             Some(ConfigError::HandshakeTimeout),
         );
     }
     let min = Config::MIN_EXTEND_INTERVAL;
+    check(d.clone().with_extend_interval(Some(min)), None);
     check(
-        Config {
-            extend_interval: Some(min),
-            ..d.clone()
-        },
-        None,
-    );
-    check(
-        Config {
-            extend_interval: Some(min - ns(1)),
-            ..d.clone()
-        },
+        d.clone().with_extend_interval(Some(min - ns(1))),
         Some(ConfigError::ExtendInterval),
     );
     let min = Config::MIN_TRY_NEXT_AFTER;
+    check(d.clone().with_try_next_after(min), None);
     check(
-        Config {
-            try_next_after: min,
-            ..d.clone()
-        },
-        None,
-    );
-    check(
-        Config {
-            try_next_after: min - ns(1),
-            ..d.clone()
-        },
+        d.clone().with_try_next_after(min - ns(1)),
         Some(ConfigError::TryNextAfter),
     );
 
     // The lease: validity 20 ms, no drift, margin 10 ms leaves exactly the
     // minimum (the default extend interval, 10 ms, is not below it).
-    let lease = |margin: Duration, ext: Option<Duration>| Config {
-        validity: ms(20),
-        drift_ppm: 0,
-        margin,
-        extend_interval: ext,
-        try_next_after: ms(5),
-        ..d.clone()
+    let lease = |margin: Duration, ext: Option<Duration>| {
+        d.clone()
+            .with_validity(ms(20))
+            .with_drift_ppm(0)
+            .with_margin(margin)
+            .with_extend_interval(ext)
+            .with_try_next_after(ms(5))
     };
     assert_eq!(lease(ms(10), None).lease(), Config::MIN_LEASE);
     check(
@@ -361,12 +307,11 @@ fn lower_bounds_are_exact() {
         Some(ConfigError::MarginTooLarge),
     );
     // 100 µs of lease (`lock()` might never return): refused.
-    let tiny = Config {
-        validity: ms(5),
-        margin: ms(5) - Duration::from_micros(100),
-        drift_ppm: 0,
-        ..d.clone()
-    };
+    let tiny = d
+        .clone()
+        .with_validity(ms(5))
+        .with_margin(ms(5) - Duration::from_micros(100))
+        .with_drift_ppm(0);
     check(
         tiny,
         Some(ConfigError::LeaseTooShort {
@@ -376,11 +321,7 @@ fn lower_bounds_are_exact() {
     // The default extend interval (validity / 2) after the lease: a large
     // drift and margin expire every lock before its first extension.
     check(
-        Config {
-            drift_ppm: 400_000,
-            margin: ms(500),
-            ..d.clone()
-        },
+        d.clone().with_drift_ppm(400_000).with_margin(ms(500)),
         Some(ConfigError::ExtendAfterLease {
             extend_interval: ms(2500),
             lease: ms(2500),
@@ -388,10 +329,7 @@ fn lower_bounds_are_exact() {
     );
     // Defaults are valid and majority 0 neither panics nor validates.
     check(d.clone(), None);
-    let zero = Config {
-        key_majority: 0,
-        ..d
-    };
+    let zero = d.with_key_majority(0);
     assert_eq!(zero.key_count(), 0);
     check(zero, Some(ConfigError::MajorityZero));
 }

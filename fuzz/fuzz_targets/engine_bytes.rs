@@ -57,10 +57,7 @@ fn answer_node0(e: &mut Engine, now: Instant) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let config = Config {
-        topology: Topology::Instances(2),
-        ..Config::default()
-    };
+    let config = Config::default().with_topology(Topology::Instances(2));
     let mut e = Engine::new(config, [3; 32]).unwrap();
     for node in [N0, N1] {
         e.handle_connected(node, ms(0));

@@ -1,65 +1,48 @@
-//! The one driver: the task that connects a node, moves bytes between the
-//! engine and the socket, fires the engine's timers, and reconnects.
-//!
-//! Written once against [`Runtime`]; runtime modules only spawn it.
-//!
-//! # Shape
-//!
-//! Every public call (lock, unlock, drop of a guard, close) only mutates the
-//! engine inside [`Inner::shared`] and raises the driver's [`Signal`]; the
-//! driver then writes whatever the engine queued, so commands issued by many
-//! tasks at once leave in one write.
+//! The per-node task: connects its node, moves bytes between the engine and
+//! the socket, fires the engine's timers, and reconnects. Written once
+//! against [`Runtime`]; runtimes only spawn it (as a [`Task`]).
 //!
 //! One task per node owns the stream (`embedded-io-async` `read` and `write`
 //! both take `&mut self`). Each turn it takes the lock once: hands in the
 //! bytes read, fires due timers, drains events (waking the futures they
 //! concern), moves the engine's transmit into its own buffer and reads the
 //! next deadline. Then, without the lock, it races one I/O step (write if
-//! anything is queued, else flush, else read) against the signal and the
-//! timer. Losing that race drops the pending `read`/`write` future; with the
-//! `embedded-io-adapters` wrappers this loses no data, because their `read`
-//! and `write` are one `poll_read`/`poll_write` of the inner stream, which
-//! either completes or has consumed/written nothing.
+//! anything is queued, else flush, else read) against its signal and the
+//! timer. Losing that race drops the pending `read`/`write` future, which
+//! [`Runtime::Stream`] requires to lose no data.
 //!
 //! On EOF, an I/O error, an engine `CloseConnection` or a handshake that does
 //! not finish within the connect timeout, the driver tells the engine
-//! ([`Engine::handle_disconnected`]) and reconnects with jittered exponential
-//! backoff (10 ms doubling to 1 s), still firing the engine's timers and
-//! serving wake-ups meanwhile: lock deadlines run on while disconnected.
+//! ([`tracklock_core::Engine::handle_disconnected`]) and reconnects with
+//! jittered exponential backoff (10 ms doubling to 1 s), still firing the
+//! engine's timers and serving wake-ups meanwhile: lock deadlines run on
+//! while disconnected.
 //!
-//! # Nodes
+//! In cluster mode the engine may add nodes at run time
+//! ([`tracklock_core::Event::NodeAdded`]): the driver that drained the
+//! event spawns the new node's driver after releasing the lock. A first
+//! connection that fails ends the driver in single mode (`connect` reports
+//! it); in the multi-node modes the driver keeps retrying, since the other
+//! nodes may be enough.
 //!
-//! The locker starts one driver per configured node. In cluster mode the
-//! engine may add nodes at run time ([`Event::NodeAdded`]): the event is
-//! recorded under the lock, and the driver that drained it spawns the new
-//! node's driver after releasing the lock, through the runtime's spawn
-//! function ([`Inner::spawn`]). A first connection that fails ends the
-//! driver in single mode (`connect` reports it); in the multi-node modes the
-//! driver keeps retrying, since the other nodes may be enough.
+//! [`Task`]: crate::Task
 
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
 use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
-use tracklock_core::{
-    Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
-    Topology,
-};
+use tracklock_core::{Instant, NodeError, NodeId};
 
-use crate::runtime::{deadline_after, MAX_WAIT};
+use crate::inner::{unix_ms, Inner, Signal};
+use crate::runtime::{connect_within, deadline_after};
+use crate::shared::Shared;
 use crate::{Error, Mode, Runtime};
 
-/// How long [`Inner::begin_close`] lets releases be answered.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// First reconnection delay (before jitter).
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest reconnection delay.
@@ -69,607 +52,39 @@ const RX_INITIAL: usize = 8 * 1024;
 /// A reply that does not fit this is refused (protocol error).
 const RX_MAX: usize = 16 * 1024 * 1024;
 
-/// State shared by the public handles and the drivers of one locker.
-pub(crate) struct Inner {
-    shared: Mutex<Shared>,
-    /// One per node (index = node id); grows when the engine adds a node.
-    /// Never locked together with [`Inner::shared`].
-    signals: RwLock<Vec<Arc<Signal>>>,
-    mode: Mode,
-    /// The configured addresses (for messages).
-    addrs: Box<[String]>,
-    origin: std::time::Instant,
-    clock: fn() -> std::time::Instant,
-    /// Spawns the driver of a node on the runtime: must call [`run`] for
-    /// the node (even when the runtime refuses the task), whose driver
-    /// state balances the `running` count reserved for it.
-    spawn: fn(Arc<Inner>, usize),
-    connect_timeout: Duration,
-    /// Seeds the drivers' backoff jitter.
-    jitter: u64,
-}
-
-/// A driver's wake-up: a flag plus the driver task's waker.
-struct Signal {
-    flag: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Signal {
-    fn new() -> Arc<Signal> {
-        Arc::new(Signal {
-            flag: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-        })
-    }
-
-    fn notify(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.flag.swap(false, Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        if self.flag.swap(false, Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// What the public futures of one lock request wait on.
-pub(crate) struct Slot {
-    pub(crate) state: State,
-    /// [`Event::Released`] arrived (after an explicit unlock).
-    pub(crate) released: bool,
-    /// [`Event::NotReleased`]: a release was refused.
-    pub(crate) release_error: Option<ServerError>,
-    /// The lock future, then the unlock future.
-    pub(crate) waker: Option<Waker>,
-    /// One entry per live `Guard::lost` future, `None` marking a free one.
-    /// An entry stays taken (`Some(None)`) after its waker was woken, until
-    /// its future completes or is dropped.
-    pub(crate) lost_wakers: Vec<Option<Option<Waker>>>,
-}
-
-/// A lock request as the public API sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum State {
-    Pending,
-    Held,
-    Lost(LostReason),
-    NotLocked,
-    Failed(LockFailure),
-    Closed,
-}
-
-impl Slot {
-    fn new() -> Self {
-        Slot {
-            state: State::Pending,
-            released: false,
-            release_error: None,
-            waker: None,
-            lost_wakers: Vec::new(),
-        }
-    }
-
-    fn wake_into(&mut self, out: &mut Vec<Waker>) {
-        out.extend(self.waker.take());
-        out.extend(
-            self.lost_wakers
-                .iter_mut()
-                .filter_map(|e| e.as_mut()?.take()),
-        );
-    }
-}
-
-#[derive(Default)]
-struct NodeState {
-    /// `host:port`.
-    addr: String,
-    /// A driver was (or is about to be) spawned for the node.
-    has_driver: bool,
-    /// Times the handshake finished on this node.
-    ready_count: u64,
-    /// The engine asked to drop this node's connection.
-    close_request: Option<NodeError>,
-    /// The first connection failed before any handshake finished.
-    failed_first: bool,
-    /// Why, until `connect` takes it to report.
-    first_error: Option<Error>,
-}
-
-impl NodeState {
-    /// A configured node (its driver is spawned with the locker).
-    fn new(addr: String) -> NodeState {
-        NodeState {
-            addr,
-            has_driver: true,
-            ..NodeState::default()
-        }
-    }
-
-    /// Failed its first connection and never became ready since.
-    fn is_failed(&self) -> bool {
-        self.failed_first && self.ready_count == 0
-    }
-}
-
-/// Everything behind the mutex.
-pub(crate) struct Shared {
-    pub(crate) engine: Engine,
-    pub(crate) slots: HashMap<LockId, Slot>,
-    nodes: Vec<NodeState>,
-    /// `close` was called (or every handle dropped).
-    closing: bool,
-    close_deadline: Option<Instant>,
-    /// Drivers still running.
-    running: usize,
-    /// Every driver has exited.
-    stopped: bool,
-    /// Nodes the engine added whose driver is not spawned yet.
-    added: Vec<usize>,
-    /// The latest connection failure of any node (for `connect`'s timeout).
-    last_error: Option<String>,
-    startup_waker: Option<Waker>,
-    close_wakers: Vec<Waker>,
-    /// Scratch list of wakers to wake, reused.
-    wakers: Vec<Waker>,
-}
-
-impl Shared {
-    /// Drains the engine's events into the slots, collecting wakers in
-    /// `self.wakers`.
-    fn dispatch(&mut self) {
-        while let Some(event) = self.engine.poll_event() {
-            match event {
-                Event::NodeReady { node } => {
-                    if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
-                        n.ready_count += 1;
-                    }
-                    self.wakers.extend(self.startup_waker.take());
-                }
-                Event::CloseConnection { node, error } => {
-                    if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
-                        n.close_request = Some(error);
-                    }
-                }
-                Event::NodeAdded { node } => {
-                    let idx = usize::from(node.0);
-                    while self.nodes.len() <= idx {
-                        self.nodes.push(NodeState::default());
-                    }
-                    if !self.nodes[idx].has_driver {
-                        self.nodes[idx].has_driver = true;
-                        self.nodes[idx].addr = self
-                            .engine
-                            .node_address(node)
-                            .map(|(host, port)| join_host_port(host, port))
-                            .unwrap_or_default();
-                        self.added.push(idx);
-                    }
-                }
-                Event::Acquired { id } => self.set_state(id, State::Held),
-                Event::NotLocked { id } => self.set_state(id, State::NotLocked),
-                Event::Failed { id, error } => self.set_state(id, State::Failed(error)),
-                Event::NotReleased { id, error } => {
-                    if let Some(slot) = self.slots.get_mut(&id) {
-                        slot.release_error = Some(error);
-                    }
-                }
-                Event::Closed { id } => self.set_state(id, State::Closed),
-                Event::Lost { id, reason } => self.set_state(id, State::Lost(reason)),
-                Event::Released { id } => {
-                    if let Some(slot) = self.slots.get_mut(&id) {
-                        slot.released = true;
-                        self.wakers.extend(slot.waker.take());
-                    }
-                }
-            }
-        }
-    }
-
-    fn set_state(&mut self, id: LockId, state: State) {
-        // Events for requests nobody waits on any more are dropped.
-        if let Some(slot) = self.slots.get_mut(&id) {
-            if !matches!(slot.state, State::Lost(_)) {
-                slot.state = state;
-            }
-            slot.wake_into(&mut self.wakers);
-        }
-    }
-
-    /// The error a caller gets for `failure`, naming the node's address.
-    pub(crate) fn failure_error(&self, failure: LockFailure) -> Error {
-        let addr = |node: NodeId| {
-            self.nodes
-                .get(usize::from(node.0))
-                .map_or_else(|| format!("node {}", node.0), |n| n.addr.clone())
-        };
-        match failure {
-            LockFailure::Refused(e) => Error::Refused {
-                addr: addr(e.node),
-                command: e.command,
-                message: e.message.as_str().to_owned(),
-            },
-            LockFailure::Unavailable {
-                node,
-                error: Some(e),
-            } => Error::from_node(&addr(node), e),
-            LockFailure::Unavailable { node, error: None } => {
-                Error::Unavailable { addr: addr(node) }
-            }
-            LockFailure::TooSlow => Error::TooSlow,
-            // `LockFailure` is non-exhaustive: a future cause still ends the call.
-            other => Error::Protocol {
-                addr: String::new(),
-                message: other.to_string(),
-            },
-        }
-    }
-
-    /// The error of a refused release.
-    pub(crate) fn release_error(&self, e: &ServerError) -> Error {
-        Error::NotReleased {
-            addr: self
-                .nodes
-                .get(usize::from(e.node.0))
-                .map_or_else(|| format!("node {}", e.node.0), |n| n.addr.clone()),
-            message: e.message.as_str().to_owned(),
-        }
-    }
-
-    /// Fires the engine's timers if one is due; true if it did (the driver
-    /// may then have something to send).
-    pub(crate) fn poke(&mut self, now: Instant) -> bool {
-        let due = self.engine.poll_timeout().is_some_and(|t| t <= now);
-        if due {
-            self.engine.handle_timeout(now);
-        }
-        due
-    }
-
-    /// Dispatches events and wakes their futures (API side, under the lock).
-    pub(crate) fn settle(&mut self) {
-        self.dispatch();
-        for w in self.wakers.drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Registers `waker` as the slot's main waker.
-    pub(crate) fn register(&mut self, id: LockId, waker: &Waker) {
-        if let Some(slot) = self.slots.get_mut(&id) {
-            match &slot.waker {
-                Some(w) if w.will_wake(waker) => {}
-                _ => slot.waker = Some(waker.clone()),
-            }
-        }
-    }
-
-    /// Adds a lock request's slot.
-    pub(crate) fn insert(&mut self, id: LockId) {
-        self.slots.insert(id, Slot::new());
-    }
-
-    /// True once every driver exited: nothing will be answered any more.
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped
-    }
-
-    /// True after `close` (or when the drivers stopped).
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing || self.engine.is_closed()
-    }
-
-    /// Takes the added nodes to spawn drivers for, reserving their
-    /// `running` count (none while closing: they would stop at once).
-    fn take_added(&mut self) -> Vec<usize> {
-        if self.added.is_empty() {
-            return Vec::new();
-        }
-        let added = std::mem::take(&mut self.added);
-        if self.closing || self.stopped {
-            return Vec::new();
-        }
-        self.running += added.len();
-        added
-    }
-
-    /// `connect` cannot succeed any more: the error to report (that of the
-    /// lowest failed node), else `None`.
-    fn startup_failure(&mut self) -> Option<Error> {
-        let topology = self.engine.config().topology;
-        let impossible = match topology {
-            Topology::Single => self.nodes.first().is_some_and(NodeState::is_failed),
-            Topology::Instances(n) => {
-                let n = usize::from(n).max(1);
-                let c = self.engine.config();
-                let alive = (0..c.key_count())
-                    .filter(|k| self.nodes.get(k % n).is_some_and(|s| !s.is_failed()))
-                    .count();
-                alive < usize::from(c.key_majority)
-            }
-            Topology::Cluster(seeds) => self
-                .nodes
-                .iter()
-                .take(usize::from(seeds))
-                .all(NodeState::is_failed),
-        };
-        if !impossible {
-            return None;
-        }
-        let failed = self.nodes.iter_mut().filter(|n| n.is_failed());
-        let first = failed.filter_map(|n| n.first_error.take()).next();
-        Some(first.unwrap_or_else(|| Error::Connect {
-            addr: String::new(),
-            source: io::Error::other("the first connections failed"),
-        }))
-    }
-
-    fn should_stop(&self, now: Instant) -> bool {
-        self.closing && (self.engine.is_idle() || self.close_deadline.is_none_or(|d| now >= d))
-    }
-
-    fn earliest(&self) -> Option<Instant> {
-        let t = self.engine.poll_timeout();
-        match (t, self.close_deadline.filter(|_| self.closing)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Registers a `close` waiter; true when the drivers already stopped.
-    pub(crate) fn wait_stopped(&mut self, waker: &Waker) -> bool {
-        if self.stopped {
-            return true;
-        }
-        if !self.close_wakers.iter().any(|w| w.will_wake(waker)) {
-            self.close_wakers.push(waker.clone());
-        }
-        false
-    }
-}
-
-/// What [`Inner::new`] needs besides the engine.
-pub(crate) struct Setup {
-    pub(crate) mode: Mode,
-    /// Node `i` lives at `addrs[i]` (`host:port`).
-    pub(crate) addrs: Box<[String]>,
-    pub(crate) clock: fn() -> std::time::Instant,
-    pub(crate) spawn: fn(Arc<Inner>, usize),
-    pub(crate) connect_timeout: Duration,
-    pub(crate) jitter: u64,
-}
-
-impl Inner {
-    /// Shared state for `engine`; no driver is spawned yet (see
-    /// [`Inner::spawn_drivers`]).
-    pub(crate) fn new(engine: Engine, setup: Setup) -> Inner {
-        let n = engine.node_count();
-        let origin = (setup.clock)();
-        let mut shared = Shared {
-            engine,
-            slots: HashMap::new(),
-            nodes: (0..n)
-                .map(|i| NodeState::new(setup.addrs.get(i).cloned().unwrap_or_default()))
-                .collect(),
-            closing: false,
-            close_deadline: None,
-            running: n,
-            stopped: false,
-            added: Vec::new(),
-            last_error: None,
-            startup_waker: None,
-            close_wakers: Vec::new(),
-            wakers: Vec::new(),
-        };
-        shared
-            .engine
-            .set_unix_time(Instant::from_nanos(0), unix_ms());
-        Inner {
-            shared: Mutex::new(shared),
-            signals: RwLock::new((0..n).map(|_| Signal::new()).collect()),
-            mode: setup.mode,
-            addrs: setup.addrs,
-            origin,
-            clock: setup.clock,
-            spawn: setup.spawn,
-            connect_timeout: setup.connect_timeout,
-            jitter: setup.jitter,
-        }
-    }
-
-    /// Spawns the drivers of the nodes the engine started with (their
-    /// `running` count is reserved by [`Inner::new`]).
-    pub(crate) fn spawn_drivers(self: &Arc<Self>) {
-        let n = self.lock().nodes.len();
-        for i in 0..n {
-            (self.spawn)(self.clone(), i);
-        }
-    }
-
-    /// Spawns the drivers of added nodes (outside the shared lock).
-    fn spawn_added(self: &Arc<Self>, added: Vec<usize>) {
-        let Some(&max) = added.iter().max() else {
-            return;
-        };
-        {
-            let mut signals = self.signals.write().unwrap_or_else(PoisonError::into_inner);
-            while signals.len() <= max {
-                signals.push(Signal::new());
-            }
-        }
-        for idx in added {
-            (self.spawn)(self.clone(), idx);
-        }
-    }
-
-    fn signal(&self, idx: usize) -> Arc<Signal> {
-        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
-        signals.get(idx).cloned().unwrap_or_else(Signal::new)
-    }
-
-    /// The engine's `now`.
-    pub(crate) fn now(&self) -> Instant {
-        let d = (self.clock)().saturating_duration_since(self.origin);
-        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    /// `t` on the runtime's clock (the far future saturates).
-    fn to_std(&self, t: Instant) -> std::time::Instant {
-        deadline_after(self.origin, Duration::from_nanos(t.as_nanos()))
-    }
-
-    /// Locks the shared state (a panic elsewhere does not poison it for us:
-    /// the engine never panics mid-update on its own inputs).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Wakes every driver: the engine may have something to send or a new
-    /// deadline.
-    pub(crate) fn notify_drivers(&self) {
-        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
-        for s in signals.iter() {
-            s.notify();
-        }
-    }
-
-    /// Wakes every driver but `idx`'s.
-    fn notify_others(&self, idx: usize) {
-        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
-        for (i, s) in signals.iter().enumerate() {
-            if i != idx {
-                s.notify();
-            }
-        }
-    }
-
-    /// The mode.
-    pub(crate) fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    /// The configured addresses.
-    pub(crate) fn addresses(&self) -> &[String] {
-        &self.addrs
-    }
-
-    /// Starts closing: holders lose, pending requests end, the drivers stop
-    /// once the releases are answered or [`CLOSE_GRACE`] passed.
-    pub(crate) fn begin_close(&self) {
-        {
-            let mut sh = self.lock();
-            if !sh.closing {
-                let now = self.now();
-                sh.closing = true;
-                sh.close_deadline = Some(now.saturating_add(CLOSE_GRACE));
-                sh.engine.close(now);
-                sh.settle();
-            }
-        }
-        self.notify_drivers();
-    }
-
-    /// Polls the start-up: `Ok` once the engine is usable (enough nodes
-    /// ready to acquire a lock), an error once it cannot become usable
-    /// because first connections failed (single: the node's; instances: the
-    /// failed ones carry too many keys; cluster: every seed failed).
-    pub(crate) fn poll_startup(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut sh = self.lock();
-        let result = if sh.engine.is_usable() {
-            Ok(())
-        } else if let Some(e) = sh.startup_failure() {
-            Err(e)
-        } else if sh.stopped || sh.closing {
-            Err(Error::Closed)
-        } else {
-            sh.startup_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        };
-        sh.startup_waker = None;
-        Poll::Ready(result)
-    }
-
-    /// `connect`'s error when the engine is not usable within `timeout`.
-    pub(crate) fn startup_timeout(&self, timeout: Duration) -> Error {
-        let mut sh = self.lock();
-        sh.startup_waker = None;
-        let ready = (0..sh.nodes.len())
-            .filter(|&i| sh.engine.is_ready(NodeId(i as u16)))
-            .count();
-        let total = sh.nodes.len();
-        let last = sh
-            .last_error
-            .as_deref()
-            .map(|e| format!("; last error: {e}"))
-            .unwrap_or_default();
-        let message = match self.mode {
-            Mode::Single => format!("not connected within {timeout:?}"),
-            Mode::Instances => format!(
-                "instances mode: not usable within {timeout:?} \
-                 ({ready} of {total} instances ready, a lock needs its key majority{last})"
-            ),
-            _ => format!(
-                "cluster mode: not usable within {timeout:?} (needs the slot map and a majority \
-                 of its masters ready; {ready} of {total} nodes ready{last})"
-            ),
-        };
-        Error::Connect {
-            addr: self.addrs.join(","),
-            source: io::Error::new(io::ErrorKind::TimedOut, message),
-        }
-    }
-}
-
-/// `host:port`, with IPv6 hosts in brackets.
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Why a connection ended.
 enum Cause {
     Io(io::Error),
     Eof,
     Node(NodeError),
+    /// The handshake did not finish within the connect timeout.
+    HandshakeTimeout,
     TooLarge,
 }
 
 impl Cause {
     fn into_error(self, addr: &str) -> Error {
-        let connect = |kind, msg: &str| Error::Connect {
-            addr: addr.to_owned(),
-            source: io::Error::new(kind, msg.to_owned()),
-        };
+        let addr = addr.to_owned();
         match self {
-            Cause::Io(source) => Error::Connect {
-                addr: addr.to_owned(),
-                source,
+            Cause::Io(source) => Error::Connect { addr, source },
+            Cause::Eof => Error::Connect {
+                addr,
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the handshake",
+                ),
             },
-            Cause::Eof => connect(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection during the handshake",
-            ),
-            Cause::Node(e) => Error::from_node(addr, e),
-            Cause::TooLarge => Error::Protocol {
-                addr: addr.to_owned(),
-                message: format!("a reply exceeded {RX_MAX} bytes"),
+            Cause::HandshakeTimeout => Error::Connect {
+                addr,
+                source: io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the handshake did not finish within the connect timeout",
+                ),
+            },
+            Cause::Node(source) => Error::Node { addr, source },
+            Cause::TooLarge => Error::Node {
+                addr,
+                source: NodeError::Protocol("a reply exceeded the 16 MiB read limit"),
             },
         }
     }
@@ -681,6 +96,8 @@ enum Turn {
     Go(Option<std::time::Instant>),
     /// The engine asked to drop the connection.
     Close(NodeError),
+    /// The handshake did not finish within the connect timeout.
+    HandshakeTimeout,
     /// The locker is closed and settled: exit.
     Stop,
 }
@@ -693,46 +110,9 @@ enum Io {
     Read(io::Result<usize>),
 }
 
-/// The driver of node `idx`. Runs until the locker is closed and settled.
-///
-/// The driver state is built before the future is first polled, so even a
-/// future dropped unpolled (a runtime shutting down, or refusing the task)
-/// counts as exited.
-pub(crate) fn run<R: Runtime>(inner: Arc<Inner>, idx: usize) -> impl Future<Output = ()> {
-    let addr = inner
-        .lock()
-        .nodes
-        .get(idx)
-        .map(|n| n.addr.clone())
-        .unwrap_or_default();
-    let jitter_seed = inner
-        .jitter
-        .wrapping_add(idx as u64)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut driver = Driver::<R> {
-        node: NodeId(u16::try_from(idx).unwrap_or(u16::MAX)),
-        idx,
-        signal: inner.signal(idx),
-        addr,
-        connect_timeout: inner.connect_timeout,
-        rx: Vec::new(),
-        filled: 0,
-        fresh: false,
-        tx: Vec::new(),
-        tx_pos: 0,
-        need_flush: false,
-        handshake_deadline: None,
-        wrote_at: None,
-        wakers: Vec::new(),
-        rng: jitter_seed | 1,
-        inner,
-        _rt: PhantomData,
-    };
-    async move { driver.run().await }
-}
-
-struct Driver<R: Runtime> {
-    inner: Arc<Inner>,
+/// The driver of one node. Runs until the locker is closed and settled.
+pub(crate) struct Driver<R: Runtime> {
+    inner: Arc<Inner<R>>,
     node: NodeId,
     idx: usize,
     /// This driver's wake-up.
@@ -757,18 +137,60 @@ struct Driver<R: Runtime> {
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
     rng: u64,
-    _rt: PhantomData<fn() -> R>,
 }
 
 impl<R: Runtime> Driver<R> {
-    async fn run(&mut self) {
+    /// The driver of node `idx`, whose `running` count the caller reserved.
+    ///
+    /// Built before its future is first polled, so that even a task dropped
+    /// unpolled (a runtime shutting down, or refusing it) counts as exited.
+    pub(crate) fn new(inner: Arc<Inner<R>>, idx: usize) -> Self {
+        let addr = inner
+            .lock()
+            .nodes
+            .get(idx)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        let jitter_seed = inner
+            .jitter
+            .wrapping_add(idx as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Driver {
+            node: NodeId(u16::try_from(idx).unwrap_or(u16::MAX)),
+            idx,
+            signal: inner.signal(idx),
+            addr,
+            connect_timeout: inner.connect_timeout,
+            rx: Vec::new(),
+            filled: 0,
+            fresh: false,
+            tx: Vec::new(),
+            tx_pos: 0,
+            need_flush: false,
+            handshake_deadline: None,
+            wrote_at: None,
+            wakers: Vec::new(),
+            rng: jitter_seed | 1,
+            inner,
+        }
+    }
+
+    /// The node's `host:port`.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Serves the node until the locker is closed and settled.
+    pub(crate) async fn run(&mut self) {
         let addr = self.addr.clone();
+        // The connect future borrows the runtime while `self` serves.
+        let inner = self.inner.clone();
         let mut attempt: u32 = 0;
         loop {
             // The connect timeout bounds TCP connect plus handshake: both
             // count from here (saturating for huge timeouts).
             let started = self.inner.now();
-            let connect = R::connect(&addr, self.connect_timeout.min(MAX_WAIT));
+            let connect = connect_within(&inner.rt, &addr, self.connect_timeout);
             let cause = match self.service_until(connect).await {
                 None => return,
                 Some(Err(e)) => Cause::Io(e),
@@ -812,13 +234,13 @@ impl<R: Runtime> Driver<R> {
                 }
                 first
             };
-            if first && self.inner.mode == Mode::Single {
+            if first && self.inner.mode() == Mode::Single {
                 // `connect` fails: nobody needs this node any more.
                 return;
             }
             let delay = self.backoff(attempt);
             attempt = attempt.saturating_add(1);
-            let sleep = R::sleep_until(deadline_after(R::now(), delay));
+            let sleep = inner.rt.sleep_until(deadline_after(inner.rt.now(), delay));
             if self.service_until(sleep).await.is_none() {
                 return;
             }
@@ -918,7 +340,7 @@ impl<R: Runtime> Driver<R> {
             } else if let Some(e) = close {
                 Turn::Close(e)
             } else if self.handshake_deadline.is_some_and(|d| now >= d) {
-                Turn::Close(NodeError::Unresponsive)
+                Turn::HandshakeTimeout
             } else {
                 let out = sh.engine.transmit(self.node);
                 if !out.is_empty() {
@@ -960,12 +382,12 @@ impl<R: Runtime> Driver<R> {
             let deadline = match self.turn(false) {
                 Turn::Stop => return None,
                 Turn::Go(d) => d,
-                Turn::Close(_) => None,
+                Turn::Close(_) | Turn::HandshakeTimeout => None,
             };
             let signal = self.signal.clone();
             let signal = &*signal;
             let done = or(async { Some(fut.as_mut().await) }, async {
-                wait::<R>(signal, deadline).await;
+                wait(&self.inner.rt, signal, deadline).await;
                 None
             })
             .await;
@@ -983,12 +405,19 @@ impl<R: Runtime> Driver<R> {
         loop {
             let deadline = match self.turn(true) {
                 Turn::Stop => return None,
+                // The engine's own handshake bound equals the connect
+                // timeout: a handshake that timed out is reported as one,
+                // whichever bound noticed first.
+                Turn::Close(NodeError::Unresponsive) if self.handshake_deadline.is_some() => {
+                    return Some(Cause::HandshakeTimeout)
+                }
                 Turn::Close(e) => return Some(Cause::Node(e)),
+                Turn::HandshakeTimeout => return Some(Cause::HandshakeTimeout),
                 Turn::Go(d) => d,
             };
             // The timer and the signal stay armed across the I/O steps
             // below; only a wake-up, a deadline or new bytes need a turn.
-            let mut tick = pin!(wait::<R>(signal, deadline));
+            let mut tick = pin!(wait(&self.inner.rt, signal, deadline));
             loop {
                 if self.filled == self.rx.len() {
                     if self.rx.len() >= RX_MAX {
@@ -1050,41 +479,21 @@ impl<R: Runtime> Drop for Driver<R> {
     /// every request still waiting, so no public future hangs.
     fn drop(&mut self) {
         let mut sh = self.inner.lock();
-        let sh = &mut *sh;
         sh.running = sh.running.saturating_sub(1);
-        if sh.running > 0 {
-            return;
-        }
-        sh.stopped = true;
-        sh.closing = true;
-        if !sh.engine.is_closed() {
+        if sh.running == 0 {
             let now = self.inner.now();
-            sh.engine.close(now);
-        }
-        sh.dispatch();
-        for slot in sh.slots.values_mut() {
-            match slot.state {
-                State::Pending => slot.state = State::Closed,
-                State::Held => slot.state = State::Lost(LostReason::Closed),
-                _ => {}
-            }
-            slot.wake_into(&mut sh.wakers);
-        }
-        sh.wakers.extend(sh.startup_waker.take());
-        sh.wakers.append(&mut sh.close_wakers);
-        for w in sh.wakers.drain(..) {
-            w.wake();
+            sh.stop(now);
         }
     }
 }
 
 /// Resolves when `signal` is raised or `deadline` passes.
-async fn wait<R: Runtime>(signal: &Signal, deadline: Option<std::time::Instant>) {
+async fn wait<R: Runtime>(rt: &R, signal: &Signal, deadline: Option<std::time::Instant>) {
     let woken = poll_fn(|cx| signal.poll(cx));
     match deadline {
         Some(d) => {
             or(woken, async {
-                R::sleep_until(d).await;
+                rt.sleep_until(d).await;
             })
             .await
         }

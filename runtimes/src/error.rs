@@ -59,6 +59,34 @@ pub enum AddressError {
 }
 
 /// Everything that can go wrong, each with a message a person can act on.
+///
+/// Errors that come from the protocol engine keep its typed value:
+/// [`Error::Node`] carries the [`NodeError`] of a connection the engine gave
+/// up on, [`Error::Config`] the [`ConfigError`] of an option.
+///
+/// ```
+/// use std::time::Duration;
+/// use tracklock::{Error, NodeError};
+///
+/// fn advice(e: &Error) -> &'static str {
+///     match e {
+///         Error::NotLocked => "someone else holds it: try later",
+///         Error::Node { source: NodeError::Handshake(_), .. } => "check the credentials",
+///         Error::Node { source: NodeError::Topology(_) | NodeError::Replica, .. } => {
+///             "check the mode (single, cluster or instances)"
+///         }
+///         Error::Connect { .. } | Error::Unavailable { .. } => "is the server up?",
+///         Error::Config(_) | Error::Addresses(_) | Error::InvalidUrl(_) => "fix the options",
+///         // `Error` is non-exhaustive: newer versions may add variants.
+///         _ => "see the message",
+///     }
+/// }
+///
+/// let bad = tracklock::Options::new("127.0.0.1:6379").validity(Duration::ZERO);
+/// let e = bad.to_config().unwrap_err();
+/// assert_eq!(advice(&e), "fix the options");
+/// assert_eq!(e.to_string(), "invalid option: validity must be at least 1 ms");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -108,12 +136,12 @@ pub enum Error {
     /// handle to it was dropped).
     #[error("locker is closed")]
     Closed,
-    /// An option cannot work; the message names it.
+    /// An option cannot work; the [`ConfigError`] names it.
     #[error("invalid option: {0}")]
-    Config(ConfigError),
+    Config(#[source] ConfigError),
     /// The address list does not fit the mode; see [`AddressError`].
     #[error("invalid addresses: {0}")]
-    Addresses(AddressError),
+    Addresses(#[source] AddressError),
     /// The lock name is empty.
     #[error("lock name must not be empty")]
     InvalidName,
@@ -122,12 +150,17 @@ pub enum Error {
     /// anything is sent.
     #[error("lock name is longer than 1 MiB")]
     NameTooLong,
+    /// The engine cannot take one more lock request. Only a build of
+    /// `tracklock-core` without `alloc`, whose collections are fixed
+    /// ([`tracklock_core::capacity`]), has such a limit.
+    #[error("the engine's capacity for lock requests is exhausted")]
+    CapacityExceeded,
     /// A `redis://` URL that [`crate::Options::from_url`] cannot use. The
     /// message never repeats the URL (it may hold a password).
     #[error("invalid Redis URL: {0}")]
     InvalidUrl(String),
-    /// The TCP connection (or the handshake, within the connect timeout)
-    /// could not be set up.
+    /// The TCP connection, or the handshake within the connect timeout,
+    /// could not be set up (kind `TimedOut` when the timeout passed).
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         /// The address tried.
@@ -136,35 +169,45 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The server refused the handshake (`WRONGPASS`, `NOAUTH`, no RESP3, ...).
-    #[error("server {addr} refused the connection: {message}")]
-    Server {
+    /// The engine gave up on a node's connection, with the reason:
+    ///
+    /// - [`NodeError::Handshake`]: the server refused the handshake
+    ///   (`WRONGPASS`, `NOAUTH`, …; its own text);
+    ///   [`NodeError::Resp3Unsupported`]: it does not speak RESP3;
+    /// - [`NodeError::Topology`]: the server is not what the mode expects (a
+    ///   Redis Cluster node in single or instances mode: use
+    ///   [`crate::Options::cluster`]; a standalone server in cluster mode:
+    ///   use [`crate::Options::new`] or [`crate::Options::instances`]; or a
+    ///   cluster node that refused to describe the cluster);
+    ///   [`NodeError::Replica`]: a read-only replica in single or instances
+    ///   mode;
+    /// - [`NodeError::Protocol`]: it sent something that is not the
+    ///   expected RESP3 reply; [`NodeError::Unresponsive`]: it stopped
+    ///   answering pings.
+    ///
+    /// `connect` returns it for a first connection that makes the locker
+    /// unusable; `lock` and friends for a node they need whose handshake is
+    /// refused on reconnect (the locker keeps reconnecting).
+    #[error("server {addr}: {source}")]
+    Node {
         /// The server's address.
         addr: String,
-        /// The server's own text.
-        message: String,
+        /// Why the engine dropped the connection.
+        #[source]
+        source: NodeError,
     },
-    /// The server is not what the mode expects: a Redis Cluster node in
-    /// single or instances mode (use [`crate::Options::cluster`]), a
-    /// standalone server in cluster mode (use [`crate::Options::new`] or
-    /// [`crate::Options::instances`]), or a cluster node that refused to
-    /// describe the cluster (`CLUSTER SHARDS`/`SLOTS`; the message is the
-    /// server's).
-    #[error("server {addr} does not fit the configured mode: {message}")]
-    Topology {
-        /// The server's address.
-        addr: String,
-        /// What does not fit.
-        message: String,
-    },
-    /// The server sent something that is not the expected RESP3 reply.
-    #[error("protocol error from {addr}: {message}")]
-    Protocol {
-        /// The server's address.
-        addr: String,
-        /// What was wrong.
-        message: String,
-    },
+    /// The operating system gave no random seed for lock values (they
+    /// must be unguessable, so the locker does not start without one).
+    #[error("no random seed from the operating system: {0}")]
+    Entropy(#[source] io::Error),
+    /// `connect` was called outside the runtime it needs (tokio's
+    /// `connect` outside a tokio runtime); names the runtime.
+    #[error("not inside a {0} runtime")]
+    NoRuntime(&'static str),
+    /// A failure the engine reports that this version of `tracklock` does
+    /// not name (a newer `tracklock-core`); the source describes it.
+    #[error("{0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<ConfigError> for Error {
@@ -180,46 +223,14 @@ impl From<AddressError> for Error {
 }
 
 impl Error {
+    /// The error for a lock request the engine refused to start.
     pub(crate) fn from_lock(e: LockError) -> Self {
         match e {
             LockError::Closed => Error::Closed,
             LockError::EmptyName => Error::InvalidName,
             LockError::NameTooLong => Error::NameTooLong,
-            LockError::CapacityExceeded => Error::Config(ConfigError::TooLong),
-        }
-    }
-
-    /// The error for a connection the engine gave up on during set-up.
-    pub(crate) fn from_node(addr: &str, e: NodeError) -> Self {
-        let addr = addr.to_owned();
-        match e {
-            NodeError::Handshake(text) => Error::Server {
-                addr,
-                message: text.as_str().to_owned(),
-            },
-            e @ NodeError::Resp3Unsupported(_) => Error::Server {
-                addr,
-                message: e.to_string(),
-            },
-            NodeError::Topology(text) => Error::Topology {
-                addr,
-                message: text.as_str().to_owned(),
-            },
-            e @ NodeError::Replica => Error::Topology {
-                addr,
-                message: e.to_string(),
-            },
-            NodeError::Unresponsive => Error::Connect {
-                addr,
-                source: io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "server did not answer the handshake",
-                ),
-            },
-            e => Error::Protocol {
-                addr,
-                message: e.to_string(),
-            },
+            LockError::CapacityExceeded => Error::CapacityExceeded,
+            other => Error::Other(Box::new(other)),
         }
     }
 }
@@ -242,45 +253,43 @@ mod tests {
         };
         assert_eq!(e.to_string(), "cannot connect to 127.0.0.1:1: refused");
         assert!(std::error::Error::source(&e).is_some());
-        let e = Error::from_node(
-            "h:1",
-            NodeError::Handshake(tracklock_core::Text::from_str_truncated(
+        let e = Error::Node {
+            addr: "h:1".into(),
+            source: NodeError::Handshake(tracklock_core::Text::from_str_truncated(
                 "WRONGPASS invalid username-password pair",
             )),
-        );
-        assert!(matches!(&e, Error::Server { message, .. } if message.starts_with("WRONGPASS")));
+        };
         assert_eq!(
             e.to_string(),
-            "server h:1 refused the connection: WRONGPASS invalid username-password pair"
+            "server h:1: handshake refused by server: WRONGPASS invalid username-password pair"
         );
-        assert!(matches!(
-            Error::from_node("h:1", NodeError::Protocol("malformed RESP3")),
-            Error::Protocol { .. }
-        ));
+        let source = std::error::Error::source(&e).unwrap();
+        assert!(source.downcast_ref::<NodeError>().is_some());
         assert!(matches!(
             Error::from_lock(LockError::EmptyName),
             Error::InvalidName
         ));
+        assert!(matches!(
+            Error::from_lock(LockError::CapacityExceeded),
+            Error::CapacityExceeded
+        ));
+        assert_eq!(
+            Error::NoRuntime("tokio").to_string(),
+            "not inside a tokio runtime"
+        );
     }
 
     #[test]
-    fn topology_mismatch_is_its_own_error() {
-        let e = Error::from_node(
-            "h:7000",
-            NodeError::Topology(tracklock_core::Text::from_str_truncated(
+    fn topology_mismatch_reads_well() {
+        let e = Error::Node {
+            addr: "h:7000".into(),
+            source: NodeError::Topology(tracklock_core::Text::from_str_truncated(
                 "the server is a Redis Cluster node: use cluster mode",
             )),
-        );
-        match &e {
-            Error::Topology { addr, message } => {
-                assert_eq!(addr, "h:7000");
-                assert!(message.contains("cluster mode"), "{message}");
-            }
-            other => panic!("expected Topology, got {other:?}"),
-        }
+        };
         assert_eq!(
             e.to_string(),
-            "server h:7000 does not fit the configured mode: \
+            "server h:7000: topology mismatch: \
              the server is a Redis Cluster node: use cluster mode"
         );
     }

@@ -22,14 +22,12 @@
 //! (256 KiB, 32).
 
 use std::io;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::driver::Inner;
 use crate::runtime::MAX_WAIT;
-use crate::{Error, Options, Runtime};
+use crate::{Error, Options, Runtime, Task};
 
-/// The glommio [`Runtime`].
+/// The glommio [`Runtime`]: the glommio executor of the calling thread.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Glommio;
 
@@ -42,11 +40,7 @@ impl Runtime for Glommio {
     type Sleep = glommio::timer::Timer;
     type Stream = tracklock_transports::tcp::GlommioTcp;
 
-    fn now() -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(deadline: Instant) -> Self::Sleep {
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         // glommio adds the duration to `Instant::now()` unchecked: cut it.
         glommio::timer::Timer::new(
             deadline
@@ -55,47 +49,35 @@ impl Runtime for Glommio {
         )
     }
 
-    async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
-        futures_lite::future::or(tracklock_transports::tcp::connect_glommio(addr), async {
-            glommio::timer::Timer::new(timeout.min(MAX_WAIT)).await;
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("TCP connect timed out after {timeout:?}"),
-            ))
-        })
-        .await
+    async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {
+        tracklock_transports::tcp::connect_glommio(addr).await
+    }
+
+    /// Spawns on the current glommio executor: `connect` runs on it, and so
+    /// do the drivers that spawn the nodes a cluster adds.
+    fn spawn(&self, task: Task<Self>) {
+        glommio::spawn_local(task.run()).detach();
     }
 }
 
-/// Spawns the driver of a node on the current glommio executor (the first
-/// ones from `connect`, the nodes a cluster adds from a driver, which runs
-/// on that executor).
-fn spawn(inner: Arc<Inner>, idx: usize) {
-    glommio::spawn_local(crate::driver::run::<Glommio>(inner, idx)).detach();
-}
-
 impl crate::Locker<Glommio> {
-    /// Connects and returns once the locker is usable, within
-    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
-    /// it fails early, is under [Connecting](crate::Locker#connecting).
-    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
-    /// [`Error::Connect`] when servers cannot be reached (or not in time),
-    /// [`Error::Server`] when one refuses the handshake,
-    /// [`Error::Topology`] when one is of the wrong kind for the mode.
+    /// Connects on the current glommio executor, see
+    /// [`Locker::connect_with`](crate::Locker::connect_with) (errors
+    /// included).
     ///
     /// # Panics
     ///
     /// Outside a glommio executor (like every glommio call): the drivers are
     /// spawned on the current one with `glommio::spawn_local`.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let locker = Self::start(&options, spawn)?;
-        locker.ready(options.connect_timeout_value()).await?;
-        Ok(locker)
+        Self::connect_with(Glommio, options).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn executor() -> glommio::LocalExecutor {

@@ -11,7 +11,7 @@
 //! Pick a runtime with a feature: `tokio` gives `tracklock::tokio::Locker`,
 //! `smol` gives `tracklock::smol::Locker`, `glommio` (Linux, io_uring) gives
 //! `tracklock::glommio::Locker`; all are the generic [`Locker`] with the same
-//! API.
+//! API. Another executor runs lockers by implementing [`Runtime`].
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -70,7 +70,8 @@
 //!
 //! `connect` returns once enough nodes are ready to take a lock (see
 //! [Connecting](Locker#connecting)); a server of the wrong kind for the mode
-//! is reported as [`Error::Topology`], an address list unfit for the mode as
+//! is reported as [`Error::Node`] with [`NodeError::Topology`] (or
+//! [`NodeError::Replica`]), an address list unfit for the mode as
 //! [`Error::Addresses`].
 //!
 //! ```no_run
@@ -86,14 +87,14 @@
 //! # Architecture
 //!
 //! The protocol lives in the sans-I/O engine of `tracklock-core`. This crate
-//! adds one generic driver task per Redis connection (see the `driver`
-//! module docs), written once against the small [`Runtime`] trait; the
-//! `tokio`, `smol` and `glommio` modules only supply a clock, a timer, a TCP
-//! connect (from `tracklock-transports`) and a spawn (`glommio::spawn_local`
-//! for glommio, whose tasks are `!Send`), which drivers also use to start
-//! the driver of a cluster master discovered at run time. Every call on a
-//! [`Locker`] or [`Guard`] only updates the engine under a short mutex and
-//! wakes the drivers, so commands from many tasks leave in one write.
+//! adds one generic driver task per Redis connection ([`Task`]), written
+//! once against the small [`Runtime`] trait; the `tokio`, `smol` and
+//! `glommio` modules only supply a clock, timers, a TCP connect (from
+//! `tracklock-transports`) and a spawn (`glommio::spawn_local` for glommio,
+//! whose tasks are `!Send`), which drivers also use to start the driver of
+//! a cluster master discovered at run time. Every call on a [`Locker`] or
+//! [`Guard`] only updates the engine under a short mutex and wakes the
+//! drivers, so commands from many tasks leave in one write.
 //!
 //! Lock values come from a generator seeded once per locker from the
 //! operating system (`getrandom`).
@@ -106,9 +107,13 @@
 
 mod driver;
 mod error;
+mod guard;
+mod inner;
 mod locker;
 mod options;
 mod runtime;
+mod shared;
+mod startup;
 
 #[cfg(feature = "glommio")]
 pub mod glommio;
@@ -118,7 +123,8 @@ pub mod smol;
 pub mod tokio;
 
 pub use error::{AddressError, Error};
-pub use locker::{Guard, Locker};
+pub use guard::Guard;
+pub use locker::Locker;
 pub use options::{Mode, Options};
-pub use runtime::Runtime;
-pub use tracklock_core::{ConfigError, LostReason, NoLoop};
+pub use runtime::{Runtime, Task};
+pub use tracklock_core::{Command, ConfigError, LostReason, NoLoop, NodeError};

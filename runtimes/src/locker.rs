@@ -1,8 +1,7 @@
-//! The public, runtime-generic [`Locker`] and [`Guard`].
+//! The public, runtime-generic [`Locker`]: connecting, acquiring, closing.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,16 +9,48 @@ use std::time::Duration;
 use futures_lite::future::or;
 use tracklock_core::{Engine, LockId, LockMode, LostReason, NodeId};
 
-use crate::driver::{Inner, Setup, State};
+use crate::inner::Inner;
 use crate::runtime::deadline_after;
-use crate::{Error, Mode, Options, Runtime};
+use crate::shared::State;
+use crate::{Error, Guard, Mode, Options, Runtime};
 
 /// A distributed lock client: one connection per Redis node, shared by every
 /// lock taken through it. Cheap to clone (an `Arc`); the connection closes
 /// when [`Locker::close`] is called or the last clone and guard are dropped.
 ///
 /// Get one from `tracklock::tokio::Locker::connect`,
-/// `tracklock::smol::Locker::connect` or `tracklock::glommio::Locker::connect`.
+/// `tracklock::smol::Locker::connect` or `tracklock::glommio::Locker::connect`
+/// (features `tokio`, `smol`, `glommio`), or from [`Locker::connect_with`]
+/// on a [`Runtime`] of your own.
+///
+/// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # async fn f() -> Result<(), tracklock::Error> {
+/// use std::time::Duration;
+/// use tracklock::{tokio::Locker, Error, Options};
+///
+/// let locker = Locker::connect(Options::new("127.0.0.1:6379").validity(Duration::from_secs(10))).await?;
+///
+/// // Wait for the lock, work while holding it, release it.
+/// let guard = locker.lock("invoices").await?;
+/// // ... work ...
+/// guard.unlock().await?;
+///
+/// // One attempt: `NotLocked` when someone else holds it.
+/// match locker.try_lock("invoices").await {
+///     Ok(guard) => drop(guard), // released in the background
+///     Err(Error::NotLocked) => println!("busy, try later"),
+///     Err(e) => return Err(e),
+/// }
+///
+/// // Work that stops the moment the lock is lost.
+/// match locker.with_lock("invoices", async { 42 }).await? {
+///     Ok(n) => println!("done: {n}"),
+///     Err(reason) => println!("lock lost, work dropped: {reason}"),
+/// }
+/// locker.close().await;
+/// # Ok(()) }
+/// ```
 ///
 /// # Connecting
 ///
@@ -42,17 +73,16 @@ use crate::{Error, Mode, Options, Runtime};
 /// Otherwise it fails with [`Error::Connect`] (kind `TimedOut`, the message
 /// naming the mode and the last connection error) when the timeout passes.
 pub struct Locker<R: Runtime> {
-    handle: Arc<Handle>,
-    _rt: PhantomData<fn() -> R>,
+    handle: Arc<Handle<R>>,
 }
 
 /// Closes the locker when the last public handle goes away (the drivers only
 /// hold [`Inner`]).
-struct Handle {
-    inner: Arc<Inner>,
+struct Handle<R: Runtime> {
+    inner: Arc<Inner<R>>,
 }
 
-impl Drop for Handle {
+impl<R: Runtime> Drop for Handle<R> {
     fn drop(&mut self) {
         self.inner.begin_close();
     }
@@ -62,7 +92,6 @@ impl<R: Runtime> Clone for Locker<R> {
     fn clone(&self) -> Self {
         Locker {
             handle: self.handle.clone(),
-            _rt: PhantomData,
         }
     }
 }
@@ -78,21 +107,33 @@ impl<R: Runtime> fmt::Debug for Locker<R> {
 }
 
 impl<R: Runtime> Locker<R> {
-    fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Inner<R> {
         &self.handle.inner
     }
 
-    /// Builds the locker and spawns one driver per configured node with
-    /// `spawn` (which also spawns the nodes a cluster adds later). The
-    /// runtime module then awaits [`Locker::ready`].
-    pub(crate) fn start(options: &Options, spawn: fn(Arc<Inner>, usize)) -> Result<Self, Error> {
+    /// Connects on `runtime` and returns once the locker is usable, within
+    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
+    /// it fails early, is under [Connecting](Locker#connecting). The
+    /// runtime modules' `connect` (`tracklock::tokio::Locker::connect`, …)
+    /// call this with their runtime; call it yourself with your own
+    /// [`Runtime`].
+    ///
+    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
+    /// [`Error::Connect`] when servers cannot be reached (or not in time),
+    /// [`Error::Node`] when one refuses the handshake or is of the wrong
+    /// kind for the mode, [`Error::Entropy`] without a random seed.
+    pub async fn connect_with(runtime: R, options: Options) -> Result<Self, Error> {
+        let locker = Self::start(runtime, &options)?;
+        locker.ready(options.connect_timeout_value()).await?;
+        Ok(locker)
+    }
+
+    /// Builds the locker and spawns one driver per configured node.
+    fn start(runtime: R, options: &Options) -> Result<Self, Error> {
         let config = options.to_config()?;
         let endpoints = options.endpoints()?;
         let mut seed = [0u8; 40];
-        getrandom::fill(&mut seed).map_err(|e| Error::Connect {
-            addr: options.address().to_owned(),
-            source: std::io::Error::other(format!("no random seed for lock values: {e}")),
-        })?;
+        getrandom::fill(&mut seed).map_err(|e| Error::Entropy(e.into()))?;
         let mut engine_seed = [0u8; 32];
         engine_seed.copy_from_slice(&seed[..32]);
         let mut jitter = [0u8; 8];
@@ -105,31 +146,21 @@ impl<R: Runtime> Locker<R> {
                 engine.set_node_address(NodeId(i as u16), host, *port)?;
             }
         }
-        let inner = Arc::new(Inner::new(
-            engine,
-            Setup {
-                mode: options.mode(),
-                addrs: options.addresses().into(),
-                clock: R::now,
-                spawn,
-                connect_timeout: options.connect_timeout_value(),
-                jitter,
-            },
-        ));
+        let addrs = options.addresses().into();
+        let inner = Arc::new(Inner::new(runtime, engine, options.mode(), addrs, jitter));
         inner.spawn_drivers();
         Ok(Locker {
             handle: Arc::new(Handle { inner }),
-            _rt: PhantomData,
         })
     }
 
-    /// Waits until the locker is usable (see the runtime's `connect`), for
-    /// at most `timeout` (a huge one saturates at about 100 years).
-    pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = deadline_after(R::now(), timeout);
+    /// Waits until the locker is usable, for at most `timeout` (a huge one
+    /// saturates at about 100 years).
+    async fn ready(&self, timeout: Duration) -> Result<(), Error> {
         let inner = self.inner();
+        let deadline = deadline_after(inner.rt.now(), timeout);
         or(poll_fn(|cx| inner.poll_startup(cx)), async {
-            R::sleep_until(deadline).await;
+            inner.rt.sleep_until(deadline).await;
             Err(inner.startup_timeout(timeout))
         })
         .await
@@ -146,7 +177,7 @@ impl<R: Runtime> Locker<R> {
     /// of reach ends it with [`Error::Refused`] (`OOM`, `NOPERM`,
     /// `READONLY`, `MISCONF`, `WRONGTYPE`…, naming the server, the command
     /// and its text), and a refused handshake on reconnect (a changed
-    /// password) with [`Error::Server`], while the locker keeps reconnecting.
+    /// password) with [`Error::Node`], while the locker keeps reconnecting.
     ///
     /// Not reentrant, like `tokio::sync::Mutex`: a second `lock` of a name
     /// this locker already holds waits until that guard is released (so
@@ -155,8 +186,9 @@ impl<R: Runtime> Locker<R> {
     /// old guard's [`Guard::is_held`] is false from that call on.
     ///
     /// Dropping the future cancels the request; keys it had taken are
-    /// released. Errors: [`Error::InvalidName`], [`Error::Closed`],
-    /// [`Error::Refused`], [`Error::Server`], [`Error::TooSlow`].
+    /// released. Errors: [`Error::InvalidName`], [`Error::NameTooLong`],
+    /// [`Error::Closed`], [`Error::Refused`], [`Error::Node`],
+    /// [`Error::TooSlow`].
     pub async fn lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Wait).await
     }
@@ -165,7 +197,7 @@ impl<R: Runtime> Locker<R> {
     /// holder was seen on enough keys that no majority could be had. Any
     /// other failure is its own error: [`Error::Refused`] (an error reply,
     /// transient ones included), [`Error::Unavailable`] (a needed node is
-    /// reconnecting), [`Error::Server`] (its handshake is refused),
+    /// reconnecting), [`Error::Node`] (its handshake is refused),
     /// [`Error::TooSlow`].
     pub async fn try_lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Try).await
@@ -244,23 +276,18 @@ impl<R: Runtime> Locker<R> {
             armed: true,
         };
         poll_fn(|cx| pending.poll(cx)).await?;
-        Ok(Guard {
-            locker: self.clone(),
-            id,
-            name: Name::new(name),
-            armed: true,
-        })
+        Ok(Guard::new(self.clone(), id, name))
     }
 }
 
 /// A lock request not decided yet; dropping it cancels the request.
-struct Pending<'a> {
-    inner: &'a Inner,
+struct Pending<'a, R: Runtime> {
+    inner: &'a Inner<R>,
     id: LockId,
     armed: bool,
 }
 
-impl Pending<'_> {
+impl<R: Runtime> Pending<'_, R> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.armed {
             return Poll::Ready(Err(Error::Closed));
@@ -303,7 +330,7 @@ impl Pending<'_> {
     }
 }
 
-impl Drop for Pending<'_> {
+impl<R: Runtime> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if self.armed {
             let mut sh = self.inner.lock();
@@ -314,242 +341,5 @@ impl Drop for Pending<'_> {
             drop(sh);
             self.inner.notify_drivers();
         }
-    }
-}
-
-/// A held lock. Keys are extended in the background while it lives; the
-/// lock is released by [`Guard::unlock`] or, in the background, on drop.
-///
-/// Holding a guard does not prove the lock is still held: check
-/// [`Guard::is_held`] or race your work against [`Guard::lost`] (or use
-/// [`Locker::with_lock`]).
-pub struct Guard<R: Runtime> {
-    locker: Locker<R>,
-    id: LockId,
-    name: Name,
-    /// False once `unlock` took over the release.
-    armed: bool,
-}
-
-impl<R: Runtime> fmt::Debug for Guard<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("name", &self.name())
-            .field("held", &self.is_held())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: Runtime> Guard<R> {
-    /// The lock's name.
-    pub fn name(&self) -> &str {
-        self.name.as_str()
-    }
-
-    /// True while the lock is held (not lost, not released). Fires a due
-    /// deadline itself, so it never answers late.
-    pub fn is_held(&self) -> bool {
-        let inner = self.locker.inner();
-        let mut sh = inner.lock();
-        let fired = sh.poke(inner.now());
-        sh.settle();
-        let held = sh
-            .slots
-            .get(&self.id)
-            .is_some_and(|s| s.state == State::Held);
-        drop(sh);
-        if fired {
-            inner.notify_drivers();
-        }
-        held
-    }
-
-    /// Resolves with the reason when the lock is lost (at once if it is lost
-    /// already). Cancel-safe, and may be awaited any number of times, also
-    /// concurrently.
-    pub fn lost(&self) -> impl Future<Output = LostReason> + '_ {
-        Lost {
-            inner: self.locker.inner(),
-            id: self.id,
-            entry: None,
-        }
-    }
-
-    /// Releases every key and returns once the server answered. Releasing a
-    /// lock that was lost already succeeds too. [`Error::NotReleased`] when
-    /// the server refused a release (e.g. an ACL without `DEL`): those keys
-    /// stay until their TTL. [`Error::Closed`] when the locker stopped
-    /// before the release was confirmed.
-    pub async fn unlock(mut self) -> Result<(), Error> {
-        self.armed = false;
-        let inner = self.locker.inner();
-        {
-            let mut sh = inner.lock();
-            let now = inner.now();
-            sh.engine.unlock(self.id, now);
-            sh.settle();
-        }
-        inner.notify_drivers();
-        let id = self.id;
-        poll_fn(|cx| {
-            let mut sh = inner.lock();
-            match sh.slots.get(&id) {
-                Some(s) if s.released => Poll::Ready(match &s.release_error {
-                    Some(e) => Err(sh.release_error(e)),
-                    None => Ok(()),
-                }),
-                Some(_) if !sh.is_stopped() => {
-                    sh.register(id, cx.waker());
-                    Poll::Pending
-                }
-                _ => Poll::Ready(Err(Error::Closed)),
-            }
-        })
-        .await
-        // `self` drops here and removes the slot.
-    }
-}
-
-impl<R: Runtime> Drop for Guard<R> {
-    fn drop(&mut self) {
-        let inner = self.locker.inner();
-        let mut sh = inner.lock();
-        sh.slots.remove(&self.id);
-        if self.armed {
-            let now = inner.now();
-            sh.engine.unlock(self.id, now);
-            sh.settle();
-            drop(sh);
-            inner.notify_drivers();
-        }
-    }
-}
-
-/// The future of [`Guard::lost`].
-struct Lost<'a> {
-    inner: &'a Inner,
-    id: LockId,
-    /// Index of this future's entry in the slot's `lost_wakers`.
-    entry: Option<usize>,
-}
-
-impl Future for Lost<'_> {
-    type Output = LostReason;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LostReason> {
-        let this = &mut *self;
-        let mut sh = this.inner.lock();
-        if sh.poke(this.inner.now()) {
-            this.inner.notify_drivers();
-        }
-        sh.settle();
-        let Some(slot) = sh.slots.get_mut(&this.id) else {
-            return Poll::Ready(LostReason::Closed);
-        };
-        let reason = match &slot.state {
-            State::Held | State::Pending => None,
-            State::Lost(reason) => Some(reason.clone()),
-            State::NotLocked | State::Failed(_) | State::Closed => Some(LostReason::Closed),
-        };
-        let wakers = &mut slot.lost_wakers;
-        if let Some(reason) = reason {
-            if let Some(e) = this.entry.take().and_then(|i| wakers.get_mut(i)) {
-                *e = None;
-            }
-            return Poll::Ready(reason);
-        }
-        match this.entry.and_then(|i| wakers.get_mut(i)) {
-            Some(Some(Some(w))) if w.will_wake(cx.waker()) => {}
-            Some(e) => *e = Some(Some(cx.waker().clone())),
-            None => {
-                let waker = Some(Some(cx.waker().clone()));
-                let i = match wakers.iter().position(Option::is_none) {
-                    Some(i) => {
-                        wakers[i] = waker;
-                        i
-                    }
-                    None => {
-                        wakers.push(waker);
-                        wakers.len() - 1
-                    }
-                };
-                this.entry = Some(i);
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for Lost<'_> {
-    fn drop(&mut self) {
-        if let Some(i) = self.entry {
-            let mut sh = self.inner.lock();
-            if let Some(w) = sh
-                .slots
-                .get_mut(&self.id)
-                .and_then(|s| s.lost_wakers.get_mut(i))
-            {
-                *w = None;
-            }
-        }
-    }
-}
-
-/// A guard's copy of its lock name: inline up to [`Name::INLINE`] bytes, so
-/// the common short name costs no allocation.
-enum Name {
-    Inline { len: u8, buf: [u8; Name::INLINE] },
-    Heap(Box<str>),
-}
-
-impl Name {
-    const INLINE: usize = 46;
-
-    fn new(s: &str) -> Name {
-        if s.len() <= Self::INLINE {
-            let mut buf = [0; Self::INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Name::Inline {
-                len: s.len() as u8,
-                buf,
-            }
-        } else {
-            Name::Heap(s.into())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Copied from a `&str` whole, so always valid UTF-8.
-            Name::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
-            }
-            Name::Heap(s) => s,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Name;
-
-    #[test]
-    fn names_round_trip() {
-        for s in [
-            "a",
-            "ünïcødé",
-            &"x".repeat(Name::INLINE),
-            &"y".repeat(Name::INLINE + 1),
-        ] {
-            assert_eq!(Name::new(s).as_str(), s);
-        }
-        assert!(matches!(
-            Name::new(&"z".repeat(Name::INLINE)),
-            Name::Inline { .. }
-        ));
-        assert!(matches!(
-            Name::new(&"z".repeat(Name::INLINE + 1)),
-            Name::Heap(_)
-        ));
     }
 }

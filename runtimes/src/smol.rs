@@ -5,13 +5,12 @@
 //! executor).
 
 use std::io;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::driver::Inner;
-use crate::{Error, Options, Runtime};
+use crate::{Error, Options, Runtime, Task};
 
-/// The smol [`Runtime`].
+/// The smol [`Runtime`]: async-io's reactor and timers, smol's global
+/// executor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 
@@ -24,43 +23,25 @@ impl Runtime for Smol {
     type Sleep = async_io::Timer;
     type Stream = tracklock_transports::tcp::SmolTcp;
 
-    fn now() -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(deadline: Instant) -> Self::Sleep {
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         async_io::Timer::at(deadline)
     }
 
-    async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
-        futures_lite::future::or(tracklock_transports::tcp::connect_smol(addr), async {
-            async_io::Timer::after(timeout).await;
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("TCP connect timed out after {timeout:?}"),
-            ))
-        })
-        .await
+    async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {
+        tracklock_transports::tcp::connect_smol(addr).await
+    }
+
+    fn spawn(&self, task: Task<Self>) {
+        smol::spawn(task.run()).detach();
     }
 }
 
-/// Spawns the driver of a node on smol's global executor (the first ones
-/// from `connect`, the nodes a cluster adds from a driver).
-fn spawn(inner: Arc<Inner>, idx: usize) {
-    smol::spawn(crate::driver::run::<Smol>(inner, idx)).detach();
-}
-
 impl crate::Locker<Smol> {
-    /// Connects and returns once the locker is usable, within
-    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
-    /// it fails early, is under [Connecting](crate::Locker#connecting).
-    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
-    /// [`Error::Connect`] when servers cannot be reached (or not in time),
-    /// [`Error::Server`] when one refuses the handshake,
-    /// [`Error::Topology`] when one is of the wrong kind for the mode.
+    /// Connects on smol, see
+    /// [`Locker::connect_with`](crate::Locker::connect_with) (errors
+    /// included). Works from any executor: the drivers run on smol's
+    /// global executor.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        let locker = Self::start(&options, spawn)?;
-        locker.ready(options.connect_timeout_value()).await?;
-        Ok(locker)
+        Self::connect_with(Smol, options).await
     }
 }

@@ -1,18 +1,35 @@
 //! The locker on tokio.
 //!
 //! Needs a tokio runtime with I/O and time enabled (`enable_all`, or
-//! `#[tokio::main]`); the driver runs on `tokio::spawn`.
+//! `#[tokio::main]`); the drivers run on that runtime.
 
 use std::io;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::driver::Inner;
-use crate::{Error, Options, Runtime};
+use tokio::runtime::Handle;
 
-/// The tokio [`Runtime`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tokio;
+use crate::{Error, Options, Runtime, Task};
+
+/// The tokio [`Runtime`]: a handle to the tokio runtime the drivers run on.
+#[derive(Debug, Clone)]
+pub struct Tokio {
+    handle: Handle,
+}
+
+impl Tokio {
+    /// The tokio runtime this is called from; [`Error::NoRuntime`] outside
+    /// one.
+    pub fn current() -> Result<Tokio, Error> {
+        Handle::try_current()
+            .map(Tokio::from_handle)
+            .map_err(|_| Error::NoRuntime("tokio"))
+    }
+
+    /// The tokio runtime of `handle` (it must have I/O and time enabled).
+    pub fn from_handle(handle: Handle) -> Tokio {
+        Tokio { handle }
+    }
+}
 
 /// A [`crate::Locker`] on tokio.
 pub type Locker = crate::Locker<Tokio>;
@@ -23,70 +40,45 @@ impl Runtime for Tokio {
     type Sleep = tokio::time::Sleep;
     type Stream = tracklock_transports::tcp::TokioTcp;
 
-    fn now() -> Instant {
+    fn now(&self) -> Instant {
+        // Honours `tokio::time::pause`.
         tokio::time::Instant::now().into_std()
     }
 
-    fn sleep_until(deadline: Instant) -> Self::Sleep {
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        let _context = self.handle.enter();
         tokio::time::sleep_until(deadline.into())
     }
 
-    async fn connect(addr: &str, timeout: Duration) -> io::Result<Self::Stream> {
-        match tokio::time::timeout(timeout, tracklock_transports::tcp::connect_tokio(addr)).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("TCP connect timed out after {timeout:?}"),
-            )),
-        }
+    async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {
+        tracklock_transports::tcp::connect_tokio(addr).await
     }
-}
 
-/// Spawns the driver of a node on the current tokio runtime: `connect`
-/// spawns the first ones, drivers (inside the runtime) the nodes a cluster
-/// adds. Outside a runtime the driver is dropped, which counts as exited.
-fn spawn(inner: Arc<Inner>, idx: usize) {
-    let driver = crate::driver::run::<Tokio>(inner, idx);
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        drop(handle.spawn(driver));
+    fn spawn(&self, task: Task<Self>) {
+        drop(self.handle.spawn(task.run()));
     }
 }
 
 impl crate::Locker<Tokio> {
-    /// Connects and returns once the locker is usable, within
-    /// [`Options::connect_timeout`]; what "usable" means per mode, and when
-    /// it fails early, is under [Connecting](crate::Locker#connecting).
-    /// Errors: [`Error::Config`] or [`Error::Addresses`] for bad options,
-    /// [`Error::Connect`] when servers cannot be reached (or not in time),
-    /// [`Error::Server`] when one refuses the handshake,
-    /// [`Error::Topology`] when one is of the wrong kind for the mode.
-    ///
-    /// Must be called inside a tokio runtime with I/O and time enabled
-    /// (outside any runtime it fails with [`Error::Connect`]).
+    /// Connects on the current tokio runtime, see
+    /// [`Locker::connect_with`](crate::Locker::connect_with) (errors
+    /// included). Outside a tokio runtime it fails with
+    /// [`Error::NoRuntime`]; the runtime needs I/O and time enabled.
     pub async fn connect(options: Options) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Connect {
-                addr: options.address().to_owned(),
-                source: io::Error::other("not inside a tokio runtime"),
-            });
-        }
-        let locker = Self::start(&options, spawn)?;
-        locker.ready(options.connect_timeout_value()).await?;
-        Ok(locker)
+        Self::connect_with(Tokio::current()?, options).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn connect_outside_a_runtime_is_an_error_not_a_panic() {
         let r = futures_lite::future::block_on(Locker::connect(Options::new("127.0.0.1:1")));
-        assert!(
-            matches!(&r, Err(Error::Connect { source, .. }) if source.to_string().contains("tokio")),
-            "{r:?}"
-        );
+        assert!(matches!(&r, Err(Error::NoRuntime("tokio"))), "{r:?}");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-use tracklock::{Error, LostReason, Options};
+use tracklock::{Error, LostReason, NodeError, Options};
 
 struct Redis {
     child: Child,
@@ -652,14 +652,18 @@ mod on_tokio {
             return;
         };
         match Locker::connect(Options::new(r.addr()).password("wrong")).await {
-            Err(Error::Server { message, .. }) => {
-                assert!(message.contains("WRONGPASS"), "{message}")
-            }
-            other => panic!("expected Server, got {other:?}"),
+            Err(Error::Node {
+                source: NodeError::Handshake(message),
+                ..
+            }) => assert!(message.as_str().contains("WRONGPASS"), "{message}"),
+            other => panic!("expected Node(Handshake), got {other:?}"),
         }
         match Locker::connect(Options::new(r.addr())).await {
-            Err(Error::Server { message, .. }) => assert!(message.contains("NOAUTH"), "{message}"),
-            other => panic!("expected Server, got {other:?}"),
+            Err(Error::Node {
+                source: NodeError::Handshake(message),
+                ..
+            }) => assert!(message.as_str().contains("NOAUTH"), "{message}"),
+            other => panic!("expected Node(Handshake), got {other:?}"),
         }
         let a = Locker::connect(Options::new(r.addr()).password("sesame"))
             .await
@@ -802,24 +806,33 @@ mod on_tokio {
             return;
         };
         match Locker::connect(Options::new(node.addr())).await {
-            Err(Error::Topology { addr, message }) => {
+            Err(Error::Node {
+                addr,
+                source: NodeError::Topology(message),
+            }) => {
                 assert_eq!(addr, node.addr());
-                assert!(message.contains("cluster"), "{message}");
+                assert!(message.as_str().contains("cluster"), "{message}");
             }
-            other => panic!("expected Topology, got {other:?}"),
+            other => panic!("expected Node(Topology), got {other:?}"),
         }
         match Locker::connect(Options::cluster([plain.addr()])).await {
-            Err(Error::Topology { addr, message }) => {
+            Err(Error::Node {
+                addr,
+                source: NodeError::Topology(message),
+            }) => {
                 assert_eq!(addr, plain.addr());
-                assert!(message.contains("standalone"), "{message}");
+                assert!(message.as_str().contains("standalone"), "{message}");
             }
-            other => panic!("expected Topology, got {other:?}"),
+            other => panic!("expected Node(Topology), got {other:?}"),
         }
         // Every seed must fail before `connect` does: the first is reported.
         let dead = format!("127.0.0.1:{}", free_port());
         match Locker::connect(Options::cluster([plain.addr(), dead])).await {
-            Err(Error::Topology { addr, .. }) => assert_eq!(addr, plain.addr()),
-            other => panic!("expected Topology, got {other:?}"),
+            Err(Error::Node {
+                addr,
+                source: NodeError::Topology(_),
+            }) => assert_eq!(addr, plain.addr()),
+            other => panic!("expected Node(Topology), got {other:?}"),
         }
     }
 

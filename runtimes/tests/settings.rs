@@ -78,7 +78,7 @@ fn every_duration_option_is_refused_by_name_or_never_panics() {
                 Ok(config) => {
                     accepted += 1;
                     if name == "connect_timeout" {
-                        assert_eq!(config.handshake_timeout, d, "set from connect_timeout");
+                        assert_eq!(config.handshake_timeout(), d, "set from connect_timeout");
                     }
                     for start in [0, 1, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
                         let mut engine = Engine::new(config.clone(), [3; 32]).unwrap();
@@ -119,7 +119,7 @@ fn bounds_per_option() {
         o().connect_timeout(ms(1))
             .to_config()
             .unwrap()
-            .handshake_timeout,
+            .handshake_timeout(),
         ms(1)
     );
     for d in [Duration::ZERO, us(1), ms(9)] {

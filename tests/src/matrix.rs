@@ -416,8 +416,7 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::Config(_) => "Config",
         Error::InvalidName => "InvalidName",
         Error::Connect { .. } => "Connect",
-        Error::Server { .. } => "Server",
-        Error::Protocol { .. } => "Protocol",
+        Error::Node { .. } => "Node",
         _ => "other",
     }
 }

@@ -359,7 +359,16 @@ mod cluster_errors {
         let r = tracklock_tests::TokioRt::block_on(tracklock_tests::TokioRt::connect(
             Options::cluster([s.addr()]),
         ));
-        assert!(matches!(r, Err(Error::Topology { .. })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Node {
+                    source: tracklock::NodeError::Topology(_),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -368,7 +377,16 @@ mod cluster_errors {
         let r = tracklock_tests::SmolRt::block_on(tracklock_tests::SmolRt::connect(Options::new(
             c.addr(0),
         )));
-        assert!(matches!(r, Err(Error::Topology { .. })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Node {
+                    source: tracklock::NodeError::Topology(_),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use topo::connect;
-use tracklock::{Error, LostReason, Options};
+use tracklock::{Error, LostReason, NodeError, Options};
 use tracklock_core::Command;
 use tracklock_tests::{Admin, RedisServer, TestRt};
 
@@ -404,12 +404,12 @@ mod refused_readonly {
         )
         .await;
         match r {
-            Err(Error::Topology { addr, message }) => {
-                assert_eq!(addr, replica.addr());
-                assert!(message.contains("replica"), "{message}");
-            }
-            Err(e) => panic!("connect to a replica: expected Topology, got {e:?} ({e})"),
-            Ok(_) => panic!("connect to a replica: expected Topology, got a locker"),
+            Err(Error::Node {
+                addr,
+                source: NodeError::Replica,
+            }) => assert_eq!(addr, replica.addr()),
+            Err(e) => panic!("connect to a replica: expected Node(Replica), got {e:?} ({e})"),
+            Ok(_) => panic!("connect to a replica: expected Node(Replica), got a locker"),
         }
 
         // A connected master turned into a replica: READONLY.
@@ -434,19 +434,22 @@ mod refused_readonly {
 
 /// Case 6: The password changes and the connections are killed: the locker's
 /// reconnection is refused (`WRONGPASS`); a pending and a new `lock()` end
-/// with `Error::Server`; once the password is back, locking works again.
+/// with `Error::Node` (`NodeError::Handshake`); once the password is back, locking works again.
 mod refused_handshake_wrongpass {
     use super::*;
 
     #[track_caller]
     fn assert_wrongpass<G>(what: &str, r: Result<G, Error>, addr: &str) {
         match r {
-            Err(Error::Server { addr: a, message }) => {
+            Err(Error::Node {
+                addr: a,
+                source: NodeError::Handshake(message),
+            }) => {
                 assert_eq!(a, addr, "{what}");
-                assert!(message.contains("WRONGPASS"), "{what}: {message}");
+                assert!(message.as_str().contains("WRONGPASS"), "{what}: {message}");
             }
-            Err(e) => panic!("{what}: expected Server(WRONGPASS), got {e:?} ({e})"),
-            Ok(_) => panic!("{what}: expected Server(WRONGPASS), got Ok(guard)"),
+            Err(e) => panic!("{what}: expected Node(Handshake(WRONGPASS)), got {e:?} ({e})"),
+            Ok(_) => panic!("{what}: expected Node(Handshake(WRONGPASS)), got Ok(guard)"),
         }
     }
 
@@ -498,7 +501,10 @@ mod refused_handshake_wrongpass {
         let g = loop {
             match T::timeout(PROMPT, l.lock("refused-pw-after")).await {
                 Some(Ok(g)) => break g,
-                Some(Err(Error::Server { message, .. })) if message.contains("WRONGPASS") => {}
+                Some(Err(Error::Node {
+                    source: NodeError::Handshake(message),
+                    ..
+                })) if message.as_str().contains("WRONGPASS") => {}
                 Some(Err(e)) => panic!("lock() after the password is back: {e:?} ({e})"),
                 None => panic!("lock() after the password is back: still running after {PROMPT:?}"),
             }

@@ -84,14 +84,12 @@ async fn run_pump(cycle: u32) -> u32 {
 
 async fn firmware(addr: &str, password: Option<String>, database: u32) -> Result<(), String> {
     let boot = std::time::Instant::now();
-    let config = Config {
+    let config = Config::default()
         // Short lease, so the 1.2 s job outlives it several times over.
-        validity: Duration::from_millis(500),
-        password: password.as_deref().and_then(Text::new),
-        database,
-        client_name: Text::new("firmware-example"),
-        ..Config::default()
-    };
+        .with_validity(Duration::from_millis(500))
+        .with_password(password.as_deref().and_then(Text::new))
+        .with_database(database)
+        .with_client_name(Text::new("firmware-example"));
     // On a board: a `static` (StaticCell) rather than the stack.
     let mut engine = Engine::new(config.clone(), seed(1)).map_err(|e| e.to_string())?;
     let mut other = Engine::new(config, seed(2)).map_err(|e| e.to_string())?;

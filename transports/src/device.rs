@@ -53,17 +53,13 @@ use core::time::Duration;
 use embedded_io_async::{Read, Write};
 use tracklock_core::{
     Engine, Event, Instant, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
-    NodeId, ServerError,
+    NodeId, ServerError, CLOSE_GRACE,
 };
 
 const NODE: NodeId = NodeId(0);
 /// Lost locks remembered for a later [`Device::run_until`]: one per lock
 /// the engine can hold without `alloc`.
 const LOST_MEMORY: usize = tracklock_core::capacity::LOCKS;
-/// Default bound on the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long [`Device::close`] waits for the releases.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The device's monotonic clock, in the engine's [`Instant`]s (nanoseconds
 /// since any origin). Implemented by every `Fn() -> Instant`.
@@ -111,6 +107,7 @@ pub enum Outcome<T> {
 
 /// Why a device call failed. `E` is the stream's error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The stream failed; the device is now disconnected.
     Io(E),
@@ -234,6 +231,7 @@ where
     /// A device over `stream` (freshly connected, nothing sent yet). Call
     /// [`Device::handshake`] next.
     pub fn new(engine: &'e mut Engine, stream: S, clock: C, delay: D) -> Self {
+        let handshake_timeout = engine.config().handshake_timeout();
         Device {
             engine,
             stream,
@@ -243,14 +241,16 @@ where
             filled: 0,
             connected: false,
             need_flush: false,
-            handshake_timeout: HANDSHAKE_TIMEOUT,
+            handshake_timeout,
             abandoned: None,
             lost: [const { None }; LOST_MEMORY],
             lost_next: 0,
         }
     }
 
-    /// Bounds [`Device::handshake`] (default 5 s).
+    /// Bounds [`Device::handshake`] (default: the engine's
+    /// [`Config::handshake_timeout`](tracklock_core::Config::handshake_timeout),
+    /// 5 s unless set).
     pub fn set_handshake_timeout(&mut self, timeout: Duration) {
         self.handshake_timeout = timeout;
     }
@@ -403,7 +403,7 @@ where
     }
 
     /// Closes the engine: every held lock is lost and released; returns once
-    /// the releases are answered (or after a second).
+    /// the releases are answered (or after [`CLOSE_GRACE`], a second).
     pub async fn close(&mut self) -> Result<(), Error<S::Error>> {
         self.end_abandoned();
         let now = self.clock.now();

@@ -303,10 +303,7 @@ fn lock_extend_lose_and_release_without_allocating() {
     on_tokio(&redis, async |redis: &Redis| {
         let t0 = std::time::Instant::now();
         let validity = Duration::from_millis(800);
-        let config = Config {
-            validity,
-            ..Config::default()
-        };
+        let config = Config::default().with_validity(validity);
         let mut ea = engine(&config, 1);
         let mut eb = engine(&config, 2);
         let mut a = device(&mut ea, connect(&redis.addr()).await, t0);
@@ -425,10 +422,7 @@ fn reconnect_keeps_a_held_lock() {
     };
     on_tokio(&redis, async |redis: &Redis| {
         let t0 = std::time::Instant::now();
-        let config = Config {
-            client_name: tracklock_core::Text::new("device"),
-            ..Config::default()
-        };
+        let config = Config::default().with_client_name(tracklock_core::Text::new("device"));
         let mut e = engine(&config, 3);
         let mut d = device(&mut e, connect(&redis.addr()).await, t0);
         counted(d.handshake()).await.unwrap();

@@ -153,8 +153,8 @@ impl Engine {
         for _ in 0..config.node_count() {
             conns
                 .push(Conn::default())
-                .map_err(|_| ConfigError::TooLong)?;
-            addrs.push(None).map_err(|_| ConfigError::TooLong)?;
+                .map_err(|_| ConfigError::TooManyNodes)?;
+            addrs.push(None).map_err(|_| ConfigError::TooManyNodes)?;
         }
         let discovery = Discovery {
             stale: matches!(config.topology, Topology::Cluster(_)),
@@ -199,12 +199,12 @@ impl Engine {
         host: &str,
         port: u16,
     ) -> Result<(), ConfigError> {
-        let host = Text::new(host).ok_or(ConfigError::TooLong)?;
+        let host = Text::new(host).ok_or(ConfigError::TextTooLong)?;
         let slot = self
             .addrs
             .as_mut_slice()
             .get_mut(usize::from(node.0))
-            .ok_or(ConfigError::TooLong)?;
+            .ok_or(ConfigError::NoSuchNode)?;
         *slot = Some(Addr { host, port });
         Ok(())
     }

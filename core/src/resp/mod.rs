@@ -7,5 +7,16 @@
 mod reader;
 mod writer;
 
-pub use reader::{parse, Aggregate, Frame, Frames, RespError, MAX_DEPTH};
-pub use writer::{array_header, bulk, bulk_concat, bulk_int, bulk_uint, Full, Sink};
+#[cfg(test)]
+mod differential_tests;
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod reader_tests;
+
+#[cfg(fuzzing)]
+pub use reader::Frames;
+pub use reader::{parse, Aggregate, Frame};
+#[cfg(any(fuzzing, test))]
+pub use reader::{RespError, MAX_DEPTH};
+pub use writer::{array_header, bulk, bulk_concat, bulk_uint, Full, Sink};

@@ -244,7 +244,7 @@ impl World {
             return;
         };
         let n = self.p.config.key_count();
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         let name = r.name;
         let seen = r.taken.len();
         let local = self
@@ -361,7 +361,7 @@ impl World {
             return;
         }
         let name = r.name;
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         for (n, k) in self.names_keys(name) {
             let Some(e) = self.nodes[n].peek(db, &k, self.now) else {
                 continue;
@@ -384,8 +384,8 @@ impl World {
     /// How long a call may stay pending once nothing is in its way: the
     /// largest backoff, a lease, a few round trips, a reconnect and slack.
     pub(crate) fn calls_bound(&self) -> u64 {
-        let tna = self.p.config.try_next_after.as_nanos() as u64;
-        let v = self.p.config.validity.as_nanos() as u64;
+        let tna = self.p.config.try_next_after().as_nanos() as u64;
+        let v = self.p.config.validity().as_nanos() as u64;
         BACKOFF_MAX
             + v
             + v * 4 * self.p.clock_ppm as u64 / 1_000_000
@@ -405,7 +405,7 @@ impl World {
         if self.p.hostile_node.is_some() {
             return;
         }
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         let busy: Vec<bool> = (0..self.p.names.len())
             .map(|name| {
                 self.chk
@@ -458,7 +458,7 @@ impl World {
         let Some(v) = r.value.as_ref() else {
             return false;
         };
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         let honest = self
             .names_keys(r.name)
             .iter()
@@ -469,7 +469,7 @@ impl World {
                         .is_some_and(|e| &e.value == v)
             })
             .count();
-        honest >= usize::from(self.p.config.key_majority)
+        honest >= usize::from(self.p.config.key_majority())
     }
 
     /// Admin writes to a name: every live request of it is tainted.
@@ -489,7 +489,7 @@ impl World {
     /// `(node, key)` for every key of `name` and every node it may be on
     /// (two while its cluster slot migrates: it is on one of them).
     fn names_keys(&self, name: usize) -> Vec<(usize, Vec<u8>)> {
-        let prefix = self.p.config.prefix.as_str();
+        let prefix = self.p.config.prefix();
         let mut out = Vec::new();
         for i in 0..self.p.config.key_count() {
             let key = key_name(prefix, i, &self.p.names[name]);
@@ -504,8 +504,8 @@ impl World {
     /// the keys carrying it (0 with fewer than `m`). With `restore`, the keys
     /// a failover lost for request `req` count as they were before.
     fn protection(&self, req: (usize, u64), name: usize, value: &[u8], restore: bool) -> u64 {
-        let db = self.p.config.database;
-        let prefix = self.p.config.prefix.as_str();
+        let db = self.p.config.database();
+        let prefix = self.p.config.prefix();
         let lost = &self.chk.reqs[&req].failover_lost;
         let mut expiries: Vec<u64> = (0..self.p.config.key_count())
             .map(|i| {
@@ -528,13 +528,13 @@ impl World {
             })
             .collect();
         expiries.sort_unstable_by(|a, b| b.cmp(a));
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         expiries.get(m - 1).copied().unwrap_or(0)
     }
 
     /// `(key index, name)` of a lock key.
     pub(crate) fn parse_lock_key(&self, key: &[u8]) -> Option<(usize, usize)> {
-        let rest = key.strip_prefix(self.p.config.prefix.as_str().as_bytes())?;
+        let rest = key.strip_prefix(self.p.config.prefix().as_bytes())?;
         let rest = rest.strip_prefix(b":")?;
         let colon = rest.iter().position(|&b| b == b':')?;
         let i: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
@@ -545,7 +545,7 @@ impl World {
 
     /// True when a believer's value sits on a key stored at node `n`.
     pub(crate) fn held_on(&self, n: usize) -> bool {
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         self.chk.reqs.values().any(|r| {
             let Some(v) = r.value.as_ref().filter(|_| r.belief.is_some()) else {
                 return false;
@@ -636,7 +636,7 @@ impl World {
         name: usize,
     ) -> Option<(u64, u64)> {
         let r = &self.chk.reqs[&key];
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for (n, k) in self.names_keys(name) {
             if let Some(e) = self.nodes[n].peek(db, &k, self.now) {
@@ -645,7 +645,7 @@ impl World {
                 }
             }
         }
-        let prefix = self.p.config.prefix.as_str();
+        let prefix = self.p.config.prefix();
         for (i, v) in r.failover_lost.keys() {
             let k = key_name(prefix, *i, &self.p.names[name]);
             let there = self.key_nodes(*i, &k).iter().any(|&n| {
@@ -657,7 +657,7 @@ impl World {
                 *counts.entry(v.clone()).or_default() += 1;
             }
         }
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         let (v, _) = counts
             .into_iter()
             .filter(|(_, c)| *c >= m)
@@ -671,7 +671,7 @@ impl World {
 
     /// How many keys of `name` carry `value` right now.
     fn backing(&self, name: usize, value: &[u8]) -> usize {
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         self.names_keys(name)
             .iter()
             .filter(|(n, k)| {
@@ -750,7 +750,7 @@ impl World {
             return;
         }
         // Which value is ours: a majority of the name's keys written by this locker.
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for (n, k) in self.names_keys(name) {
             if let Some(e) = self.nodes[n].peek(db, &k, self.now) {
@@ -759,7 +759,7 @@ impl World {
                 }
             }
         }
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         let value = counts
             .into_iter()
             .filter(|(_, c)| *c >= m)
@@ -895,7 +895,7 @@ impl World {
             }
             return;
         }
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         let backing = self.backing(name, &value);
         if backing >= m {
             return;
@@ -970,7 +970,7 @@ impl World {
         let Some(at) = self.lockers[l].extend_refused_at else {
             return false;
         };
-        let i = self.p.config.try_next_after.as_nanos() as u64;
+        let i = self.p.config.try_next_after().as_nanos() as u64;
         let window = i + i * 2 * self.p.clock_ppm as u64 / 1_000_000 + 3 * self.lat_max + 2 * MS;
         self.now < at + window
     }
@@ -978,7 +978,7 @@ impl World {
     /// Pending prompt-loss checks whose holder has a whole majority again
     /// (it took keys back) are settled.
     pub(crate) fn settle_prompts(&mut self) {
-        let m = usize::from(self.p.config.key_majority);
+        let m = usize::from(self.p.config.key_majority());
         for i in 0..self.chk.prompts.len() {
             let Some(start) = self.chk.prompts[i].as_ref().map(|p| p.req) else {
                 continue;
@@ -1009,7 +1009,7 @@ impl World {
     /// the invalidation, one round trip (plus one more when a node lost its
     /// script cache: `NOSCRIPT`, then `EVAL`), and slack for processing.
     pub(crate) fn prompt_bound(&self, name: usize) -> u64 {
-        let script = match self.p.config.ttl_mode {
+        let script = match self.p.config.ttl_mode() {
             tracklock_core::TtlMode::Relative => EXTEND_PX,
             tracklock_core::TtlMode::Absolute => EXTEND_PXAT,
         };
@@ -1018,7 +1018,7 @@ impl World {
             .iter()
             .any(|(n, _)| !self.nodes[*n].knows_script(script));
         let rtt = (if cold { 5 } else { 3 }) * self.lat_max + 2 * MS;
-        if self.p.config.client_caching {
+        if self.p.config.client_caching() {
             rtt
         } else {
             let i = self.p.config.effective_extend_interval().as_nanos() as u64;
@@ -1042,7 +1042,7 @@ impl World {
         // Told, or it took a majority back meanwhile (periodic extension
         // re-takes free keys): either way its belief is backed again.
         if let Some(v) = req.value.clone() {
-            if self.backing(req.name, &v) >= usize::from(self.p.config.key_majority) {
+            if self.backing(req.name, &v) >= usize::from(self.p.config.key_majority()) {
                 self.stats.prompt_checked += 1;
                 return;
             }
@@ -1070,8 +1070,8 @@ impl World {
 
     /// How long a free name may go with a healthy waiter not acquiring it.
     pub(crate) fn liveness_bound(&self) -> u64 {
-        let tna = self.p.config.try_next_after.as_nanos() as u64;
-        let v = self.p.config.validity.as_nanos() as u64;
+        let tna = self.p.config.try_next_after().as_nanos() as u64;
+        let v = self.p.config.validity().as_nanos() as u64;
         4 * tna + v * 4 * self.p.clock_ppm as u64 / 1_000_000 + 10 * self.lat_max + 100 * MS
     }
 
@@ -1094,7 +1094,7 @@ impl World {
                 .reqs
                 .values()
                 .any(|r| r.name == name && r.belief.is_some());
-            let db = self.p.config.database;
+            let db = self.p.config.database();
             let free = !believed
                 && self
                     .names_keys(name)
@@ -1122,7 +1122,7 @@ impl World {
 
     /// After every engine settled: no key written by a locker remains.
     pub(crate) fn check_no_leaks(&mut self) {
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         for n in 0..self.nodes.len() {
             // A replica only mirrors its master.
             if Some(n) == self.p.hostile_node || self.nodes[n].replica {
@@ -1153,7 +1153,7 @@ impl World {
 
     /// Past every TTL: nothing remains, every engine idle.
     pub(crate) fn final_check(&mut self) {
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         for n in 0..self.nodes.len() {
             if let Some((k, _)) = self.nodes[n].live_keys(db, self.now).into_iter().next() {
                 self.fail(format!(

@@ -299,9 +299,11 @@ impl Params {
     pub fn cluster_teeth(seed: u64) -> Params {
         let mut p = Params::cluster(seed);
         p.profile = "cluster-teeth";
-        p.config.key_majority = 1;
-        p.config.validity = Duration::from_millis(2000);
-        p.config.extend_interval = None;
+        p.config = p
+            .config
+            .with_key_majority(1)
+            .with_validity(Duration::from_millis(2000))
+            .with_extend_interval(None);
         p.lockers = 3;
         p.workers = 2;
         p.names = vec!["n0".into()];
@@ -328,8 +330,10 @@ impl Params {
         let replicas: Vec<bool> = (0..masters).map(|_| rng.chance(0.8)).collect();
         let nodes = masters + replicas.iter().filter(|r| **r).count();
         let seeds = rng.range(1, nodes.min(3) as u64) as u16;
-        self.config.topology = Topology::Cluster(seeds);
-        self.config.database = 0;
+        self.config = self
+            .config
+            .with_topology(Topology::Cluster(seeds))
+            .with_database(0);
         if rng.chance(0.2) {
             // Hash tags: every key of a lock in one slot, on one master.
             self.names = (0..self.names.len())
@@ -405,47 +409,49 @@ impl Params {
         };
         let drift_ppm = *rng.pick(&[0u32, 1_000, 10_000, 10_000, 20_000]);
         let margin = Duration::from_millis(*rng.pick(&[1u64, 2, 5, 5, 20, 50]));
-        let mut config = Config {
-            prefix: Text::new(if rng.chance(0.8) {
-                "rueidislock"
-            } else {
-                "app.locks"
-            })
-            .unwrap(),
-            key_majority: majority,
-            validity,
-            extend_interval,
-            try_next_after: Duration::from_millis(*rng.pick(&[5u64, 10, 20, 20, 50])),
-            drift_ppm,
-            margin,
-            noloop: *rng.pick(&[NoLoop::Auto, NoLoop::Auto, NoLoop::On, NoLoop::Off]),
-            client_caching: rng.chance(0.75),
-            ttl_mode: if rng.chance(0.2) {
+        // Drawn in this order (the order of the former struct literal), so
+        // recorded seeds replay the same.
+        let config = Config::default()
+            .with_prefix(
+                Text::new(if rng.chance(0.8) {
+                    "rueidislock"
+                } else {
+                    "app.locks"
+                })
+                .unwrap(),
+            )
+            .with_key_majority(majority)
+            .with_validity(validity)
+            .with_extend_interval(extend_interval)
+            .with_try_next_after(Duration::from_millis(*rng.pick(&[5u64, 10, 20, 20, 50])))
+            .with_drift_ppm(drift_ppm)
+            .with_margin(margin)
+            .with_noloop(*rng.pick(&[NoLoop::Auto, NoLoop::Auto, NoLoop::On, NoLoop::Off]))
+            .with_client_caching(rng.chance(0.75))
+            .with_ttl_mode(if rng.chance(0.2) {
                 TtlMode::Absolute
             } else {
                 TtlMode::Relative
-            },
-            topology,
-            username: None,
-            password: if rng.chance(0.3) {
+            })
+            .with_topology(topology)
+            .with_username(None)
+            .with_password(if rng.chance(0.3) {
                 Text::new("sim-secret")
             } else {
                 None
-            },
-            client_name: if rng.chance(0.3) {
+            })
+            .with_client_name(if rng.chance(0.3) {
                 Text::new("sim")
             } else {
                 None
-            },
-            database: if rng.chance(0.2) { 3 } else { 0 },
-            ping_interval: Duration::from_millis(*rng.pick(&[100u64, 300, 1000])),
-            // Set below from `ping_interval`.
-            handshake_timeout: Duration::ZERO,
-            local_handoff: *rng.pick(&[0u8, 0, 1, 3]),
-        };
+            })
+            .with_database(if rng.chance(0.2) { 3 } else { 0 })
+            .with_ping_interval(Duration::from_millis(*rng.pick(&[100u64, 300, 1000])))
+            .with_local_handoff(*rng.pick(&[0u8, 0, 1, 3]));
         // Twice the ping interval: the handshake deadline the engine had
         // before it became a setting, so recorded seeds replay the same.
-        config.handshake_timeout = config.ping_interval * 2;
+        let handshake_timeout = config.ping_interval() * 2;
+        let mut config = config.with_handshake_timeout(handshake_timeout);
         let _ = nodes;
         let lockers = rng.range(2, 4) as usize;
         let workers = rng.range(1, 3) as usize;
@@ -462,9 +468,10 @@ impl Params {
         // succeed (a livelock the simulator found). Keep it above the
         // largest round trip, as a deployment must.
         let rtt_max = 2 * (latency_base + latency_jitter);
-        config.try_next_after = config
-            .try_next_after
+        let try_next_after = config
+            .try_next_after()
             .max(Duration::from_nanos(rtt_max + 2 * MS));
+        config = config.with_try_next_after(try_next_after);
         let profile_pick = rng.below(10);
         let (profile, faults, force) = match profile_pick {
             0..=1 => ("calm", FaultRates::default(), false),
@@ -562,10 +569,12 @@ impl Params {
     pub fn broken(seed: u64) -> Params {
         let mut p = Params::standalone(seed);
         p.profile = "broken";
-        p.config.margin = Duration::ZERO;
-        p.config.drift_ppm = 0;
-        p.config.validity = Duration::from_millis(500);
-        p.config.extend_interval = None;
+        p.config = p
+            .config
+            .with_margin(Duration::ZERO)
+            .with_drift_ppm(0)
+            .with_validity(Duration::from_millis(500))
+            .with_extend_interval(None);
         p.clock_ppm = 20_000;
         p.locker_pause_max = 300 * MS;
         p.lose_down_min = 0;
@@ -585,10 +594,12 @@ impl Params {
     pub fn hostile(seed: u64) -> Params {
         let mut p = Params::standalone(seed);
         p.profile = "hostile";
-        p.config.topology = Topology::Instances(2);
-        p.config.key_majority = 2;
-        p.config.validity = Duration::from_millis(1000);
-        p.config.extend_interval = None;
+        p.config = p
+            .config
+            .with_topology(Topology::Instances(2))
+            .with_key_majority(2)
+            .with_validity(Duration::from_millis(1000))
+            .with_extend_interval(None);
         p.faults = FaultRates::default();
         p.force = false;
         p.hostile_node = Some(1);

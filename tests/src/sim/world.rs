@@ -226,9 +226,10 @@ pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
 /// a cluster.
 pub(crate) fn node_of(topology: Topology, i: usize) -> usize {
     match topology {
-        // Clusters place keys by slot: see `World::key_nodes`.
-        Topology::Single | Topology::Cluster(_) => 0,
         Topology::Instances(n) => i % usize::from(n.max(1)),
+        // Single, and clusters, which place keys by slot: see
+        // `World::key_nodes`.
+        _ => 0,
     }
 }
 
@@ -241,8 +242,8 @@ impl World {
             .as_ref()
             .map_or(p.config.node_count(), |c| c.nodes());
         let ppm = p.clock_ppm;
-        let password = p.config.password.as_ref().map(|t| t.as_str().to_string());
-        let prefix = p.config.prefix.as_str().as_bytes().to_vec();
+        let password = p.config.password().map(str::to_string);
+        let prefix = p.config.prefix().as_bytes().to_vec();
         let nodes: Vec<Node> = (0..node_count)
             .map(|i| {
                 let clock = Clock::new(rng.range_i64(-ppm, ppm), rng.range(0, 1_000) * MS);
@@ -392,7 +393,7 @@ impl World {
     }
 
     fn validity_ns(&self) -> u64 {
-        self.p.config.validity.as_nanos() as u64
+        self.p.config.validity().as_nanos() as u64
     }
 
     /// Runs the world to the end (or the first violation).
@@ -1115,6 +1116,9 @@ impl World {
                 self.lockers[l].by_id.remove(&id.as_u64());
                 self.on_released(l, id);
             }
+            other => self.fail(format!(
+                "L{l}: an event the simulator does not know: {other:?}"
+            )),
         }
     }
 
@@ -1366,7 +1370,7 @@ impl World {
                 self.count("admin_flushdb");
                 self.log(|| format!("FAULT admin FLUSHDB on node {n}"));
                 self.taint_node(n);
-                let db = self.p.config.database.to_string();
+                let db = self.p.config.database().to_string();
                 let mut fx = Fx::default();
                 self.nodes[n].admin(&[b"SELECT", db.as_bytes()], self.now, &mut fx);
                 self.nodes[n].admin(&[b"FLUSHDB"], self.now, &mut fx);
@@ -1499,8 +1503,8 @@ impl World {
         let name_i = self.rng.below(self.p.names.len() as u64) as usize;
         let name = self.p.names[name_i].clone();
         let keys = self.p.config.key_count();
-        let prefix = self.p.config.prefix.as_str().to_string();
-        let db = self.p.config.database.to_string();
+        let prefix = self.p.config.prefix().to_string();
+        let db = self.p.config.database().to_string();
         let v_ms = self.validity_ns() / MS;
         let op = self.rng.below(4);
         let targets: Vec<usize> = if op == 1 {

@@ -119,7 +119,7 @@ impl World {
     /// target while its slot migrates); node `node_of` outside a cluster.
     pub(crate) fn key_nodes(&self, i: usize, key: &[u8]) -> Vec<usize> {
         let Some(cl) = &self.cl else {
-            return vec![node_of(self.p.config.topology, i)];
+            return vec![node_of(self.p.config.topology(), i)];
         };
         let slot = key_slot(key);
         match cl.migration {
@@ -131,7 +131,7 @@ impl World {
     /// The node key `i` lives on (or would be written to) now.
     pub(crate) fn key_node(&self, i: usize, key: &[u8]) -> usize {
         let nodes = self.key_nodes(i, key);
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         match nodes[..] {
             [src, dst] if self.nodes[src].stored(db, key).is_none() => dst,
             _ => nodes[0],
@@ -155,7 +155,7 @@ impl World {
     /// expire, so it is no leak (counted as an orphan write).
     pub(crate) fn release_refused(&mut self, key: &[u8], value: &[u8]) {
         *self.stats.cluster.entry("release_refused").or_default() += 1;
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         // (The key index only matters outside a cluster.)
         let i = self.parse_lock_key(key).map_or(0, |(i, _)| i);
         for n in self.key_nodes(i, key) {
@@ -490,9 +490,9 @@ impl World {
         let topo = self.latest();
         let m = topo.shards[s].master;
         let r = topo.shards[s].replica.expect("a replica");
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         let now = self.now;
-        let prefix = self.p.config.prefix.as_str().as_bytes().to_vec();
+        let prefix = self.p.config.prefix().as_bytes().to_vec();
         let mut lost = Vec::new();
         for (key, e) in self.nodes[m].live_keys(db, now) {
             // Only keys of its slots (a stale copy elsewhere is nobody's).
@@ -579,7 +579,7 @@ impl World {
         let mut d = self.rng.range(2 * nt + 1_000 * MS, 2 * nt + 3_000 * MS);
         if !keep {
             // If it is not replaced after all, it must stay away a lease.
-            let v = self.p.config.validity.as_nanos() as u64;
+            let v = self.p.config.validity().as_nanos() as u64;
             d = d.max(self.p.lose_down_min + self.rng.range(0, v));
         }
         self.count("kill_master");
@@ -636,7 +636,7 @@ impl World {
         }
         let name = self.rng.below(self.p.names.len() as u64) as usize;
         let k = self.rng.below(self.p.config.key_count() as u64) as usize;
-        let key = key_name(self.p.config.prefix.as_str(), k, &self.p.names[name]);
+        let key = key_name(self.p.config.prefix(), k, &self.p.names[name]);
         let slot = key_slot(&key);
         let topo = self.latest();
         let from = usize::from(topo.owner[usize::from(slot)]);
@@ -685,7 +685,7 @@ impl World {
             self.at(self.now + 10 * MS, Ev::Migrate);
             return;
         }
-        let db = self.p.config.database;
+        let db = self.p.config.database();
         if let Some(key) = self.nodes[m.src].keys_in_slot(db, m.slot).first().cloned() {
             let mut fx = Fx::default();
             if let Some(e) = self.nodes[m.src].take_key(db, &key, self.now, &mut fx) {

@@ -2,6 +2,7 @@
 //!     extend interval >= validity, wrong password, no password, nothing
 //!     listening.
 
+use tracklock::NodeError;
 use tracklock_tests::prelude::*;
 
 async fn body<T: TestRt>(ctx: Ctx<T>) {
@@ -36,21 +37,27 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         .variant
         .apply(Options::new(secured.addr()).validity(VALIDITY));
     match T::connect(opts.clone().password("wrong")).await {
-        Err(Error::Server { addr, message }) => {
+        Err(Error::Node {
+            addr,
+            source: NodeError::Handshake(message),
+        }) => {
             assert_eq!(addr, secured.addr());
-            assert!(message.contains("WRONGPASS"), "{message}");
+            assert!(message.as_str().contains("WRONGPASS"), "{message}");
         }
         other => panic!(
-            "wrong password: expected Server error, got {:?}",
+            "wrong password: expected a refused handshake, got {:?}",
             other.map(|_| ())
         ),
     }
     match T::connect(opts.clone()).await {
-        Err(Error::Server { message, .. }) => {
-            assert!(message.contains("NOAUTH"), "{message}")
+        Err(Error::Node {
+            source: NodeError::Handshake(message),
+            ..
+        }) => {
+            assert!(message.as_str().contains("NOAUTH"), "{message}")
         }
         other => panic!(
-            "no password: expected Server error, got {:?}",
+            "no password: expected a refused handshake, got {:?}",
             other.map(|_| ())
         ),
     }

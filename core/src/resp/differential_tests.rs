@@ -5,11 +5,16 @@
 //! consume exactly the frame. Random mutations of valid frames must never make
 //! our reader panic. When both decoders accept a mutated input, they must agree.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+extern crate std;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, println, vec};
+
+use super::{parse, Aggregate, Frame, RespError, MAX_DEPTH};
 use redis_protocol::resp2::{decode as r2_decode, types::OwnedFrame as R2Frame};
 use redis_protocol::resp3::{decode::complete as r3_decode, types::OwnedFrame as R3Frame};
-use tracklock_core::resp::{parse, Frame, RespError, MAX_DEPTH};
 
 /// A decoded frame with no attributes. Both decoders are converted to this.
 /// Sets and maps are sorted because `redis-protocol` stores them in hash maps.
@@ -45,7 +50,7 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 
 /// Converts our frame, checking that every aggregate yields `len()` elements.
 fn ours(frame: Frame<'_>) -> V {
-    let items = |agg: tracklock_core::resp::Aggregate<'_>| {
+    let items = |agg: Aggregate<'_>| {
         let items: Vec<V> = agg.iter().map(ours).collect();
         assert_eq!(
             items.len(),

@@ -1,0 +1,205 @@
+//! The state one locker's handles and drivers share: the engine behind a
+//! mutex ([`Shared`]), one wake-up [`Signal`] per driver, and the runtime
+//! that spawns the drivers and tells the time.
+//!
+//! Every public call (lock, unlock, drop of a guard, close) only mutates the
+//! engine under the mutex and raises the drivers' signals; the drivers then
+//! write whatever the engine queued, so commands issued by many tasks at
+//! once leave in one write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use atomic_waker::AtomicWaker;
+use tracklock_core::{Engine, Instant, CLOSE_GRACE};
+
+use crate::driver::Driver;
+use crate::runtime::{deadline_after, Task};
+use crate::shared::{NodeState, Shared};
+use crate::{Mode, Runtime};
+
+/// State shared by the public handles and the drivers of one locker.
+pub(crate) struct Inner<R: Runtime> {
+    shared: Mutex<Shared>,
+    /// One per node (index = node id); grows when the engine adds a node.
+    /// Never locked together with [`Inner::shared`].
+    signals: RwLock<Vec<Arc<Signal>>>,
+    pub(crate) rt: R,
+    mode: Mode,
+    /// The configured addresses (for messages).
+    addrs: Box<[String]>,
+    /// The runtime's instant that is the engine's instant 0.
+    origin: std::time::Instant,
+    /// Bounds TCP connect plus handshake (the engine's handshake timeout).
+    pub(crate) connect_timeout: Duration,
+    /// Seeds the drivers' backoff jitter.
+    pub(crate) jitter: u64,
+}
+
+/// A driver's wake-up: a flag plus the driver task's waker.
+pub(crate) struct Signal {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    fn new() -> Arc<Signal> {
+        Arc::new(Signal {
+            flag: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        })
+    }
+
+    fn notify(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready (and reset) once [`Signal::notify`] was called.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.flag.swap(false, Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<R: Runtime> Inner<R> {
+    /// Shared state for `engine`, whose node `i` lives at `addrs[i]`; no
+    /// driver is spawned yet (see [`Inner::spawn_drivers`]).
+    pub(crate) fn new(
+        rt: R,
+        engine: Engine,
+        mode: Mode,
+        addrs: Box<[String]>,
+        jitter: u64,
+    ) -> Self {
+        let n = engine.node_count();
+        let origin = rt.now();
+        let connect_timeout = engine.config().handshake_timeout();
+        let nodes = (0..n)
+            .map(|i| NodeState::new(addrs.get(i).cloned().unwrap_or_default()))
+            .collect();
+        let mut shared = Shared::new(engine, nodes);
+        shared
+            .engine
+            .set_unix_time(Instant::from_nanos(0), unix_ms());
+        Inner {
+            shared: Mutex::new(shared),
+            signals: RwLock::new((0..n).map(|_| Signal::new()).collect()),
+            rt,
+            mode,
+            addrs,
+            origin,
+            connect_timeout,
+            jitter,
+        }
+    }
+
+    /// Spawns the drivers of the nodes the engine started with (their
+    /// `running` count is reserved by [`Inner::new`]).
+    pub(crate) fn spawn_drivers(self: &Arc<Self>) {
+        let n = self.lock().nodes.len();
+        for i in 0..n {
+            self.rt.spawn(Task::new(Driver::new(self.clone(), i)));
+        }
+    }
+
+    /// Spawns the drivers of added nodes (outside the shared lock; their
+    /// `running` count is reserved by [`Shared::take_added`]).
+    pub(crate) fn spawn_added(self: &Arc<Self>, added: Vec<usize>) {
+        let Some(&max) = added.iter().max() else {
+            return;
+        };
+        {
+            let mut signals = self.signals.write().unwrap_or_else(PoisonError::into_inner);
+            while signals.len() <= max {
+                signals.push(Signal::new());
+            }
+        }
+        for idx in added {
+            self.rt.spawn(Task::new(Driver::new(self.clone(), idx)));
+        }
+    }
+
+    pub(crate) fn signal(&self, idx: usize) -> Arc<Signal> {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        signals.get(idx).cloned().unwrap_or_else(Signal::new)
+    }
+
+    /// The engine's `now`.
+    pub(crate) fn now(&self) -> Instant {
+        let d = self.rt.now().saturating_duration_since(self.origin);
+        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// `t` on the runtime's clock (the far future saturates).
+    pub(crate) fn to_std(&self, t: Instant) -> std::time::Instant {
+        deadline_after(self.origin, Duration::from_nanos(t.as_nanos()))
+    }
+
+    /// Locks the shared state (a panic elsewhere does not poison it for us:
+    /// the engine never panics mid-update on its own inputs).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes every driver: the engine may have something to send or a new
+    /// deadline.
+    pub(crate) fn notify_drivers(&self) {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        for s in signals.iter() {
+            s.notify();
+        }
+    }
+
+    /// Wakes every driver but `idx`'s.
+    pub(crate) fn notify_others(&self, idx: usize) {
+        let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
+        for (i, s) in signals.iter().enumerate() {
+            if i != idx {
+                s.notify();
+            }
+        }
+    }
+
+    /// The mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The configured addresses.
+    pub(crate) fn addresses(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Starts closing: holders lose, pending requests end, the drivers stop
+    /// once the releases are answered or [`CLOSE_GRACE`] passed.
+    pub(crate) fn begin_close(&self) {
+        {
+            let mut sh = self.lock();
+            if !sh.closing {
+                let now = self.now();
+                sh.closing = true;
+                sh.close_deadline = Some(now.saturating_add(CLOSE_GRACE));
+                sh.engine.close(now);
+                sh.settle();
+            }
+        }
+        self.notify_drivers();
+    }
+}
+
+/// The wall clock in Unix milliseconds (for absolute TTLs).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

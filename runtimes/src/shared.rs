@@ -1,0 +1,358 @@
+//! What a locker keeps behind its mutex: the engine, one slot per lock
+//! request (what the public futures wait on), and one record per node (what
+//! its driver and `connect` need to know). Events drained from the engine
+//! are turned into slot states here.
+
+use std::collections::HashMap;
+use std::task::Waker;
+
+use tracklock_core::{
+    Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
+};
+
+use crate::Error;
+
+/// Everything behind the mutex of [`crate::inner::Inner`].
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) slots: HashMap<LockId, Slot>,
+    pub(crate) nodes: Vec<NodeState>,
+    /// `close` was called (or every handle dropped).
+    pub(crate) closing: bool,
+    pub(crate) close_deadline: Option<Instant>,
+    /// Drivers still running.
+    pub(crate) running: usize,
+    /// Every driver has exited.
+    pub(crate) stopped: bool,
+    /// Nodes the engine added whose driver is not spawned yet.
+    added: Vec<usize>,
+    /// The latest connection failure of any node (for `connect`'s timeout).
+    pub(crate) last_error: Option<String>,
+    pub(crate) startup_waker: Option<Waker>,
+    pub(crate) close_wakers: Vec<Waker>,
+    /// Scratch list of wakers to wake, reused.
+    pub(crate) wakers: Vec<Waker>,
+}
+
+/// What the public futures of one lock request wait on.
+pub(crate) struct Slot {
+    pub(crate) state: State,
+    /// [`Event::Released`] arrived (after an explicit unlock).
+    pub(crate) released: bool,
+    /// [`Event::NotReleased`]: a release was refused.
+    pub(crate) release_error: Option<ServerError>,
+    /// The lock future, then the unlock future.
+    pub(crate) waker: Option<Waker>,
+    /// One entry per live `Guard::lost` future, `None` marking a free one.
+    /// An entry stays taken (`Some(None)`) after its waker was woken, until
+    /// its future completes or is dropped.
+    pub(crate) lost_wakers: Vec<Option<Option<Waker>>>,
+}
+
+/// A lock request as the public API sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum State {
+    Pending,
+    Held,
+    Lost(LostReason),
+    NotLocked,
+    Failed(LockFailure),
+    Closed,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: State::Pending,
+            released: false,
+            release_error: None,
+            waker: None,
+            lost_wakers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn wake_into(&mut self, out: &mut Vec<Waker>) {
+        out.extend(self.waker.take());
+        out.extend(
+            self.lost_wakers
+                .iter_mut()
+                .filter_map(|e| e.as_mut()?.take()),
+        );
+    }
+}
+
+/// What the locker knows of one node, besides the engine.
+#[derive(Default)]
+pub(crate) struct NodeState {
+    /// `host:port`.
+    pub(crate) addr: String,
+    /// A driver was (or is about to be) spawned for the node.
+    has_driver: bool,
+    /// Times the handshake finished on this node.
+    pub(crate) ready_count: u64,
+    /// The engine asked to drop this node's connection.
+    pub(crate) close_request: Option<NodeError>,
+    /// The first connection failed before any handshake finished.
+    pub(crate) failed_first: bool,
+    /// Why, until `connect` takes it to report.
+    pub(crate) first_error: Option<Error>,
+}
+
+impl NodeState {
+    /// A configured node (its driver is spawned with the locker).
+    pub(crate) fn new(addr: String) -> NodeState {
+        NodeState {
+            addr,
+            has_driver: true,
+            ..NodeState::default()
+        }
+    }
+
+    /// Failed its first connection and never became ready since.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed_first && self.ready_count == 0
+    }
+}
+
+impl Shared {
+    /// The state of a locker whose engine has `nodes[i]` at node id `i`;
+    /// one driver per node is counted as running.
+    pub(crate) fn new(engine: Engine, nodes: Vec<NodeState>) -> Shared {
+        Shared {
+            engine,
+            slots: HashMap::new(),
+            running: nodes.len(),
+            nodes,
+            closing: false,
+            close_deadline: None,
+            stopped: false,
+            added: Vec::new(),
+            last_error: None,
+            startup_waker: None,
+            close_wakers: Vec::new(),
+            wakers: Vec::new(),
+        }
+    }
+
+    /// Drains the engine's events into the slots, collecting wakers in
+    /// `self.wakers`.
+    pub(crate) fn dispatch(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                Event::NodeReady { node } => {
+                    if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
+                        n.ready_count += 1;
+                    }
+                    self.wakers.extend(self.startup_waker.take());
+                }
+                Event::CloseConnection { node, error } => {
+                    if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
+                        n.close_request = Some(error);
+                    }
+                }
+                Event::NodeAdded { node } => self.add_node(node),
+                Event::Acquired { id } => self.set_state(id, State::Held),
+                Event::NotLocked { id } => self.set_state(id, State::NotLocked),
+                Event::Failed { id, error } => self.set_state(id, State::Failed(error)),
+                Event::NotReleased { id, error } => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.release_error = Some(error);
+                    }
+                }
+                Event::Closed { id } => self.set_state(id, State::Closed),
+                Event::Lost { id, reason } => self.set_state(id, State::Lost(reason)),
+                Event::Released { id } => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.released = true;
+                        self.wakers.extend(slot.waker.take());
+                    }
+                }
+                // An event a newer core added: nothing here waits on it.
+                _ => {}
+            }
+        }
+    }
+
+    /// Records a node a cluster added; its driver is spawned after the lock
+    /// is released ([`Shared::take_added`]).
+    fn add_node(&mut self, node: NodeId) {
+        let idx = usize::from(node.0);
+        while self.nodes.len() <= idx {
+            self.nodes.push(NodeState::default());
+        }
+        if !self.nodes[idx].has_driver {
+            self.nodes[idx].has_driver = true;
+            self.nodes[idx].addr = self
+                .engine
+                .node_address(node)
+                .map(|(host, port)| join_host_port(host, port))
+                .unwrap_or_default();
+            self.added.push(idx);
+        }
+    }
+
+    fn set_state(&mut self, id: LockId, state: State) {
+        // Events for requests nobody waits on any more are dropped.
+        if let Some(slot) = self.slots.get_mut(&id) {
+            if !matches!(slot.state, State::Lost(_)) {
+                slot.state = state;
+            }
+            slot.wake_into(&mut self.wakers);
+        }
+    }
+
+    /// The address of `node` for messages.
+    pub(crate) fn addr(&self, node: NodeId) -> String {
+        self.nodes
+            .get(usize::from(node.0))
+            .map_or_else(|| format!("node {}", node.0), |n| n.addr.clone())
+    }
+
+    /// The error a caller gets for `failure`, naming the node's address.
+    pub(crate) fn failure_error(&self, failure: LockFailure) -> Error {
+        match failure {
+            LockFailure::Refused(e) => Error::Refused {
+                addr: self.addr(e.node),
+                command: e.command,
+                message: e.message.as_str().to_owned(),
+            },
+            LockFailure::Unavailable {
+                node,
+                error: Some(source),
+            } => Error::Node {
+                addr: self.addr(node),
+                source,
+            },
+            LockFailure::Unavailable { node, error: None } => Error::Unavailable {
+                addr: self.addr(node),
+            },
+            LockFailure::TooSlow => Error::TooSlow,
+            // A failure a newer core added: still the end of the call.
+            other => Error::Other(Box::new(other)),
+        }
+    }
+
+    /// The error of a refused release.
+    pub(crate) fn release_error(&self, e: &ServerError) -> Error {
+        Error::NotReleased {
+            addr: self.addr(e.node),
+            message: e.message.as_str().to_owned(),
+        }
+    }
+
+    /// Fires the engine's timers if one is due; true if it did (the driver
+    /// may then have something to send).
+    pub(crate) fn poke(&mut self, now: Instant) -> bool {
+        let due = self.engine.poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            self.engine.handle_timeout(now);
+        }
+        due
+    }
+
+    /// Dispatches events and wakes their futures (API side, under the lock).
+    pub(crate) fn settle(&mut self) {
+        self.dispatch();
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Registers `waker` as the slot's main waker.
+    pub(crate) fn register(&mut self, id: LockId, waker: &Waker) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            match &slot.waker {
+                Some(w) if w.will_wake(waker) => {}
+                _ => slot.waker = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// Adds a lock request's slot.
+    pub(crate) fn insert(&mut self, id: LockId) {
+        self.slots.insert(id, Slot::new());
+    }
+
+    /// True once every driver exited: nothing will be answered any more.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// True after `close` (or when the drivers stopped).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing || self.engine.is_closed()
+    }
+
+    /// Takes the added nodes to spawn drivers for, reserving their
+    /// `running` count (none while closing: they would stop at once).
+    pub(crate) fn take_added(&mut self) -> Vec<usize> {
+        if self.added.is_empty() {
+            return Vec::new();
+        }
+        let added = std::mem::take(&mut self.added);
+        if self.closing || self.stopped {
+            return Vec::new();
+        }
+        self.running += added.len();
+        added
+    }
+
+    /// The drivers may exit: closing, and the releases are answered or the
+    /// close grace ran out.
+    pub(crate) fn should_stop(&self, now: Instant) -> bool {
+        self.closing && (self.engine.is_idle() || self.close_deadline.is_none_or(|d| now >= d))
+    }
+
+    /// The next instant a driver must look at the engine.
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        let t = self.engine.poll_timeout();
+        match (t, self.close_deadline.filter(|_| self.closing)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Registers a `close` waiter; true when the drivers already stopped.
+    pub(crate) fn wait_stopped(&mut self, waker: &Waker) -> bool {
+        if self.stopped {
+            return true;
+        }
+        if !self.close_wakers.iter().any(|w| w.will_wake(waker)) {
+            self.close_wakers.push(waker.clone());
+        }
+        false
+    }
+
+    /// The last driver exited (or was dropped with its runtime): every
+    /// request still waiting ends, so no public future hangs.
+    pub(crate) fn stop(&mut self, now: Instant) {
+        self.stopped = true;
+        self.closing = true;
+        if !self.engine.is_closed() {
+            self.engine.close(now);
+        }
+        self.dispatch();
+        for slot in self.slots.values_mut() {
+            match slot.state {
+                State::Pending => slot.state = State::Closed,
+                State::Held => slot.state = State::Lost(LostReason::Closed),
+                _ => {}
+            }
+            slot.wake_into(&mut self.wakers);
+        }
+        self.wakers.extend(self.startup_waker.take());
+        self.wakers.append(&mut self.close_wakers);
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// `host:port`, with IPv6 hosts in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
