@@ -1,4 +1,4 @@
-//! The async runtimes of the test matrix behind one trait, so each scenario
+//! The async runtimes of the suites behind one trait, so each scenario
 //! is written once, generic over [`TestRt`].
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! THE scenario runner, parametrised by topology: a scenario body
+//! The one scenario runner, parametrised by topology: a scenario body
 //! `async fn body<T: TestRt>(ctx: Ctx<T>)` runs on runtime `T` for one
 //! [`Variant`] against the servers its [`Topology`] names (a private
 //! server, a private or the shared cluster, private or shared instances,
@@ -122,7 +122,7 @@ pub enum Mode {
     Absolute,
 }
 
-/// One combination of the matrix (the runtime is the type parameter).
+/// The options under test (the runtime is the type parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
     /// Tracking mode.

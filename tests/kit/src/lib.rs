@@ -2,7 +2,7 @@
 //! and the demo. Standard library only: no async runtime, no Redis client
 //! crate, nothing of tracklock (so it can judge what the lock wrote).
 //!
-//! - [`RedisServer`]: THE `redis-server` starter — a throwaway server on a
+//! - [`RedisServer`]: the one `redis-server` starter — a throwaway server on a
 //!   free loopback port (no persistence, own directory; killed on drop;
 //!   restartable, freezable), with any extra configuration (`--requirepass`,
 //!   `--maxmemory-policy`, `--replicaof`, …).

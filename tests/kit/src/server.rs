@@ -1,4 +1,4 @@
-//! THE `redis-server` starter: a throwaway server on a free loopback port.
+//! The one `redis-server` starter: a throwaway server on a free loopback port.
 //! Every server of the repository's tests, benches and demos starts here
 //! (cluster nodes and instances too).
 
