@@ -69,11 +69,9 @@
 //! default) with one `LocalExecutor` thread, thread-per-core style. The
 //! orchestrator blocks on the main thread.
 
-mod alloc;
 mod exec;
 mod libs;
 mod report;
-mod server;
 mod workload;
 
 use std::future::Future;
@@ -86,7 +84,7 @@ use std::time::{Duration, Instant};
 use exec::{Exec, SmolExec, TokioExec};
 use libs::{LockLib, Rslock, SetNx, Tracklock};
 use report::{Report, Row, Rtt};
-use server::Server;
+use tracklock_testkit::{alloc, RedisServer};
 use workload::{Entry, LibEntry, Scenario};
 
 #[global_allocator]
@@ -487,23 +485,26 @@ fn main() -> ExitCode {
     let smol = args.wants("smol").then(|| Arc::new(SmolExec::new()));
     let tokio = Arc::new(TokioExec::new());
 
-    let server = match Server::start() {
-        Ok(s) => s,
+    let server = match RedisServer::try_start() {
+        Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    // A panic on any thread ends the run; the server goes with it.
+    // A panic on any thread ends the run (panics on worker threads do not
+    // unwind the main thread); the server goes with it.
     let default_hook = std::panic::take_hook();
+    let on_panic = server.clone();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
-        server::kill_now();
+        on_panic.stop();
         std::process::exit(101);
     }));
-    tokio.handle().spawn(async {
+    let on_ctrl_c = server.clone();
+    tokio.handle().spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            server::kill_now();
+            on_ctrl_c.stop();
             eprintln!("\ninterrupted: redis-server stopped");
             std::process::exit(130);
         }
@@ -533,7 +534,11 @@ fn main() -> ExitCode {
     let window = Duration::from_secs_f64(args.secs / args.windows as f64);
     println!("tracklock-benches");
     println!("  machine: {}, load average {}", machine(), loadavg());
-    println!("  server:  {} on {}", server.version(), server.addr());
+    println!(
+        "  server:  {} on {}",
+        tracklock_testkit::version().unwrap_or_default(),
+        server.addr()
+    );
     println!(
         "  method:  {} tasks ({} in `many`, {} in `many-one-name`); per scenario one warm-up \
          window then {} timed windows of {:?}, round-robin over the rows; medians; tasks still \
@@ -685,6 +690,6 @@ fn main() -> ExitCode {
         }
     }
     drop(rts);
-    drop(server);
+    server.stop();
     ExitCode::SUCCESS
 }

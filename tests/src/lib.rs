@@ -1,32 +1,27 @@
-//! Real-Redis test harness of tracklock.
+//! Real-Redis suites of tracklock: the runtimes and the one scenario
+//! runner, on top of the test kit (`tracklock-testkit`, re-exported here).
 //!
-//! - [`RedisServer`]: a throwaway `redis-server` per test (free loopback
-//!   port, no persistence, own directory; killed on drop; restartable).
-//! - [`RedisCluster`]: a real Redis Cluster (masters, replicas, failovers,
-//!   slot migrations) built from such servers; [`RedisInstances`]: N
-//!   independent servers. Both have a `shared()` form for non-destructive
-//!   tests (the servers of `.ci/run`, or one private set per test process).
-//! - [`Admin`]: an independent admin connection (the `redis` crate) that
-//!   deletes, expires, flushes and kills behind the locker's back.
-//! - [`TestRt`] with [`TokioRt`], [`SmolRt`] and [`GlommioRt`]: the runtimes
-//!   of the matrix.
-//! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
-//!   busy machine.
-//! - [`matrix!`]: one `#[test]` per runtime × mode × caching combination for
-//!   a scenario body `async fn body<T: TestRt>(ctx: Ctx<T>)`.
+//! - The kit: [`RedisServer`] (a throwaway `redis-server`), [`RedisCluster`]
+//!   and [`RedisInstances`] (with `shared()` forms for non-destructive
+//!   tests: the servers of `.ci/run`, or one private set per test process),
+//!   [`Admin`] (an independent connection that deletes, expires, flushes
+//!   and kills behind the locker's back), [`Rtt`] (round trips measured
+//!   now, for timing bounds that hold on a busy machine).
+//! - [`TestRt`] with [`TokioRt`], [`SmolRt`] and (feature `glommio`, on by
+//!   default, Linux) `GlommioRt`: the runtimes a body runs on.
+//! - [`run`]: the scenario runner, parametrised by [`Topology`] (a private
+//!   server, a private or the shared cluster, instances, or none) and
+//!   [`Variant`]; [`matrix!`], [`variants!`], [`tokio_and_smol!`] and
+//!   [`scenario!`] make the `#[test]`s.
+//! - [`topo`]: contention, cluster name pickers and runtime-generic waits.
 //!
-//! The scenarios themselves live in `tests/tests/scenarios/`, the demo in
-//! `tests/examples/demo.rs`. Everything needs `redis-server` on PATH
-//! (`apt-get install redis-server`); nothing is mocked.
+//! The scenarios live in `tests/tests/`. Everything needs `redis-server`
+//! on PATH (`apt-get install redis-server`); nothing is mocked.
 
-mod admin;
-mod cluster;
-mod instances;
-mod matrix;
 mod rt;
-mod rtt;
-mod server;
+mod runner;
 pub mod sim;
+pub mod topo;
 
 /// The README's Rust snippets, compiled as doctests exactly as printed
 /// (`rust,no_run`: they need a server at the address they name).
@@ -34,24 +29,25 @@ pub mod sim;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeSnippets;
 
-pub use admin::{Admin, Client};
-pub use cluster::{
-    ClusterNode, RedisCluster, Role, CLUSTER_ENV, DEFAULT_NODE_TIMEOUT, SETTLE_TIMEOUT, SLOTS,
+#[cfg(feature = "glommio")]
+pub use rt::GlommioRt;
+pub use rt::{SmolRt, Task, TestRt, TokioRt};
+pub use runner::{
+    error_kind, run, Ctx, Mode, Topology, Variant, EXTEND_INTERVAL, SCENARIO_TIMEOUT, VALIDITY,
 };
-pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
-pub use matrix::{
-    error_kind, lock_keys, run, run_with_timeout, Ctx, Mode, Variant, EXTEND_INTERVAL,
-    SCENARIO_TIMEOUT, VALIDITY,
+pub use tracklock_testkit::{
+    default_keys, free_port, fresh, lock_keys, Admin, Client, ClusterNode, RedisCluster,
+    RedisInstances, RedisServer, Role, Rtt, StartError, CLUSTER_ENV, INSTALL_HINT, INSTANCES_ENV,
+    SLOTS,
 };
-pub use rt::{GlommioRt, SmolRt, Task, TestRt, TokioRt};
-pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
-pub use server::{free_port, is_installed, RedisServer, StartError, INSTALL_HINT};
 
 /// What a scenario file needs, in one `use`.
 pub mod prelude {
+    #[cfg(feature = "glommio")]
+    pub use crate::GlommioRt;
     pub use crate::{
-        assert_err, lock_keys, matrix, Admin, Ctx, GlommioRt, Mode, RedisServer, Rtt, SmolRt, Task,
-        TestRt, TokioRt, Variant, EXTEND_INTERVAL, VALIDITY,
+        assert_err, lock_keys, matrix, Admin, Ctx, Mode, RedisServer, Rtt, SmolRt, Task, TestRt,
+        TokioRt, Topology, Variant, EXTEND_INTERVAL, VALIDITY,
     };
     pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
     pub use std::sync::Arc;

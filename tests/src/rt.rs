@@ -1,4 +1,4 @@
-//! The async runtimes of the test matrix behind one trait, so each scenario
+//! The async runtimes of the suites behind one trait, so each scenario
 //! is written once, generic over [`TestRt`].
 
 use std::future::Future;
@@ -49,6 +49,7 @@ enum TaskInner<T> {
     Smol(smol::Task<T>),
     /// A glommio task's outcome (its panic caught), sent when it ends:
     /// glommio's own handle is `!Send`.
+    #[cfg(feature = "glommio")]
     Glommio(tokio::sync::oneshot::Receiver<std::thread::Result<T>>),
 }
 
@@ -58,6 +59,7 @@ impl<T> Task<T> {
         match &self.0 {
             TaskInner::Tokio(h) => h.is_finished(),
             TaskInner::Smol(t) => t.is_finished(),
+            #[cfg(feature = "glommio")]
             TaskInner::Glommio(rx) => !rx.is_empty() || rx.is_terminated(),
         }
     }
@@ -85,6 +87,7 @@ impl<T> Future for Task<T> {
                 Poll::Pending => Poll::Pending,
             },
             TaskInner::Smol(t) => Pin::new(t).poll(cx),
+            #[cfg(feature = "glommio")]
             TaskInner::Glommio(rx) => match Pin::new(rx).poll(cx) {
                 Poll::Ready(Ok(Ok(v))) => Poll::Ready(v),
                 Poll::Ready(Ok(Err(payload))) => std::panic::resume_unwind(payload),
@@ -176,19 +179,7 @@ impl TestRt for SmolRt {
     }
 }
 
-thread_local! {
-    /// This thread is running a glommio executor (see [`GlommioRt`]).
-    static ON_GLOMMIO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// True on a thread inside [`GlommioRt::block_on`]: blocking socket calls
-/// with timeouts there can fail with `EINTR` (io_uring task work), so the
-/// admin connection does its I/O on a helper thread.
-pub(crate) fn on_glommio_thread() -> bool {
-    ON_GLOMMIO.with(std::cell::Cell::get)
-}
-
-/// glommio: a `LocalExecutor` on the scenario's thread, tasks and the
+/// glommio (feature `glommio`, Linux): a `LocalExecutor` on the scenario's thread, tasks and the
 /// lockers' drivers on `glommio::spawn_local`. glommio futures are `!Send`,
 /// so `sleep`, `connect` and task handles cross to the scenario through
 /// channels fed by local tasks (the scenario runs on the same thread).
@@ -196,9 +187,11 @@ pub(crate) fn on_glommio_thread() -> bool {
 /// The executor gets 256 KiB of I/O memory and a 32-entry ring instead of
 /// glommio's 10 MiB default, to stay within a low `ulimit -l` (locked
 /// memory) on CI machines.
+#[cfg(feature = "glommio")]
 #[derive(Debug, Clone, Copy)]
 pub struct GlommioRt;
 
+#[cfg(feature = "glommio")]
 impl GlommioRt {
     /// Runs `fut` on a local task and sends its output (or panic) back.
     fn local<F>(fut: F) -> tokio::sync::oneshot::Receiver<std::thread::Result<F::Output>>
@@ -217,6 +210,7 @@ impl GlommioRt {
     }
 }
 
+#[cfg(feature = "glommio")]
 impl TestRt for GlommioRt {
     type R = tracklock::glommio::Glommio;
     const NAME: &'static str = "glommio";
@@ -227,14 +221,16 @@ impl TestRt for GlommioRt {
             .ring_depth(32)
             .make()
             .expect("glommio executor (io_uring)");
-        /// Restores the flag, also when `fut` panics.
+        // io_uring completions interrupt this thread's blocking socket
+        // calls: the kit's admin connections do their I/O elsewhere.
+        /// Restores the setting, also when `fut` panics.
         struct Restore(bool);
         impl Drop for Restore {
             fn drop(&mut self) {
-                ON_GLOMMIO.with(|g| g.set(self.0));
+                tracklock_testkit::offload::offload_blocking_io(self.0);
             }
         }
-        let _restore = Restore(ON_GLOMMIO.with(|g| g.replace(true)));
+        let _restore = Restore(tracklock_testkit::offload::offload_blocking_io(true));
         ex.run(fut)
     }
 

@@ -2,22 +2,16 @@
 //! needed), each on tokio and smol with caching on and off. Every test name
 //! contains `cluster`: `cargo test -p tracklock-tests cluster`.
 //!
-//! Non-destructive scenarios share one cluster (the one `.ci/run` started,
-//! named by `TRACKLOCK_CLUSTER`, else one per test process); the ones that
-//! kill, fail over or migrate start their own.
+//! The runner hands every scenario its cluster: non-destructive ones share
+//! one (`Topology::SharedCluster`: the one `.ci/run` started, named by
+//! `TRACKLOCK_CLUSTER`, else one per test process); the ones that kill,
+//! fail over or migrate get a private one (`Topology::Cluster`).
 
-mod topo;
-
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use topo::*;
 use tracklock::{Error, LostReason, Options};
-use tracklock_tests::{RedisCluster, TestRt};
-
-fn opts(c: &RedisCluster, caching: bool) -> Options {
-    tune(Options::cluster(c.seeds()), caching)
-}
+use tracklock_tests::topo::*;
+use tracklock_tests::{scenario, variants, Ctx, RedisCluster, TestRt, Topology, Variant};
 
 /// The value stored under each key of `name`, read from its owner.
 fn values(c: &RedisCluster, name: &str) -> Vec<Option<Vec<u8>>> {
@@ -42,10 +36,10 @@ mod cluster_majority_and_exclusion {
 
     /// The default majority (2 of 3 keys) is taken across the masters that
     /// own the keys' slots; 10 lockers × 100 rounds never overlap.
-    async fn body<T: TestRt>(caching: bool) {
-        let c = RedisCluster::shared();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
         let name = spread_name(&c, "spread");
-        let l = connect::<T>(opts(&c, caching)).await;
+        let l = connect::<T>(ctx.opts()).await;
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
         // Acquired at the majority; the last key's reply may still be on
         // its way.
@@ -73,7 +67,7 @@ mod cluster_majority_and_exclusion {
 
         let mut lockers = vec![l];
         for _ in 1..10 {
-            lockers.push(connect::<T>(opts(&c, caching)).await);
+            lockers.push(connect::<T>(ctx.opts()).await);
         }
         let name = fresh("exclusion");
         let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
@@ -94,7 +88,7 @@ mod cluster_majority_and_exclusion {
         }
     }
 
-    variants!(body, Duration::from_secs(120));
+    variants!(Topology::SharedCluster, body, Duration::from_secs(120));
 }
 
 mod cluster_waiter_woken_across_nodes {
@@ -102,10 +96,10 @@ mod cluster_waiter_woken_across_nodes {
 
     /// A waiter is woken by a release whose keys live on the other masters,
     /// long before its fallback timer (the holder's TTL, 10 s here).
-    async fn body<T: TestRt>(caching: bool) {
-        let c = RedisCluster::shared();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
         let name = spread_name(&c, "wake");
-        let o = opts(&c, caching).validity(Duration::from_secs(10));
+        let o = ctx.opts().validity(Duration::from_secs(10));
         let holder = connect::<T>(o.clone()).await;
         let waiter = connect::<T>(o).await;
         for _ in 0..3 {
@@ -130,14 +124,15 @@ mod cluster_waiter_woken_across_nodes {
             let waited = got.saturating_duration_since(released);
             assert!(
                 waited < bound,
-                "waiter took {waited:?} after the release (bound {bound:?}, caching {caching})"
+                "waiter took {waited:?} after the release (bound {bound:?}, {})",
+                ctx.variant
             );
         }
         holder.close().await;
         waiter.close().await;
     }
 
-    variants!(body, Duration::from_secs(60));
+    variants!(Topology::SharedCluster, body, Duration::from_secs(60));
 }
 
 mod cluster_master_killed {
@@ -147,10 +142,10 @@ mod cluster_master_killed {
     /// one key there keeps its majority, the lock with two keys there is
     /// told it lost; new locks on names with a majority on live masters
     /// still succeed; the restarted master is used again.
-    async fn body<T: TestRt>(caching: bool) {
-        let c = Arc::new(RedisCluster::start(3, 0));
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
         partial_coverage(&c);
-        let l = connect::<T>(opts(&c, caching)).await;
+        let l = connect::<T>(ctx.opts()).await;
         let clump = clumped_name(&c, "clump");
         let victim = c.owner_of(&keys(&clump)[0]);
         // A spread name has exactly one key on the victim.
@@ -209,7 +204,14 @@ mod cluster_master_killed {
         l.close().await;
     }
 
-    variants!(body, Duration::from_secs(90));
+    variants!(
+        Topology::Cluster {
+            masters: 3,
+            replicas: 0
+        },
+        body,
+        Duration::from_secs(90)
+    );
 }
 
 mod cluster_failover_keeps_lock {
@@ -218,12 +220,12 @@ mod cluster_failover_keeps_lock {
     /// A master is killed and its replica takes over while the lock is
     /// held: the holder keeps it throughout and goes on extending its key
     /// on the new master.
-    async fn body<T: TestRt>(caching: bool) {
-        let c = Arc::new(RedisCluster::start(3, 1));
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
         // Without it the live masters refuse every command (CLUSTERDOWN)
         // until the replica took over, and no lock survives a failover.
         partial_coverage(&c);
-        let l = connect::<T>(opts(&c, caching)).await;
+        let l = connect::<T>(ctx.opts()).await;
         let name = spread_name(&c, "failover");
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
         let k0 = keys(&name)[0].clone();
@@ -252,7 +254,14 @@ mod cluster_failover_keeps_lock {
         l.close().await;
     }
 
-    variants!(body, Duration::from_secs(90));
+    variants!(
+        Topology::Cluster {
+            masters: 3,
+            replicas: 1
+        },
+        body,
+        Duration::from_secs(90)
+    );
 }
 
 mod cluster_manual_failover {
@@ -261,9 +270,9 @@ mod cluster_manual_failover {
     /// `CLUSTER FAILOVER` on a replica while held: the holder re-verifies on
     /// the new master and keeps the lock when the data is there, and loses
     /// it when the promoted replica lacks a majority of the keys.
-    async fn body<T: TestRt>(caching: bool) {
-        let c = Arc::new(RedisCluster::start(3, 1));
-        let l = connect::<T>(opts(&c, caching)).await;
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
+        let l = connect::<T>(ctx.opts()).await;
 
         let name = spread_name(&c, "manual");
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
@@ -296,7 +305,14 @@ mod cluster_manual_failover {
         l.close().await;
     }
 
-    variants!(body, Duration::from_secs(120));
+    variants!(
+        Topology::Cluster {
+            masters: 3,
+            replicas: 1
+        },
+        body,
+        Duration::from_secs(120)
+    );
 }
 
 mod cluster_slot_migration {
@@ -306,10 +322,10 @@ mod cluster_slot_migration {
     /// the holder follows `ASK`, after it `MOVED`; the lock is kept, the key
     /// is extended on its new owner, a waiter gets the lock after the
     /// release, and nothing is left behind.
-    async fn body<T: TestRt>(caching: bool) {
-        let c = Arc::new(RedisCluster::start(3, 0));
-        let l = connect::<T>(opts(&c, caching)).await;
-        let waiter = connect::<T>(opts(&c, caching)).await;
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
+        let l = connect::<T>(ctx.opts()).await;
+        let waiter = connect::<T>(ctx.opts()).await;
         let name = spread_name(&c, "migrate");
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
         let k0 = keys(&name)[0].clone();
@@ -347,18 +363,21 @@ mod cluster_slot_migration {
         waiter.close().await;
     }
 
-    variants!(body, Duration::from_secs(90));
+    variants!(
+        Topology::Cluster {
+            masters: 3,
+            replicas: 0
+        },
+        body,
+        Duration::from_secs(90)
+    );
 }
 
 mod cluster_errors {
     use super::*;
 
-    #[test]
-    fn cluster_mode_against_a_standalone_server_is_a_typed_error() {
-        let s = tracklock_tests::RedisServer::start();
-        let r = tracklock_tests::TokioRt::block_on(tracklock_tests::TokioRt::connect(
-            Options::cluster([s.addr()]),
-        ));
+    async fn standalone_seed<T: TestRt>(ctx: Ctx<T>) {
+        let r = T::connect(Options::cluster([ctx.server().addr()])).await;
         assert!(
             matches!(
                 r,
@@ -371,12 +390,17 @@ mod cluster_errors {
         );
     }
 
-    #[test]
-    fn single_mode_against_a_cluster_node_is_a_typed_error() {
-        let c = RedisCluster::shared();
-        let r = tracklock_tests::SmolRt::block_on(tracklock_tests::SmolRt::connect(Options::new(
-            c.addr(0),
-        )));
+    scenario!(
+        cluster_mode_against_a_standalone_server_is_a_typed_error,
+        TokioRt,
+        Topology::Server(&[]),
+        Variant::caching(true),
+        tracklock_tests::SCENARIO_TIMEOUT,
+        standalone_seed
+    );
+
+    async fn cluster_node<T: TestRt>(ctx: Ctx<T>) {
+        let r = T::connect(Options::new(ctx.cluster().addr(0))).await;
         assert!(
             matches!(
                 r,
@@ -388,6 +412,15 @@ mod cluster_errors {
             "{r:?}"
         );
     }
+
+    scenario!(
+        single_mode_against_a_cluster_node_is_a_typed_error,
+        SmolRt,
+        Topology::SharedCluster,
+        Variant::caching(true),
+        tracklock_tests::SCENARIO_TIMEOUT,
+        cluster_node
+    );
 }
 
 mod cluster_slots {

@@ -3,18 +3,11 @@
 //! with caching on and off. Every test name contains `instances`:
 //! `cargo test -p tracklock-tests instances`.
 
-mod topo;
-
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use topo::*;
-use tracklock::{LostReason, Options};
-use tracklock_tests::{RedisInstances, TestRt};
-
-fn opts(s: &RedisInstances, caching: bool) -> Options {
-    tune(Options::instances(s.addrs()), caching)
-}
+use tracklock::LostReason;
+use tracklock_tests::topo::*;
+use tracklock_tests::{variants, Ctx, RedisInstances, TestRt, Topology};
 
 /// The value under key `i` of `name`, read from instance `i`.
 fn values(s: &RedisInstances, name: &str) -> Vec<Option<Vec<u8>>> {
@@ -30,10 +23,10 @@ mod instances_majority_and_exclusion {
 
     /// Keys land on instance `i mod 3`, one value everywhere; 10 lockers ×
     /// 100 rounds never overlap; nothing is left behind.
-    async fn body<T: TestRt>(caching: bool) {
-        let s = RedisInstances::shared();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let s = ctx.instances().clone();
         let name = fresh("inst");
-        let l = connect::<T>(opts(&s, caching)).await;
+        let l = connect::<T>(ctx.opts()).await;
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
         // Acquired at the majority; the last key's reply may still be on
         // its way.
@@ -56,7 +49,7 @@ mod instances_majority_and_exclusion {
 
         let mut lockers = vec![l];
         for _ in 1..10 {
-            lockers.push(connect::<T>(opts(&s, caching)).await);
+            lockers.push(connect::<T>(ctx.opts()).await);
         }
         let name = fresh("inst-excl");
         let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
@@ -71,7 +64,7 @@ mod instances_majority_and_exclusion {
         }
     }
 
-    variants!(body, Duration::from_secs(120));
+    variants!(Topology::SharedInstances, body, Duration::from_secs(120));
 }
 
 mod instances_waiter_woken {
@@ -79,10 +72,10 @@ mod instances_waiter_woken {
 
     /// A waiter is woken by the release (invalidations from the instances
     /// it tracks), well before its fallback timer (10 s TTL).
-    async fn body<T: TestRt>(caching: bool) {
-        let s = RedisInstances::shared();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let s = ctx.instances().clone();
         let name = fresh("inst-wake");
-        let o = opts(&s, caching).validity(Duration::from_secs(10));
+        let o = ctx.opts().validity(Duration::from_secs(10));
         let holder = connect::<T>(o.clone()).await;
         let waiter = connect::<T>(o).await;
         for _ in 0..3 {
@@ -110,7 +103,7 @@ mod instances_waiter_woken {
         waiter.close().await;
     }
 
-    variants!(body, Duration::from_secs(60));
+    variants!(Topology::SharedInstances, body, Duration::from_secs(60));
 }
 
 mod instances_one_killed {
@@ -120,9 +113,9 @@ mod instances_one_killed {
     /// three keys), new locks still succeed, a second death loses it, and
     /// restarted instances are used again. A locker connecting while one
     /// instance is down connects and locks.
-    async fn body<T: TestRt>(caching: bool) {
-        let s = Arc::new(RedisInstances::start(3));
-        let l = connect::<T>(opts(&s, caching)).await;
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let s = ctx.instances().clone();
+        let l = connect::<T>(ctx.opts()).await;
         let name = fresh("kill");
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
 
@@ -131,7 +124,7 @@ mod instances_one_killed {
         let other = fresh("kill-other");
         let g2 = lock_within::<T>(&l, &other, Duration::from_secs(5)).await;
         g2.unlock().await.expect("unlock");
-        let late = connect::<T>(opts(&s, caching)).await;
+        let late = connect::<T>(ctx.opts()).await;
         let g3 = lock_within::<T>(&late, &fresh("late"), Duration::from_secs(5)).await;
         g3.unlock().await.expect("unlock");
 
@@ -157,5 +150,5 @@ mod instances_one_killed {
         late.close().await;
     }
 
-    variants!(body, Duration::from_secs(60));
+    variants!(Topology::Instances(3), body, Duration::from_secs(60));
 }

@@ -10,15 +10,15 @@
 //! far above what a loaded 2-core machine needs (see its doc); the times
 //! measured are printed (`-- --nocapture`).
 
-mod topo;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use topo::connect;
 use tracklock::{Error, LostReason, NodeError, Options};
 use tracklock_core::Command;
-use tracklock_tests::{Admin, RedisServer, TestRt};
+use tracklock_tests::topo::connect;
+use tracklock_tests::{
+    scenario, tokio_and_smol, Admin, Ctx, RedisServer, TestRt, Topology, Variant,
+};
 
 /// TTL written on every key (extended every second).
 const VALIDITY: Duration = Duration::from_secs(2);
@@ -37,27 +37,6 @@ const CLEAN: Duration = Duration::from_secs(7);
 
 /// Overall limit of a test.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// One `#[test]` per runtime (tokio, smol) for `async fn body<T: TestRt>()`
-/// in the current module.
-macro_rules! tokio_and_smol {
-    ($body:ident, $limit:expr) => {
-        #[test]
-        fn tokio() {
-            $crate::topo::run::<tracklock_tests::TokioRt, _, _>(
-                $limit,
-                $body::<tracklock_tests::TokioRt>,
-            );
-        }
-        #[test]
-        fn smol() {
-            $crate::topo::run::<tracklock_tests::SmolRt, _, _>(
-                $limit,
-                $body::<tracklock_tests::SmolRt>,
-            );
-        }
-    };
-}
 
 /// Awaits `fut` for at most `bound`, printing how long it took; panics
 /// (naming `what`) when it is still running.
@@ -185,9 +164,9 @@ fn user_opts(server: &RedisServer, user: &str) -> Options {
 mod refused_oom {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         let l = connect::<T>(Options::new(&addr).validity(VALIDITY)).await;
         let _: String = admin.cmd("CONFIG", &["SET", "maxmemory", "1"]);
@@ -197,16 +176,20 @@ mod refused_oom {
         l.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(
+        Topology::Server(&["--maxmemory-policy", "noeviction"]),
+        body,
+        LIMIT
+    );
 }
 
 /// Case 2: ACL users without `SET`, or restricted to other keys: `NOPERM`.
 mod refused_noperm_set {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         acl_user(&admin, "noset", &["~*", "+@all", "-set"]);
         acl_user(&admin, "elsewhere", &["~other:*", "+@all"]);
@@ -224,7 +207,7 @@ mod refused_noperm_set {
         l2.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&[]), body, LIMIT);
 }
 
 /// Redis 7.0 refuses a command called from a script with
@@ -240,9 +223,9 @@ fn is_acl_refusal_in_script(message: &str) -> bool {
 mod refused_release_nodel {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         acl_user(&admin, "nodel", &["~*", "+@all", "-del"]);
         let l = connect::<T>(user_opts(&server, "nodel")).await;
@@ -286,7 +269,7 @@ mod refused_release_nodel {
         l.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&[]), body, LIMIT);
 }
 
 /// Case 4a: ACL users that may `SET`/`PTTL` but not run the extend script
@@ -341,9 +324,9 @@ mod refused_extension {
         l.close().await;
     }
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         acl_user(&admin, "noscript", &["~*", "+@all", "-eval", "-evalsha"]);
         acl_user(
             &admin,
@@ -354,7 +337,7 @@ mod refused_extension {
         one::<T>(&server, &admin, "nopexpire", "script").await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&[]), body, LIMIT);
 }
 
 /// Case 4b: ACL user without `PTTL`: the acquisition's `PTTL` is refused; the
@@ -362,9 +345,9 @@ mod refused_extension {
 mod refused_pttl {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         acl_user(&admin, "nopttl", &["~*", "+@all", "-pttl"]);
         let l = connect::<T>(user_opts(&server, "nopttl")).await;
@@ -372,7 +355,7 @@ mod refused_pttl {
         l.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&[]), body, LIMIT);
 }
 
 /// `INFO replication` of `admin` says the link to the master is up.
@@ -386,8 +369,8 @@ fn link_up(admin: &Admin) -> bool {
 mod refused_readonly {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let master = RedisServer::start();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let master = ctx.server().clone();
         let port = master.port().to_string();
         let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
         let radmin = replica.admin();
@@ -426,10 +409,10 @@ mod refused_readonly {
         let _: String = admin.cmd("REPLICAOF", &["NO", "ONE"]);
         lock_works::<T>(&l, &admin, "refused-readonly-after").await;
         l.close().await;
-        assert!(master.admin().keys("*").is_empty());
+        assert!(ctx.admin().keys("*").is_empty());
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&[]), body, LIMIT);
 }
 
 /// Case 6: The password changes and the connections are killed: the locker's
@@ -453,11 +436,11 @@ mod refused_handshake_wrongpass {
         }
     }
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start_with(&["--requirepass", "old"]);
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
         // Authenticated with "old"; survives the kill (SKIPME yes) and the
         // password change.
-        let admin = server.admin();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         let opts = Options::new(&addr).password("old").validity(VALIDITY);
         let holder = connect::<T>(opts.clone()).await;
@@ -527,7 +510,7 @@ mod refused_handshake_wrongpass {
         no_keys_left::<T>(&admin, CLEAN).await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(Topology::Server(&["--requirepass", "old"]), body, LIMIT);
 }
 
 /// Case 7: Overload of one locker (defaults): 2,000 concurrent lock+unlock of
@@ -552,9 +535,9 @@ mod refusals_overload {
     /// conditions; 60-99 s before that change).
     const ONE_NAME: Duration = Duration::from_secs(120);
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let l = connect::<T>(Options::new(server.addr())).await;
 
         for round in 0..3 {
@@ -673,13 +656,14 @@ mod refusals_overload {
         l.close().await;
     }
 
-    #[test]
-    fn tokio() {
-        crate::topo::run::<tracklock_tests::TokioRt, _, _>(
-            Duration::from_secs(600),
-            body::<tracklock_tests::TokioRt>,
-        );
-    }
+    scenario!(
+        tokio,
+        TokioRt,
+        Topology::Server(&[]),
+        Variant::caching(true),
+        Duration::from_secs(600),
+        body
+    );
 }
 
 /// Case 8: names over [`tracklock_core::MAX_NAME_LEN`] (a 16 MiB one) are
@@ -698,9 +682,9 @@ mod refusals_huge_name {
         admin.cmd("DBSIZE", &[])
     }
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start();
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let l = connect::<T>(Options::new(server.addr()).validity(Duration::from_secs(30))).await;
         // Over the limit: refused before anything is sent.
         let name = "n".repeat(16 << 20);
@@ -742,7 +726,7 @@ mod refusals_huge_name {
         l.close().await;
     }
 
-    tokio_and_smol!(body, Duration::from_secs(300));
+    tokio_and_smol!(Topology::Server(&[]), body, Duration::from_secs(300));
 }
 
 /// Case 9: A server blocked by `DEBUG SLEEP` while a lock is held: a `try_lock`
@@ -750,9 +734,9 @@ mod refusals_huge_name {
 mod refusals_debug_sleep {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let l = connect::<T>(Options::new(server.addr()).validity(VALIDITY)).await;
         let held = l.lock("refusal-sleep-held").await.expect("lock");
         for round in 0..3 {
@@ -776,7 +760,11 @@ mod refusals_debug_sleep {
         l.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(
+        Topology::Server(&["--enable-debug-command", "yes"]),
+        body,
+        LIMIT
+    );
 }
 
 /// Case 10: A transient refusal (`BUSY`: a long script): `try_lock` and
@@ -785,9 +773,9 @@ mod refusals_debug_sleep {
 mod refused_transient_busy {
     use super::*;
 
-    async fn body<T: TestRt>() {
-        let server = RedisServer::start_with(&["--busy-reply-threshold", "100"]);
-        let admin = server.admin();
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let server = ctx.server().clone();
+        let admin = ctx.admin().clone();
         let addr = server.addr();
         let l = connect::<T>(Options::new(&addr).validity(VALIDITY)).await;
         let runner = server.admin();
@@ -827,5 +815,9 @@ mod refused_transient_busy {
         l.close().await;
     }
 
-    tokio_and_smol!(body, LIMIT);
+    tokio_and_smol!(
+        Topology::Server(&["--busy-reply-threshold", "100"]),
+        body,
+        LIMIT
+    );
 }

@@ -7,14 +7,14 @@
 //! `embedded-io-adapters`.
 //!
 //! Uses `REDIS_URL` (`redis://[:password@]host:port[/db]`) when set, else
-//! starts a throwaway `redis-server` on a free loopback port.
+//! starts a throwaway `redis-server` on a free loopback port (the test
+//! kit's, a dev-dependency).
 //!
 //! The job: take the lock `pump`, run the pump for a while (the lock is
 //! extended meanwhile), release it, three times; a second "device" in the
 //! same task tries the lock while it is held and is refused.
 
 use std::future::Future;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
@@ -133,50 +133,21 @@ async fn firmware(addr: &str, password: Option<String>, database: u32) -> Result
     Ok(())
 }
 
-struct Throwaway(Child);
-
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
     let (addr, password, db, _server) = match std::env::var("REDIS_URL") {
         Ok(url) => {
             let (addr, password, db) = parse_url(&url);
             (addr, password, db, None)
         }
-        Err(_) => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    eprintln!(
-                        "no REDIS_URL and no redis-server ({e}): apt-get install redis-server"
-                    );
-                    std::process::exit(2)
-                });
-            let server = Throwaway(child);
-            let addr = format!("127.0.0.1:{port}");
-            let t0 = std::time::Instant::now();
-            while std::net::TcpStream::connect(&addr).is_err() {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(10),
-                    "redis-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(10));
+        // The host stands in for the rest of the system: the test kit's
+        // throwaway server (stopped on drop).
+        Err(_) => match tracklock_testkit::RedisServer::try_start() {
+            Ok(server) => (server.addr(), None, 0, Some(server)),
+            Err(e) => {
+                eprintln!("no REDIS_URL and no redis-server: {e}");
+                std::process::exit(2)
             }
-            (addr, None, 0, Some(server))
-        }
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,79 +14,28 @@
 //! unifies features with `tracklock`, which enables `alloc`; the test then
 //! still runs, but only reports the count (it says so on stderr).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::future::{poll_fn, Future};
-use std::net::TcpListener;
-use std::pin::pin;
-use std::process::{Child, Command, Stdio};
+use std::future::Future;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
 use tracklock_core::{Config, Engine, Instant, LostReason};
+use tracklock_testkit::alloc::{counted_on_this_thread, counting, with_counting, Counting};
+use tracklock_testkit::{Admin, RedisServer, StartError};
 use tracklock_transports::device::{Clock, Delay, Device, Error, Outcome};
 
 // ---- counting allocator ---------------------------------------------------
 
-struct Counting;
-
-thread_local! {
-    /// Counting is on (this thread).
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    /// Allocations counted on this thread.
-    static COUNTED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = COUNTED.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-fn counted_so_far() -> usize {
-    COUNTED.with(Cell::get)
-}
-
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count_one();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count_one();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Runs `f` with counting set to `on`, restoring the previous setting.
-fn with_counting<T>(on: bool, f: impl FnOnce() -> T) -> T {
-    let prev = COUNTING.with(|c| c.replace(on));
-    let out = f();
-    COUNTING.with(|c| c.set(prev));
-    out
-}
-
-/// Awaits `f`, polling it with counting set to `on`.
-async fn gate<F: Future>(on: bool, f: F) -> F::Output {
-    let mut f = pin!(f);
-    poll_fn(|cx| with_counting(on, || f.as_mut().poll(cx))).await
-}
-
 /// A device call: counted.
 fn counted<F: Future>(f: F) -> impl Future<Output = F::Output> {
-    gate(true, f)
+    counting(true, f)
 }
 
 /// Platform code the device calls into: not counted.
 fn uncounted<F: Future>(f: F) -> impl Future<Output = F::Output> {
-    gate(false, f)
+    counting(false, f)
 }
 
 // ---- the platform parts, not counted --------------------------------------
@@ -146,101 +95,31 @@ async fn sleep(d: Duration) {
 
 // ---- a throwaway redis-server ---------------------------------------------
 
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts a server on a free port. A port taken by someone else between
-    /// our probe and the server's bind would leave us talking to a stranger
-    /// (whose owner may kill it mid-test), so the answering process must be
-    /// our child; otherwise try another port.
-    fn start() -> Option<Redis> {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .ok()?
-                .local_addr()
-                .ok()?
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let mut r = Redis { child, port };
-            let t0 = std::time::Instant::now();
-            while r.cli(&["ping"]) != "PONG" && r.child.try_wait().ok().flatten().is_none() {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(10),
-                    "redis-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let ours = format!("process_id:{}", r.child.id());
-            if r.child.try_wait().ok().flatten().is_none()
-                && r.cli(&["info", "server"]).lines().any(|l| l.trim() == ours)
-            {
-                return Some(r);
-            }
-        }
-        panic!("could not start redis-server on a free port");
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// How late a wake-up may be on this machine right now: four times the
-    /// slowest of five `PING` round trips (load comes in bursts). Bounds
-    /// such as "told within the lease" allow it on top.
-    fn wake_slack(&self) -> Duration {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.addr()).expect("connect for PING");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut max = Duration::ZERO;
-        for _ in 0..5 {
-            let t0 = std::time::Instant::now();
-            s.write_all(b"PING\r\n").unwrap();
-            let mut reply = [0u8; 7];
-            s.read_exact(&mut reply).expect("PONG");
-            assert_eq!(&reply, b"+PONG\r\n");
-            max = max.max(t0.elapsed());
-        }
-        max * 4
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig}");
+/// The test kit's throwaway server, or `None` (the test is skipped) when
+/// `redis-server` is not installed.
+fn start_redis() -> Option<RedisServer> {
+    match RedisServer::try_start() {
+        Ok(r) => Some(r),
+        Err(StartError::NotInstalled) => None,
+        Err(e) => panic!("{e}"),
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `EXISTS` of `keys`.
+fn existing(admin: &Admin, keys: &[&str]) -> i64 {
+    admin.cmd("EXISTS", keys)
+}
+
+/// How late a wake-up may be on this machine right now: four times the
+/// slowest of five `PING` round trips (load comes in bursts). Bounds such
+/// as "told within the lease" allow it on top.
+fn wake_slack(admin: &Admin) -> Duration {
+    admin.rtt().trips(1)
 }
 
 /// Runs `body` on a current-thread tokio runtime in a thread with room for
 /// two heapless engines on its stack.
-fn on_tokio(redis: &Redis, body: impl AsyncFnOnce(&Redis) + Send) {
+fn on_tokio(redis: &RedisServer, body: impl AsyncFnOnce(&RedisServer) + Send) {
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size(64 << 20)
@@ -263,7 +142,7 @@ fn keys(name: &str) -> [String; 3] {
 
 /// The allocation verdict: zero in the no-alloc build.
 fn check_no_allocations(what: &str) {
-    let n = counted_so_far();
+    let n = counted_on_this_thread();
     eprintln!(
         "{what}: {n} allocation(s) inside tracklock calls (core built {} alloc); Engine is {} bytes",
         if tracklock_core::ALLOC { "with" } else { "without" },
@@ -296,11 +175,12 @@ fn engine(config: &Config, seed: u8) -> Engine {
 /// a waiter, loss by deleted keys, loss by expiry (frozen server), close.
 #[test]
 fn lock_extend_lose_and_release_without_allocating() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = start_redis() else {
         eprintln!("redis-server not found: skipping (apt-get install redis-server)");
         return;
     };
-    on_tokio(&redis, async |redis: &Redis| {
+    on_tokio(&redis, async |redis: &RedisServer| {
+        let admin = redis.admin();
         let t0 = std::time::Instant::now();
         let validity = Duration::from_millis(800);
         let config = Config::default().with_validity(validity);
@@ -315,7 +195,7 @@ fn lock_extend_lose_and_release_without_allocating() {
         // Exclusion.
         let la = counted(a.lock("pump")).await.unwrap();
         let k = keys("pump");
-        assert_eq!(redis.cli(&["exists", &k[0], &k[1], &k[2]]), "3");
+        assert_eq!(existing(&admin, &[&k[0], &k[1], &k[2]]), 3);
         assert!(matches!(
             counted(b.try_lock("pump")).await,
             Err(Error::NotLocked)
@@ -333,7 +213,7 @@ fn lock_extend_lose_and_release_without_allocating() {
         let out = counted(a.run_until(&la, uncounted(work))).await.unwrap();
         assert_eq!(out, Outcome::Done(7));
         assert!(counted(a.is_held(&la)).await);
-        let pttl: i64 = redis.cli(&["pttl", &k[0]]).parse().unwrap();
+        let pttl = admin.pttl(&k[0]);
         assert!(pttl > 0, "key expired under a held lock: {pttl}");
 
         // The release wakes the waiter on the other device at once.
@@ -353,16 +233,12 @@ fn lock_extend_lose_and_release_without_allocating() {
         assert!(lag < Duration::from_millis(500), "waiter took {lag:?}");
 
         // Loss: someone deletes two of the three keys.
-        let port = redis.port;
+        let deleter_admin = redis.admin();
         let deleter = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
             let k = keys("pump");
-            let out = Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "del", &k[0], &k[1]])
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
-            // The keys are gone by now (redis-cli exited after the reply).
+            assert_eq!(deleter_admin.del(&k[..2]), 2);
+            // The keys are gone by now (the reply came).
             std::time::Instant::now()
         });
         let out = counted(b.run_until(&lb, std::future::pending::<()>()))
@@ -371,9 +247,8 @@ fn lock_extend_lose_and_release_without_allocating() {
         let told = std::time::Instant::now();
         let deleted = deleter.join().unwrap();
         assert_eq!(out, Outcome::Lost(LostReason::KeysChanged));
-        // Promptly after the deletion (measured from it, not from the start
-        // of a redis-cli process, which takes long on a busy machine).
-        let slack = redis.wake_slack();
+        // Promptly after the deletion (measured from its reply).
+        let slack = wake_slack(&admin);
         let took = told.saturating_duration_since(deleted);
         assert!(
             took < validity / 2 + slack,
@@ -385,19 +260,19 @@ fn lock_extend_lose_and_release_without_allocating() {
             Outcome::Lost(LostReason::KeysChanged)
         );
         counted(b.unlock(lb)).await.unwrap();
-        assert_eq!(redis.cli(&["exists", &k[0], &k[1], &k[2]]), "0");
+        assert_eq!(existing(&admin, &[&k[0], &k[1], &k[2]]), 0);
 
         // Loss by expiry: the server freezes, no extension gets through.
         let la = counted(a.lock("valve")).await.unwrap();
-        redis.signal("-STOP");
+        redis.freeze();
         let frozen = std::time::Instant::now();
         let out = counted(a.run_until(&la, std::future::pending::<()>())).await;
         let after = frozen.elapsed();
-        redis.signal("-CONT");
+        redis.thaw();
         assert_eq!(out.unwrap(), Outcome::Lost(LostReason::Expired));
         // Within the lease (its last extension was sent before the freeze),
         // plus the wake-ups on a busy machine.
-        let slack = redis.wake_slack();
+        let slack = wake_slack(&admin);
         assert!(
             after <= validity + slack,
             "told after {after:?} (validity {validity:?}, wake-up slack {slack:?})"
@@ -416,22 +291,20 @@ fn lock_extend_lose_and_release_without_allocating() {
 /// re-checked after the handshake).
 #[test]
 fn reconnect_keeps_a_held_lock() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = start_redis() else {
         eprintln!("redis-server not found: skipping (apt-get install redis-server)");
         return;
     };
-    on_tokio(&redis, async |redis: &Redis| {
+    on_tokio(&redis, async |redis: &RedisServer| {
+        let admin = redis.admin();
         let t0 = std::time::Instant::now();
         let config = Config::default().with_client_name(tracklock_core::Text::new("device"));
         let mut e = engine(&config, 3);
         let mut d = device(&mut e, connect(&redis.addr()).await, t0);
         counted(d.handshake()).await.unwrap();
         let l = counted(d.lock("door")).await.unwrap();
-        let killed: u32 = redis
-            .cli(&["client", "kill", "skipme", "yes", "type", "normal"])
-            .parse()
-            .unwrap();
-        assert_eq!(killed, 1);
+        // SKIPME yes: every connection but the admin's, the device's.
+        assert_eq!(admin.client_kill_normal(), 1);
         let out = counted(d.run_until(&l, std::future::pending::<()>())).await;
         assert!(matches!(out, Err(Error::Eof | Error::Io(_))), "{out:?}");
         assert!(!d.is_connected());
@@ -448,7 +321,7 @@ fn reconnect_keeps_a_held_lock() {
         .unwrap();
         assert_eq!(out, Outcome::Done(()));
         counted(d.unlock(l)).await.unwrap();
-        assert_eq!(redis.cli(&["exists", "rueidislock:0:door"]), "0");
+        assert!(!admin.exists("rueidislock:0:door"));
         counted(d.close()).await.unwrap();
         check_no_allocations("reconnect");
     });

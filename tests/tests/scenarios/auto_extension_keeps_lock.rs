@@ -33,7 +33,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     }
     // Keys still carry a fresh TTL.
     for k in ctx.keys("long") {
-        let ttl = ctx.admin.pttl(&k);
+        let ttl = ctx.admin().pttl(&k);
         assert!(ttl > 0, "{k}: TTL {ttl}");
     }
     // The release, the invalidation and the waiter's SET: three round

@@ -11,7 +11,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let b = ctx.connect().await;
     let keys = ctx.keys("held");
     let guard = a.lock("held").await.expect("lock");
-    let values: Vec<_> = keys.iter().map(|k| ctx.admin.get(k)).collect();
+    let values: Vec<_> = keys.iter().map(|k| ctx.admin().get(k)).collect();
     assert!(values.iter().all(Option::is_some));
     assert_eq!(a.active_locks(), 1);
 
@@ -41,7 +41,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     stop_tx.send(()).await.expect("stop");
     assert!(!waiter.await, "waiter must have been cancelled, not served");
 
-    let admin = ctx.admin.clone();
+    let admin = ctx.admin().clone();
     let same_values = || keys.iter().map(|k| admin.get(k)).collect::<Vec<_>>() == values;
     ctx.eventually(Duration::from_secs(1), "b tracks no lock", || {
         b.active_locks() == 0
@@ -58,7 +58,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         "a cancelled request changed the holder's keys"
     );
     assert!(guard.is_held());
-    assert_eq!(ctx.admin.keys("rueidislock:*").len(), 3);
+    assert_eq!(ctx.admin().keys("rueidislock:*").len(), 3);
 
     // Cancel acquisitions of a free name at many points (before sending,
     // with replies in flight, after the majority): each either completes

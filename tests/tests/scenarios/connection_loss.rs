@@ -36,15 +36,15 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         v.sort();
         v
     };
-    assert_eq!(names(&ctx.admin), ["tl-holder", "tl-waiter"]);
+    assert_eq!(names(ctx.admin()), ["tl-holder", "tl-waiter"]);
 
     // CLIENT KILL: keys survive, so the holder keeps the lock.
     let g = a.lock("k").await.expect("lock");
     let waiter = spawn_waiter::<T>(&b, "k");
     let same_locker_waiter = spawn_waiter::<T>(&a, "k");
     ctx.sleep(Duration::from_millis(100)).await;
-    assert!(ctx.admin.client_kill_normal() >= 2);
-    let admin = ctx.admin.clone();
+    assert!(ctx.admin().client_kill_normal() >= 2);
+    let admin = ctx.admin().clone();
     ctx.eventually(RECOVER, "both lockers reconnected", || {
         names(&admin) == ["tl-holder", "tl-waiter"]
     })
@@ -58,7 +58,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     );
     assert!(!same_locker_waiter.is_finished());
     // Kill by name too, only the holder's connection this time.
-    assert_eq!(ctx.admin.client_kill_by_name("tl-holder"), 1);
+    assert_eq!(ctx.admin().client_kill_by_name("tl-holder"), 1);
     ctx.expect_held_for(&g, EXTEND_INTERVAL + Duration::from_millis(500))
         .await;
     assert!(!waiter.is_finished());
@@ -79,7 +79,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let waiter = spawn_waiter::<T>(&b, "r");
     let same_locker_waiter = spawn_waiter::<T>(&a, "r");
     ctx.sleep(Duration::from_millis(100)).await;
-    ctx.server.restart();
+    ctx.server().restart();
     let (reason, took) = ctx.expect_lost(&g, VALIDITY + Duration::from_secs(1)).await;
     assert!(
         matches!(reason, LostReason::KeysChanged | LostReason::Expired),

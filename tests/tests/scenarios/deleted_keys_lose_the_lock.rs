@@ -12,12 +12,12 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     // invalidations of our own writes), then delete every key.
     let guard = locker.lock("victim").await.expect("lock");
     for k in &keys {
-        assert!(ctx.admin.exists(k), "{k} not written ({})", ctx.variant);
+        assert!(ctx.admin().exists(k), "{k} not written ({})", ctx.variant);
     }
     ctx.expect_held_for(&guard, Duration::from_millis(200))
         .await;
     let bound = ctx.loss_bound();
-    assert_eq!(ctx.admin.del(&keys), 3);
+    assert_eq!(ctx.admin().del(&keys), 3);
     let (reason, took) = ctx.expect_lost(&guard, bound).await;
     assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
     assert!(!guard.is_held());
@@ -35,7 +35,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     ctx.expect_held_for(&guard, Duration::from_millis(100))
         .await;
     let bound = ctx.loss_bound();
-    assert_eq!(ctx.admin.del(&keys[..2]), 2);
+    assert_eq!(ctx.admin().del(&keys[..2]), 2);
     let (reason, took) = ctx.expect_lost(&guard, bound).await;
     assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
     drop(guard);
@@ -44,7 +44,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let guard = locker.lock("victim").await.expect("relock");
     ctx.expect_held_for(&guard, Duration::from_millis(100))
         .await;
-    assert_eq!(ctx.admin.del(&keys[..1]), 1);
+    assert_eq!(ctx.admin().del(&keys[..1]), 1);
     // One key lost, two still held: still a majority, through at least one
     // extension.
     ctx.expect_held_for(&guard, EXTEND_INTERVAL + Duration::from_millis(300))

@@ -17,7 +17,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         })
     };
     ctx.expect_held_for(&g, Duration::from_millis(200)).await;
-    ctx.admin.flushdb();
+    ctx.admin().flushdb();
     let (reason, took) = ctx.expect_lost(&g, bound).await;
     assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
     T::timeout(Duration::from_secs(2), waiter)
@@ -34,7 +34,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     // FLUSHALL, with two holders on two lockers.
     let g1 = a.lock("one").await.expect("lock");
     let g2 = b.lock("two").await.expect("lock");
-    ctx.admin.flushall();
+    ctx.admin().flushall();
     for g in [&g1, &g2] {
         let (reason, took) = ctx.expect_lost(g, bound).await;
         assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");

@@ -20,7 +20,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     // The old holder's release must not touch the new holder's keys.
     old.unlock().await.expect("unlock of a lost lock");
     for k in ctx.keys("f") {
-        assert!(ctx.admin.exists(&k), "{k} removed by the old holder");
+        assert!(ctx.admin().exists(&k), "{k} removed by the old holder");
     }
     assert_err!(c.try_lock("f").await, Error::NotLocked);
     ctx.expect_held_for(&new, Duration::from_millis(200)).await;

@@ -1,7 +1,8 @@
-//! Real-Redis scenarios, each on all 12 combinations of runtime {tokio,
-//! smol} × mode {tracking, noloop, absolute} × caching {on, off}. Every
-//! test starts its own `redis-server` (see `tracklock_tests::RedisServer`);
-//! test names are `<scenario>::<runtime>_<mode>_<caching>`.
+//! Real-Redis scenarios, each on all 18 combinations of runtime {tokio,
+//! smol, glommio} × mode {tracking, noloop, absolute} × caching {on, off}
+//! (`tracklock_tests::matrix!`). Every test gets its own `redis-server`
+//! from the runner (`Topology::Server`); test names are
+//! `<scenario>::<runtime>_<mode>_<caching>`.
 
 mod auto_extension_keeps_lock;
 mod bad_input;

@@ -47,7 +47,10 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         };
         let expired_at = Instant::now();
         for k in &keys {
-            assert!(ctx.admin.pexpire(k, ttl.as_millis() as u64), "{k} missing");
+            assert!(
+                ctx.admin().pexpire(k, ttl.as_millis() as u64),
+                "{k} missing"
+            );
         }
         // Keys not re-extended expire before the periodic extension could
         // refresh them: only then does the outcome depend on invalidations.
@@ -75,7 +78,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
             .await;
         let validity = VALIDITY.as_millis() as i64;
         for k in &keys {
-            let pttl = ctx.admin.pttl(k);
+            let pttl = ctx.admin().pttl(k);
             // Refreshed to the full validity after the PEXPIRE: no lower
             // than the validity minus the time since then.
             let since = expired_at.elapsed() + CLOCK_SLACK;
@@ -95,7 +98,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         let (reason, took) = ctx.expect_lost(&guard, ctx.loss_bound()).await;
         assert_eq!(reason, LostReason::KeysChanged, "after {took:?}");
         for k in &keys {
-            assert!(!ctx.admin.exists(k), "{k} still there");
+            assert!(!ctx.admin().exists(k), "{k} still there");
         }
         drop(guard);
         let g = other.try_lock("ttl").await.expect("free after expiry");

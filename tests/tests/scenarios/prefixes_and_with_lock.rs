@@ -23,11 +23,11 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         .try_lock("same")
         .await
         .expect("default prefix is separate");
-    assert_eq!(ctx.admin.keys("alpha:*"), lock_keys("alpha", "same", 2));
-    assert_eq!(ctx.admin.keys("beta:*"), lock_keys("beta", "same", 2));
+    assert_eq!(ctx.admin().keys("alpha:*"), lock_keys("alpha", "same", 2));
+    assert_eq!(ctx.admin().keys("beta:*"), lock_keys("beta", "same", 2));
     // Losing one does not disturb the others.
     let bound = ctx.loss_bound();
-    ctx.admin.del(&lock_keys("alpha", "same", 2));
+    ctx.admin().del(&lock_keys("alpha", "same", 2));
     let (reason, _) = ctx.expect_lost(&ga, bound).await;
     assert_eq!(reason, LostReason::KeysChanged);
     ctx.expect_held_for(&gb, Duration::from_millis(300)).await;
@@ -35,7 +35,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     drop(ga);
     gb.unlock().await.expect("unlock");
     gd.unlock().await.expect("unlock");
-    let admin = ctx.admin.clone();
+    let admin = ctx.admin().clone();
     ctx.eventually(Duration::from_secs(2), "no keys left", || {
         admin.keys("*").is_empty()
     })
@@ -61,7 +61,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let dropped = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicBool::new(false));
     let deleter = {
-        let admin = ctx.admin.clone();
+        let admin = ctx.admin().clone();
         let keys = ctx.keys("w");
         T::spawn(async move {
             let start = Instant::now();

@@ -77,10 +77,12 @@ async fn control<T: TestRt>(ctx: Ctx<T>) {
 #[test]
 fn negative_control_unrelated_prefixes_overlap() {
     tracklock_tests::run::<TokioRt, _, _>(
+        Topology::Server(&[]),
         Variant {
             mode: Mode::Noloop,
             caching: true,
         },
+        tracklock_tests::SCENARIO_TIMEOUT,
         control::<TokioRt>,
     );
 }

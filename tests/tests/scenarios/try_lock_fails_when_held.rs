@@ -9,7 +9,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     let b = ctx.connect().await;
     let g = a.try_lock("t").await.expect("free name");
     // Acquired at the majority: the last key's write may still be landing.
-    let read = || -> Vec<_> { ctx.keys("t").iter().map(|k| ctx.admin.get(k)).collect() };
+    let read = || -> Vec<_> { ctx.keys("t").iter().map(|k| ctx.admin().get(k)).collect() };
     let start = std::time::Instant::now();
     while read().iter().any(Option::is_none) {
         assert!(

@@ -32,7 +32,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
     assert_err!(b.try_lock("x").await, Error::NotLocked);
     assert_eq!(b.active_locks(), 0);
     let bound = ctx.loss_bound();
-    ctx.admin.del(&ctx.keys("x")[..2]);
+    ctx.admin().del(&ctx.keys("x")[..2]);
     let _ = ctx.expect_lost(&g, bound).await;
     drop(g);
     ctx.assert_clean(&[&a, &b]).await;

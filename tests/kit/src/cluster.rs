@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, Connection, FromRedisValue, RedisResult, Value};
-
 use crate::admin::Admin;
 use crate::instances::{env_addrs, reap_on_exit};
-use crate::server::{free_port, RedisServer, StartError};
+use crate::offload::blocking;
+use crate::resp::{self, Conn, FromValue, Value};
+use crate::server::{free_port, signal, RedisServer, StartError};
 
 /// Environment variable naming the nodes of an already running cluster
 /// (comma-separated `127.0.0.1:PORT`) for [`RedisCluster::shared`].
@@ -32,8 +32,6 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(25);
 /// Bound on connecting to a node (a dead one refuses at once).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Bound on one command.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keys moved per `MIGRATE`.
 const MIGRATE_BATCH: usize = 100;
 /// Flags of a `CLUSTER NODES` line that mean "not (yet) a healthy member".
@@ -104,7 +102,7 @@ struct Node {
     id: String,
     /// `None` when attached.
     server: Option<RedisServer>,
-    con: Mutex<Option<Connection>>,
+    con: Mutex<Option<Conn>>,
 }
 
 impl fmt::Debug for RedisCluster {
@@ -199,6 +197,15 @@ impl RedisCluster {
             .form(replicas_per_master, &bus_ports)
             .map_err(|e| StartError::Failed(format!("cluster did not form: {e}")))?;
         Ok(cluster)
+    }
+
+    /// A cluster-enabled server on its own: it knows no other node and
+    /// serves no slot (a node before it joins a cluster).
+    pub fn try_start_lone_node() -> Result<RedisServer, StartError> {
+        let timeout_ms = DEFAULT_NODE_TIMEOUT.as_millis().to_string();
+        RedisServer::try_start_with_fn(|port, dir| {
+            cluster_args(dir, free_bus_port(port), &timeout_ms)
+        })
     }
 
     /// Attaches to a running cluster (one `127.0.0.1:PORT` per node, all of
@@ -453,12 +460,12 @@ impl RedisCluster {
     /// Runs `args` (the whole command line after the name) on the node
     /// serving `key`, following `MOVED` and `ASK` redirections and retrying
     /// `TRYAGAIN` briefly; returns any other error.
-    pub fn try_cmd_for_key<T: FromRedisValue + Send>(
+    pub fn try_cmd_for_key<T: FromValue + Send>(
         &self,
         key: &str,
         name: &str,
         args: &[&str],
-    ) -> RedisResult<T> {
+    ) -> resp::Result<T> {
         let c = cmd(name, args);
         let mut node = self.owner_of(key);
         let mut asking = false;
@@ -466,9 +473,12 @@ impl RedisCluster {
         loop {
             tries += 1;
             let result = if asking {
-                let mut p = redis::pipe();
-                p.cmd("ASKING").ignore().add_command(c.clone());
-                self.run_pipe::<(T,)>(node, &p).map(|(t,)| t)
+                // `ASKING` applies to the next command of the same
+                // connection, which `with_con` holds for both.
+                self.with_con(node, |con| {
+                    con.cmd::<(), _>(&["ASKING"])?;
+                    con.cmd::<T, _>(&c)
+                })
             } else {
                 self.run::<T>(node, &c)
             };
@@ -477,7 +487,7 @@ impl RedisCluster {
                 Err(e) if tries < 50 => e,
                 Err(e) => return Err(e),
             };
-            let target = e.redirect_node().and_then(|(addr, _)| self.index_of(addr));
+            let target = e.redirect().and_then(|addr| self.index_of(addr));
             match (e.code(), target) {
                 (Some(code @ ("MOVED" | "ASK")), Some(j)) => {
                     asking = code == "ASK";
@@ -490,7 +500,7 @@ impl RedisCluster {
     }
 
     /// Like [`RedisCluster::try_cmd_for_key`], panicking on error.
-    pub fn cmd_for_key<T: FromRedisValue + Send>(&self, key: &str, name: &str, args: &[&str]) -> T {
+    pub fn cmd_for_key<T: FromValue + Send>(&self, key: &str, name: &str, args: &[&str]) -> T {
         self.try_cmd_for_key(key, name, args)
             .unwrap_or_else(|e| panic!("cluster {name} {args:?} failed: {e}"))
     }
@@ -523,15 +533,13 @@ impl RedisCluster {
     /// `GET key` on node `i` itself, master or replica (`READONLY` first,
     /// so a replica answers from its own copy): what that node would serve
     /// if it were promoted now. `MOVED` if `i` does not hold the slot.
-    pub fn get_local(&self, i: usize, key: &str) -> RedisResult<Option<Vec<u8>>> {
-        let mut p = redis::pipe();
-        p.cmd("READONLY")
-            .ignore()
-            .cmd("GET")
-            .arg(key)
-            .cmd("READWRITE")
-            .ignore();
-        self.run_pipe::<(Option<Vec<u8>>,)>(i, &p).map(|(v,)| v)
+    pub fn get_local(&self, i: usize, key: &str) -> resp::Result<Option<Vec<u8>>> {
+        self.with_con(i, |con| {
+            con.cmd::<(), _>(&["READONLY"])?;
+            let v = con.cmd::<Option<Vec<u8>>, _>(&["GET", key]);
+            con.cmd::<(), _>(&["READWRITE"])?;
+            v
+        })
     }
 
     // ----- processes -------------------------------------------------------
@@ -976,7 +984,7 @@ impl RedisCluster {
         Ok(())
     }
 
-    fn view(&self, i: usize) -> RedisResult<View> {
+    fn view(&self, i: usize) -> resp::Result<View> {
         let info: String = self.run(i, &cmd("CLUSTER", &["INFO"]))?;
         let role: Value = self.run(i, &cmd("ROLE", &[]))?;
         let nodes: String = self.run(i, &cmd("CLUSTER", &["NODES"]))?;
@@ -991,7 +999,7 @@ impl RedisCluster {
         })
     }
 
-    fn slot_map_of(&self, i: usize) -> RedisResult<Vec<Range>> {
+    fn slot_map_of(&self, i: usize) -> resp::Result<Vec<Range>> {
         let v: Value = self.run(i, &cmd("CLUSTER", &["SLOTS"]))?;
         Ok(parse_slots(&v))
     }
@@ -1004,7 +1012,7 @@ impl RedisCluster {
     }
 
     /// `f` on the first node that answers; panics when none does.
-    fn on_live_node<T>(&self, what: &str, f: impl Fn(usize) -> RedisResult<T>) -> T {
+    fn on_live_node<T>(&self, what: &str, f: impl Fn(usize) -> resp::Result<T>) -> T {
         let mut errors = Vec::new();
         for i in (0..self.len()).filter(|&i| !self.is_frozen(i)) {
             match f(i) {
@@ -1035,7 +1043,7 @@ impl RedisCluster {
     }
 
     /// A command on node `i`, panicking with the command on error.
-    fn admin_cmd<T: FromRedisValue + Send>(&self, i: usize, name: &str, args: &[&str]) -> T {
+    fn admin_cmd<T: FromValue + Send>(&self, i: usize, name: &str, args: &[&str]) -> T {
         self.run(i, &cmd(name, args))
             .unwrap_or_else(|e| panic!("node {i} ({}): {name} {args:?}: {e}", self.addr(i)))
     }
@@ -1056,12 +1064,8 @@ impl RedisCluster {
         }
     }
 
-    fn run<T: FromRedisValue + Send>(&self, i: usize, c: &Cmd) -> RedisResult<T> {
-        self.with_con(i, |con| c.query(con))
-    }
-
-    fn run_pipe<T: FromRedisValue + Send>(&self, i: usize, p: &redis::Pipeline) -> RedisResult<T> {
-        self.with_con(i, |con| p.query(con))
+    fn run<T: FromValue + Send>(&self, i: usize, c: &[String]) -> resp::Result<T> {
+        self.with_con(i, |con| con.cmd(c))
     }
 
     /// `f` on node `i`'s cached connection, opened on demand; after a
@@ -1069,20 +1073,20 @@ impl RedisCluster {
     fn with_con<T: Send>(
         &self,
         i: usize,
-        f: impl Fn(&mut Connection) -> RedisResult<T> + Send + Sync,
-    ) -> RedisResult<T> {
-        let port = self.nodes[i].port;
+        f: impl Fn(&mut Conn) -> resp::Result<T> + Send + Sync,
+    ) -> resp::Result<T> {
+        let addr = self.addr(i);
         let mut guard = self.con(i);
-        let slot: &mut Option<Connection> = &mut guard;
-        off_glommio(move || {
+        let slot: &mut Option<Conn> = &mut guard;
+        blocking(move || {
             let mut tries = 0;
             loop {
                 tries += 1;
                 if slot.is_none() {
-                    *slot = Some(open(port)?);
+                    *slot = Some(Conn::connect_timeout(&addr, CONNECT_TIMEOUT)?);
                 }
                 match f(slot.as_mut().expect("just opened")) {
-                    Err(e) if is_connection_error(&e) => {
+                    Err(e) if e.is_connection_error() => {
                         *slot = None;
                         if tries >= 2 {
                             return Err(e);
@@ -1094,7 +1098,7 @@ impl RedisCluster {
         })
     }
 
-    fn con(&self, i: usize) -> MutexGuard<'_, Option<Connection>> {
+    fn con(&self, i: usize) -> MutexGuard<'_, Option<Conn>> {
         self.nodes[i].con.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -1188,21 +1192,11 @@ fn free_bus_port(client: u16) -> u16 {
     }
 }
 
-/// `kill <sig> <pid>`; panics when it fails.
-fn signal(sig: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run kill {sig} {pid}: {e}"));
-    assert!(status.success(), "kill {sig} {pid}: {status}");
-}
-
-fn cmd(name: &str, args: &[&str]) -> Cmd {
-    let mut c = redis::cmd(name);
-    for a in args {
-        c.arg(*a);
-    }
-    c
+fn cmd(name: &str, args: &[&str]) -> Vec<String> {
+    std::iter::once(name)
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn bad(flags: &[String]) -> bool {
@@ -1210,19 +1204,11 @@ fn bad(flags: &[String]) -> bool {
 }
 
 fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
+    v.text()
 }
 
 fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        other => text(other)?.parse().ok(),
-    }
+    v.int()
 }
 
 /// `ROLE`: the role, and for a replica its master's port and whether the
@@ -1284,30 +1270,4 @@ fn parse_nodes(text: &str) -> HashMap<String, (u16, Vec<String>)> {
             Some((id, (port, flags)))
         })
         .collect()
-}
-
-fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
-}
-
-fn open(port: u16) -> RedisResult<Connection> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))?;
-    let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    con.set_read_timeout(Some(IO_TIMEOUT))?;
-    con.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(con)
-}
-
-/// Blocking I/O off a glommio executor thread (see `admin.rs`: io_uring
-/// completions interrupt blocking socket calls there).
-fn off_glommio<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if crate::rt::on_glommio_thread() {
-        std::thread::scope(|s| {
-            s.spawn(f)
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    } else {
-        f()
-    }
 }

@@ -8,11 +8,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracklock_tests::{RedisCluster, RedisInstances, Role, SLOTS};
+use tracklock_testkit::{RedisCluster, RedisInstances, Role, SLOTS};
 
 const KEYS: [&str; 3] = ["rueidislock:0:x", "rueidislock:1:x", "rueidislock:2:x"];
 
-fn moved_code(r: redis::RedisResult<Option<Vec<u8>>>) -> Option<String> {
+fn moved_code(r: tracklock_testkit::resp::Result<Option<Vec<u8>>>) -> Option<String> {
     r.err().and_then(|e| e.code().map(str::to_owned))
 }
 

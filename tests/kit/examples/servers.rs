@@ -1,7 +1,7 @@
 //! Starts the servers shared by a test run and prints where they are:
 //!
 //! ```text
-//! cargo run -p tracklock-tests --example servers -- \
+//! cargo run -p tracklock-testkit --example servers -- \
 //!     --cluster-masters 3 --replicas 1 --instances 3
 //! TRACKLOCK_CLUSTER=127.0.0.1:41001,127.0.0.1:41002,...
 //! TRACKLOCK_INSTANCES=127.0.0.1:42001,127.0.0.1:42002,127.0.0.1:42003
@@ -21,7 +21,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use tracklock_tests::{RedisCluster, RedisInstances, CLUSTER_ENV, INSTANCES_ENV};
+use tracklock_testkit::{RedisCluster, RedisInstances, CLUSTER_ENV, INSTANCES_ENV};
 
 fn main() {
     let mut masters = 3;

@@ -12,7 +12,9 @@
 //! stops it at the end); `--cluster` (or `TRACKLOCK_DEMO_CLUSTER=1`) starts a
 //! throwaway Redis Cluster of 3 masters and 3 replicas on loopback ports
 //! instead, and the lock's keys then live on different masters.
-//! `redis-server` must be on PATH.
+//! `redis-server` must be on PATH. The throwaway servers come from the
+//! test kit (`tracklock_demo::Redis`); the demo itself is tracklock on
+//! tokio.
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracklock::{LostReason, Options};
-use tracklock_tests::{lock_keys, Admin, RedisCluster, RedisServer, StartError, INSTALL_HINT};
+use tracklock_demo::Redis;
 
 type Locker = tracklock::tokio::Locker;
 
@@ -37,50 +39,15 @@ struct Stats {
     last: Option<usize>,
 }
 
-/// The servers the demo started (stopped when dropped).
-enum Throwaway {
-    None,
-    /// Held only so that dropping it stops the server.
-    Server(#[allow(dead_code)] RedisServer),
-    Cluster(RedisCluster),
-}
-
 fn main() -> ExitCode {
     let cluster = std::env::args().skip(1).any(|a| a == "--cluster")
         || std::env::var("TRACKLOCK_DEMO_CLUSTER").is_ok_and(|v| v == "1");
-    let (server, url) = match std::env::var("REDIS_URL") {
-        Ok(url) => (Throwaway::None, url),
-        Err(_) if cluster => match RedisCluster::try_start(3, 1) {
-            Ok(c) => {
-                let url = format!("redis+cluster://{}", c.seeds().join(","));
-                println!(
-                    "started a throwaway Redis Cluster: masters {}",
-                    c.master_addrs().join(", ")
-                );
-                (Throwaway::Cluster(c), url)
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(1);
-            }
-        },
-        Err(_) => match RedisServer::try_start() {
-            Ok(s) => {
-                let url = s.url();
-                println!("started a throwaway redis-server at {}", s.addr());
-                (Throwaway::Server(s), url)
-            }
-            Err(StartError::NotInstalled) => {
-                eprintln!("redis-server was not found and REDIS_URL is not set.");
-                eprintln!("Either {INSTALL_HINT},");
-                eprintln!("or point REDIS_URL at a running server, e.g. REDIS_URL=redis://127.0.0.1:6379/0");
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(1);
-            }
-        },
+    let redis = match Redis::start(cluster) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(1);
+        }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -93,8 +60,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(demo(&url, &server));
-    drop(server);
+    let result = rt.block_on(demo(&redis));
+    drop(redis);
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -105,40 +72,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Deletes `keys` behind the lockers' back, wherever they live.
-fn admin_delete(
-    url: &str,
-    server: &Throwaway,
-    keys: &[String],
-) -> Result<usize, Box<dyn StdError>> {
-    let attached;
-    let cluster = match server {
-        Throwaway::Cluster(c) => Some(c),
-        _ => match url.strip_prefix("redis+cluster://") {
-            Some(hosts) => {
-                let seeds: Vec<String> = hosts.split(',').map(str::to_owned).collect();
-                attached = RedisCluster::attach(&seeds)?;
-                Some(&attached)
-            }
-            None => None,
-        },
-    };
-    Ok(match cluster {
-        Some(c) => {
-            for k in keys {
-                println!(
-                    "  admin: {k} lives on the master at {}",
-                    c.addr(c.owner_of(k))
-                );
-            }
-            keys.iter().filter(|k| c.del(k)).count()
-        }
-        None => usize::try_from(Admin::connect(url).del(keys)).unwrap_or(0),
-    })
+/// The keys of lock `name` with the default prefix and majority:
+/// `rueidislock:{0,1,2}:{name}`.
+fn lock_keys(name: &str) -> Vec<String> {
+    (0..3).map(|i| format!("rueidislock:{i}:{name}")).collect()
 }
 
-async fn demo(url: &str, server: &Throwaway) -> Result<bool, Box<dyn StdError>> {
-    let opts = Options::from_url(url)?.validity(Duration::from_secs(2));
+async fn demo(redis: &Redis) -> Result<bool, Box<dyn StdError>> {
+    let opts = Options::from_url(&redis.url())?.validity(Duration::from_secs(2));
     println!("mode: {}", opts.mode());
     let mut lockers = Vec::new();
     for i in 0..WORKERS {
@@ -146,7 +87,7 @@ async fn demo(url: &str, server: &Throwaway) -> Result<bool, Box<dyn StdError>> 
     }
     println!(
         "{WORKERS} workers connected; lock name {NAME:?}, keys {:?}",
-        lock_keys("rueidislock", NAME, 2)
+        lock_keys(NAME)
     );
 
     // 1. Contention: every worker takes the lock ROUNDS times.
@@ -218,7 +159,7 @@ async fn demo(url: &str, server: &Throwaway) -> Result<bool, Box<dyn StdError>> 
 
     // 3. An administrator deletes the keys behind the holder's back.
     println!("\n== keys deleted by an admin ==");
-    let deleted = admin_delete(url, server, &lock_keys("rueidislock", NAME, 2))?;
+    let deleted = redis.delete(&lock_keys(NAME))?;
     let at = Instant::now();
     println!("  admin: DEL of the lock's keys removed {deleted} keys");
     let lost = match tokio::time::timeout(Duration::from_secs(5), new.lost()).await {

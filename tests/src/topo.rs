@@ -1,18 +1,18 @@
-//! What the `cluster` and `instances` suites share: the runner, the
-//! variant macro, contention and name pickers.
+//! What the multi-node suites (`cluster`, `instances`, `refusals`, `e2e`)
+//! share: contention, name pickers on a cluster's slot map, and waits
+//! generic over the runtime.
 
-#![allow(dead_code)]
-
-use std::future::Future;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracklock::{Guard, Locker, LostReason, Options};
-use tracklock_tests::{RedisCluster, Rtt, TestRt};
+use tracklock_testkit::{RedisCluster, Rtt};
 
-/// TTL written on every key (extended every second).
-pub const VALIDITY: Duration = Duration::from_secs(2);
+use crate::rt::TestRt;
+pub use crate::runner::VALIDITY;
+
+pub use tracklock_testkit::fresh;
 
 /// How soon a waiter must be woken by a release when the holder's validity
 /// is 10 s: 1.5 s on a quiet machine, or three round trips (the release, the
@@ -23,46 +23,6 @@ pub const VALIDITY: Duration = Duration::from_secs(2);
 pub fn handoff_bound(rtt: Rtt) -> Duration {
     rtt.at_least(Duration::from_millis(1500), 3)
         .min(Duration::from_secs(4))
-}
-
-/// Runs `body` on runtime `T` in its own thread, failing after `limit`.
-pub fn run<T, F, Fut>(limit: Duration, body: F)
-where
-    T: TestRt,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::Builder::new()
-        .name(T::NAME.to_owned())
-        .spawn(move || {
-            if T::block_on(T::timeout(limit, body())).is_none() {
-                panic!("did not finish within {limit:?} (hang?)");
-            }
-        })
-        .expect("spawn test thread");
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// One `#[test]` per runtime {tokio, smol} × caching {on, off} for
-/// `async fn body<T: TestRt>(caching: bool)`, in the current module.
-#[macro_export]
-macro_rules! variants {
-    ($body:ident, $limit:expr) => {
-        variants!(@one tokio_cache_on, TokioRt, true, $body, $limit);
-        variants!(@one tokio_cache_off, TokioRt, false, $body, $limit);
-        variants!(@one smol_cache_on, SmolRt, true, $body, $limit);
-        variants!(@one smol_cache_off, SmolRt, false, $body, $limit);
-    };
-    (@one $name:ident, $rt:ident, $caching:expr, $body:ident, $limit:expr) => {
-        #[test]
-        fn $name() {
-            $crate::topo::run::<tracklock_tests::$rt, _, _>($limit, || {
-                $body::<tracklock_tests::$rt>($caching)
-            });
-        }
-    };
 }
 
 /// Options shared by the suites.
@@ -80,18 +40,7 @@ pub async fn connect<T: TestRt>(opts: Options) -> Locker<T::R> {
 
 /// The keys of `name` (default prefix, majority 2).
 pub fn keys(name: &str) -> Vec<String> {
-    (0..3).map(|i| format!("rueidislock:{i}:{name}")).collect()
-}
-
-/// A fresh name (unique per process and call) starting with `stem`.
-///
-/// Its length varies: the three keys of a name differ in one byte only, so
-/// (CRC16 being linear) their slots differ by XOR masks fixed by the name's
-/// length, and for some lengths no name spreads over three masters.
-pub fn fresh(stem: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{stem}-{}-{n}{}", std::process::id(), "_".repeat(n % 11))
+    tracklock_testkit::default_keys(name)
 }
 
 /// Which node serves which slots, read once from the cluster.

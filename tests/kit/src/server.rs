@@ -1,4 +1,6 @@
-//! A throwaway `redis-server` process per test.
+//! The one `redis-server` starter: a throwaway server on a free loopback port.
+//! Every server of the repository's tests, benches and demos starts here
+//! (cluster nodes and instances too).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -13,8 +15,9 @@ use std::time::{Duration, Instant};
 use crate::admin::Admin;
 
 /// How to install the server, printed whenever it is missing.
-pub const INSTALL_HINT: &str = "install it with `apt-get install redis-server` \
-     (Debian/Ubuntu; as root, after `apt-get update`) and make sure `redis-server` is on PATH";
+pub const INSTALL_HINT: &str = "install redis-server 7.x (Debian/Ubuntu: `apt-get install \
+     redis-server`, as root after `apt-get update`; Fedora: `dnf install redis`; macOS: \
+     `brew install redis`) and make sure `redis-server --version` works";
 
 /// How long a fresh server may take to answer `PING`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -117,18 +120,9 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port().map_err(|e| StartError::Failed(format!("no free port: {e}")))?;
-            let dir = std::env::temp_dir().join(format!(
-                "tracklock-redis-{}-{}-{port}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| StartError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            let dir = new_dir(port)?;
             let args = args(port, &dir);
-            let password = args
-                .iter()
-                .position(|a| a == "--requirepass")
-                .and_then(|i| args.get(i + 1).cloned());
+            let password = password_in(args.iter().map(String::as_str));
             let server = RedisServer {
                 port,
                 dir,
@@ -146,6 +140,29 @@ impl RedisServer {
         Err(StartError::Failed(format!(
             "no usable port after {PORT_ATTEMPTS} attempts; last log:\n{last}"
         )))
+    }
+
+    /// Starts a server on `port` (chosen by the caller, for example with
+    /// [`free_port`] earlier: a server that "comes up later" where a client
+    /// already dials), with extra arguments. No other port is tried.
+    pub fn try_start_on(port: u16, args: &[&str]) -> Result<RedisServer, StartError> {
+        if !is_installed() {
+            return Err(StartError::NotInstalled);
+        }
+        let server = RedisServer {
+            port,
+            dir: new_dir(port)?,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            password: password_in(args.iter().copied()),
+            child: Mutex::new(None),
+        };
+        match server.spawn_and_wait() {
+            Ok(()) => Ok(server),
+            Err(Spawn::PortTaken(log)) => Err(StartError::Failed(format!(
+                "port {port} is taken; log:\n{log}"
+            ))),
+            Err(Spawn::Fatal(m)) => Err(StartError::Failed(m)),
+        }
     }
 
     /// The TCP port.
@@ -204,6 +221,31 @@ impl RedisServer {
             "redis-server did not restart on port {}: port busy; last log:\n{last}",
             self.port
         );
+    }
+
+    /// SIGSTOPs the server: it keeps its sockets but answers nothing (a
+    /// stalled process) until [`RedisServer::thaw`]. Panics when it is not
+    /// running.
+    pub fn freeze(&self) {
+        signal(
+            "-STOP",
+            self.pid().expect("freeze: the server is not running"),
+        );
+    }
+
+    /// SIGCONTs the server after [`RedisServer::freeze`].
+    pub fn thaw(&self) {
+        if let Some(pid) = self.pid() {
+            signal("-CONT", pid);
+        }
+    }
+
+    /// Kills the server (if running) and removes its directory; what `Drop`
+    /// does, callable through a shared reference (from a panic hook or a
+    /// signal handler). The server cannot be restarted afterwards.
+    pub fn stop(&self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     /// Kills the server process, if running, and waits for it to exit.
@@ -319,9 +361,48 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.stop();
     }
+}
+
+/// A fresh directory for a server on `port`.
+fn new_dir(port: u16) -> Result<PathBuf, StartError> {
+    let dir = std::env::temp_dir().join(format!(
+        "tracklock-redis-{}-{}-{port}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| StartError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The value after `--requirepass`, if any.
+fn password_in<'a>(mut args: impl Iterator<Item = &'a str>) -> Option<String> {
+    args.find(|a| *a == "--requirepass")?;
+    args.next().map(str::to_owned)
+}
+
+/// `kill <sig> <pid>`; panics when it fails.
+pub(crate) fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill {sig} {pid}: {e}"));
+    assert!(status.success(), "kill {sig} {pid}: {status}");
+}
+
+/// `redis-server --version`, trimmed (`None` when it cannot be run).
+pub fn version() -> Option<String> {
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 enum Spawn {

@@ -1,89 +1,86 @@
-//! An independent admin connection (the `redis` crate, sync API) that plays
-//! "someone else" against the locker: deletes keys, expires them, flushes,
-//! kills connections.
+//! An independent admin connection that plays "someone else" against the
+//! locker: deletes keys, expires them, flushes, kills connections.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
-use redis::{Connection, FromRedisValue, ToRedisArgs};
-
-/// Bound on every admin command, so a dead server fails the test instead of
-/// hanging it.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::offload::blocking;
+use crate::resp::{self, Conn, FromValue};
+use crate::rtt::Rtt;
 
 /// A plain RESP2 connection, independent of tracklock. Every helper panics
 /// with the command and the error when the command fails: it is test
 /// scaffolding, not code under test. Shareable (`&self` methods behind a
-/// mutex).
+/// mutex). After a connection error (server killed or restarted,
+/// connection killed) a command reconnects and is sent once more.
 pub struct Admin {
     url: String,
-    con: Mutex<Connection>,
+    con: Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").finish_non_exhaustive()
+        f.debug_struct("Admin")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl Admin {
-    /// Connects to `url` (`redis://[:password@]host:port/db`). Panics when
-    /// the server cannot be reached.
+    /// Connects to `url` (`redis://[[user]:password@]host:port[/db]`).
+    /// Panics when the server cannot be reached.
     pub fn connect(url: &str) -> Admin {
-        let con = off_glommio(|| open(url)).unwrap_or_else(|e| panic!("admin cannot connect: {e}"));
-        Admin {
-            url: url.to_owned(),
-            con: Mutex::new(con),
+        match Admin::try_connect(url) {
+            Ok(a) => a,
+            Err(e) => panic!("admin cannot connect to {url}: {e}"),
         }
     }
 
-    fn con(&self) -> MutexGuard<'_, Connection> {
+    /// Like [`Admin::connect`], but returns the error.
+    pub fn try_connect(url: &str) -> resp::Result<Admin> {
+        let con = blocking(|| Conn::open(url))?;
+        Ok(Admin {
+            url: url.to_owned(),
+            con: Mutex::new(Some(con)),
+        })
+    }
+
+    fn con(&self) -> MutexGuard<'_, Option<Conn>> {
         self.con.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs any command, returning the error instead of panicking. After a
-    /// connection error (server killed or restarted, connection killed) it
-    /// reconnects and retries once.
-    pub fn try_cmd<T: FromRedisValue + Send>(
-        &self,
-        name: &str,
-        args: &[&str],
-    ) -> redis::RedisResult<T> {
-        let mut c = redis::cmd(name);
-        for a in args {
-            c.arg(*a);
-        }
+    /// Runs any command, returning the error instead of panicking.
+    pub fn try_cmd<T: FromValue + Send>(&self, name: &str, args: &[&str]) -> resp::Result<T> {
+        let mut line = Vec::with_capacity(args.len() + 1);
+        line.push(name);
+        line.extend_from_slice(args);
         let mut guard = self.con();
-        let con: &mut Connection = &mut guard;
-        off_glommio(|| match c.query(&mut *con) {
-            Err(e) if is_connection_error(&e) => {
-                *con = open(&self.url)?;
-                c.query(&mut *con)
+        let slot: &mut Option<Conn> = &mut guard;
+        let url = &self.url;
+        blocking(move || {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                if slot.is_none() {
+                    *slot = Some(Conn::open(url)?);
+                }
+                let con = slot.as_mut().expect("just opened");
+                match con.cmd::<T, _>(&line) {
+                    Err(e) if e.is_connection_error() => {
+                        *slot = None;
+                        if tries >= 2 {
+                            return Err(e);
+                        }
+                    }
+                    result => return result,
+                }
             }
-            result => result,
         })
     }
 
     /// Runs any command, panicking on error.
-    pub fn cmd<T: FromRedisValue + Send>(&self, name: &str, args: &[&str]) -> T {
+    pub fn cmd<T: FromValue + Send>(&self, name: &str, args: &[&str]) -> T {
         self.try_cmd(name, args)
             .unwrap_or_else(|e| panic!("admin {name} {args:?} failed: {e}"))
-    }
-
-    /// Runs any command with arbitrary arguments, panicking on error.
-    pub fn cmd_args<T: FromRedisValue + Send, A: ToRedisArgs>(&self, name: &str, args: A) -> T {
-        let mut c = redis::cmd(name);
-        c.arg(args);
-        let mut guard = self.con();
-        let con: &mut Connection = &mut guard;
-        let result = off_glommio(|| match c.query(&mut *con) {
-            Err(e) if is_connection_error(&e) => open(&self.url).and_then(|fresh| {
-                *con = fresh;
-                c.query(&mut *con)
-            }),
-            result => result,
-        });
-        result.unwrap_or_else(|e| panic!("admin {name} failed: {e}"))
     }
 
     /// `PING`.
@@ -92,8 +89,8 @@ impl Admin {
     }
 
     /// Round trips to this server, measured now (a few `PING`s).
-    pub fn rtt(&self) -> crate::Rtt {
-        crate::Rtt::measure(|| {
+    pub fn rtt(&self) -> Rtt {
+        Rtt::measure(|| {
             self.ping();
         })
     }
@@ -129,22 +126,27 @@ impl Admin {
 
     /// `SET key value`.
     pub fn set(&self, key: &str, value: &str) {
-        let _: String = self.cmd("SET", &[key, value]);
+        self.cmd::<()>("SET", &[key, value]);
+    }
+
+    /// `DBSIZE`.
+    pub fn dbsize(&self) -> i64 {
+        self.cmd("DBSIZE", &[])
     }
 
     /// `FLUSHDB`.
     pub fn flushdb(&self) {
-        let _: String = self.cmd("FLUSHDB", &[]);
+        self.cmd::<()>("FLUSHDB", &[]);
     }
 
     /// `FLUSHALL`.
     pub fn flushall(&self) {
-        let _: String = self.cmd("FLUSHALL", &[]);
+        self.cmd::<()>("FLUSHALL", &[]);
     }
 
     /// `SCRIPT FLUSH`.
     pub fn script_flush(&self) {
-        let _: String = self.cmd("SCRIPT", &["FLUSH"]);
+        self.cmd::<()>("SCRIPT", &["FLUSH"]);
     }
 
     /// `KEYS pattern`, sorted.
@@ -154,7 +156,7 @@ impl Admin {
         k
     }
 
-    /// `CLIENT LIST`, parsed: one `(id, name)` per connection.
+    /// `CLIENT LIST`, parsed: one entry per connection.
     pub fn clients(&self) -> Vec<Client> {
         let text: String = self.cmd("CLIENT", &["LIST"]);
         text.lines().filter_map(Client::parse).collect()
@@ -162,7 +164,7 @@ impl Admin {
 
     /// `CLIENT ID` of this admin connection.
     pub fn own_id(&self) -> u64 {
-        self.cmd::<i64>("CLIENT", &["ID"]) as u64
+        self.cmd("CLIENT", &["ID"])
     }
 
     /// `CLIENT KILL ID id`: true when it existed.
@@ -183,7 +185,7 @@ impl Admin {
     /// `CLIENT KILL TYPE normal` (SKIPME yes: the admin's own connection
     /// survives); returns how many were killed.
     pub fn client_kill_normal(&self) -> usize {
-        self.cmd::<i64>("CLIENT", &["KILL", "TYPE", "normal", "SKIPME", "yes"]) as usize
+        self.cmd("CLIENT", &["KILL", "TYPE", "normal", "SKIPME", "yes"])
     }
 }
 
@@ -210,32 +212,4 @@ impl Client {
             cmd: field("cmd").unwrap_or("").to_owned(),
         })
     }
-}
-
-/// Runs blocking admin I/O, on a helper thread when the calling thread runs
-/// a glommio executor: io_uring completions for the lockers' sockets
-/// interrupt that thread's blocking calls, and a socket with a timeout
-/// (ours) then fails with `EINTR` after the command ran (its reply lost).
-fn off_glommio<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if crate::rt::on_glommio_thread() {
-        std::thread::scope(|s| {
-            s.spawn(f)
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    } else {
-        f()
-    }
-}
-
-fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
-}
-
-fn open(url: &str) -> redis::RedisResult<Connection> {
-    let client = redis::Client::open(url)?;
-    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
-    con.set_read_timeout(Some(IO_TIMEOUT))?;
-    con.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(con)
 }

@@ -1,5 +1,11 @@
-//! The variant matrix: runtime × mode × caching, one `#[test]` per combo,
-//! each with its own `redis-server`, a watchdog and an overall timeout.
+//! The one scenario runner, parametrised by topology: a scenario body
+//! `async fn body<T: TestRt>(ctx: Ctx<T>)` runs on runtime `T` for one
+//! [`Variant`] against the servers its [`Topology`] names (a private
+//! server, a private or the shared cluster, private or shared instances,
+//! or none), in its own thread, with an overall time limit and a watchdog
+//! that kills the private servers when the body blocks. The macros
+//! [`matrix!`], [`variants!`], [`tokio_and_smol!`] and [`scenario!`] turn a
+//! body into `#[test]`s, one per runtime × variant.
 
 use std::fmt;
 use std::future::Future;
@@ -10,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use tracklock::{Error, Guard, Locker, LostReason, NoLoop, Options};
 
-use crate::admin::Admin;
-use crate::rt::TestRt;
-use crate::rtt::Rtt;
-use crate::server::RedisServer;
+use tracklock_testkit::{lock_keys, Admin, RedisCluster, RedisInstances, RedisServer, Rtt};
 
-/// TTL written on every key in the matrix (short, so the suite is fast; long
-/// enough that a loaded 2-core CI machine does not miss extensions).
+use crate::rt::TestRt;
+
+/// TTL written on every key by [`Ctx::opts`] (short, so the suites are
+/// fast; long enough that a loaded 2-core CI machine does not miss
+/// extensions).
 pub const VALIDITY: Duration = Duration::from_secs(2);
 /// The default extend interval that follows from [`VALIDITY`].
 pub const EXTEND_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,9 +32,88 @@ const LOSS_SLACK: Duration = Duration::from_millis(750);
 /// Default overall bound on one scenario.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which servers a test runs against; the runner starts (or attaches to)
+/// them before the body and hands them over in [`Ctx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// A private `redis-server` with these extra arguments
+    /// ([`Ctx::server`], [`Ctx::admin`]).
+    Server(&'static [&'static str]),
+    /// A private Redis Cluster, for tests that kill, fail over or migrate
+    /// ([`Ctx::cluster`]).
+    Cluster {
+        /// Masters.
+        masters: usize,
+        /// Replicas of each master.
+        replicas: usize,
+    },
+    /// The cluster shared by the non-destructive tests
+    /// ([`RedisCluster::shared`]).
+    SharedCluster,
+    /// Private independent servers ([`Ctx::instances`]).
+    Instances(usize),
+    /// The instances shared by the non-destructive tests
+    /// ([`RedisInstances::shared`]).
+    SharedInstances,
+    /// None: the body starts what it needs.
+    Own,
+}
+
+/// The servers of one test, as the runner started them.
+#[derive(Clone)]
+enum Servers {
+    Server(Arc<RedisServer>, Arc<Admin>),
+    Cluster(Arc<RedisCluster>),
+    Instances(Arc<RedisInstances>),
+    Own,
+}
+
+impl Servers {
+    fn start(topology: Topology) -> Servers {
+        match topology {
+            Topology::Server(args) => {
+                let server = Arc::new(RedisServer::start_with(args));
+                let admin = Arc::new(server.admin());
+                Servers::Server(server, admin)
+            }
+            Topology::Cluster { masters, replicas } => {
+                Servers::Cluster(Arc::new(RedisCluster::start(masters, replicas)))
+            }
+            Topology::SharedCluster => Servers::Cluster(RedisCluster::shared()),
+            Topology::Instances(n) => Servers::Instances(Arc::new(RedisInstances::start(n))),
+            Topology::SharedInstances => Servers::Instances(RedisInstances::shared()),
+            Topology::Own => Servers::Own,
+        }
+    }
+
+    /// Kills the private servers (the watchdog's last resort against a
+    /// blocked body); shared ones are left alone.
+    fn kill(&self) {
+        match self {
+            Servers::Server(s, _) => s.kill(),
+            Servers::Cluster(c) if !c.is_shared() => (0..c.len()).for_each(|i| c.kill(i)),
+            Servers::Instances(s) if !s.is_shared() => (0..s.len()).for_each(|i| s.kill(i)),
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Debug for Servers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Servers::Server(s, _) => s.fmt(f),
+            Servers::Cluster(c) => c.fmt(f),
+            Servers::Instances(s) => s.fmt(f),
+            Servers::Own => f.write_str("Own"),
+        }
+    }
+}
+
 /// How the locker tracks keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// The defaults: `NOLOOP` automatic, relative TTLs.
+    Default,
     /// `CLIENT TRACKING` without `NOLOOP` (own writes echo back).
     Tracking,
     /// `CLIENT TRACKING ... NOLOOP`.
@@ -37,7 +122,7 @@ pub enum Mode {
     Absolute,
 }
 
-/// One combination of the matrix (the runtime is the type parameter).
+/// The options under test (the runtime is the type parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
     /// Tracking mode.
@@ -49,6 +134,7 @@ pub struct Variant {
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
+            Mode::Default => "default",
             Mode::Tracking => "tracking",
             Mode::Noloop => "noloop",
             Mode::Absolute => "absolute",
@@ -63,9 +149,18 @@ impl fmt::Display for Variant {
 }
 
 impl Variant {
+    /// The defaults with caching on or off.
+    pub fn caching(caching: bool) -> Variant {
+        Variant {
+            mode: Mode::Default,
+            caching,
+        }
+    }
+
     /// Applies this variant to `opts`.
     pub fn apply(self, opts: Options) -> Options {
         let opts = match self.mode {
+            Mode::Default => opts,
             Mode::Tracking => opts.noloop(NoLoop::Off),
             Mode::Noloop => opts.noloop(NoLoop::On),
             Mode::Absolute => opts.absolute_ttl(true),
@@ -103,24 +198,20 @@ impl Variant {
     }
 }
 
-/// Everything a scenario body gets: its server, an admin connection and the
-/// variant. Cheap to clone; `Send`, so tasks can take a copy.
+/// Everything a scenario body gets: the variant and the servers of its
+/// [`Topology`]. Cheap to clone; `Send`, so tasks can take a copy.
 pub struct Ctx<T: TestRt> {
-    /// This test's own server.
-    pub server: Arc<RedisServer>,
-    /// An admin connection to it.
-    pub admin: Arc<Admin>,
     /// The combination under test.
     pub variant: Variant,
+    servers: Servers,
     _rt: PhantomData<fn() -> T>,
 }
 
 impl<T: TestRt> Clone for Ctx<T> {
     fn clone(&self) -> Self {
         Ctx {
-            server: self.server.clone(),
-            admin: self.admin.clone(),
             variant: self.variant,
+            servers: self.servers.clone(),
             _rt: PhantomData,
         }
     }
@@ -131,32 +222,64 @@ impl<T: TestRt> fmt::Debug for Ctx<T> {
         f.debug_struct("Ctx")
             .field("runtime", &T::NAME)
             .field("variant", &self.variant)
-            .field("server", &self.server)
+            .field("servers", &self.servers)
             .finish()
     }
 }
 
 impl<T: TestRt> Ctx<T> {
-    /// A context for `server` (opens an admin connection).
-    pub fn new(server: Arc<RedisServer>, variant: Variant) -> Ctx<T> {
-        let admin = Arc::new(server.admin());
-        Ctx {
-            server,
-            admin,
-            variant,
-            _rt: PhantomData,
+    /// This test's own server ([`Topology::Server`]; panics otherwise).
+    pub fn server(&self) -> &Arc<RedisServer> {
+        match &self.servers {
+            Servers::Server(s, _) => s,
+            other => panic!("Ctx::server: the topology is {other:?}, not Topology::Server"),
         }
     }
 
-    /// The matrix options for this server: the variant applied, validity
-    /// [`VALIDITY`], the default extend interval, password when the server
-    /// has one.
-    pub fn opts(&self) -> Options {
-        let mut o = Options::new(self.server.addr()).validity(VALIDITY);
-        if let Some(p) = self.server.password() {
-            o = o.password(p);
+    /// An admin connection to [`Ctx::server`].
+    pub fn admin(&self) -> &Arc<Admin> {
+        match &self.servers {
+            Servers::Server(_, a) => a,
+            other => panic!("Ctx::admin: the topology is {other:?}, not Topology::Server"),
         }
-        self.variant.apply(o)
+    }
+
+    /// This test's cluster ([`Topology::Cluster`] or
+    /// [`Topology::SharedCluster`]; panics otherwise).
+    pub fn cluster(&self) -> &Arc<RedisCluster> {
+        match &self.servers {
+            Servers::Cluster(c) => c,
+            other => panic!("Ctx::cluster: the topology is {other:?}, not a cluster"),
+        }
+    }
+
+    /// This test's instances ([`Topology::Instances`] or
+    /// [`Topology::SharedInstances`]; panics otherwise).
+    pub fn instances(&self) -> &Arc<RedisInstances> {
+        match &self.servers {
+            Servers::Instances(s) => s,
+            other => panic!("Ctx::instances: the topology is {other:?}, not instances"),
+        }
+    }
+
+    /// Options for this test's servers: single, cluster or instances mode
+    /// by topology (password when the server has one), validity
+    /// [`VALIDITY`], the default extend interval, the variant applied.
+    /// Panics for [`Topology::Own`].
+    pub fn opts(&self) -> Options {
+        let o = match &self.servers {
+            Servers::Server(s, _) => {
+                let o = Options::new(s.addr());
+                match s.password() {
+                    Some(p) => o.password(p),
+                    None => o,
+                }
+            }
+            Servers::Cluster(c) => Options::cluster(c.seeds()),
+            Servers::Instances(s) => Options::instances(s.addrs()),
+            Servers::Own => panic!("Ctx::opts: Topology::Own has no servers"),
+        };
+        self.variant.apply(o.validity(VALIDITY))
     }
 
     /// Connects a locker with [`Ctx::opts`]; panics on failure.
@@ -188,12 +311,18 @@ impl<T: TestRt> Ctx<T> {
 
     /// Every key under the default prefix currently in Redis.
     pub fn lock_keys_present(&self) -> Vec<String> {
-        self.admin.keys("rueidislock:*")
+        self.admin().keys("rueidislock:*")
     }
 
-    /// Round trips to this test's server, measured now (see [`crate::Rtt`]).
-    pub fn rtt(&self) -> crate::Rtt {
-        self.admin.rtt()
+    /// Round trips to this test's server (the first node or instance),
+    /// measured now (see [`Rtt`]).
+    pub fn rtt(&self) -> Rtt {
+        match &self.servers {
+            Servers::Server(_, a) => a.rtt(),
+            Servers::Cluster(c) => c.admin(0).rtt(),
+            Servers::Instances(s) => s.admin(0).rtt(),
+            Servers::Own => panic!("Ctx::rtt: Topology::Own has no servers"),
+        }
     }
 
     /// How soon a holder must notice that someone else changed its keys,
@@ -226,7 +355,7 @@ impl<T: TestRt> Ctx<T> {
     /// Waits until no lock key is left and every given locker tracks no
     /// lock, within two seconds (background releases take a round trip).
     pub async fn assert_clean(&self, lockers: &[&Locker<T::R>]) {
-        let admin = self.admin.clone();
+        let admin = self.admin().clone();
         self.eventually(Duration::from_secs(2), "no rueidislock:* keys left", || {
             admin.keys("rueidislock:*").is_empty()
         })
@@ -291,13 +420,6 @@ impl<T: TestRt> Ctx<T> {
     }
 }
 
-/// The `2m-1` keys of lock `name`: `{prefix}:{i}:{name}`.
-pub fn lock_keys(prefix: &str, name: &str, majority: u8) -> Vec<String> {
-    (0..(2 * majority as usize - 1))
-        .map(|i| format!("{prefix}:{i}:{name}"))
-        .collect()
-}
-
 /// Asserts a result is the given error variant pattern, with the whole
 /// value in the message.
 #[macro_export]
@@ -314,33 +436,27 @@ macro_rules! assert_err {
     };
 }
 
-/// Runs one combo: starts a server, runs `body` on runtime `T` in its own
-/// thread with [`SCENARIO_TIMEOUT`], kills the server if the body hangs even
-/// past that (a blocked thread), and re-raises the body's panic.
-pub fn run<T, F, Fut>(variant: Variant, body: F)
+/// Runs one test: starts (or attaches to) the servers of `topology`, runs
+/// `body` on runtime `T` in its own thread for at most `limit`, kills the
+/// private servers if the body blocks even past that (a thread that cannot
+/// reach its timer), and re-raises the body's panic.
+pub fn run<T, F, Fut>(topology: Topology, variant: Variant, limit: Duration, body: F)
 where
     T: TestRt,
     F: FnOnce(Ctx<T>) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    run_with_timeout::<T, F, Fut>(variant, SCENARIO_TIMEOUT, body)
-}
-
-/// [`run`] with another overall time limit.
-pub fn run_with_timeout<T, F, Fut>(variant: Variant, limit: Duration, body: F)
-where
-    T: TestRt,
-    F: FnOnce(Ctx<T>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let server = Arc::new(RedisServer::start());
+    let servers = Servers::start(topology);
     let label = format!("{}_{variant}", T::NAME);
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let srv = server.clone();
+    let ctx = Ctx::<T> {
+        variant,
+        servers: servers.clone(),
+        _rt: PhantomData,
+    };
     let thread = std::thread::Builder::new()
         .name(label.clone())
         .spawn(move || {
-            let ctx = Ctx::<T>::new(srv, variant);
             let out = T::block_on(T::timeout(limit, body(ctx)));
             let _ = done_tx.send(());
             if out.is_none() {
@@ -357,17 +473,32 @@ where
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            server.kill();
-            panic!("scenario thread blocked past {limit:?}; server killed");
+            servers.kill();
+            panic!("scenario thread blocked past {limit:?}; private servers killed");
         }
     }
 }
 
-/// Defines the 18 matrix tests for a scenario body
-/// `async fn body<T: TestRt>(ctx: Ctx<T>)`, named
-/// `<runtime>_<mode>_<caching>` (e.g. `tokio_noloop_cache_on`), in the
-/// current module. An optional second argument overrides the time limit
-/// (a `Duration`).
+/// One `#[test]` named `$name` (attributes such as `#[cfg(…)]` may come
+/// first): `$body::<$rt>` through [`run`] with a topology, a variant and a
+/// time limit. The building block of the other macros; use it directly for
+/// a test of its own name.
+#[macro_export]
+macro_rules! scenario {
+    ($(#[$attr:meta])* $name:ident, $rt:ident, $topology:expr, $variant:expr, $limit:expr, $body:path) => {
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            $crate::run::<$crate::$rt, _, _>($topology, $variant, $limit, $body);
+        }
+    };
+}
+
+/// The single-server matrix: one `#[test]` per runtime × mode × caching
+/// for a scenario body, each with its own server ([`Topology::Server`]),
+/// named `<runtime>_<mode>_<caching>` (e.g. `tokio_noloop_cache_on`), in
+/// the current module. An optional second argument overrides the time
+/// limit (a `Duration`). The glommio tests need the `glommio` feature.
 #[macro_export]
 macro_rules! matrix {
     ($body:ident) => {
@@ -386,25 +517,91 @@ macro_rules! matrix {
         $crate::matrix!(@one smol_noloop_cache_off, SmolRt, Noloop, false, $body, $limit);
         $crate::matrix!(@one smol_absolute_cache_on, SmolRt, Absolute, true, $body, $limit);
         $crate::matrix!(@one smol_absolute_cache_off, SmolRt, Absolute, false, $body, $limit);
-        $crate::matrix!(@one glommio_tracking_cache_on, GlommioRt, Tracking, true, $body, $limit);
-        $crate::matrix!(@one glommio_tracking_cache_off, GlommioRt, Tracking, false, $body, $limit);
-        $crate::matrix!(@one glommio_noloop_cache_on, GlommioRt, Noloop, true, $body, $limit);
-        $crate::matrix!(@one glommio_noloop_cache_off, GlommioRt, Noloop, false, $body, $limit);
-        $crate::matrix!(@one glommio_absolute_cache_on, GlommioRt, Absolute, true, $body, $limit);
-        $crate::matrix!(@one glommio_absolute_cache_off, GlommioRt, Absolute, false, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_tracking_cache_on, GlommioRt, Tracking, true, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_tracking_cache_off, GlommioRt, Tracking, false, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_noloop_cache_on, GlommioRt, Noloop, true, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_noloop_cache_off, GlommioRt, Noloop, false, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_absolute_cache_on, GlommioRt, Absolute, true, $body, $limit);
+        $crate::matrix!(@one #[cfg(feature = "glommio")] glommio_absolute_cache_off, GlommioRt, Absolute, false, $body, $limit);
     };
-    (@one $name:ident, $rt:ident, $mode:ident, $caching:expr, $body:ident, $limit:expr) => {
-        #[test]
-        fn $name() {
-            $crate::run_with_timeout::<$crate::$rt, _, _>(
-                $crate::Variant {
-                    mode: $crate::Mode::$mode,
-                    caching: $caching,
-                },
-                $limit,
-                $body::<$crate::$rt>,
-            );
-        }
+    (@one $(#[$attr:meta])* $name:ident, $rt:ident, $mode:ident, $caching:expr, $body:ident, $limit:expr) => {
+        $crate::scenario!(
+            $(#[$attr])* $name,
+            $rt,
+            $crate::Topology::Server(&[]),
+            $crate::Variant {
+                mode: $crate::Mode::$mode,
+                caching: $caching,
+            },
+            $limit,
+            $body
+        );
+    };
+}
+
+/// One `#[test]` per runtime {tokio, smol} × caching {on, off}, named
+/// `tokio_cache_on`, `tokio_cache_off`, `smol_cache_on`, `smol_cache_off`,
+/// for a body on `$topology` with the default mode (the cluster and
+/// instances suites).
+#[macro_export]
+macro_rules! variants {
+    ($topology:expr, $body:ident, $limit:expr) => {
+        $crate::scenario!(
+            tokio_cache_on,
+            TokioRt,
+            $topology,
+            $crate::Variant::caching(true),
+            $limit,
+            $body
+        );
+        $crate::scenario!(
+            tokio_cache_off,
+            TokioRt,
+            $topology,
+            $crate::Variant::caching(false),
+            $limit,
+            $body
+        );
+        $crate::scenario!(
+            smol_cache_on,
+            SmolRt,
+            $topology,
+            $crate::Variant::caching(true),
+            $limit,
+            $body
+        );
+        $crate::scenario!(
+            smol_cache_off,
+            SmolRt,
+            $topology,
+            $crate::Variant::caching(false),
+            $limit,
+            $body
+        );
+    };
+}
+
+/// Two `#[test]`s, `tokio` and `smol`, for a body on `$topology` with the
+/// default options (the refusals suite).
+#[macro_export]
+macro_rules! tokio_and_smol {
+    ($topology:expr, $body:ident, $limit:expr) => {
+        $crate::scenario!(
+            tokio,
+            TokioRt,
+            $topology,
+            $crate::Variant::caching(true),
+            $limit,
+            $body
+        );
+        $crate::scenario!(
+            smol,
+            SmolRt,
+            $topology,
+            $crate::Variant::caching(true),
+            $limit,
+            $body
+        );
     };
 }
 

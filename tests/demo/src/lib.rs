@@ -1,0 +1,105 @@
+//! Where the demo's Redis comes from (`cargo run --example demo`): the
+//! server or cluster named by `REDIS_URL`, or a throwaway `redis-server` or
+//! Redis Cluster started by the test kit and stopped when dropped.
+
+use std::error::Error as StdError;
+
+use tracklock_testkit::{Admin, RedisCluster, RedisServer, StartError, INSTALL_HINT};
+
+/// The demo's Redis.
+#[derive(Debug)]
+pub enum Redis {
+    /// `REDIS_URL`: a server or cluster someone else runs.
+    Given(String),
+    /// A throwaway server (stopped on drop).
+    Server(RedisServer),
+    /// A throwaway cluster of 3 masters and 3 replicas (stopped on drop).
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    /// `REDIS_URL` when it is set; otherwise a throwaway cluster when
+    /// `cluster`, else a throwaway server (announced on stdout). The error
+    /// is what to tell the user.
+    pub fn start(cluster: bool) -> Result<Redis, String> {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Ok(Redis::Given(url));
+        }
+        if cluster {
+            let c = RedisCluster::try_start(3, 1).map_err(|e| e.to_string())?;
+            println!(
+                "started a throwaway Redis Cluster: masters {}",
+                c.master_addrs().join(", ")
+            );
+            return Ok(Redis::Cluster(c));
+        }
+        match RedisServer::try_start() {
+            Ok(s) => {
+                println!("started a throwaway redis-server at {}", s.addr());
+                Ok(Redis::Server(s))
+            }
+            Err(StartError::NotInstalled) => Err(format!(
+                "redis-server was not found and REDIS_URL is not set.\n\
+                 Either {INSTALL_HINT},\n\
+                 or point REDIS_URL at a running server, e.g. REDIS_URL=redis://127.0.0.1:6379/0"
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The URL for `tracklock::Options::from_url`.
+    pub fn url(&self) -> String {
+        match self {
+            Redis::Given(url) => url.clone(),
+            Redis::Server(s) => s.url(),
+            Redis::Cluster(c) => format!("redis+cluster://{}", c.seeds().join(",")),
+        }
+    }
+
+    /// Deletes `keys` behind the lockers' back, wherever they live (on a
+    /// cluster, each on the master serving its slot, which it names);
+    /// returns how many existed.
+    pub fn delete(&self, keys: &[String]) -> Result<usize, Box<dyn StdError>> {
+        let url = self.url();
+        let attached;
+        let cluster = match self {
+            Redis::Cluster(c) => Some(c),
+            _ => match url.strip_prefix("redis+cluster://") {
+                Some(hosts) => {
+                    let seeds: Vec<String> = hosts.split(',').map(str::to_owned).collect();
+                    attached = RedisCluster::attach(&seeds)?;
+                    Some(&attached)
+                }
+                None => None,
+            },
+        };
+        Ok(match cluster {
+            Some(c) => {
+                for k in keys {
+                    println!(
+                        "  admin: {k} lives on the master at {}",
+                        c.addr(c.owner_of(k))
+                    );
+                }
+                keys.iter().filter(|k| c.del(k)).count()
+            }
+            None => match url.strip_prefix("redis+instances://") {
+                // Key `i` lives on instance `i mod N`.
+                Some(hosts) => {
+                    let hosts: Vec<&str> = hosts.split(',').collect();
+                    let mut deleted = 0;
+                    for (i, k) in keys.iter().enumerate() {
+                        let admin =
+                            Admin::try_connect(&format!("redis://{}", hosts[i % hosts.len()]))?;
+                        deleted += admin.try_cmd::<usize>("DEL", &[k])?;
+                    }
+                    deleted
+                }
+                None => {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    Admin::try_connect(&url)?.try_cmd::<usize>("DEL", &keys)?
+                }
+            },
+        })
+    }
+}

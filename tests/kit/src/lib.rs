@@ -1,0 +1,39 @@
+//! The test kit of tracklock, shared by every crate's tests, the benches
+//! and the demo. Standard library only: no async runtime, no Redis client
+//! crate, nothing of tracklock (so it can judge what the lock wrote).
+//!
+//! - [`RedisServer`]: the one `redis-server` starter — a throwaway server on a
+//!   free loopback port (no persistence, own directory; killed on drop;
+//!   restartable, freezable), with any extra configuration (`--requirepass`,
+//!   `--maxmemory-policy`, `--replicaof`, …).
+//! - [`RedisCluster`]: a real Redis Cluster of N masters and R replicas
+//!   each, formed and settled (failovers, restarts, slot migrations,
+//!   divergent replicas); [`RedisInstances`]: N independent servers. Both
+//!   have a `shared()` form for non-destructive tests (the servers named by
+//!   [`CLUSTER_ENV`] / [`INSTANCES_ENV`], or one private set per process).
+//! - [`Admin`]: an independent admin connection ([`resp`], a small sync
+//!   RESP2 client over `std::net::TcpStream`).
+//! - [`alloc::Counting`]: the counting global allocator.
+//! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
+//!   busy machine; [`lock_keys`] and [`fresh`] names.
+//!
+//! Everything needs `redis-server` on PATH ([`INSTALL_HINT`]).
+
+mod admin;
+pub mod alloc;
+mod cluster;
+mod instances;
+mod keys;
+pub mod offload;
+pub mod resp;
+mod rtt;
+mod server;
+
+pub use admin::{Admin, Client};
+pub use cluster::{
+    ClusterNode, RedisCluster, Role, CLUSTER_ENV, DEFAULT_NODE_TIMEOUT, SETTLE_TIMEOUT, SLOTS,
+};
+pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
+pub use keys::{default_keys, fresh, lock_keys};
+pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
+pub use server::{free_port, is_installed, version, RedisServer, StartError, INSTALL_HINT};
