@@ -15,8 +15,16 @@
 
 use tracklock_tests::prelude::*;
 
-/// The shortest `PEXPIRE` TTL (the whole TTL with caching off).
+/// The `PEXPIRE` TTL with caching off (the keys must expire before the
+/// next extension).
 const SHORT_TTL: Duration = Duration::from_millis(100);
+
+/// The shortest `PEXPIRE` TTL with caching on: the push and the
+/// re-extension must land within it. 100 ms plus two measured round trips
+/// failed once at a load of 12 on two cores (a burst after the
+/// measurement); 300 ms and four still end well before the first periodic
+/// extension, which the loop below checks.
+const SHORT_TTL_CACHED: Duration = Duration::from_millis(300);
 
 /// Rounding of `PTTL` and of the wall clock absolute TTLs are computed from.
 const CLOCK_SLACK: Duration = Duration::from_millis(5);
@@ -41,7 +49,7 @@ async fn body<T: TestRt>(ctx: Ctx<T>) {
         let rtt = ctx.rtt();
         let ttl = if ctx.variant.caching {
             // A push and one round trip, at the measured rate.
-            rtt.at_least(SHORT_TTL, 2)
+            rtt.at_least(SHORT_TTL_CACHED, 4)
         } else {
             SHORT_TTL
         };
