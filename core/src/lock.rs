@@ -67,7 +67,7 @@ pub(crate) struct Key {
     /// A release of this key was refused (cleared if a retry succeeds).
     pub(crate) release_refused: bool,
     /// Cluster: the key's hash slot.
-    pub(crate) slot: u16,
+    pub(crate) hash_slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
     pub(crate) redirects: u8,
     /// Cluster: the `SET` was redirected to this node (`true`: by `ASK`);
@@ -76,9 +76,9 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    pub(crate) fn new(node: NodeId, slot: u16) -> Self {
+    pub(crate) fn new(node: NodeId, hash_slot: u16) -> Self {
         Key {
-            slot,
+            hash_slot,
             recheck_at: None,
             redirects: 0,
             redirect: None,
@@ -113,7 +113,7 @@ impl Key {
 
 /// Where a lock request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub(crate) enum LockPhase {
     /// Between attempts (`Wait` mode): waiting for a reason to retry.
     Waiting,
     /// An attempt is in flight.
@@ -132,7 +132,7 @@ pub(crate) struct Lock {
     pub(crate) mode: LockMode,
     /// Creation order, for first-come-first-served among local waiters.
     pub(crate) seq: u64,
-    pub(crate) phase: Phase,
+    pub(crate) phase: LockPhase,
     pub(crate) value: [u8; VALUE_LEN],
     pub(crate) keys: heapless::Vec<Key, MAX_KEYS>,
     /// Start of the current attempt.

@@ -24,14 +24,14 @@ use rand_core::{RngCore, SeedableRng};
 use crate::cluster::{self, key_slot, parse_redirect, Addr, Range, Redirect, SlotMap, RANGE_CAP};
 use crate::commands::{self, KeyRef, Ttl};
 use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
-use crate::conn::{self, Conn, Echo, Expect, KeyOp};
+use crate::conn::{self, Conn, ConnPhase, Echo, Expect, KeyOp};
 use crate::event::{
     is_transient, Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
     NodeId, ServerError,
 };
 use crate::keys::{key_parts, parse_key};
 use crate::lease::{key_bound, majority_deadline, stretch};
-use crate::lock::{Key, KeyState, Lock, Outcome, Phase, VALUE_LEN};
+use crate::lock::{Key, KeyState, Lock, LockPhase, Outcome, VALUE_LEN};
 use crate::resp::{self, Frame};
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
@@ -107,7 +107,8 @@ enum Op {
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    s: Settings,
+    /// Values derived once from `config`.
+    settings: Settings,
     rng: ChaCha8Rng,
     slots: Seq<Slot, LOCK_CAP>,
     conns: Seq<Conn, NODE_CAP>,
@@ -134,7 +135,7 @@ impl Engine {
         let validity_ms = u64::try_from(config.validity.as_millis()).unwrap_or(u64::MAX);
         let extend_interval = config.effective_extend_interval();
         let half_interval_ms = u64::try_from(extend_interval.as_millis() / 2).unwrap_or(0);
-        let s = Settings {
+        let settings = Settings {
             majority: usize::from(config.key_majority),
             keys: config.key_count(),
             validity: config.validity,
@@ -162,7 +163,7 @@ impl Engine {
         };
         Ok(Engine {
             config,
-            s,
+            settings,
             rng: ChaCha8Rng::from_seed(seed),
             slots: Seq::default(),
             conns,
@@ -227,10 +228,10 @@ impl Engine {
         match self.config.topology {
             Topology::Single => self.is_ready(NodeId(0)),
             Topology::Instances(n) => {
-                (0..self.s.keys)
+                (0..self.settings.keys)
                     .filter(|&i| self.is_ready(NodeId((i % usize::from(n.max(1))) as u16)))
                     .count()
-                    >= self.s.majority
+                    >= self.settings.majority
             }
             Topology::Cluster(_) => {
                 let mut owners = 0usize;
@@ -264,14 +265,14 @@ impl Engine {
     pub fn handle_connected(&mut self, node: NodeId, now: Instant) {
         if self
             .conn(node)
-            .is_some_and(|c| c.phase != conn::Phase::Down)
+            .is_some_and(|c| c.phase != ConnPhase::Down)
         {
             self.drop_connection(node, now);
         }
         let Some(c) = self.conns.as_mut_slice().get_mut(usize::from(node.0)) else {
             return;
         };
-        c.reset(conn::Phase::Handshake, now);
+        c.reset(ConnPhase::Handshake, now);
         let cfg = &self.config;
         let auth = cfg.password.as_ref().map(|p| {
             let user = cfg
@@ -297,7 +298,7 @@ impl Engine {
     /// frames); keep the rest and hand them in again with more bytes.
     pub fn handle_bytes(&mut self, node: NodeId, now: Instant, bytes: &[u8]) -> usize {
         match self.conn(node) {
-            Some(c) if c.phase != conn::Phase::Down => {}
+            Some(c) if c.phase != ConnPhase::Down => {}
             _ => return bytes.len(),
         }
         if !bytes.is_empty() {
@@ -316,7 +317,7 @@ impl Engine {
                         used = bytes.len();
                         break;
                     }
-                    if self.conn(node).is_none_or(|c| c.phase == conn::Phase::Down) {
+                    if self.conn(node).is_none_or(|c| c.phase == ConnPhase::Down) {
                         used = bytes.len();
                         break;
                     }
@@ -339,7 +340,7 @@ impl Engine {
     /// deadline and drop a healthy connection.
     pub fn handle_written(&mut self, node: NodeId, now: Instant) {
         if let Some(c) = self.conn_mut(node) {
-            if c.phase != conn::Phase::Down && now > c.last_rx {
+            if c.phase != ConnPhase::Down && now > c.last_rx {
                 c.last_rx = now;
             }
         }
@@ -357,7 +358,7 @@ impl Engine {
             let node = NodeId(i as u16);
             let c = &mut self.conns.as_mut_slice()[i];
             let interval = self.config.ping_interval;
-            if c.phase == conn::Phase::Handshake {
+            if c.phase == ConnPhase::Handshake {
                 // A server that never finishes answering the handshake (or
                 // sent half a frame) would otherwise hold the node forever.
                 if now >= c.last_rx.saturating_add(self.config.handshake_timeout) {
@@ -365,7 +366,7 @@ impl Engine {
                 }
                 continue;
             }
-            if c.phase != conn::Phase::Ready {
+            if c.phase != ConnPhase::Ready {
                 continue;
             }
             match c.ping_sent {
@@ -406,7 +407,7 @@ impl Engine {
         }
         let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
         let mut keys = heapless::Vec::new();
-        for i in 0..self.s.keys {
+        for i in 0..self.settings.keys {
             let (node, slot) = match self.config.topology {
                 Topology::Cluster(_) => {
                     let mut digits = [0u8; 2];
@@ -430,7 +431,7 @@ impl Engine {
             name: text,
             mode,
             seq,
-            phase: Phase::Waiting,
+            phase: LockPhase::Waiting,
             value: [0; VALUE_LEN],
             keys,
             t0: now,
@@ -447,7 +448,7 @@ impl Engine {
         let slot = id.slot as usize;
         if mode == LockMode::Try && self.held_locally(name.as_bytes(), slot) {
             // Another request of this locker holds it: the server would refuse.
-            self.lock_at(slot).phase = Phase::Draining;
+            self.lock_at(slot).phase = LockPhase::Draining;
             self.emit(Event::NotLocked { id });
             self.pump(now);
             return Ok(id);
@@ -458,7 +459,7 @@ impl Engine {
             // caller's own `force_lock`. Their releases queue behind our
             // `SET`s on the same connections, so they delete nothing of ours.
             for s in 0..self.slots.len() {
-                if s != slot && self.names_equal(slot, s) && self.lock_at(s).phase == Phase::Held {
+                if s != slot && self.names_equal(slot, s) && self.lock_at(s).phase == LockPhase::Held {
                     self.lose(s, LostReason::KeysChanged);
                 }
             }
@@ -481,10 +482,10 @@ impl Engine {
         let max_handoffs = self.config.local_handoff;
         let lock = self.lock_at(slot);
         lock.ended = true;
-        let was_held = lock.phase == Phase::Held;
+        let was_held = lock.phase == LockPhase::Held;
         let handoffs = lock.handoffs;
-        if lock.phase != Phase::Draining {
-            lock.phase = Phase::Draining;
+        if lock.phase != LockPhase::Draining {
+            lock.phase = LockPhase::Draining;
             if was_held && max_handoffs > 0 {
                 if handoffs < max_handoffs && self.hand_off(slot, now) {
                     self.pump(now);
@@ -514,7 +515,7 @@ impl Engine {
             .filter(|&s| {
                 let l = self.slots.as_slice()[s].lock.as_ref();
                 l.is_some_and(|l| {
-                    l.phase == Phase::Waiting && l.mode == LockMode::Wait && l.settled()
+                    l.phase == LockPhase::Waiting && l.mode == LockMode::Wait && l.settled()
                 })
             })
             .min_by_key(|&s| {
@@ -537,12 +538,12 @@ impl Engine {
         target.deadline = deadline;
         target.next_extend = next_extend;
         target.handoffs = handoffs;
-        target.phase = Phase::Held;
+        target.phase = LockPhase::Held;
         target.wake = false;
         target.retry_at = None;
         let source = self.lock_at(slot);
         for k in source.keys.iter_mut() {
-            *k = Key::new(k.node, k.slot);
+            *k = Key::new(k.node, k.hash_slot);
         }
         let id = self.id_at(to).expect("occupied");
         self.emit(Event::Acquired { id });
@@ -554,7 +555,7 @@ impl Engine {
         for s in 0..self.slots.len() {
             if s != slot && self.names_equal(slot, s) {
                 let lock = self.lock_at(s);
-                if lock.phase == Phase::Waiting {
+                if lock.phase == LockPhase::Waiting {
                     lock.wake = false;
                     lock.retry_at = None;
                 }
@@ -570,15 +571,15 @@ impl Engine {
             let Some(id) = self.id_at(slot) else { continue };
             let lock = self.lock_at(slot);
             let event = match lock.phase {
-                Phase::Held => Some(Event::Lost {
+                LockPhase::Held => Some(Event::Lost {
                     id,
                     reason: LostReason::Closed,
                 }),
-                Phase::Waiting | Phase::Acquiring => Some(Event::Closed { id }),
-                Phase::Draining => None,
+                LockPhase::Waiting | LockPhase::Acquiring => Some(Event::Closed { id }),
+                LockPhase::Draining => None,
             };
             let ended = lock.ended;
-            lock.phase = Phase::Draining;
+            lock.phase = LockPhase::Draining;
             if let (Some(e), false) = (event, ended) {
                 self.emit(e);
             }
@@ -595,7 +596,7 @@ impl Engine {
     /// after [`Engine::close`], the connections can be dropped.
     pub fn is_idle(&self) -> bool {
         self.locks()
-            .all(|l| l.phase == Phase::Draining && l.settled())
+            .all(|l| l.phase == LockPhase::Draining && l.settled())
     }
 
     /// Number of live lock requests (including ones still releasing).
@@ -607,7 +608,7 @@ impl Engine {
     pub fn is_held(&self, id: LockId) -> bool {
         self.slot_of(id)
             .and_then(|s| self.slots.as_slice()[s].lock.as_ref())
-            .is_some_and(|l| l.phase == Phase::Held)
+            .is_some_and(|l| l.phase == LockPhase::Held)
     }
 
     /// True when `node` finished its handshake.
@@ -632,10 +633,10 @@ impl Engine {
         let mut t: Option<Instant> = None;
         let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
         for c in self.conns.as_slice() {
-            if c.phase == conn::Phase::Handshake {
+            if c.phase == ConnPhase::Handshake {
                 at(c.last_rx.saturating_add(self.config.handshake_timeout));
             }
-            if c.phase == conn::Phase::Ready {
+            if c.phase == ConnPhase::Ready {
                 match c.ping_sent {
                     Some(sent) => at(sent
                         .max(c.last_rx)
@@ -649,27 +650,27 @@ impl Engine {
         }
         for lock in self.locks() {
             match lock.phase {
-                Phase::Acquiring => {}
-                Phase::Held => {
+                LockPhase::Acquiring => {}
+                LockPhase::Held => {
                     at(lock.deadline);
                     at(lock.next_extend);
                 }
-                Phase::Waiting => {
+                LockPhase::Waiting => {
                     if let Some(r) = lock.retry_at {
                         at(r);
                     }
                 }
-                Phase::Draining => {}
+                LockPhase::Draining => {}
             }
             for k in &lock.keys {
                 // A doubtful key is settled by the extension pass (held) or
                 // the leftovers pass (waiting, draining); during an attempt
                 // it waits for the attempt to end, so its instant would be a
                 // deadline nobody acts on (a busy loop; sim seed 2086).
-                if k.state == KeyState::Doubt && k.inflight == 0 && lock.phase != Phase::Acquiring {
+                if k.state == KeyState::Doubt && k.inflight == 0 && lock.phase != LockPhase::Acquiring {
                     at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
                 }
-                if let (Phase::Held, KeyState::Held, true, 0, Some(t)) =
+                if let (LockPhase::Held, KeyState::Held, true, 0, Some(t)) =
                     (lock.phase, k.state, k.verify, k.inflight, k.recheck_at)
                 {
                     at(t);
@@ -764,7 +765,7 @@ impl Engine {
                 && self.slots.as_slice()[s]
                     .lock
                     .as_ref()
-                    .is_some_and(|l| l.phase == Phase::Held)
+                    .is_some_and(|l| l.phase == LockPhase::Held)
         })
     }
 
@@ -777,10 +778,10 @@ impl Engine {
                     .unwrap_or(u64::MAX);
                 Ttl::Absolute(
                     ms.saturating_add(elapsed)
-                        .saturating_add(self.s.validity_ms),
+                        .saturating_add(self.settings.validity_ms),
                 )
             }
-            _ => Ttl::Relative(self.s.validity_ms),
+            _ => Ttl::Relative(self.settings.validity_ms),
         }
     }
 
@@ -804,7 +805,7 @@ impl Engine {
         let Engine {
             slots,
             conns,
-            s,
+            settings,
             config,
             map,
             ..
@@ -823,7 +824,7 @@ impl Engine {
             // A key moves to its slot's current owner between requests only:
             // replies in flight come back on the node they were sent to.
             None if matches!(config.topology, Topology::Cluster(_)) && current.inflight == 0 => {
-                match map.owner(current.slot) {
+                match map.owner(current.hash_slot) {
                     Some(n) => n,
                     None => return false,
                 }
@@ -874,7 +875,7 @@ impl Engine {
                         && c.expects.push_back(Expect::Asking).is_ok()))
                     && commands::script(
                         &mut c.tx,
-                        &s.extend,
+                        &settings.extend,
                         by_sha,
                         key,
                         &lock.value,
@@ -897,7 +898,7 @@ impl Engine {
                 (!asking
                     || (commands::asking(&mut c.tx).is_ok()
                         && c.expects.push_back(Expect::Asking).is_ok()))
-                    && commands::script(&mut c.tx, &s.release, by_sha, key, &lock.value, &[])
+                    && commands::script(&mut c.tx, &settings.release, by_sha, key, &lock.value, &[])
                         .is_ok()
                     && c.expects
                         .push_back(Expect::Op {
@@ -954,7 +955,7 @@ impl Engine {
         let Engine {
             slots,
             conns,
-            s,
+            settings,
             config,
             ..
         } = self;
@@ -982,7 +983,7 @@ impl Engine {
             } => {
                 commands::script(
                     &mut c.tx,
-                    &s.extend,
+                    &settings.extend,
                     false,
                     key,
                     &lock.value,
@@ -1002,7 +1003,7 @@ impl Engine {
                         .is_ok()
             }
             KeyOp::Release { .. } => {
-                commands::script(&mut c.tx, &s.release, false, key, &lock.value, &[]).is_ok()
+                commands::script(&mut c.tx, &settings.release, false, key, &lock.value, &[]).is_ok()
                     && c.expects
                         .push_back(Expect::Op {
                             id,
@@ -1025,7 +1026,7 @@ impl Engine {
     fn fail_connection(&mut self, node: NodeId, now: Instant, error: NodeError) {
         let handshake = self
             .conn(node)
-            .is_some_and(|c| c.phase == conn::Phase::Handshake);
+            .is_some_and(|c| c.phase == ConnPhase::Handshake);
         self.drop_connection(node, now);
         if handshake && is_refusal(&error) {
             if let Some(c) = self.conn_mut(node) {
@@ -1039,13 +1040,13 @@ impl Engine {
     /// Everything in flight on `node` has an unknown outcome now.
     fn drop_connection(&mut self, node: NodeId, now: Instant) {
         let Some(c) = self.conn_mut(node) else { return };
-        if c.phase == conn::Phase::Down {
+        if c.phase == ConnPhase::Down {
             return;
         }
         let mut expects = core::mem::take(&mut c.expects);
-        c.reset(conn::Phase::Down, now);
+        c.reset(ConnPhase::Down, now);
         let doubt_until = now
-            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+            .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
             .saturating_add(self.config.margin);
         while let Some(e) = expects.pop_front() {
             let Expect::Op { id, key: k, op } = e else {
@@ -1085,7 +1086,7 @@ impl Engine {
                     key.doubt_until = doubt_until;
                 }
             }
-            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+            if touched && matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
                 lock.wake = true;
             }
         }
@@ -1208,7 +1209,7 @@ impl Engine {
         let c = self
             .conn_mut(node)
             .ok_or(NodeError::Protocol("unknown node"))?;
-        if c.phase != conn::Phase::Handshake {
+        if c.phase != ConnPhase::Handshake {
             return Err(NodeError::Protocol("handshake reply after the handshake"));
         }
         if c.expects
@@ -1217,7 +1218,7 @@ impl Engine {
         {
             return Ok(());
         }
-        c.phase = conn::Phase::Ready;
+        c.phase = ConnPhase::Ready;
         c.last_rx = now;
         c.refusal = None;
         self.emit(Event::NodeReady { node });
@@ -1273,7 +1274,7 @@ impl Engine {
                     key.verify = true;
                 }
             }
-            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+            if touched && matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
                 lock.wake = true;
             }
         }
@@ -1301,7 +1302,7 @@ impl Engine {
                 continue;
             }
             let lock = self.lock_at(slot);
-            if lock.phase == Phase::Acquiring {
+            if lock.phase == LockPhase::Acquiring {
                 // A key of this attempt may already be answered (`Held`):
                 // a change to it now must be re-checked once the attempt
                 // succeeds, or the lock would count a key it lost.
@@ -1312,8 +1313,8 @@ impl Engine {
                 }
             }
             match lock.phase {
-                Phase::Waiting | Phase::Acquiring => lock.wake = true,
-                Phase::Held => {
+                LockPhase::Waiting | LockPhase::Acquiring => lock.wake = true,
+                LockPhase::Held => {
                     if let Some(k) = lock.keys.get_mut(usize::from(index)) {
                         // With a request in flight, its script ran after the
                         // change (the push came first), so it reports it.
@@ -1322,7 +1323,7 @@ impl Engine {
                         }
                     }
                 }
-                Phase::Draining => {}
+                LockPhase::Draining => {}
             }
         }
     }
@@ -1349,8 +1350,8 @@ impl Engine {
         let noloop = self.conn(node).is_some_and(|c| c.noloop);
         let caching = self.config.client_caching;
         let (drift, margin, validity) =
-            (self.config.drift_ppm, self.config.margin, self.s.validity);
-        let try_next_after = self.s.try_next_after;
+            (self.config.drift_ppm, self.config.margin, self.settings.validity);
+        let try_next_after = self.settings.try_next_after;
         if let (
             KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
             Frame::Error(text),
@@ -1562,7 +1563,7 @@ impl Engine {
         };
         let target = self.node_for(host, r.port)?;
         let doubt_until = now
-            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+            .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
             .saturating_add(self.config.margin);
         let key = self
             .lock_at(slot)
@@ -1580,7 +1581,7 @@ impl Engine {
             self.discovery.stale = true;
         }
         let (validity, drift, margin) =
-            (self.s.validity, self.config.drift_ppm, self.config.margin);
+            (self.settings.validity, self.config.drift_ppm, self.config.margin);
         let key = &mut self.lock_at(slot).keys[usize::from(k)];
         match op {
             KeyOp::AcquireSet => key.redirect = go,
@@ -1643,8 +1644,8 @@ impl Engine {
     /// still wants the key; otherwise the key is simply not ours.
     fn resend_acquire(&mut self, slot: usize, k: usize, target: NodeId, ask: bool, now: Instant) {
         let lock = self.lock_at(slot);
-        let live = !lock.ended && matches!(lock.phase, Phase::Acquiring | Phase::Held);
-        let nx = !(lock.phase == Phase::Acquiring && lock.mode == LockMode::Force);
+        let live = !lock.ended && matches!(lock.phase, LockPhase::Acquiring | LockPhase::Held);
+        let nx = !(lock.phase == LockPhase::Acquiring && lock.mode == LockMode::Force);
         let key = &mut lock.keys[k];
         key.state = KeyState::Free;
         key.taken_ttl = None;
@@ -1687,12 +1688,12 @@ impl Engine {
             for key in lock.keys.iter_mut() {
                 if key.inflight == 0
                     && key.state == KeyState::Held
-                    && map.owner(key.slot) != Some(key.node)
+                    && map.owner(key.hash_slot) != Some(key.node)
                 {
                     key.verify = true;
                 }
             }
-            if lock.phase == Phase::Waiting {
+            if lock.phase == LockPhase::Waiting {
                 lock.wake = true;
             }
         }
@@ -1858,7 +1859,7 @@ impl Engine {
         for s in 0..self.slots.len() {
             if s != slot && self.names_equal(slot, s) {
                 let lock = self.lock_at(s);
-                if matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
+                if matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
                     lock.wake = true;
                     self.dirty = true;
                 }
@@ -1888,11 +1889,11 @@ impl Engine {
                 continue;
             }
             match o.phase {
-                Phase::Held | Phase::Acquiring => return None,
-                Phase::Waiting if leader.is_none_or(|(seq, _)| o.seq < seq) => {
+                LockPhase::Held | LockPhase::Acquiring => return None,
+                LockPhase::Waiting if leader.is_none_or(|(seq, _)| o.seq < seq) => {
                     leader = Some((o.seq, s));
                 }
-                Phase::Waiting | Phase::Draining => {}
+                LockPhase::Waiting | LockPhase::Draining => {}
             }
         }
         leader.map(|(_, s)| s)
@@ -1911,7 +1912,7 @@ impl Engine {
     /// The node key `key` goes to next: its slot's owner in a cluster.
     fn route(&self, key: &Key) -> Option<NodeId> {
         if self.is_cluster() {
-            self.map.owner(key.slot)
+            self.map.owner(key.hash_slot)
         } else {
             Some(key.node)
         }
@@ -1952,7 +1953,7 @@ impl Engine {
         let lock = self.lock_at(slot);
         lock.value = value;
         lock.t0 = now;
-        lock.phase = Phase::Acquiring;
+        lock.phase = LockPhase::Acquiring;
         lock.wake = false;
         lock.retry_at = None;
         lock.error = None;
@@ -1974,8 +1975,8 @@ impl Engine {
     /// queued behind this locker's own traffic or a busy CPU never fails
     /// an attempt.
     fn evaluate_attempt(&mut self, slot: usize, now: Instant) {
-        let m = self.s.majority;
-        let extend_interval = self.s.extend_interval;
+        let m = self.settings.majority;
+        let extend_interval = self.settings.extend_interval;
         let lock = self.lock_at(slot);
         let held = lock.held_count();
         let pending = lock
@@ -1993,7 +1994,7 @@ impl Engine {
             );
             match deadline {
                 Some(d) if d > now => {
-                    lock.phase = Phase::Held;
+                    lock.phase = LockPhase::Held;
                     lock.handoffs = 0;
                     lock.failures = 0;
                     lock.deadline = d;
@@ -2007,7 +2008,7 @@ impl Engine {
                             && self.slots.as_slice()[s]
                                 .lock
                                 .as_ref()
-                                .is_some_and(|l| l.phase == Phase::Held)
+                                .is_some_and(|l| l.phase == LockPhase::Held)
                     });
                     if mode == LockMode::Force {
                         self.recheck_other_holders(slot);
@@ -2051,7 +2052,7 @@ impl Engine {
         for s in 0..self.slots.len() {
             if s != slot && self.names_equal(slot, s) {
                 let lock = self.lock_at(s);
-                if lock.phase == Phase::Held {
+                if lock.phase == LockPhase::Held {
                     for k in lock
                         .keys
                         .iter_mut()
@@ -2073,9 +2074,9 @@ impl Engine {
     /// jittered backoff.
     fn attempt_failed(&mut self, slot: usize, now: Instant, too_slow: bool) {
         let caching = self.config.client_caching;
-        let tna = self.s.try_next_after;
-        let extend_interval = self.s.extend_interval;
-        let m = self.s.majority;
+        let tna = self.settings.try_next_after;
+        let extend_interval = self.settings.extend_interval;
+        let m = self.settings.majority;
         let id = self.id_at(slot).expect("occupied");
         let lock = self.lock_at(slot);
         let n = lock.keys.len();
@@ -2120,12 +2121,12 @@ impl Engine {
         }
         let lock = self.lock_at(slot);
         if lock.mode != LockMode::Wait {
-            lock.phase = Phase::Draining;
+            lock.phase = LockPhase::Draining;
             self.emit(Event::NotLocked { id });
             self.notify_name(slot);
             return;
         }
-        lock.phase = Phase::Waiting;
+        lock.phase = LockPhase::Waiting;
         // Keys we got (or may get) are released before the next attempt.
         let partial = lock
             .keys
@@ -2180,7 +2181,7 @@ impl Engine {
     /// doubling up to [`BACKOFF_MAX`], then a random point in its upper half,
     /// so lockers that failed together do not retry together.
     fn backoff(&mut self, failures: u8) -> Duration {
-        let base = self.s.try_next_after;
+        let base = self.settings.try_next_after;
         let exp = u32::from(failures.saturating_sub(1).min(16));
         let d = base
             .checked_mul(1 << exp)
@@ -2200,7 +2201,7 @@ impl Engine {
     fn fail_request(&mut self, slot: usize, error: LockFailure) {
         let id = self.id_at(slot).expect("occupied");
         let lock = self.lock_at(slot);
-        lock.phase = Phase::Draining;
+        lock.phase = LockPhase::Draining;
         if !lock.ended {
             self.emit(Event::Failed { id, error });
         }
@@ -2224,7 +2225,7 @@ impl Engine {
                 None => reachable += 1,
             }
         }
-        if reachable < self.s.majority {
+        if reachable < self.settings.majority {
             first
         } else {
             None
@@ -2234,7 +2235,7 @@ impl Engine {
     fn lose(&mut self, slot: usize, reason: LostReason) {
         let id = self.id_at(slot).expect("occupied");
         let lock = self.lock_at(slot);
-        lock.phase = Phase::Draining;
+        lock.phase = LockPhase::Draining;
         if !lock.ended {
             self.emit(Event::Lost { id, reason });
         }
@@ -2243,11 +2244,11 @@ impl Engine {
 
     /// Moves the lock in `slot` forward after any input.
     fn progress(&mut self, slot: usize, now: Instant) {
-        let m = self.s.majority;
+        let m = self.settings.majority;
         let phase = self.lock_at(slot).phase;
         match phase {
-            Phase::Acquiring => self.evaluate_attempt(slot, now),
-            Phase::Held => {
+            LockPhase::Acquiring => self.evaluate_attempt(slot, now),
+            LockPhase::Held => {
                 let lock = self.lock_at(slot);
                 let live = lock
                     .keys
@@ -2278,13 +2279,13 @@ impl Engine {
                     }
                 }
             }
-            Phase::Waiting | Phase::Draining => {}
+            LockPhase::Waiting | LockPhase::Draining => {}
         }
-        if matches!(self.lock_at(slot).phase, Phase::Waiting | Phase::Draining) {
+        if matches!(self.lock_at(slot).phase, LockPhase::Waiting | LockPhase::Draining) {
             self.release_leftovers(slot, now);
         }
         let lock = self.lock_at(slot);
-        if lock.phase == Phase::Draining && lock.ended && lock.settled() {
+        if lock.phase == LockPhase::Draining && lock.ended && lock.settled() {
             let id = self.id_at(slot).expect("occupied");
             // Waiters held back until our release lands must hear of it
             // even when no release was needed (keys found lost, or in
@@ -2306,11 +2307,11 @@ impl Engine {
     fn extend_due(&mut self, slot: usize, now: Instant) {
         let periodic = now >= self.lock_at(slot).next_extend;
         if periodic {
-            let interval = self.s.extend_interval;
+            let interval = self.settings.extend_interval;
             self.lock_at(slot).next_extend = now.saturating_add(interval);
         }
-        let always = self.s.validity_ms.saturating_add(1);
-        let recheck = self.s.recheck_refresh_below;
+        let always = self.settings.validity_ms.saturating_add(1);
+        let recheck = self.settings.recheck_refresh_below;
         for k in 0..self.lock_at(slot).keys.len() {
             let key = self.lock_at(slot).keys[k];
             if key.inflight != 0 {
@@ -2377,7 +2378,7 @@ impl Engine {
                 // The node is down: the key stays in doubt until it is back
                 // or certainly expired.
                 let doubt_until = now
-                    .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
+                    .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
                     .saturating_add(self.config.margin);
                 let key = &mut self.lock_at(slot).keys[k];
                 key.recheck_at = None;
@@ -2422,7 +2423,7 @@ impl Engine {
                 && self.slots.as_slice()[slot]
                     .lock
                     .as_ref()
-                    .is_some_and(|l| l.phase == Phase::Waiting)
+                    .is_some_and(|l| l.phase == LockPhase::Waiting)
             {
                 // A server that refuses our handshake (a changed password)
                 // will not let this request through by itself: end it with
@@ -2439,7 +2440,7 @@ impl Engine {
                 }
             }
             let due = match self.slots.as_slice()[slot].lock.as_ref() {
-                Some(l) if l.phase == Phase::Waiting => {
+                Some(l) if l.phase == LockPhase::Waiting => {
                     l.wake || l.retry_at.is_some_and(|r| r <= now)
                 }
                 _ => false,
@@ -2464,7 +2465,7 @@ impl Engine {
             };
             let ready = self.lock_at(slot).settled()
                 && leads
-                && self.ready_keys(slot) >= self.s.majority
+                && self.ready_keys(slot) >= self.settings.majority
                 && self.has_room(slot);
             if ready {
                 self.start_attempt(slot, now);
