@@ -36,7 +36,9 @@ use crate::resp::{self, Frame};
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
 use crate::storage::{Fifo, Seq, Text};
+
 use crate::time::Instant;
+use requests::{ReqIdx, Requests};
 
 /// Live lock requests in the no-alloc build.
 pub(crate) const LOCK_CAP: usize = 64;
@@ -74,12 +76,6 @@ struct Discovery {
     turn: usize,
 }
 
-#[derive(Debug, Clone)]
-struct Slot {
-    generation: u32,
-    lock: Option<Lock>,
-}
-
 /// Values derived once from the configuration.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -110,7 +106,7 @@ pub struct Engine {
     /// Values derived once from `config`.
     settings: Settings,
     rng: ChaCha8Rng,
-    slots: Seq<Slot, LOCK_CAP>,
+    requests: Requests,
     conns: Seq<Conn, NODE_CAP>,
     /// Where each node listens, when known (cluster seeds once told, nodes
     /// the engine discovered always).
@@ -123,7 +119,6 @@ pub struct Engine {
     next_seq: u64,
     /// `(local instant, unix ms at that instant)` for absolute TTLs.
     unix: Option<(Instant, u64)>,
-    live: usize,
     /// Set when a pass changed another lock's situation.
     dirty: bool,
 }
@@ -165,7 +160,7 @@ impl Engine {
             config,
             settings,
             rng: ChaCha8Rng::from_seed(seed),
-            slots: Seq::default(),
+            requests: Requests::default(),
             conns,
             addrs,
             map: SlotMap::default(),
@@ -174,7 +169,6 @@ impl Engine {
             closed: false,
             next_seq: 0,
             unix: None,
-            live: 0,
             dirty: false,
         })
     }
@@ -201,12 +195,12 @@ impl Engine {
         port: u16,
     ) -> Result<(), ConfigError> {
         let host = Text::new(host).ok_or(ConfigError::TooLong)?;
-        let slot = self
+        let entry = self
             .addrs
             .as_mut_slice()
             .get_mut(usize::from(node.0))
             .ok_or(ConfigError::TooLong)?;
-        *slot = Some(Addr { host, port });
+        *entry = Some(Addr { host, port });
         Ok(())
     }
 
@@ -263,10 +257,7 @@ impl Engine {
 
     /// A fresh connection to `node` is open; the handshake starts.
     pub fn handle_connected(&mut self, node: NodeId, now: Instant) {
-        if self
-            .conn(node)
-            .is_some_and(|c| c.phase != ConnPhase::Down)
-        {
+        if self.conn(node).is_some_and(|c| c.phase != ConnPhase::Down) {
             self.drop_connection(node, now);
         }
         let Some(c) = self.conns.as_mut_slice().get_mut(usize::from(node.0)) else {
@@ -444,11 +435,11 @@ impl Engine {
             failures: 0,
             error: None,
         };
-        let id = self.insert(lock)?;
-        let slot = id.slot as usize;
-        if mode == LockMode::Try && self.held_locally(name.as_bytes(), slot) {
+        let id = self.requests.insert(lock)?;
+        let req = self.requests.find(id).ok_or(LockError::CapacityExceeded)?;
+        if mode == LockMode::Try && self.held_locally(name.as_bytes(), req) {
             // Another request of this locker holds it: the server would refuse.
-            self.lock_at(slot).phase = LockPhase::Draining;
+            self.requests.at(req).phase = LockPhase::Draining;
             self.emit(Event::NotLocked { id });
             self.pump(now);
             return Ok(id);
@@ -458,14 +449,17 @@ impl Engine {
             // the overwrite is answered: `is_held` must not lag behind the
             // caller's own `force_lock`. Their releases queue behind our
             // `SET`s on the same connections, so they delete nothing of ours.
-            for s in 0..self.slots.len() {
-                if s != slot && self.names_equal(slot, s) && self.lock_at(s).phase == LockPhase::Held {
+            for s in self.requests.indices() {
+                if s != req
+                    && self.names_equal(req, s)
+                    && self.requests.at(s).phase == LockPhase::Held
+                {
                     self.lose(s, LostReason::KeysChanged);
                 }
             }
         }
-        if mode != LockMode::Wait && self.has_room(slot) {
-            self.start_attempt(slot, now);
+        if mode != LockMode::Wait && self.has_room(req) {
+            self.start_attempt(req, now);
         }
         // Otherwise (no-alloc, buffers full) the attempt waits in `pump`
         // for room instead of failing without asking the server.
@@ -476,62 +470,59 @@ impl Engine {
     /// Ends a request: cancels it if pending, releases it if held. Emits
     /// [`Event::Released`] once every key is released or certainly expired.
     pub fn unlock(&mut self, id: LockId, now: Instant) {
-        let Some(slot) = self.slot_of(id) else {
+        let Some(req) = self.requests.find(id) else {
             return;
         };
         let max_handoffs = self.config.local_handoff;
-        let lock = self.lock_at(slot);
+        let lock = self.requests.at(req);
         lock.ended = true;
         let was_held = lock.phase == LockPhase::Held;
         let handoffs = lock.handoffs;
         if lock.phase != LockPhase::Draining {
             lock.phase = LockPhase::Draining;
             if was_held && max_handoffs > 0 {
-                if handoffs < max_handoffs && self.hand_off(slot, now) {
+                if handoffs < max_handoffs && self.hand_off(req, now) {
                     self.pump(now);
                     return;
                 }
                 // Budget spent: release to Redis and let local waiters try
                 // only once the release landed, when other lockers hear of
                 // it too, so they are not starved.
-                self.hold_back_waiters(slot);
+                self.hold_back_waiters(req);
             } else {
-                self.notify_name(slot);
+                self.notify_name(req);
             }
         }
         self.pump(now);
     }
 
-    /// Passes the keys of the lock in `slot` (just unlocked, still valid, no
+    /// Passes the keys of the lock in `req` (just unlocked, still valid, no
     /// request in flight) to the oldest local waiter of its name. False when
     /// there is none or the keys cannot move safely.
-    fn hand_off(&mut self, slot: usize, now: Instant) -> bool {
-        let from = self.lock_at(slot);
+    fn hand_off(&mut self, req: ReqIdx, now: Instant) -> bool {
+        let from = self.requests.at(req);
         if now >= from.deadline || from.keys.iter().any(|k| k.inflight != 0) {
             return false;
         }
-        let Some(to) = (0..self.slots.len())
-            .filter(|&s| s != slot && self.names_equal(slot, s))
+        let Some(to) = self
+            .requests
+            .indices()
+            .filter(|&s| s != req && self.names_equal(req, s))
             .filter(|&s| {
-                let l = self.slots.as_slice()[s].lock.as_ref();
+                let l = self.requests.get(s);
                 l.is_some_and(|l| {
                     l.phase == LockPhase::Waiting && l.mode == LockMode::Wait && l.settled()
                 })
             })
-            .min_by_key(|&s| {
-                self.slots.as_slice()[s]
-                    .lock
-                    .as_ref()
-                    .map_or(u64::MAX, |l| l.seq)
-            })
+            .min_by_key(|&s| self.requests.get(s).map_or(u64::MAX, |l| l.seq))
         else {
             return false;
         };
-        let from = self.lock_at(slot);
+        let from = self.requests.at(req);
         let (keys, value) = (from.keys.clone(), from.value);
         let (t0, deadline, next_extend) = (from.t0, from.deadline, from.next_extend);
         let handoffs = from.handoffs.saturating_add(1);
-        let target = self.lock_at(to);
+        let target = self.requests.at(to);
         target.keys = keys;
         target.value = value;
         target.t0 = t0;
@@ -541,20 +532,20 @@ impl Engine {
         target.phase = LockPhase::Held;
         target.wake = false;
         target.retry_at = None;
-        let source = self.lock_at(slot);
+        let source = self.requests.at(req);
         for k in source.keys.iter_mut() {
             *k = Key::new(k.node, k.hash_slot);
         }
-        let id = self.id_at(to).expect("occupied");
+        let id = self.requests.id(to).expect("occupied");
         self.emit(Event::Acquired { id });
         true
     }
 
-    /// Local waiters of the name of `slot` wait for the release to land.
-    fn hold_back_waiters(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
+    /// Local waiters of the name of `req` wait for the release to land.
+    fn hold_back_waiters(&mut self, req: ReqIdx) {
+        for s in self.requests.indices() {
+            if s != req && self.names_equal(req, s) {
+                let lock = self.requests.at(s);
                 if lock.phase == LockPhase::Waiting {
                     lock.wake = false;
                     lock.retry_at = None;
@@ -567,9 +558,11 @@ impl Engine {
     /// [`Event::Closed`], later requests are refused.
     pub fn close(&mut self, now: Instant) {
         self.closed = true;
-        for slot in 0..self.slots.len() {
-            let Some(id) = self.id_at(slot) else { continue };
-            let lock = self.lock_at(slot);
+        for req in self.requests.indices() {
+            let Some(id) = self.requests.id(req) else {
+                continue;
+            };
+            let lock = self.requests.at(req);
             let event = match lock.phase {
                 LockPhase::Held => Some(Event::Lost {
                     id,
@@ -595,19 +588,21 @@ impl Engine {
     /// True when nothing is in flight and no key of ours is left to release:
     /// after [`Engine::close`], the connections can be dropped.
     pub fn is_idle(&self) -> bool {
-        self.locks()
+        self.requests
+            .iter()
             .all(|l| l.phase == LockPhase::Draining && l.settled())
     }
 
     /// Number of live lock requests (including ones still releasing).
     pub fn lock_count(&self) -> usize {
-        self.live
+        self.requests.live()
     }
 
     /// True while `id` is held (acquired and not lost or released).
     pub fn is_held(&self, id: LockId) -> bool {
-        self.slot_of(id)
-            .and_then(|s| self.slots.as_slice()[s].lock.as_ref())
+        self.requests
+            .find(id)
+            .and_then(|s| self.requests.get(s))
             .is_some_and(|l| l.phase == LockPhase::Held)
     }
 
@@ -648,7 +643,7 @@ impl Engine {
         if let Some(d) = self.discovery_timeout() {
             at(d);
         }
-        for lock in self.locks() {
+        for lock in self.requests.iter() {
             match lock.phase {
                 LockPhase::Acquiring => {}
                 LockPhase::Held => {
@@ -667,7 +662,10 @@ impl Engine {
                 // the leftovers pass (waiting, draining); during an attempt
                 // it waits for the attempt to end, so its instant would be a
                 // deadline nobody acts on (a busy loop; sim seed 2086).
-                if k.state == KeyState::Doubt && k.inflight == 0 && lock.phase != LockPhase::Acquiring {
+                if k.state == KeyState::Doubt
+                    && k.inflight == 0
+                    && lock.phase != LockPhase::Acquiring
+                {
                     at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
                 }
                 if let (LockPhase::Held, KeyState::Held, true, 0, Some(t)) =
@@ -695,76 +693,25 @@ impl Engine {
         self.conns.as_mut_slice().get_mut(usize::from(node.0))
     }
 
-    fn locks(&self) -> impl Iterator<Item = &Lock> {
-        self.slots.as_slice().iter().filter_map(|s| s.lock.as_ref())
-    }
-
     fn emit(&mut self, e: Event) {
         // Only the no-alloc build can fill up; its capacity is sized so a
         // caller that drains after every call never gets there.
         let _ = self.events.push_back(e);
     }
 
-    fn insert(&mut self, lock: Lock) -> Result<LockId, LockError> {
-        let slots = self.slots.as_mut_slice();
-        let slot = match slots.iter().position(|s| s.lock.is_none()) {
-            Some(i) => i,
-            None => {
-                self.slots
-                    .push(Slot {
-                        generation: 0,
-                        lock: None,
-                    })
-                    .map_err(|_| LockError::CapacityExceeded)?;
-                self.slots.len() - 1
-            }
-        };
-        let s = &mut self.slots.as_mut_slice()[slot];
-        s.generation = s.generation.wrapping_add(1);
-        s.lock = Some(lock);
-        self.live += 1;
-        Ok(LockId {
-            slot: slot as u32,
-            generation: s.generation,
-        })
-    }
-
-    fn slot_of(&self, id: LockId) -> Option<usize> {
-        let s = self.slots.as_slice().get(id.slot as usize)?;
-        (s.generation == id.generation && s.lock.is_some()).then_some(id.slot as usize)
-    }
-
-    fn id_at(&self, slot: usize) -> Option<LockId> {
-        let s = self.slots.as_slice().get(slot)?;
-        s.lock.as_ref()?;
-        Some(LockId {
-            slot: slot as u32,
-            generation: s.generation,
-        })
-    }
-
-    /// The lock in a slot known to be occupied.
-    fn lock_at(&mut self, slot: usize) -> &mut Lock {
-        self.slots.as_mut_slice()[slot]
-            .lock
-            .as_mut()
-            .expect("slot checked to be occupied")
-    }
-
-    fn same_name(&self, slot: usize, name: &[u8]) -> bool {
-        self.slots.as_slice()[slot]
-            .lock
-            .as_ref()
+    fn same_name(&self, req: ReqIdx, name: &[u8]) -> bool {
+        self.requests
+            .get(req)
             .is_some_and(|l| l.name.as_bytes() == name)
     }
 
-    fn held_locally(&self, name: &[u8], except: usize) -> bool {
-        (0..self.slots.len()).any(|s| {
+    fn held_locally(&self, name: &[u8], except: ReqIdx) -> bool {
+        self.requests.indices().any(|s| {
             s != except
                 && self.same_name(s, name)
-                && self.slots.as_slice()[s]
-                    .lock
-                    .as_ref()
+                && self
+                    .requests
+                    .get(s)
                     .is_some_and(|l| l.phase == LockPhase::Held)
         })
     }
@@ -785,17 +732,17 @@ impl Engine {
         }
     }
 
-    /// Writes `op` for key `k` of the lock in `slot`. False when its node is
+    /// Writes `op` for key `k` of the lock in `req`. False when its node is
     /// not ready (or, no-alloc, a buffer is full): nothing was sent.
-    fn send(&mut self, slot: usize, k: usize, op: Op, now: Instant) -> bool {
-        self.send_via(slot, k, op, now, None)
+    fn send(&mut self, req: ReqIdx, k: usize, op: Op, now: Instant) -> bool {
+        self.send_via(req, k, op, now, None)
     }
 
     /// [`Engine::send`], or with `ask` to that node behind `ASKING` (a
     /// cluster `ASK` redirect; scripts then go by `EVAL`).
     fn send_via(
         &mut self,
-        slot: usize,
+        req: ReqIdx,
         k: usize,
         op: Op,
         now: Instant,
@@ -803,20 +750,18 @@ impl Engine {
     ) -> bool {
         let ttl = self.ttl(now);
         let Engine {
-            slots,
+            requests,
             conns,
             settings,
             config,
             map,
             ..
         } = self;
-        let generation = slots.as_slice()[slot].generation;
-        let Some(lock) = slots.as_mut_slice()[slot].lock.as_mut() else {
+        let Some(id) = requests.id(req) else {
             return false;
         };
-        let id = LockId {
-            slot: slot as u32,
-            generation,
+        let Some(lock) = requests.get_mut(req) else {
+            return false;
         };
         let current = lock.keys[k];
         let node = match ask {
@@ -953,17 +898,13 @@ impl Engine {
     ) -> Result<(), NodeError> {
         let ttl = self.ttl(now);
         let Engine {
-            slots,
+            requests,
             conns,
             settings,
             config,
             ..
         } = self;
-        let Some(lock) = slots
-            .as_slice()
-            .get(id.slot as usize)
-            .and_then(|s| s.lock.as_ref())
-        else {
+        let Some(lock) = requests.find(id).and_then(|req| requests.get(req)) else {
             return Ok(());
         };
         let c = &mut conns.as_mut_slice()[usize::from(node.0)];
@@ -1052,10 +993,10 @@ impl Engine {
             let Expect::Op { id, key: k, op } = e else {
                 continue;
             };
-            let Some(slot) = self.slot_of(id) else {
+            let Some(req) = self.requests.find(id) else {
                 continue;
             };
-            let key = &mut self.lock_at(slot).keys[usize::from(k)];
+            let key = &mut self.requests.at(req).keys[usize::from(k)];
             key.inflight = key.inflight.saturating_sub(1);
             match op {
                 KeyOp::AcquireSet | KeyOp::AcquireTtl | KeyOp::Release { .. } => {
@@ -1067,8 +1008,8 @@ impl Engine {
                 KeyOp::Extend { .. } => key.verify = true,
             }
         }
-        for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
+        for req in self.requests.indices() {
+            let Some(lock) = self.requests.get_mut(req) else {
                 continue;
             };
             let mut touched = false;
@@ -1263,8 +1204,8 @@ impl Engine {
     /// Keys with a request in flight need no re-check: that request's reply
     /// reflects the change (it was answered after it).
     fn on_flush(&mut self, node: NodeId) {
-        for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
+        for req in self.requests.indices() {
+            let Some(lock) = self.requests.get_mut(req) else {
                 continue;
             };
             let mut touched = false;
@@ -1287,7 +1228,8 @@ impl Engine {
         if let Some(echo) = self.conn(node).and_then(|c| c.echo) {
             if echo.key == index
                 && self
-                    .slot_of(echo.id)
+                    .requests
+                    .find(echo.id)
                     .is_some_and(|s| self.same_name(s, name))
             {
                 // Our own write coming back (no NOLOOP): not news.
@@ -1297,11 +1239,11 @@ impl Engine {
                 return;
             }
         }
-        for slot in 0..self.slots.len() {
-            if !self.same_name(slot, name) {
+        for req in self.requests.indices() {
+            if !self.same_name(req, name) {
                 continue;
             }
-            let lock = self.lock_at(slot);
+            let lock = self.requests.at(req);
             if lock.phase == LockPhase::Acquiring {
                 // A key of this attempt may already be answered (`Held`):
                 // a change to it now must be re-checked once the attempt
@@ -1337,20 +1279,23 @@ impl Engine {
         frame: Frame<'_>,
         now: Instant,
     ) -> Result<(), NodeError> {
-        let Some(slot) = self.slot_of(id) else {
-            // A lock's slot outlives its replies, so this cannot happen; if
+        let Some(req) = self.requests.find(id) else {
+            // A lock's req outlives its replies, so this cannot happen; if
             // it does, the reply concerns nobody.
             return Ok(());
         };
         if let (true, Frame::Error(text)) = (self.is_cluster(), frame) {
             if let Some(r) = parse_redirect(text) {
-                return self.on_redirect(node, slot, k, op, r, now);
+                return self.on_redirect(node, req, k, op, r, now);
             }
         }
         let noloop = self.conn(node).is_some_and(|c| c.noloop);
         let caching = self.config.client_caching;
-        let (drift, margin, validity) =
-            (self.config.drift_ppm, self.config.margin, self.settings.validity);
+        let (drift, margin, validity) = (
+            self.config.drift_ppm,
+            self.config.margin,
+            self.settings.validity,
+        );
         let try_next_after = self.settings.try_next_after;
         if let (
             KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
@@ -1368,7 +1313,8 @@ impl Engine {
             .saturating_add(stretch(validity, drift))
             .saturating_add(margin);
         let key = self
-            .lock_at(slot)
+            .requests
+            .at(req)
             .keys
             .get_mut(usize::from(k))
             .ok_or(NodeError::Protocol("reply for an unknown key"))?;
@@ -1505,7 +1451,7 @@ impl Engine {
             },
         }
         if let Some((command, text)) = refusal {
-            let lock = self.lock_at(slot);
+            let lock = self.requests.at(req);
             // A refusal that ends the request is the one to report.
             if !is_transient(text) || lock.error.as_ref().is_none_or(ServerError::is_transient) {
                 lock.error = Some(ServerError {
@@ -1521,22 +1467,22 @@ impl Engine {
             }
         }
         if let Some((target, ask)) = redirected {
-            self.resend_acquire(slot, usize::from(k), target, ask, now);
+            self.resend_acquire(req, usize::from(k), target, ask, now);
         }
         if matches!(op, KeyOp::AcquireSet)
             && matches!(frame, Frame::Simple(b"OK"))
-            && self.lock_at(slot).mode == LockMode::Force
+            && self.requests.at(req).mode == LockMode::Force
         {
             // A forced overwrite landed: local holders re-check now, even if
             // this request never becomes `Held` (cancelled or failed), since
             // our own write is no news to them on this connection.
-            self.recheck_other_holders(slot);
+            self.recheck_other_holders(req);
         }
         if matches!(op, KeyOp::Release { .. }) {
             // A local waiter's attempt may have been pipelined behind a
             // release that only took effect now (after `NOSCRIPT`), and our
             // own `DEL` is no news with `NOLOOP`: let it retry.
-            self.notify_name(slot);
+            self.notify_name(req);
         }
         Ok(())
     }
@@ -1547,7 +1493,7 @@ impl Engine {
     fn on_redirect(
         &mut self,
         node: NodeId,
-        slot: usize,
+        req: ReqIdx,
         k: u8,
         op: KeyOp,
         r: Redirect<'_>,
@@ -1566,7 +1512,8 @@ impl Engine {
             .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
             .saturating_add(self.config.margin);
         let key = self
-            .lock_at(slot)
+            .requests
+            .at(req)
             .keys
             .get_mut(usize::from(k))
             .ok_or(NodeError::Protocol("reply for an unknown key"))?;
@@ -1580,16 +1527,19 @@ impl Engine {
             }
             self.discovery.stale = true;
         }
-        let (validity, drift, margin) =
-            (self.settings.validity, self.config.drift_ppm, self.config.margin);
-        let key = &mut self.lock_at(slot).keys[usize::from(k)];
+        let (validity, drift, margin) = (
+            self.settings.validity,
+            self.config.drift_ppm,
+            self.config.margin,
+        );
+        let key = &mut self.requests.at(req).keys[usize::from(k)];
         match op {
             KeyOp::AcquireSet => key.redirect = go,
             KeyOp::AcquireTtl => {
                 if key.state == KeyState::Acquiring {
                     match (key.set_ok, key.redirect.take()) {
                         (None, Some((t, ask))) => {
-                            self.resend_acquire(slot, usize::from(k), t, ask, now)
+                            self.resend_acquire(req, usize::from(k), t, ask, now)
                         }
                         // The slot moved between our `SET` and `PTTL`: the
                         // `SET` is answered, the TTL unknown.
@@ -1609,7 +1559,7 @@ impl Engine {
                     key.verify = true;
                     if let Some((t, true)) = go {
                         self.send_via(
-                            slot,
+                            req,
                             usize::from(k),
                             Op::Extend { refresh_below },
                             now,
@@ -1621,13 +1571,13 @@ impl Engine {
             KeyOp::Release { .. } => {
                 let sent = match go {
                     Some((t, true)) => {
-                        self.send_via(slot, usize::from(k), Op::Release, now, Some(t))
+                        self.send_via(req, usize::from(k), Op::Release, now, Some(t))
                     }
                     _ => false,
                 };
                 if !sent {
                     // Released (again) by `release_leftovers` at the owner.
-                    let key = &mut self.lock_at(slot).keys[usize::from(k)];
+                    let key = &mut self.requests.at(req).keys[usize::from(k)];
                     key.state = KeyState::Doubt;
                     key.doubt_until = doubt_until;
                 }
@@ -1642,15 +1592,15 @@ impl Engine {
 
     /// Sends again an acquire whose `SET` was redirected, if its request
     /// still wants the key; otherwise the key is simply not ours.
-    fn resend_acquire(&mut self, slot: usize, k: usize, target: NodeId, ask: bool, now: Instant) {
-        let lock = self.lock_at(slot);
+    fn resend_acquire(&mut self, req: ReqIdx, k: usize, target: NodeId, ask: bool, now: Instant) {
+        let lock = self.requests.at(req);
         let live = !lock.ended && matches!(lock.phase, LockPhase::Acquiring | LockPhase::Held);
         let nx = !(lock.phase == LockPhase::Acquiring && lock.mode == LockMode::Force);
         let key = &mut lock.keys[k];
         key.state = KeyState::Free;
         key.taken_ttl = None;
         if live {
-            self.send_via(slot, k, Op::Acquire { nx }, now, ask.then_some(target));
+            self.send_via(req, k, Op::Acquire { nx }, now, ask.then_some(target));
         }
     }
 
@@ -1680,11 +1630,8 @@ impl Engine {
     /// on the new owner (which also starts tracking them there); waiters
     /// retry, since a node they needed may be reachable now.
     fn reroute(&mut self) {
-        let Engine { slots, map, .. } = self;
-        for s in slots.as_mut_slice() {
-            let Some(lock) = s.lock.as_mut() else {
-                continue;
-            };
+        let Engine { requests, map, .. } = self;
+        for lock in requests.iter_mut() {
             for key in lock.keys.iter_mut() {
                 if key.inflight == 0
                     && key.state == KeyState::Held
@@ -1853,12 +1800,12 @@ impl Engine {
 
     // ---- lock progress ---------------------------------------------------
 
-    /// Wakes the local waiters on the name of the lock in `slot`: it stopped
+    /// Wakes the local waiters on the name of the lock in `req`: it stopped
     /// holding or wanting it.
-    fn notify_name(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
+    fn notify_name(&mut self, req: ReqIdx) {
+        for s in self.requests.indices() {
+            if s != req && self.names_equal(req, s) {
+                let lock = self.requests.at(s);
                 if matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
                     lock.wake = true;
                     self.dirty = true;
@@ -1867,22 +1814,21 @@ impl Engine {
         }
     }
 
-    /// True when both slots hold requests for the same name.
-    fn names_equal(&self, a: usize, b: usize) -> bool {
-        let slots = self.slots.as_slice();
-        match (slots[a].lock.as_ref(), slots[b].lock.as_ref()) {
+    /// True when both requests are for the same name.
+    fn names_equal(&self, a: ReqIdx, b: ReqIdx) -> bool {
+        match (self.requests.get(a), self.requests.get(b)) {
             (Some(x), Some(y)) => x.name == y.name,
             _ => false,
         }
     }
 
-    /// The waiting lock of the name of `slot` that may attempt now: the
+    /// The waiting lock of the name of `req` that may attempt now: the
     /// oldest waiter, unless a local request holds or is acquiring the name.
-    fn leader_of(&self, slot: usize) -> Option<usize> {
-        let me = self.slots.as_slice()[slot].lock.as_ref()?;
-        let mut leader: Option<(u64, usize)> = None;
-        for (s, other) in self.slots.as_slice().iter().enumerate() {
-            let Some(o) = other.lock.as_ref() else {
+    fn leader_of(&self, req: ReqIdx) -> Option<ReqIdx> {
+        let me = self.requests.get(req)?;
+        let mut leader: Option<(u64, ReqIdx)> = None;
+        for s in self.requests.indices() {
+            let Some(o) = self.requests.get(s) else {
                 continue;
             };
             if o.name != me.name {
@@ -1899,8 +1845,8 @@ impl Engine {
         leader.map(|(_, s)| s)
     }
 
-    fn ready_keys(&self, slot: usize) -> usize {
-        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
+    fn ready_keys(&self, req: ReqIdx) -> usize {
+        let Some(lock) = self.requests.get(req) else {
             return 0;
         };
         lock.keys
@@ -1918,17 +1864,17 @@ impl Engine {
         }
     }
 
-    /// True when every ready connection of the lock in `slot` has room for a
+    /// True when every ready connection of the lock in `req` has room for a
     /// whole attempt (always, with `alloc`): a full buffer must delay the
     /// attempt, not count as a refusal.
     #[cfg(feature = "alloc")]
-    fn has_room(&self, _slot: usize) -> bool {
+    fn has_room(&self, _req: ReqIdx) -> bool {
         true
     }
 
     #[cfg(not(feature = "alloc"))]
-    fn has_room(&self, slot: usize) -> bool {
-        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
+    fn has_room(&self, req: ReqIdx) -> bool {
+        let Some(lock) = self.requests.get(req) else {
             return false;
         };
         // An acquire is two commands; its bytes are the key (twice), the
@@ -1947,10 +1893,10 @@ impl Engine {
         })
     }
 
-    fn start_attempt(&mut self, slot: usize, now: Instant) {
+    fn start_attempt(&mut self, req: ReqIdx, now: Instant) {
         let mut value = [0u8; VALUE_LEN];
         self.rng.fill_bytes(&mut value);
-        let lock = self.lock_at(slot);
+        let lock = self.requests.at(req);
         lock.value = value;
         lock.t0 = now;
         lock.phase = LockPhase::Acquiring;
@@ -1960,13 +1906,13 @@ impl Engine {
         let nx = lock.mode != LockMode::Force;
         let n = lock.keys.len();
         for k in 0..n {
-            let key = &mut self.lock_at(slot).keys[k];
+            let key = &mut self.requests.at(req).keys[k];
             key.taken_ttl = None;
             key.set_ok = None;
             key.outcome = Outcome::None;
-            self.send(slot, k, Op::Acquire { nx }, now);
+            self.send(req, k, Op::Acquire { nx }, now);
         }
-        self.evaluate_attempt(slot, now);
+        self.evaluate_attempt(req, now);
     }
 
     /// Decides an attempt as soon as the majority is had or out of reach.
@@ -1974,10 +1920,10 @@ impl Engine {
     /// health check finds a server that stopped answering): time spent
     /// queued behind this locker's own traffic or a busy CPU never fails
     /// an attempt.
-    fn evaluate_attempt(&mut self, slot: usize, now: Instant) {
+    fn evaluate_attempt(&mut self, req: ReqIdx, now: Instant) {
         let m = self.settings.majority;
         let extend_interval = self.settings.extend_interval;
-        let lock = self.lock_at(slot);
+        let lock = self.requests.at(req);
         let held = lock.held_count();
         let pending = lock
             .keys
@@ -2000,25 +1946,26 @@ impl Engine {
                     lock.deadline = d;
                     lock.next_extend = lock.t0.saturating_add(extend_interval);
                     let mode = lock.mode;
-                    let id = self.id_at(slot).expect("occupied");
+                    let id = self.requests.id(req).expect("occupied");
                     self.emit(Event::Acquired { id });
-                    let shared = (0..self.slots.len()).any(|s| {
-                        s != slot
-                            && self.names_equal(slot, s)
-                            && self.slots.as_slice()[s]
-                                .lock
-                                .as_ref()
+                    let shared = self.requests.indices().any(|s| {
+                        s != req
+                            && self.names_equal(req, s)
+                            && self
+                                .requests
+                                .get(s)
                                 .is_some_and(|l| l.phase == LockPhase::Held)
                     });
                     if mode == LockMode::Force {
-                        self.recheck_other_holders(slot);
+                        self.recheck_other_holders(req);
                     } else if shared {
                         // A local force took the name while this attempt
                         // was in flight: its overwrite of our keys is our
                         // own write on this connection (no invalidation with
                         // NOLOOP, an echo without), so re-check ourselves.
                         for k in self
-                            .lock_at(slot)
+                            .requests
+                            .at(req)
                             .keys
                             .iter_mut()
                             .filter(|k| k.state == KeyState::Held && k.inflight == 0)
@@ -2028,7 +1975,7 @@ impl Engine {
                         self.dirty = true;
                     }
                 }
-                _ => self.attempt_failed(slot, now, true),
+                _ => self.attempt_failed(req, now, true),
             }
         } else if held + pending < m {
             // Out of reach. Whether it is "someone else holds it" may still
@@ -2041,17 +1988,17 @@ impl Engine {
                 .filter(|k| k.outcome == Outcome::Taken)
                 .count();
             if pending == 0 || taken > n - m || taken + pending <= n - m {
-                self.attempt_failed(slot, now, false);
+                self.attempt_failed(req, now, false);
             }
         }
     }
 
     /// After a forced takeover, the local holders of that name re-check at
     /// once: with `NOLOOP` our own overwrite never comes back as news.
-    fn recheck_other_holders(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
+    fn recheck_other_holders(&mut self, req: ReqIdx) {
+        for s in self.requests.indices() {
+            if s != req && self.names_equal(req, s) {
+                let lock = self.requests.at(s);
                 if lock.phase == LockPhase::Held {
                     for k in lock
                         .keys
@@ -2072,13 +2019,13 @@ impl Engine {
     /// any request; `Try`/`Force` report every other cause; `Wait` retries,
     /// woken by the holder's release when one was seen, else after a
     /// jittered backoff.
-    fn attempt_failed(&mut self, slot: usize, now: Instant, too_slow: bool) {
+    fn attempt_failed(&mut self, req: ReqIdx, now: Instant, too_slow: bool) {
         let caching = self.config.client_caching;
         let tna = self.settings.try_next_after;
         let extend_interval = self.settings.extend_interval;
         let m = self.settings.majority;
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
+        let id = self.requests.id(req).expect("occupied");
+        let lock = self.requests.at(req);
         let n = lock.keys.len();
         let taken = lock
             .keys
@@ -2116,14 +2063,14 @@ impl Engine {
             })
         };
         if let Some(error) = failure {
-            self.fail_request(slot, error);
+            self.fail_request(req, error);
             return;
         }
-        let lock = self.lock_at(slot);
+        let lock = self.requests.at(req);
         if lock.mode != LockMode::Wait {
             lock.phase = LockPhase::Draining;
             self.emit(Event::NotLocked { id });
-            self.notify_name(slot);
+            self.notify_name(req);
             return;
         }
         lock.phase = LockPhase::Waiting;
@@ -2172,9 +2119,9 @@ impl Engine {
             let failures = lock.failures;
             self.backoff(failures)
         };
-        self.lock_at(slot).retry_at = Some(now.saturating_add(delay));
+        self.requests.at(req).retry_at = Some(now.saturating_add(delay));
         // Local waiters behind this one were blocked by its attempt.
-        self.notify_name(slot);
+        self.notify_name(req);
     }
 
     /// The wait before retry number `failures` (from 1): `try_next_after`
@@ -2198,20 +2145,20 @@ impl Engine {
     }
 
     /// Ends a request without the lock; its keys are released.
-    fn fail_request(&mut self, slot: usize, error: LockFailure) {
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
+    fn fail_request(&mut self, req: ReqIdx, error: LockFailure) {
+        let id = self.requests.id(req).expect("occupied");
+        let lock = self.requests.at(req);
         lock.phase = LockPhase::Draining;
         if !lock.ended {
             self.emit(Event::Failed { id, error });
         }
-        self.notify_name(slot);
+        self.notify_name(req);
     }
 
     /// A handshake refusal (wrong password, a replica…) on nodes that keep
-    /// a majority of the keys of the lock in `slot` out of reach.
-    fn blocking_refusal(&self, slot: usize) -> Option<(NodeId, NodeError)> {
-        let lock = self.slots.as_slice()[slot].lock.as_ref()?;
+    /// a majority of the keys of the lock in `req` out of reach.
+    fn blocking_refusal(&self, req: ReqIdx) -> Option<(NodeId, NodeError)> {
+        let lock = self.requests.get(req)?;
         let mut reachable = 0;
         let mut first = None;
         for k in &lock.keys {
@@ -2232,24 +2179,24 @@ impl Engine {
         }
     }
 
-    fn lose(&mut self, slot: usize, reason: LostReason) {
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
+    fn lose(&mut self, req: ReqIdx, reason: LostReason) {
+        let id = self.requests.id(req).expect("occupied");
+        let lock = self.requests.at(req);
         lock.phase = LockPhase::Draining;
         if !lock.ended {
             self.emit(Event::Lost { id, reason });
         }
-        self.notify_name(slot);
+        self.notify_name(req);
     }
 
-    /// Moves the lock in `slot` forward after any input.
-    fn progress(&mut self, slot: usize, now: Instant) {
+    /// Moves the lock in `req` forward after any input.
+    fn progress(&mut self, req: ReqIdx, now: Instant) {
         let m = self.settings.majority;
-        let phase = self.lock_at(slot).phase;
+        let phase = self.requests.at(req).phase;
         match phase {
-            LockPhase::Acquiring => self.evaluate_attempt(slot, now),
+            LockPhase::Acquiring => self.evaluate_attempt(req, now),
             LockPhase::Held => {
-                let lock = self.lock_at(slot);
+                let lock = self.requests.at(req);
                 let live = lock
                     .keys
                     .iter()
@@ -2270,29 +2217,31 @@ impl Engine {
                     .flatten();
                 let why = |plain: LostReason| refused.clone().map_or(plain, LostReason::Refused);
                 match deadline {
-                    _ if live < m => self.lose(slot, why(LostReason::KeysChanged)),
-                    Some(d) if d <= now => self.lose(slot, why(LostReason::Expired)),
-                    None => self.lose(slot, why(LostReason::KeysChanged)),
+                    _ if live < m => self.lose(req, why(LostReason::KeysChanged)),
+                    Some(d) if d <= now => self.lose(req, why(LostReason::Expired)),
+                    None => self.lose(req, why(LostReason::KeysChanged)),
                     Some(d) => {
                         lock.deadline = d;
-                        self.extend_due(slot, now);
+                        self.extend_due(req, now);
                     }
                 }
             }
             LockPhase::Waiting | LockPhase::Draining => {}
         }
-        if matches!(self.lock_at(slot).phase, LockPhase::Waiting | LockPhase::Draining) {
-            self.release_leftovers(slot, now);
+        if matches!(
+            self.requests.at(req).phase,
+            LockPhase::Waiting | LockPhase::Draining
+        ) {
+            self.release_leftovers(req, now);
         }
-        let lock = self.lock_at(slot);
+        let lock = self.requests.at(req);
         if lock.phase == LockPhase::Draining && lock.ended && lock.settled() {
-            let id = self.id_at(slot).expect("occupied");
+            let id = self.requests.id(req).expect("occupied");
             // Waiters held back until our release lands must hear of it
             // even when no release was needed (keys found lost, or in
             // doubt and expired): otherwise they wait forever.
-            self.notify_name(slot);
-            let lock = self.slots.as_mut_slice()[slot].lock.take();
-            self.live -= 1;
+            self.notify_name(req);
+            let lock = self.requests.remove(req);
             if let Some(error) = lock
                 .filter(|l| l.keys.iter().any(|k| k.release_refused))
                 .and_then(|l| l.error)
@@ -2304,23 +2253,23 @@ impl Engine {
     }
 
     /// Sends the periodic extension, re-checks and fill-ins that are due.
-    fn extend_due(&mut self, slot: usize, now: Instant) {
-        let periodic = now >= self.lock_at(slot).next_extend;
+    fn extend_due(&mut self, req: ReqIdx, now: Instant) {
+        let periodic = now >= self.requests.at(req).next_extend;
         if periodic {
             let interval = self.settings.extend_interval;
-            self.lock_at(slot).next_extend = now.saturating_add(interval);
+            self.requests.at(req).next_extend = now.saturating_add(interval);
         }
         let always = self.settings.validity_ms.saturating_add(1);
         let recheck = self.settings.recheck_refresh_below;
-        for k in 0..self.lock_at(slot).keys.len() {
-            let key = self.lock_at(slot).keys[k];
+        for k in 0..self.requests.at(req).keys.len() {
+            let key = self.requests.at(req).keys[k];
             if key.inflight != 0 {
                 continue;
             }
             match key.state {
                 KeyState::Held if periodic => {
                     self.send(
-                        slot,
+                        req,
                         k,
                         Op::Extend {
                             refresh_below: always,
@@ -2332,9 +2281,9 @@ impl Engine {
                 KeyState::Held if key.verify => {
                     // A retry is due once: if it cannot be sent, the key waits
                     // for its node like any other re-check.
-                    self.lock_at(slot).keys[k].recheck_at = None;
+                    self.requests.at(req).keys[k].recheck_at = None;
                     self.send(
-                        slot,
+                        req,
                         k,
                         Op::Extend {
                             refresh_below: recheck,
@@ -2344,7 +2293,7 @@ impl Engine {
                 }
                 // Hold as many keys as we can: take back a free key.
                 KeyState::Free if periodic => {
-                    self.send(slot, k, Op::Acquire { nx: true }, now);
+                    self.send(req, k, Op::Acquire { nx: true }, now);
                 }
                 // A take-back (or a key of the winning attempt) whose
                 // connection dropped mid-flight: settle it as
@@ -2352,10 +2301,10 @@ impl Engine {
                 // forever and its past `doubt_until` would keep
                 // `poll_timeout` at a due instant (a busy loop).
                 KeyState::Doubt if key.retry_later(now) => {}
-                KeyState::Doubt if !self.send(slot, k, Op::Release, now) => {
+                KeyState::Doubt if !self.send(req, k, Op::Release, now) => {
                     // Its node is down: the next try is when it is back (a
                     // past retry instant would keep `poll_timeout` due).
-                    let key = &mut self.lock_at(slot).keys[k];
+                    let key = &mut self.requests.at(req).keys[k];
                     key.recheck_at = None;
                     if now >= key.doubt_until {
                         key.state = KeyState::Free;
@@ -2367,20 +2316,20 @@ impl Engine {
     }
 
     /// Releases keys a finished or failed request still has (or may have).
-    fn release_leftovers(&mut self, slot: usize, now: Instant) {
-        for k in 0..self.lock_at(slot).keys.len() {
-            let key = self.lock_at(slot).keys[k];
+    fn release_leftovers(&mut self, req: ReqIdx, now: Instant) {
+        for k in 0..self.requests.at(req).keys.len() {
+            let key = self.requests.at(req).keys[k];
             if key.inflight != 0 || key.retry_later(now) {
                 continue;
             }
             let releasable = matches!(key.state, KeyState::Held | KeyState::Doubt);
-            if releasable && !self.send(slot, k, Op::Release, now) {
+            if releasable && !self.send(req, k, Op::Release, now) {
                 // The node is down: the key stays in doubt until it is back
                 // or certainly expired.
                 let doubt_until = now
                     .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
                     .saturating_add(self.config.margin);
-                let key = &mut self.lock_at(slot).keys[k];
+                let key = &mut self.requests.at(req).keys[k];
                 key.recheck_at = None;
                 if key.state == KeyState::Held {
                     key.state = KeyState::Doubt;
@@ -2395,7 +2344,7 @@ impl Engine {
     /// Runs every lock forward, then starts the attempts that are due, so an
     /// attempt is written behind the releases that made it possible.
     fn pump(&mut self, now: Instant) {
-        // A pass can change what an earlier slot of the same pass should do
+        // A pass can change what an earlier req of the same pass should do
         // (a release wakes a waiter, a takeover makes a holder re-check):
         // repeat while it does. Each repeat needs a state change, so a few
         // passes always suffice.
@@ -2410,27 +2359,27 @@ impl Engine {
     }
 
     fn pump_once(&mut self, now: Instant) {
-        for slot in 0..self.slots.len() {
-            if self.slots.as_slice()[slot].lock.is_some() {
-                self.progress(slot, now);
+        for req in self.requests.indices() {
+            if self.requests.get(req).is_some() {
+                self.progress(req, now);
             }
         }
         let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
-        // `(a slot of some name, that name's leader)`, see below.
-        let mut leader_cache: Option<(usize, Option<usize>)> = None;
-        for slot in 0..self.slots.len() {
+        // `(a req of some name, that name's leader)`, see below.
+        let mut leader_cache: Option<(ReqIdx, Option<ReqIdx>)> = None;
+        for req in self.requests.indices() {
             if refusing
-                && self.slots.as_slice()[slot]
-                    .lock
-                    .as_ref()
+                && self
+                    .requests
+                    .get(req)
                     .is_some_and(|l| l.phase == LockPhase::Waiting)
             {
                 // A server that refuses our handshake (a changed password)
                 // will not let this request through by itself: end it with
                 // the refusal; the connection keeps retrying meanwhile.
-                if let Some((node, e)) = self.blocking_refusal(slot) {
+                if let Some((node, e)) = self.blocking_refusal(req) {
                     self.fail_request(
-                        slot,
+                        req,
                         LockFailure::Unavailable {
                             node,
                             error: Some(e),
@@ -2439,7 +2388,7 @@ impl Engine {
                     continue;
                 }
             }
-            let due = match self.slots.as_slice()[slot].lock.as_ref() {
+            let due = match self.requests.get(req) {
                 Some(l) if l.phase == LockPhase::Waiting => {
                     l.wake || l.retry_at.is_some_and(|r| r <= now)
                 }
@@ -2448,32 +2397,32 @@ impl Engine {
             if !due {
                 continue;
             }
-            let lock = self.lock_at(slot);
+            let lock = self.requests.at(req);
             let leads = lock.mode != LockMode::Wait || {
                 // Every waiter of a hot name is due after each release;
                 // finding the leader once per name and pass keeps a pump
                 // over n waiters O(n), not O(n²).
                 let leader = match leader_cache {
-                    Some((of, leader)) if self.names_equal(of, slot) => leader,
+                    Some((of, leader)) if self.names_equal(of, req) => leader,
                     _ => {
-                        let leader = self.leader_of(slot);
-                        leader_cache = Some((slot, leader));
+                        let leader = self.leader_of(req);
+                        leader_cache = Some((req, leader));
                         leader
                     }
                 };
-                leader == Some(slot)
+                leader == Some(req)
             };
-            let ready = self.lock_at(slot).settled()
+            let ready = self.requests.at(req).settled()
                 && leads
-                && self.ready_keys(slot) >= self.settings.majority
-                && self.has_room(slot);
+                && self.ready_keys(req) >= self.settings.majority
+                && self.has_room(req);
             if ready {
-                self.start_attempt(slot, now);
+                self.start_attempt(req, now);
                 leader_cache = None;
-            } else if self.lock_at(slot).retry_at.is_some_and(|r| r <= now) {
+            } else if self.requests.at(req).retry_at.is_some_and(|r| r <= now) {
                 // Whatever blocks it (a local holder, an older waiter, a
                 // node down, keys still settling) wakes it when it clears.
-                let lock = self.lock_at(slot);
+                let lock = self.requests.at(req);
                 lock.retry_at = None;
                 lock.wake = true;
             }
@@ -2490,6 +2439,8 @@ fn is_refusal(e: &NodeError) -> bool {
         NodeError::Protocol(_) | NodeError::Unresponsive | NodeError::CapacityExceeded => false,
     }
 }
+
+mod requests;
 
 #[cfg(test)]
 mod tests;
