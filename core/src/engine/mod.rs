@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::cluster::{self, key_slot, parse_redirect, Addr, Range, Redirect, SlotMap, RANGE_CAP};
-use crate::commands::{self, KeyRef, Ttl};
+use crate::commands;
 use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 use crate::conn::{self, Conn, ConnPhase, Echo, Expect, KeyOp};
 use crate::event::{
@@ -39,6 +39,7 @@ use crate::storage::{Fifo, Seq, Text};
 
 use crate::time::Instant;
 use requests::{ReqIdx, Requests};
+use send::{Op, Unsent, Via};
 
 /// Live lock requests in the no-alloc build.
 pub(crate) const LOCK_CAP: usize = 64;
@@ -89,14 +90,6 @@ struct Settings {
     recheck_refresh_below: u64,
     extend: Script,
     release: Script,
-}
-
-/// What to send for one key.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Acquire { nx: bool },
-    Extend { refresh_below: u64 },
-    Release,
 }
 
 /// The sans-I/O lock engine of one locker. See the crate docs.
@@ -716,252 +709,6 @@ impl Engine {
         })
     }
 
-    // ---- sending ---------------------------------------------------------
-
-    fn ttl(&self, now: Instant) -> Ttl {
-        match (self.config.ttl_mode, self.unix) {
-            (TtlMode::Absolute, Some((base, ms))) => {
-                let elapsed = u64::try_from(now.saturating_duration_since(base).as_millis())
-                    .unwrap_or(u64::MAX);
-                Ttl::Absolute(
-                    ms.saturating_add(elapsed)
-                        .saturating_add(self.settings.validity_ms),
-                )
-            }
-            _ => Ttl::Relative(self.settings.validity_ms),
-        }
-    }
-
-    /// Writes `op` for key `k` of the lock in `req`. False when its node is
-    /// not ready (or, no-alloc, a buffer is full): nothing was sent.
-    fn send(&mut self, req: ReqIdx, k: usize, op: Op, now: Instant) -> bool {
-        self.send_via(req, k, op, now, None)
-    }
-
-    /// [`Engine::send`], or with `ask` to that node behind `ASKING` (a
-    /// cluster `ASK` redirect; scripts then go by `EVAL`).
-    fn send_via(
-        &mut self,
-        req: ReqIdx,
-        k: usize,
-        op: Op,
-        now: Instant,
-        ask: Option<NodeId>,
-    ) -> bool {
-        let ttl = self.ttl(now);
-        let Engine {
-            requests,
-            conns,
-            settings,
-            config,
-            map,
-            ..
-        } = self;
-        let Some(id) = requests.id(req) else {
-            return false;
-        };
-        let Some(lock) = requests.get_mut(req) else {
-            return false;
-        };
-        let current = lock.keys[k];
-        let node = match ask {
-            Some(n) => n,
-            // A key moves to its slot's current owner between requests only:
-            // replies in flight come back on the node they were sent to.
-            None if matches!(config.topology, Topology::Cluster(_)) && current.inflight == 0 => {
-                match map.owner(current.hash_slot) {
-                    Some(n) => n,
-                    None => return false,
-                }
-            }
-            None => current.node,
-        };
-        let Some(c) = conns.as_mut_slice().get_mut(usize::from(node.0)) else {
-            return false;
-        };
-        let asking = ask.is_some();
-        let by_sha = !asking;
-        if !c.is_ready() {
-            return false;
-        }
-        let key = KeyRef {
-            prefix: config.prefix.as_bytes(),
-            index: k as u8,
-            name: lock.name.as_bytes(),
-        };
-        let mark = c.tx.len();
-        let ttl_number = match ttl {
-            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
-        };
-        let k8 = k as u8;
-        let ok = match op {
-            Op::Acquire { nx } => {
-                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking).is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireSet,
-                        })
-                        .is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireTtl,
-                        })
-                        .is_ok()
-            }
-            Op::Extend { refresh_below } => {
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
-                    && commands::script(
-                        &mut c.tx,
-                        &settings.extend,
-                        by_sha,
-                        key,
-                        &lock.value,
-                        &[ttl_number, refresh_below],
-                    )
-                    .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Extend {
-                                sent: now,
-                                by_sha,
-                                refresh_below,
-                            },
-                        })
-                        .is_ok()
-            }
-            Op::Release => {
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
-                    && commands::script(&mut c.tx, &settings.release, by_sha, key, &lock.value, &[])
-                        .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Release { by_sha },
-                        })
-                        .is_ok()
-            }
-        };
-        if !ok {
-            // Only reachable in the no-alloc build: undo the partial write.
-            // (A half-pushed acquire pair cannot happen: the queue check for
-            // the second entry only fails when the first filled it, and then
-            // the connection is failed below, which clears the queue.)
-            c.tx.truncate(mark);
-            return false;
-        }
-        let key = &mut lock.keys[k];
-        key.node = node;
-        match op {
-            Op::Acquire { .. } => {
-                key.state = KeyState::Acquiring;
-                key.inflight += 2;
-                key.sent = now;
-                key.set_ok = None;
-                key.taken_ttl = None;
-            }
-            Op::Extend { .. } => {
-                key.inflight += 1;
-                key.verify = false;
-                key.recheck_at = None;
-            }
-            Op::Release => {
-                key.state = KeyState::Releasing;
-                key.inflight += 1;
-                key.recheck_at = None;
-            }
-        }
-        true
-    }
-
-    /// Resends a script by `EVAL` after `NOSCRIPT` (server restart or
-    /// `SCRIPT FLUSH`); the key's in-flight count carries over.
-    fn resend_by_eval(
-        &mut self,
-        node: NodeId,
-        id: LockId,
-        k: u8,
-        op: KeyOp,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let ttl = self.ttl(now);
-        let Engine {
-            requests,
-            conns,
-            settings,
-            config,
-            ..
-        } = self;
-        let Some(lock) = requests.find(id).and_then(|req| requests.get(req)) else {
-            return Ok(());
-        };
-        let c = &mut conns.as_mut_slice()[usize::from(node.0)];
-        let key = KeyRef {
-            prefix: config.prefix.as_bytes(),
-            index: k,
-            name: lock.name.as_bytes(),
-        };
-        let ttl_number = match ttl {
-            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
-        };
-        let ok = match op {
-            KeyOp::Extend {
-                sent,
-                refresh_below,
-                ..
-            } => {
-                commands::script(
-                    &mut c.tx,
-                    &settings.extend,
-                    false,
-                    key,
-                    &lock.value,
-                    &[ttl_number, refresh_below],
-                )
-                .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k,
-                            op: KeyOp::Extend {
-                                sent,
-                                by_sha: false,
-                                refresh_below,
-                            },
-                        })
-                        .is_ok()
-            }
-            KeyOp::Release { .. } => {
-                commands::script(&mut c.tx, &settings.release, false, key, &lock.value, &[]).is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k,
-                            op: KeyOp::Release { by_sha: false },
-                        })
-                        .is_ok()
-            }
-            KeyOp::AcquireSet | KeyOp::AcquireTtl => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(NodeError::CapacityExceeded)
-        }
-    }
-
     // ---- connection events ----------------------------------------------
 
     fn fail_connection(&mut self, node: NodeId, now: Instant, error: NodeError) {
@@ -1303,7 +1050,18 @@ impl Engine {
         ) = (op, frame)
         {
             if text.starts_with(b"NOSCRIPT") {
-                return self.resend_by_eval(node, id, k, op, now);
+                let sent = match op {
+                    KeyOp::Extend { sent, .. } => sent,
+                    _ => now,
+                };
+                let resent = match Op::of_script(op) {
+                    Some(o) => self.write(req, usize::from(k), o, Via::Eval { node, sent }, now),
+                    None => Ok(()),
+                };
+                return match resent {
+                    Err(Unsent::NoRoom) => Err(NodeError::CapacityExceeded),
+                    _ => Ok(()),
+                };
             }
         }
         let mut echo = false;
@@ -1558,12 +1316,12 @@ impl Engine {
                 if key.state == KeyState::Held {
                     key.verify = true;
                     if let Some((t, true)) = go {
-                        self.send_via(
+                        let _ = self.write(
                             req,
                             usize::from(k),
                             Op::Extend { refresh_below },
+                            Via::Ask(t),
                             now,
-                            Some(t),
                         );
                     }
                 }
@@ -1571,7 +1329,9 @@ impl Engine {
             KeyOp::Release { .. } => {
                 let sent = match go {
                     Some((t, true)) => {
-                        self.send_via(req, usize::from(k), Op::Release, now, Some(t))
+                        let via = Via::Ask(t);
+                        self.write(req, usize::from(k), Op::Release, via, now)
+                            .is_ok()
                     }
                     _ => false,
                 };
@@ -1600,7 +1360,8 @@ impl Engine {
         key.state = KeyState::Free;
         key.taken_ttl = None;
         if live {
-            self.send_via(req, k, Op::Acquire { nx }, now, ask.then_some(target));
+            let via = if ask { Via::Ask(target) } else { Via::Route };
+            let _ = self.write(req, k, Op::Acquire { nx }, via, now);
         }
     }
 
@@ -2441,6 +2202,7 @@ fn is_refusal(e: &NodeError) -> bool {
 }
 
 mod requests;
+mod send;
 
 #[cfg(test)]
 mod tests;
