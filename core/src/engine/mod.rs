@@ -26,12 +26,11 @@ use crate::commands;
 use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
 use crate::conn::{self, Conn, ConnPhase, Echo, Expect, KeyOp};
 use crate::event::{
-    is_transient, Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
-    NodeId, ServerError,
+    is_transient, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId,
 };
 use crate::keys::{key_parts, parse_key};
-use crate::lease::{key_bound, majority_deadline, stretch};
-use crate::lock::{Key, KeyState, Lock, LockPhase, Outcome, VALUE_LEN};
+use crate::lease::majority_deadline;
+use crate::lock::{Follow, Key, KeyState, Lock, LockPhase, Outcome, ReplyRules, VALUE_LEN};
 use crate::resp::{self, Frame};
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
@@ -733,9 +732,7 @@ impl Engine {
         }
         let mut expects = core::mem::take(&mut c.expects);
         c.reset(ConnPhase::Down, now);
-        let doubt_until = now
-            .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
-            .saturating_add(self.config.margin);
+        let doubt_until = self.reply_rules().doubt_until(now);
         while let Some(e) = expects.pop_front() {
             let Expect::Op { id, key: k, op } = e else {
                 continue;
@@ -1036,14 +1033,6 @@ impl Engine {
                 return self.on_redirect(node, req, k, op, r, now);
             }
         }
-        let noloop = self.conn(node).is_some_and(|c| c.noloop);
-        let caching = self.config.client_caching;
-        let (drift, margin, validity) = (
-            self.config.drift_ppm,
-            self.config.margin,
-            self.settings.validity,
-        );
-        let try_next_after = self.settings.try_next_after;
         if let (
             KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
             Frame::Error(text),
@@ -1064,167 +1053,23 @@ impl Engine {
                 };
             }
         }
-        let mut echo = false;
-        let mut redirected = None;
-        let mut refusal: Option<(Command, &[u8])> = None;
-        let doubt_until = now
-            .saturating_add(stretch(validity, drift))
-            .saturating_add(margin);
-        let key = self
-            .requests
-            .at(req)
+        let rules = self.reply_rules();
+        let lock = self.requests.at(req);
+        let reply = lock
             .keys
             .get_mut(usize::from(k))
-            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
-        key.inflight = key.inflight.saturating_sub(1);
-        key.redirects = 0;
-        match op {
-            // The `SET` ahead of this `PTTL` was redirected: this reply is
-            // about a key we did not write; resend both to the right node.
-            KeyOp::AcquireTtl if key.set_ok.is_none() && key.redirect.is_some() => {
-                redirected = key.redirect.take();
-            }
-            KeyOp::AcquireSet => match frame {
-                Frame::Simple(b"OK") => {
-                    echo = true;
-                    key.set_ok = Some(true);
-                }
-                Frame::Null => {
-                    key.set_ok = Some(false);
-                    key.outcome = Outcome::Taken;
-                }
-                Frame::Error(text) => {
-                    key.set_ok = Some(false);
-                    key.outcome = Outcome::Refused(is_transient(text));
-                    refusal = Some((Command::Set, text));
-                }
-                _ => return Err(NodeError::Protocol("unexpected reply to SET")),
-            },
-            KeyOp::AcquireTtl => {
-                let ttl = match frame {
-                    Frame::Int(t) => Some(t),
-                    Frame::Error(_) => None,
-                    _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
-                };
-                if key.state == KeyState::Acquiring {
-                    if key.set_ok == Some(true) {
-                        // -1: someone removed the TTL; -2: deleted right
-                        // after our SET. Count from what we wrote unless the
-                        // server reports less.
-                        match (ttl, frame) {
-                            // Refused: the key is ours but tracking is not
-                            // armed, so a change would go unnoticed. Not a
-                            // key to count; released like a doubtful one.
-                            (None, Frame::Error(text)) => {
-                                key.state = KeyState::Doubt;
-                                key.doubt_until = doubt_until;
-                                key.outcome = Outcome::Refused(is_transient(text));
-                                refusal = Some((Command::Pttl, text));
-                            }
-                            (Some(-2), _) => key.state = KeyState::Free,
-                            (Some(t), _) if t >= 0 => {
-                                let t = Duration::from_millis(t as u64).min(validity);
-                                key.state = KeyState::Held;
-                                key.bound = key_bound(key.sent, t, drift, margin);
-                            }
-                            _ => {
-                                key.state = KeyState::Held;
-                                key.bound = key_bound(key.sent, validity, drift, margin);
-                            }
-                        }
-                    } else {
-                        key.state = KeyState::Free;
-                        key.taken_ttl = if key.outcome == Outcome::Taken {
-                            ttl
-                        } else {
-                            None
-                        };
-                    }
-                }
-            }
-            KeyOp::Extend { sent, .. } => match frame {
-                Frame::Array(a) => {
-                    let mut it = a.iter();
-                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next())
-                    else {
-                        return Err(NodeError::Protocol("unexpected reply to the extend script"));
-                    };
-                    key.extend_refused = false;
-                    if key.state == KeyState::Held {
-                        if t > 0 {
-                            let t = Duration::from_millis(t as u64).min(validity);
-                            // The newest observation is the truth (an admin may have
-                            // shortened the TTL): replace, never max.
-                            key.bound = key_bound(sent, t, drift, margin);
-                            echo = wrote == 1;
-                        } else {
-                            key.state = KeyState::Free;
-                        }
-                    }
-                }
-                // A refused extension (busy, out of memory, no permission,
-                // CLUSTERDOWN…) leaves the lease as it was, and the script
-                // did not run: tracking is not re-armed, so the key is
-                // checked again after `try_next_after` (not at once: the
-                // refusal may last). Should the lock be lost meanwhile, the
-                // loss carries the refusal.
-                Frame::Error(text) => {
-                    key.extend_refused = true;
-                    refusal = Some((Command::Extend, text));
-                    if key.state == KeyState::Held {
-                        key.verify = true;
-                        key.recheck_at = Some(now.saturating_add(try_next_after));
-                    }
-                }
-                _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
-            },
-            KeyOp::Release { .. } => match frame {
-                Frame::Int(n) => {
-                    key.state = KeyState::Free;
-                    key.release_refused = false;
-                    echo = n == 1;
-                }
-                // A transient refusal is retried (after `try_next_after`)
-                // until the key has certainly expired; any other leaves the
-                // key to its TTL. Either way `unlock` learns of it unless a
-                // retry succeeds.
-                Frame::Error(text) => {
-                    if !key.release_refused {
-                        key.doubt_until = doubt_until;
-                    }
-                    key.release_refused = true;
-                    refusal = Some((Command::Release, text));
-                    if is_transient(text) && now < key.doubt_until {
-                        key.state = KeyState::Doubt;
-                        key.recheck_at = Some(now.saturating_add(try_next_after));
-                    } else {
-                        key.state = KeyState::Free;
-                    }
-                }
-                _ => {
-                    return Err(NodeError::Protocol(
-                        "unexpected reply to the release script",
-                    ))
-                }
-            },
+            .ok_or(NodeError::Protocol("reply for an unknown key"))?
+            .on_reply(op, frame, now, &rules)?;
+        if let Some((command, text)) = reply.refusal {
+            lock.record_error(node, command, text);
         }
-        if let Some((command, text)) = refusal {
-            let lock = self.requests.at(req);
-            // A refusal that ends the request is the one to report.
-            if !is_transient(text) || lock.error.as_ref().is_none_or(ServerError::is_transient) {
-                lock.error = Some(ServerError {
-                    node,
-                    command,
-                    message: Text::from_utf8_lossy_truncated(text),
-                });
-            }
-        }
-        if echo && caching && !noloop {
-            if let Some(c) = self.conn_mut(node) {
+        let caching = self.config.client_caching;
+        if let Some(c) = self.conn_mut(node) {
+            if reply.echo && caching && !c.noloop {
                 c.echo = Some(Echo { id, key: k });
             }
         }
-        if let Some((target, ask)) = redirected {
+        if let Some((target, ask)) = reply.resend {
             self.resend_acquire(req, usize::from(k), target, ask, now);
         }
         if matches!(op, KeyOp::AcquireSet)
@@ -1266,80 +1111,33 @@ impl Engine {
             Text::from_utf8_lossy_truncated(r.host)
         };
         let target = self.node_for(host, r.port)?;
-        let doubt_until = now
-            .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
-            .saturating_add(self.config.margin);
-        let key = self
+        let rules = self.reply_rules();
+        let k = usize::from(k);
+        let go = self
             .requests
             .at(req)
             .keys
-            .get_mut(usize::from(k))
-            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
-        key.inflight = key.inflight.saturating_sub(1);
-        key.redirects = key.redirects.saturating_add(1);
-        let give_up = key.redirects > MAX_REDIRECTS;
-        let go = (!give_up).then_some((target, r.ask));
+            .get_mut(k)
+            .ok_or(NodeError::Protocol("reply for an unknown key"))?
+            .count_redirect(target, r.ask, MAX_REDIRECTS);
         if !r.ask {
-            if give_up || !self.map.set_owner(r.slot, target) {
+            if go.is_none() || !self.map.set_owner(r.slot, target) {
                 self.map.forget(r.slot);
             }
             self.discovery.stale = true;
         }
-        let (validity, drift, margin) = (
-            self.settings.validity,
-            self.config.drift_ppm,
-            self.config.margin,
-        );
-        let key = &mut self.requests.at(req).keys[usize::from(k)];
-        match op {
-            KeyOp::AcquireSet => key.redirect = go,
-            KeyOp::AcquireTtl => {
-                if key.state == KeyState::Acquiring {
-                    match (key.set_ok, key.redirect.take()) {
-                        (None, Some((t, ask))) => {
-                            self.resend_acquire(req, usize::from(k), t, ask, now)
-                        }
-                        // The slot moved between our `SET` and `PTTL`: the
-                        // `SET` is answered, the TTL unknown.
-                        (Some(true), _) => {
-                            key.state = KeyState::Held;
-                            key.bound = key_bound(key.sent, validity, drift, margin);
-                        }
-                        _ => {
-                            key.state = KeyState::Free;
-                            key.taken_ttl = None;
-                        }
-                    }
-                }
+        match self.requests.at(req).keys[k].on_redirect(op, go, &rules) {
+            Follow::Nothing => {}
+            Follow::Acquire(t, ask) => self.resend_acquire(req, k, t, ask, now),
+            Follow::Extend(t, refresh_below) => {
+                let _ = self.write(req, k, Op::Extend { refresh_below }, Via::Ask(t), now);
             }
-            KeyOp::Extend { refresh_below, .. } => {
-                if key.state == KeyState::Held {
-                    key.verify = true;
-                    if let Some((t, true)) = go {
-                        let _ = self.write(
-                            req,
-                            usize::from(k),
-                            Op::Extend { refresh_below },
-                            Via::Ask(t),
-                            now,
-                        );
-                    }
-                }
-            }
-            KeyOp::Release { .. } => {
-                let sent = match go {
-                    Some((t, true)) => {
-                        let via = Via::Ask(t);
-                        self.write(req, usize::from(k), Op::Release, via, now)
-                            .is_ok()
-                    }
-                    _ => false,
-                };
+            Follow::Release(at) => {
+                let sent =
+                    at.is_some_and(|t| self.write(req, k, Op::Release, Via::Ask(t), now).is_ok());
                 if !sent {
                     // Released (again) by `release_leftovers` at the owner.
-                    let key = &mut self.requests.at(req).keys[usize::from(k)];
-                    key.state = KeyState::Doubt;
-                    key.doubt_until = doubt_until;
+                    self.requests.at(req).keys[k].doubt(rules.doubt_until(now));
                 }
             }
         }
@@ -1348,6 +1146,16 @@ impl Engine {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// The settings a key's reply is read with.
+    fn reply_rules(&self) -> ReplyRules {
+        ReplyRules {
+            validity: self.settings.validity,
+            drift_ppm: self.config.drift_ppm,
+            margin: self.config.margin,
+            try_next_after: self.settings.try_next_after,
+        }
     }
 
     /// Sends again an acquire whose `SET` was redirected, if its request
@@ -2087,9 +1895,7 @@ impl Engine {
             if releasable && !self.send(req, k, Op::Release, now) {
                 // The node is down: the key stays in doubt until it is back
                 // or certainly expired.
-                let doubt_until = now
-                    .saturating_add(stretch(self.settings.validity, self.config.drift_ppm))
-                    .saturating_add(self.config.margin);
+                let doubt_until = self.reply_rules().doubt_until(now);
                 let key = &mut self.requests.at(req).keys[k];
                 key.recheck_at = None;
                 if key.state == KeyState::Held {
