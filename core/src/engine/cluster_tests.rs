@@ -7,6 +7,7 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
+use super::cluster::MAX_REDIRECTS;
 use super::*;
 use crate::resp::parse;
 
