@@ -131,13 +131,10 @@ pub(crate) enum LockPhase {
     Draining,
 }
 
-/// One lock request.
+/// One lock request. Its name lives in the engine's name index.
 #[derive(Debug, Clone)]
 pub(crate) struct Lock {
-    pub(crate) name: Text,
     pub(crate) mode: LockMode,
-    /// Creation order, for first-come-first-served among local waiters.
-    pub(crate) seq: u64,
     pub(crate) phase: LockPhase,
     pub(crate) value: [u8; VALUE_LEN],
     pub(crate) keys: heapless::Vec<Key, MAX_KEYS>,
@@ -186,6 +183,41 @@ impl Lock {
 
     pub(crate) fn settled(&self) -> bool {
         self.keys.iter().all(Key::settled)
+    }
+
+    /// When the request next has something to do by itself (without an
+    /// input): its lease deadline or next extension, its retry, or a key's
+    /// re-check or certain expiry.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
+        match self.phase {
+            LockPhase::Held => {
+                at(self.deadline);
+                at(self.next_extend);
+            }
+            LockPhase::Waiting => {
+                if let Some(r) = self.retry_at {
+                    at(r);
+                }
+            }
+            LockPhase::Acquiring | LockPhase::Draining => {}
+        }
+        for k in &self.keys {
+            // A doubtful key is settled by the extension pass (held) or the
+            // leftovers pass (waiting, draining); during an attempt it waits
+            // for the attempt to end, so its instant would be a deadline
+            // nobody acts on (a busy loop; sim seed 2086).
+            if k.state == KeyState::Doubt && k.inflight == 0 && self.phase != LockPhase::Acquiring {
+                at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
+            }
+            if let (LockPhase::Held, KeyState::Held, true, 0, Some(t)) =
+                (self.phase, k.state, k.verify, k.inflight, k.recheck_at)
+            {
+                at(t);
+            }
+        }
+        t
     }
 }
 

@@ -30,8 +30,11 @@ impl Engine {
         };
         // An acquire is two commands; its bytes are the key (twice), the
         // value and the fixed words, well under 96 bytes besides those.
-        let per_key =
-            96 + 2 * (self.config.prefix.as_bytes().len() + lock.name.as_bytes().len()) + VALUE_LEN;
+        let name_len = self
+            .names
+            .of(req)
+            .map_or(0, |n| self.names.text(n).as_bytes().len());
+        let per_key = 96 + 2 * (self.config.prefix.as_bytes().len() + name_len) + VALUE_LEN;
         self.conns.as_slice().iter().enumerate().all(|(i, c)| {
             let keys = lock
                 .keys
@@ -57,10 +60,10 @@ impl Engine {
     pub(super) fn start_attempt(&mut self, req: ReqIdx, now: Instant) {
         let mut value = [0u8; VALUE_LEN];
         self.rng.fill_bytes(&mut value);
+        self.set_phase(req, LockPhase::Acquiring);
         let lock = self.requests.at(req);
         lock.value = value;
         lock.t0 = now;
-        lock.phase = LockPhase::Acquiring;
         lock.wake = false;
         lock.retry_at = None;
         lock.error = None;
@@ -101,7 +104,8 @@ impl Engine {
             );
             match deadline {
                 Some(d) if d > now => {
-                    lock.phase = LockPhase::Held;
+                    self.set_phase(req, LockPhase::Held);
+                    let lock = self.requests.at(req);
                     lock.handoffs = 0;
                     lock.failures = 0;
                     lock.deadline = d;
@@ -109,14 +113,8 @@ impl Engine {
                     let mode = lock.mode;
                     let id = self.requests.id(req).expect("occupied");
                     self.emit(Event::Acquired { id });
-                    let shared = self.requests.indices().any(|s| {
-                        s != req
-                            && self.names_equal(req, s)
-                            && self
-                                .requests
-                                .get(s)
-                                .is_some_and(|l| l.phase == LockPhase::Held)
-                    });
+                    // Another holder of the name besides this one.
+                    let shared = self.names.of(req).is_some_and(|n| self.names.held(n) > 1);
                     if mode == LockMode::Force {
                         self.recheck_other_holders(req);
                     } else if shared {
@@ -133,7 +131,6 @@ impl Engine {
                         {
                             k.verify = true;
                         }
-                        self.dirty = true;
                     }
                 }
                 _ => self.attempt_failed(req, now, true),
@@ -207,14 +204,14 @@ impl Engine {
             self.fail_request(req, error);
             return;
         }
-        let lock = self.requests.at(req);
-        if lock.mode != LockMode::Wait {
-            lock.phase = LockPhase::Draining;
+        if self.requests.at(req).mode != LockMode::Wait {
+            self.set_phase(req, LockPhase::Draining);
             self.emit(Event::NotLocked { id });
             self.notify_name(req);
             return;
         }
-        lock.phase = LockPhase::Waiting;
+        self.set_phase(req, LockPhase::Waiting);
+        let lock = self.requests.at(req);
         // Keys we got (or may get) are released before the next attempt.
         let partial = lock
             .keys
@@ -288,9 +285,8 @@ impl Engine {
     /// Ends a request without the lock; its keys are released.
     pub(super) fn fail_request(&mut self, req: ReqIdx, error: LockFailure) {
         let id = self.requests.id(req).expect("occupied");
-        let lock = self.requests.at(req);
-        lock.phase = LockPhase::Draining;
-        if !lock.ended {
+        self.set_phase(req, LockPhase::Draining);
+        if !self.requests.at(req).ended {
             self.emit(Event::Failed { id, error });
         }
         self.notify_name(req);

@@ -42,8 +42,6 @@ pub(super) struct Discovery {
     pub(super) turn: usize,
 }
 
-/// Values derived once from the configuration.
-
 impl Engine {
     pub(super) fn is_cluster(&self) -> bool {
         matches!(self.config.topology, crate::config::Topology::Cluster(_))
@@ -119,7 +117,7 @@ impl Engine {
         if !r.ask {
             self.reroute();
         }
-        self.dirty = true;
+        self.requests.mark(req);
         Ok(())
     }
 
@@ -149,8 +147,11 @@ impl Engine {
     /// on the new owner (which also starts tracking them there); waiters
     /// retry, since a node they needed may be reachable now.
     pub(super) fn reroute(&mut self) {
-        let Engine { requests, map, .. } = self;
-        for lock in requests.iter_mut() {
+        for req in self.requests.indices() {
+            let Engine { requests, map, .. } = self;
+            let Some(lock) = requests.get_mut(req) else {
+                continue;
+            };
             for key in lock.keys.iter_mut() {
                 if key.inflight == 0
                     && key.state == KeyState::Held
@@ -160,10 +161,10 @@ impl Engine {
                 }
             }
             if lock.phase == LockPhase::Waiting {
-                lock.wake = true;
+                self.wake_one(req);
             }
         }
-        self.dirty = true;
+        self.requests.mark_all();
     }
 
     /// Reply to a topology query on `node`.

@@ -12,7 +12,7 @@ use crate::resp::{self, Frame};
 use crate::storage::Text;
 use crate::time::Instant;
 
-use super::Engine;
+use super::{Engine, ReqIdx};
 
 impl Engine {
     /// Handshakes that take too long fail; idle ready connections are
@@ -78,7 +78,8 @@ impl Engine {
             if let Some(c) = self.conn_mut(node) {
                 c.refusal = Some(error.clone());
             }
-            self.dirty = true;
+            // Waiting requests that need the node end with the refusal.
+            self.requests.mark_all();
         }
         self.emit(Event::CloseConnection { node, error });
     }
@@ -99,6 +100,7 @@ impl Engine {
             let Some(req) = self.requests.find(id) else {
                 continue;
             };
+            self.requests.mark(req);
             let key = &mut self.requests.at(req).keys[usize::from(k)];
             key.inflight = key.inflight.saturating_sub(1);
             match op {
@@ -130,9 +132,7 @@ impl Engine {
                     key.doubt_until = doubt_until;
                 }
             }
-            if touched && matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
-                lock.wake = true;
-            }
+            self.touched(req, touched);
         }
         if self.discovery.inflight == Some(node) {
             self.discovery.inflight = None;
@@ -278,6 +278,9 @@ impl Engine {
         self.emit(Event::NodeReady { node });
         // Tracking (if any) starts empty: holders re-verify, waiters retry.
         self.on_flush(node);
+        // Any request may route a key to it (the slot map may name it, a
+        // refusal it had is gone).
+        self.requests.mark_all();
         Ok(())
     }
 
@@ -328,9 +331,21 @@ impl Engine {
                     key.verify = true;
                 }
             }
-            if touched && matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
-                lock.wake = true;
+            self.touched(req, touched);
+        }
+    }
+
+    /// After a change on a node that `req` has keys on: it gets a visit,
+    /// and a reason to retry if it wants the lock.
+    fn touched(&mut self, req: ReqIdx, touched: bool) {
+        let Some(lock) = self.requests.get(req) else {
+            return;
+        };
+        if touched {
+            if matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
+                self.wake_one(req);
             }
+            self.requests.mark(req);
         }
     }
 
@@ -343,7 +358,8 @@ impl Engine {
                 && self
                     .requests
                     .find(echo.id)
-                    .is_some_and(|s| self.same_name(s, name))
+                    .and_then(|r| self.names.of(r))
+                    .is_some_and(|n| self.names.text(n).as_bytes() == name)
             {
                 // Our own write coming back (no NOLOOP): not news.
                 if let Some(c) = self.conn_mut(node) {
@@ -352,34 +368,29 @@ impl Engine {
                 return;
             }
         }
-        for req in self.requests.indices() {
-            if !self.same_name(req, name) {
-                continue;
-            }
+        let Some(n) = self.names.lookup(name) else {
+            return;
+        };
+        // Holders re-check the key. A key of an attempt may already be
+        // answered (`Held`): a change to it now must be re-checked once the
+        // attempt succeeds, or the lock would count a key it lost. With a
+        // request in flight, its script ran after the change (the push came
+        // first), so it reports it.
+        let mut next = self.names.first_engaged(n);
+        while let Some(req) = next {
+            next = self.names.next(req);
             let lock = self.requests.at(req);
-            if lock.phase == LockPhase::Acquiring {
-                // A key of this attempt may already be answered (`Held`):
-                // a change to it now must be re-checked once the attempt
-                // succeeds, or the lock would count a key it lost.
-                if let Some(k) = lock.keys.get_mut(usize::from(index)) {
-                    if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
-                        k.verify = true;
-                    }
+            if let Some(k) = lock.keys.get_mut(usize::from(index)) {
+                if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
+                    k.verify = true;
+                    self.requests.mark(req);
                 }
             }
-            match lock.phase {
-                LockPhase::Waiting | LockPhase::Acquiring => lock.wake = true,
-                LockPhase::Held => {
-                    if let Some(k) = lock.keys.get_mut(usize::from(index)) {
-                        // With a request in flight, its script ran after the
-                        // change (the push came first), so it reports it.
-                        if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
-                            k.verify = true;
-                        }
-                    }
-                }
-                LockPhase::Draining => {}
-            }
+        }
+        // Waiters (and attempts, once they end) retry.
+        self.names.wake(n, None);
+        if let Some(leader) = self.names.leader(n) {
+            self.requests.mark(leader);
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::config::{Config, ConfigError, Topology, TtlMode};
 use crate::conn::{Conn, ConnPhase, Expect};
 use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
 use crate::keys::key_parts;
-use crate::lock::{Key, KeyState, Lock, LockPhase, VALUE_LEN};
+use crate::lock::{Key, Lock, LockPhase, VALUE_LEN};
 use crate::resp;
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
@@ -35,7 +35,9 @@ use crate::storage::{Fifo, Seq, Text};
 use crate::time::Instant;
 
 use cluster::Discovery;
+use names::Names;
 use requests::{ReqIdx, Requests};
+use timers::Timers;
 
 /// Live lock requests in the no-alloc build.
 pub(crate) const LOCK_CAP: usize = 64;
@@ -71,6 +73,12 @@ pub struct Engine {
     settings: Settings,
     rng: ChaCha8Rng,
     requests: Requests,
+    /// The requests of each name.
+    names: Names,
+    /// When each request next has something to do by itself.
+    timers: Timers,
+    /// The requests of the current pump round (kept to reuse its memory).
+    round: Seq<ReqIdx, LOCK_CAP>,
     conns: Seq<Conn, NODE_CAP>,
     /// Where each node listens, when known (cluster seeds once told, nodes
     /// the engine discovered always).
@@ -83,8 +91,6 @@ pub struct Engine {
     next_seq: u64,
     /// `(local instant, unix ms at that instant)` for absolute TTLs.
     unix: Option<(Instant, u64)>,
-    /// Set when a pass changed another lock's situation.
-    dirty: bool,
 }
 
 impl Engine {
@@ -125,6 +131,9 @@ impl Engine {
             settings,
             rng: ChaCha8Rng::from_seed(seed),
             requests: Requests::default(),
+            names: Names::new(&seed),
+            timers: Timers::default(),
+            round: Seq::default(),
             conns,
             addrs,
             map: SlotMap::default(),
@@ -133,7 +142,6 @@ impl Engine {
             closed: false,
             next_seq: 0,
             unix: None,
-            dirty: false,
         })
     }
 
@@ -229,6 +237,9 @@ impl Engine {
         if !ok {
             self.fail_connection(node, now, NodeError::CapacityExceeded);
         }
+        // No pump here (as ever): the requests the drop changed are visited
+        // at the next input, but their timers must be right meanwhile.
+        self.settle_timers();
     }
 
     /// Bytes read from `node`. Returns how many were consumed (complete
@@ -314,7 +325,9 @@ impl Engine {
         if name.len() > crate::MAX_NAME_LEN {
             return Err(LockError::NameTooLong);
         }
-        let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
+        if Text::capacity() < name.len() {
+            return Err(LockError::CapacityExceeded);
+        }
         let mut keys = heapless::Vec::new();
         for i in 0..self.settings.keys {
             let (node, slot) = match self.config.topology {
@@ -337,9 +350,7 @@ impl Engine {
         let seq = self.next_seq;
         self.next_seq += 1;
         let lock = Lock {
-            name: text,
             mode,
-            seq,
             phase: LockPhase::Waiting,
             value: [0; VALUE_LEN],
             keys,
@@ -353,11 +364,16 @@ impl Engine {
             failures: 0,
             error: None,
         };
-        let id = self.requests.insert(lock)?;
-        let req = self.requests.find(id).ok_or(LockError::CapacityExceeded)?;
-        if mode == LockMode::Try && self.held_locally(name.as_bytes(), req) {
+        let req = self.requests.insert(lock)?;
+        let Ok(n) = self.names.join(req, name, seq, LockPhase::Waiting) else {
+            self.requests.remove(req);
+            return Err(LockError::CapacityExceeded);
+        };
+        let id = self.requests.id(req).ok_or(LockError::CapacityExceeded)?;
+        self.requests.mark(req);
+        if mode == LockMode::Try && self.names.held(n) > 0 {
             // Another request of this locker holds it: the server would refuse.
-            self.requests.at(req).phase = LockPhase::Draining;
+            self.set_phase(req, LockPhase::Draining);
             self.emit(Event::NotLocked { id });
             self.pump(now);
             return Ok(id);
@@ -367,12 +383,11 @@ impl Engine {
             // the overwrite is answered: `is_held` must not lag behind the
             // caller's own `force_lock`. Their releases queue behind our
             // `SET`s on the same connections, so they delete nothing of ours.
-            for s in self.requests.indices() {
-                if s != req
-                    && self.names_equal(req, s)
-                    && self.requests.at(s).phase == LockPhase::Held
-                {
-                    self.lose(s, LostReason::KeysChanged);
+            let mut next = self.names.first_engaged(n);
+            while let Some(other) = next {
+                next = self.names.next(other);
+                if self.requests.at(other).phase == LockPhase::Held {
+                    self.lose(other, LostReason::KeysChanged);
                 }
             }
         }
@@ -392,12 +407,13 @@ impl Engine {
             return;
         };
         let max_handoffs = self.config.local_handoff;
+        self.requests.mark(req);
         let lock = self.requests.at(req);
         lock.ended = true;
         let was_held = lock.phase == LockPhase::Held;
         let handoffs = lock.handoffs;
         if lock.phase != LockPhase::Draining {
-            lock.phase = LockPhase::Draining;
+            self.set_phase(req, LockPhase::Draining);
             if was_held && max_handoffs > 0 {
                 if handoffs < max_handoffs && self.hand_off(req, now) {
                     self.pump(now);
@@ -432,7 +448,7 @@ impl Engine {
                 LockPhase::Draining => None,
             };
             let ended = lock.ended;
-            lock.phase = LockPhase::Draining;
+            self.set_phase(req, LockPhase::Draining);
             if let (Some(e), false) = (event, ended) {
                 self.emit(e);
             }
@@ -493,37 +509,8 @@ impl Engine {
         if let Some(d) = self.discovery_timeout() {
             at(d);
         }
-        for lock in self.requests.iter() {
-            match lock.phase {
-                LockPhase::Acquiring => {}
-                LockPhase::Held => {
-                    at(lock.deadline);
-                    at(lock.next_extend);
-                }
-                LockPhase::Waiting => {
-                    if let Some(r) = lock.retry_at {
-                        at(r);
-                    }
-                }
-                LockPhase::Draining => {}
-            }
-            for k in &lock.keys {
-                // A doubtful key is settled by the extension pass (held) or
-                // the leftovers pass (waiting, draining); during an attempt
-                // it waits for the attempt to end, so its instant would be a
-                // deadline nobody acts on (a busy loop; sim seed 2086).
-                if k.state == KeyState::Doubt
-                    && k.inflight == 0
-                    && lock.phase != LockPhase::Acquiring
-                {
-                    at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
-                }
-                if let (LockPhase::Held, KeyState::Held, true, 0, Some(t)) =
-                    (lock.phase, k.state, k.verify, k.inflight, k.recheck_at)
-                {
-                    at(t);
-                }
-            }
+        if let Some(r) = self.timers.first() {
+            at(r);
         }
         t
     }
@@ -555,9 +542,11 @@ impl Engine {
 mod attempt;
 mod cluster;
 mod link;
+mod names;
 mod progress;
 mod requests;
 mod send;
+mod timers;
 mod waiters;
 
 #[cfg(test)]

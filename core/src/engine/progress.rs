@@ -14,6 +14,9 @@ use crate::time::Instant;
 use super::send::{Op, Unsent, Via};
 use super::{Engine, ReqIdx};
 
+/// Pump rounds per input at most (see [`Engine::pump`]).
+const MAX_ROUNDS: usize = 8;
+
 impl Engine {
     pub(super) fn on_key_reply(
         &mut self,
@@ -25,10 +28,11 @@ impl Engine {
         now: Instant,
     ) -> Result<(), NodeError> {
         let Some(req) = self.requests.find(id) else {
-            // A lock's req outlives its replies, so this cannot happen; if
-            // it does, the reply concerns nobody.
+            // A request outlives its replies, so this cannot happen; if it
+            // does, the reply concerns nobody.
             return Ok(());
         };
+        self.requests.mark(req);
         if let (true, Frame::Error(text)) = (self.is_cluster(), frame) {
             if let Some(r) = parse_redirect(text) {
                 return self.on_redirect(node, req, k, op, r, now);
@@ -125,9 +129,8 @@ impl Engine {
 
     pub(super) fn lose(&mut self, req: ReqIdx, reason: LostReason) {
         let id = self.requests.id(req).expect("occupied");
-        let lock = self.requests.at(req);
-        lock.phase = LockPhase::Draining;
-        if !lock.ended {
+        self.set_phase(req, LockPhase::Draining);
+        if !self.requests.at(req).ended {
             self.emit(Event::Lost { id, reason });
         }
         self.notify_name(req);
@@ -186,6 +189,8 @@ impl Engine {
             // doubt and expired): otherwise they wait forever.
             self.notify_name(req);
             let lock = self.requests.remove(req);
+            self.names.leave(req);
+            self.timers.set(req, None);
             if let Some(error) = lock
                 .filter(|l| l.keys.iter().any(|k| k.release_refused))
                 .and_then(|l| l.error)
@@ -283,91 +288,125 @@ impl Engine {
         }
     }
 
-    /// Runs every lock forward, then starts the attempts that are due, so an
-    /// attempt is written behind the releases that made it possible.
+    /// Runs the requests that have something to do (marked by an input or
+    /// due by their timer) forward, then starts the attempts that are due.
     pub(super) fn pump(&mut self, now: Instant) {
-        // A pass can change what an earlier req of the same pass should do
-        // (a release wakes a waiter, a takeover makes a holder re-check):
-        // repeat while it does. Each repeat needs a state change, so a few
-        // passes always suffice.
-        for _ in 0..4 {
-            self.dirty = false;
-            self.pump_once(now);
-            if !self.dirty {
+        self.requests.undefer();
+        while let Some(req) = self.timers.pop_due(now) {
+            self.requests.mark(req);
+        }
+        // A round can give other requests something to do (a release wakes
+        // a waiter, a takeover makes a holder re-check): they are marked
+        // for the next round. Each mark needs a state change, so a few
+        // rounds always suffice; the cap only guards against a cycle.
+        for _ in 0..MAX_ROUNDS {
+            if !self.requests.any_marked() {
                 break;
             }
+            self.pump_round(now);
         }
+        self.settle_timers();
         self.maybe_discover(now);
     }
 
-    pub(super) fn pump_once(&mut self, now: Instant) {
-        for req in self.requests.indices() {
+    /// Runs the marked requests forward (in index order), then starts the
+    /// attempts that are due among them and those they marked (a waiter
+    /// that a release woke), so an attempt is written behind the releases
+    /// that made it possible.
+    fn pump_round(&mut self, now: Instant) {
+        let mut round = core::mem::take(&mut self.round);
+        round.clear();
+        self.requests.take_marked(&mut round);
+        round.as_mut_slice().sort_unstable();
+        for &req in round.as_slice() {
             if self.requests.get(req).is_some() {
                 self.progress(req, now);
             }
         }
-        let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
-        // `(a req of some name, that name's leader)`, see below.
-        let mut leader_cache: Option<(ReqIdx, Option<ReqIdx>)> = None;
-        for req in self.requests.indices() {
-            if refusing
-                && self
-                    .requests
-                    .get(req)
-                    .is_some_and(|l| l.phase == LockPhase::Waiting)
-            {
-                // A server that refuses our handshake (a changed password)
-                // will not let this request through by itself: end it with
-                // the refusal; the connection keeps retrying meanwhile.
-                if let Some((node, e)) = self.blocking_refusal(req) {
-                    self.fail_request(
-                        req,
-                        LockFailure::Unavailable {
-                            node,
-                            error: Some(e),
-                        },
-                    );
-                    continue;
-                }
-            }
-            let due = match self.requests.get(req) {
-                Some(l) if l.phase == LockPhase::Waiting => {
-                    l.wake || l.retry_at.is_some_and(|r| r <= now)
-                }
-                _ => false,
-            };
-            if !due {
-                continue;
-            }
-            let lock = self.requests.at(req);
-            let leads = lock.mode != LockMode::Wait || {
-                // Every waiter of a hot name is due after each release;
-                // finding the leader once per name and pass keeps a pump
-                // over n waiters O(n), not O(n²).
-                let leader = match leader_cache {
-                    Some((of, leader)) if self.names_equal(of, req) => leader,
-                    _ => {
-                        let leader = self.leader_of(req);
-                        leader_cache = Some((req, leader));
-                        leader
-                    }
-                };
-                leader == Some(req)
-            };
-            let ready = self.requests.at(req).settled()
-                && leads
-                && self.ready_keys(req) >= self.settings.majority
-                && self.has_room(req);
-            if ready {
-                self.start_attempt(req, now);
-                leader_cache = None;
-            } else if self.requests.at(req).retry_at.is_some_and(|r| r <= now) {
-                // Whatever blocks it (a local holder, an older waiter, a
-                // node down, keys still settling) wakes it when it clears.
-                let lock = self.requests.at(req);
-                lock.retry_at = None;
-                lock.wake = true;
+        let visited = round.len();
+        for req in self.requests.marked() {
+            if round.as_slice()[..visited].binary_search(&req).is_err() {
+                // Distinct live indices: the slab's capacity is enough.
+                let _ = round.push(req);
             }
         }
+        round.as_mut_slice().sort_unstable();
+        let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
+        for &req in round.as_slice() {
+            self.consider_attempt(req, now, refusing);
+        }
+        for &req in round.as_slice() {
+            self.update_timer(req);
+        }
+        self.round = round;
+    }
+
+    /// Starts an attempt of `req` if it waits, is due (woken, or its retry
+    /// instant passed) and nothing blocks it.
+    fn consider_attempt(&mut self, req: ReqIdx, now: Instant, refusing: bool) {
+        if self
+            .requests
+            .get(req)
+            .is_none_or(|l| l.phase != LockPhase::Waiting)
+        {
+            return;
+        }
+        if refusing {
+            // A server that refuses our handshake (a changed password)
+            // will not let this request through by itself: end it with
+            // the refusal; the connection keeps retrying meanwhile.
+            if let Some((node, e)) = self.blocking_refusal(req) {
+                let error = Some(e);
+                self.fail_request(req, LockFailure::Unavailable { node, error });
+                return;
+            }
+        }
+        self.catch_up(req);
+        let lock = self.requests.at(req);
+        let retry_due = lock.retry_at.is_some_and(|r| r <= now);
+        if !lock.wake && !retry_due {
+            return;
+        }
+        let unblocked = lock.settled()
+            && (lock.mode != LockMode::Wait || self.leader_of(req) == Some(req))
+            && self.ready_keys(req) >= self.settings.majority;
+        if unblocked && self.has_room(req) {
+            self.start_attempt(req, now);
+            return;
+        }
+        if unblocked {
+            // Only transmit room is missing (no-alloc): look again at every
+            // pump, as room comes back without an input of its own.
+            self.requests.defer(req);
+        }
+        if retry_due {
+            // Whatever blocks it (a local holder, an older waiter, a node
+            // down, keys still settling) wakes it when it clears.
+            let lock = self.requests.at(req);
+            lock.retry_at = None;
+            lock.wake = true;
+        }
+    }
+
+    /// Files the next due instant of `req` in the timer table.
+    fn update_timer(&mut self, req: ReqIdx) {
+        // A hold-back that reached it lazily drops its retry instant.
+        self.catch_up(req);
+        let due = self.requests.get(req).and_then(|l| l.next_due());
+        self.timers.set(req, due);
+    }
+
+    /// Brings the timers of the marked requests (not yet visited) up to
+    /// date, so that `poll_timeout` reflects their state.
+    pub(super) fn settle_timers(&mut self) {
+        let mut marked = core::mem::take(&mut self.round);
+        marked.clear();
+        for req in self.requests.marked() {
+            let _ = marked.push(req);
+        }
+        for &req in marked.as_slice() {
+            self.update_timer(req);
+        }
+        self.round = marked;
     }
 }

@@ -1,11 +1,18 @@
-//! The request slab: every live lock request, addressed by a [`ReqIdx`].
+//! The request slab, and the queue of requests that have something to do.
 //!
-//! A [`LockId`] is an index plus a generation; the index is reused once its
-//! request is gone, the generation never, so a stale id finds nothing.
+//! A [`LockId`] is an index plus a generation; the lowest free index is
+//! reused (a min-heap of free indices, O(log n)), the generation never, so
+//! a stale id finds nothing.
+//!
+//! The ready queue is what makes the pump cost O(requests touched) instead
+//! of O(requests): every input marks the requests it changed (a reply, an
+//! invalidation of their name, a timer of theirs), and the pump visits only
+//! those. Requests whose next step waits for transmit room (no-alloc only)
+//! are deferred to every following pump, as the old full scan did.
 
 use crate::event::{LockError, LockId};
 use crate::lock::Lock;
-use crate::storage::Seq;
+use crate::storage::{Fifo, MinHeap, Seq};
 
 use super::LOCK_CAP;
 
@@ -14,6 +21,10 @@ use super::LOCK_CAP;
 pub(crate) struct ReqIdx(u32);
 
 impl ReqIdx {
+    pub(crate) fn new(i: u32) -> ReqIdx {
+        ReqIdx(i)
+    }
+
     pub(crate) fn get(self) -> usize {
         self.0 as usize
     }
@@ -23,6 +34,10 @@ impl ReqIdx {
 struct Entry {
     generation: u32,
     lock: Option<Lock>,
+    /// In `ready`.
+    queued: bool,
+    /// In `later`.
+    deferred: bool,
 }
 
 /// Live lock requests.
@@ -30,6 +45,12 @@ struct Entry {
 pub(crate) struct Requests {
     entries: Seq<Entry, LOCK_CAP>,
     live: usize,
+    /// Indices of `entries` without a request.
+    free: MinHeap<u32, LOCK_CAP>,
+    /// Requests to visit in the next pump round, each once.
+    ready: Fifo<ReqIdx, LOCK_CAP>,
+    /// Requests to visit in every pump until their step fits.
+    later: Seq<ReqIdx, LOCK_CAP>,
 }
 
 impl Requests {
@@ -39,19 +60,16 @@ impl Requests {
     }
 
     /// Stores `lock` in the lowest free index.
-    pub(crate) fn insert(&mut self, lock: Lock) -> Result<LockId, LockError> {
-        let free = self
-            .entries
-            .as_slice()
-            .iter()
-            .position(|e| e.lock.is_none());
-        let i = match free {
-            Some(i) => i,
+    pub(crate) fn insert(&mut self, lock: Lock) -> Result<ReqIdx, LockError> {
+        let i = match self.free.pop() {
+            Some(i) => i as usize,
             None => {
                 self.entries
                     .push(Entry {
                         generation: 0,
                         lock: None,
+                        queued: false,
+                        deferred: false,
                     })
                     .map_err(|_| LockError::CapacityExceeded)?;
                 self.entries.len() - 1
@@ -61,10 +79,7 @@ impl Requests {
         e.generation = e.generation.wrapping_add(1);
         e.lock = Some(lock);
         self.live += 1;
-        Ok(LockId {
-            slot: i as u32,
-            generation: e.generation,
-        })
+        Ok(ReqIdx(i as u32))
     }
 
     /// Takes the request out; its index is free again.
@@ -72,6 +87,8 @@ impl Requests {
         let lock = self.entries.as_mut_slice().get_mut(req.get())?.lock.take();
         if lock.is_some() {
             self.live -= 1;
+            // Room exists: at most every index is free.
+            let _ = self.free.push(req.0);
         }
         lock
     }
@@ -123,11 +140,61 @@ impl Requests {
             .filter_map(|e| e.lock.as_ref())
     }
 
-    /// Every live request, mutably.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Lock> {
-        self.entries
-            .as_mut_slice()
-            .iter_mut()
-            .filter_map(|e| e.lock.as_mut())
+    /// `req` has something to do: the next pump round visits it.
+    pub(crate) fn mark(&mut self, req: ReqIdx) {
+        let Some(e) = self.entries.as_mut_slice().get_mut(req.get()) else {
+            return;
+        };
+        if e.lock.is_some() && !e.queued {
+            e.queued = true;
+            // Each index is queued at most once: this fits.
+            let _ = self.ready.push_back(req);
+        }
+    }
+
+    /// Every request has something to do (a connection came or went, the
+    /// slot map changed).
+    pub(crate) fn mark_all(&mut self) {
+        for req in self.indices() {
+            self.mark(req);
+        }
+    }
+
+    /// `req` waits for transmit room: every pump visits it until it fits.
+    pub(crate) fn defer(&mut self, req: ReqIdx) {
+        let Some(e) = self.entries.as_mut_slice().get_mut(req.get()) else {
+            return;
+        };
+        if !e.deferred {
+            e.deferred = true;
+            let _ = self.later.push(req);
+        }
+    }
+
+    /// Marks the deferred requests again (at the start of a pump).
+    pub(crate) fn undefer(&mut self) {
+        while let Some(req) = self.later.pop() {
+            self.entries.as_mut_slice()[req.get()].deferred = false;
+            self.mark(req);
+        }
+    }
+
+    /// True when some request is marked.
+    pub(crate) fn any_marked(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Moves the marked requests to `out`; marking them again queues them
+    /// for the round after.
+    pub(crate) fn take_marked(&mut self, out: &mut Seq<ReqIdx, LOCK_CAP>) {
+        while let Some(req) = self.ready.pop_front() {
+            self.entries.as_mut_slice()[req.get()].queued = false;
+            let _ = out.push(req);
+        }
+    }
+
+    /// The requests marked since the last [`Requests::take_marked`].
+    pub(crate) fn marked(&self) -> impl Iterator<Item = ReqIdx> + '_ {
+        self.ready.iter().copied()
     }
 }

@@ -79,6 +79,7 @@ impl Engine {
         let ttl = self.ttl(now);
         let Engine {
             requests,
+            names,
             conns,
             settings,
             config,
@@ -86,6 +87,7 @@ impl Engine {
             ..
         } = self;
         let id = requests.id(req).ok_or(Unsent::Gone)?;
+        let name = names.text(names.of(req).ok_or(Unsent::Gone)?);
         let lock = requests.get_mut(req).ok_or(Unsent::Gone)?;
         let current = *lock.keys.get(k).ok_or(Unsent::Gone)?;
         let node = match via {
@@ -113,7 +115,7 @@ impl Engine {
         let key = KeyRef {
             prefix: config.prefix.as_bytes(),
             index: k as u8,
-            name: lock.name.as_bytes(),
+            name: name.as_bytes(),
         };
         let ttl_number = match ttl {
             Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
@@ -190,6 +192,9 @@ impl Engine {
             // the second entry only fails when the first filled it, and then
             // the connection is failed below, which clears the queue.)
             c.tx.truncate(mark);
+            // Room comes back without an input of its own: try again at
+            // every pump.
+            requests.defer(req);
             return Err(Unsent::NoRoom);
         }
         if matches!(via, Via::Eval { .. }) {

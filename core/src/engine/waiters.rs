@@ -1,15 +1,60 @@
 //! Local requests on one name: first come, first served. Only the oldest
 //! waiter attempts, and not while another request of this locker holds or
 //! acquires the name; a release wakes the waiters, or hands the keys
-//! straight to the oldest one.
+//! straight to the oldest one. Every question here is answered by the name
+//! index (`names`) in O(1), or by walking the few requests that hold or
+//! acquire the name.
 
 use crate::event::{Event, LockMode};
-use crate::lock::{Key, KeyState, LockPhase};
+use crate::lock::{Key, KeyState, Lock, LockPhase};
 use crate::time::Instant;
 
+use super::names::Missed;
 use super::{Engine, ReqIdx};
 
 impl Engine {
+    /// Moves `req` to `phase`. The name index follows; the request, and its
+    /// name's leader (which may have changed), get a visit.
+    pub(super) fn set_phase(&mut self, req: ReqIdx, phase: LockPhase) {
+        self.catch_up(req);
+        self.requests.at(req).phase = phase;
+        self.names.set_phase(req, phase);
+        self.requests.mark(req);
+        self.mark_leader(req);
+    }
+
+    /// Applies the wake-ups and hold-backs of its name that `req` missed;
+    /// needed before its `wake`, `retry_at` or phase is read or written.
+    pub(super) fn catch_up(&mut self, req: ReqIdx) {
+        let Some(lock) = self.requests.get_mut(req) else {
+            return;
+        };
+        let missed = self.names.catch_up(req, lock.phase == LockPhase::Waiting);
+        apply(lock, missed);
+    }
+
+    /// Gives `req` a reason to retry (its node came back or was flushed,
+    /// the slot map changed).
+    pub(super) fn wake_one(&mut self, req: ReqIdx) {
+        self.catch_up(req);
+        if let Some(lock) = self.requests.get_mut(req) {
+            lock.wake = true;
+        }
+    }
+
+    /// Visits the leader of the name of `req`, if any.
+    fn mark_leader(&mut self, req: ReqIdx) {
+        if let Some(leader) = self.leader_of(req) {
+            self.requests.mark(leader);
+        }
+    }
+
+    /// The waiting request of the name of `req` that may attempt now: the
+    /// oldest waiter, unless a local request holds or is acquiring the name.
+    pub(super) fn leader_of(&self, req: ReqIdx) -> Option<ReqIdx> {
+        self.names.leader(self.names.of(req)?)
+    }
+
     /// Passes the keys of the lock in `req` (just unlocked, still valid, no
     /// request in flight) to the oldest local waiter of its name. False when
     /// there is none or the keys cannot move safely.
@@ -18,24 +63,27 @@ impl Engine {
         if now >= from.deadline || from.keys.iter().any(|k| k.inflight != 0) {
             return false;
         }
-        let Some(to) = self
-            .requests
-            .indices()
-            .filter(|&s| s != req && self.names_equal(req, s))
-            .filter(|&s| {
-                let l = self.requests.get(s);
-                l.is_some_and(|l| {
-                    l.phase == LockPhase::Waiting && l.mode == LockMode::Wait && l.settled()
-                })
-            })
-            .min_by_key(|&s| self.requests.get(s).map_or(u64::MAX, |l| l.seq))
-        else {
-            return false;
+        // Waiters that cannot take keys (a `try_lock` waiting for transmit
+        // room, keys still settling) are rare: the walk is short.
+        let mut next = self.names.of(req).and_then(|n| self.names.first_waiting(n));
+        let to = loop {
+            let Some(w) = next else {
+                return false;
+            };
+            next = self.names.next(w);
+            if self
+                .requests
+                .get(w)
+                .is_some_and(|l| l.mode == LockMode::Wait && l.settled())
+            {
+                break w;
+            }
         };
         let from = self.requests.at(req);
         let (keys, value) = (from.keys.clone(), from.value);
         let (t0, deadline, next_extend) = (from.t0, from.deadline, from.next_extend);
         let handoffs = from.handoffs.saturating_add(1);
+        self.set_phase(to, LockPhase::Held);
         let target = self.requests.at(to);
         target.keys = keys;
         target.value = value;
@@ -43,7 +91,6 @@ impl Engine {
         target.deadline = deadline;
         target.next_extend = next_extend;
         target.handoffs = handoffs;
-        target.phase = LockPhase::Held;
         target.wake = false;
         target.retry_at = None;
         let source = self.requests.at(req);
@@ -55,98 +102,57 @@ impl Engine {
         true
     }
 
-    /// Local waiters of the name of `req` wait for the release to land.
+    /// Local waiters of the name of `req` wait for the release to land: no
+    /// wake-up, no retry timer, until the next wake-up of the name.
     pub(super) fn hold_back_waiters(&mut self, req: ReqIdx) {
-        for s in self.requests.indices() {
-            if s != req && self.names_equal(req, s) {
-                let lock = self.requests.at(s);
-                if lock.phase == LockPhase::Waiting {
-                    lock.wake = false;
-                    lock.retry_at = None;
-                }
-            }
-        }
-    }
-
-    pub(super) fn same_name(&self, req: ReqIdx, name: &[u8]) -> bool {
-        self.requests
-            .get(req)
-            .is_some_and(|l| l.name.as_bytes() == name)
-    }
-
-    pub(super) fn held_locally(&self, name: &[u8], except: ReqIdx) -> bool {
-        self.requests.indices().any(|s| {
-            s != except
-                && self.same_name(s, name)
-                && self
-                    .requests
-                    .get(s)
-                    .is_some_and(|l| l.phase == LockPhase::Held)
-        })
+        let Some(n) = self.names.of(req) else {
+            return;
+        };
+        let waiting = self.requests.at(req).phase == LockPhase::Waiting;
+        let missed = self.names.hold_back(n, (req, waiting));
+        apply(self.requests.at(req), missed);
     }
 
     /// Wakes the local waiters on the name of the lock in `req`: it stopped
     /// holding or wanting it.
     pub(super) fn notify_name(&mut self, req: ReqIdx) {
-        for s in self.requests.indices() {
-            if s != req && self.names_equal(req, s) {
-                let lock = self.requests.at(s);
-                if matches!(lock.phase, LockPhase::Waiting | LockPhase::Acquiring) {
-                    lock.wake = true;
-                    self.dirty = true;
-                }
-            }
-        }
-    }
-
-    /// True when both requests are for the same name.
-    pub(super) fn names_equal(&self, a: ReqIdx, b: ReqIdx) -> bool {
-        match (self.requests.get(a), self.requests.get(b)) {
-            (Some(x), Some(y)) => x.name == y.name,
-            _ => false,
-        }
-    }
-
-    /// The waiting lock of the name of `req` that may attempt now: the
-    /// oldest waiter, unless a local request holds or is acquiring the name.
-    pub(super) fn leader_of(&self, req: ReqIdx) -> Option<ReqIdx> {
-        let me = self.requests.get(req)?;
-        let mut leader: Option<(u64, ReqIdx)> = None;
-        for s in self.requests.indices() {
-            let Some(o) = self.requests.get(s) else {
-                continue;
-            };
-            if o.name != me.name {
-                continue;
-            }
-            match o.phase {
-                LockPhase::Held | LockPhase::Acquiring => return None,
-                LockPhase::Waiting if leader.is_none_or(|(seq, _)| o.seq < seq) => {
-                    leader = Some((o.seq, s));
-                }
-                LockPhase::Waiting | LockPhase::Draining => {}
-            }
-        }
-        leader.map(|(_, s)| s)
+        let Some(n) = self.names.of(req) else {
+            return;
+        };
+        let waiting = self.requests.at(req).phase == LockPhase::Waiting;
+        let missed = self.names.wake(n, Some((req, waiting)));
+        apply(self.requests.at(req), missed);
+        self.mark_leader(req);
     }
 
     /// After a forced takeover, the local holders of that name re-check at
     /// once: with `NOLOOP` our own overwrite never comes back as news.
     pub(super) fn recheck_other_holders(&mut self, req: ReqIdx) {
-        for s in self.requests.indices() {
-            if s != req && self.names_equal(req, s) {
-                let lock = self.requests.at(s);
-                if lock.phase == LockPhase::Held {
-                    for k in lock
-                        .keys
-                        .iter_mut()
-                        .filter(|k| k.state == KeyState::Held && k.inflight == 0)
-                    {
-                        k.verify = true;
-                    }
-                    self.dirty = true;
+        let mut next = self.names.of(req).and_then(|n| self.names.first_engaged(n));
+        while let Some(other) = next {
+            next = self.names.next(other);
+            let lock = self.requests.at(other);
+            if other != req && lock.phase == LockPhase::Held {
+                for k in lock
+                    .keys
+                    .iter_mut()
+                    .filter(|k| k.state == KeyState::Held && k.inflight == 0)
+                {
+                    k.verify = true;
                 }
+                self.requests.mark(other);
             }
         }
+    }
+}
+
+/// Applies what a request missed of its name's wake-ups and hold-backs.
+fn apply(lock: &mut Lock, missed: Missed) {
+    if missed.held_back {
+        lock.wake = false;
+        lock.retry_at = None;
+    }
+    if missed.woken {
+        lock.wake = true;
     }
 }
