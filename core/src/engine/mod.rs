@@ -15,6 +15,29 @@
 //!   extend script, which refreshes the TTL only when it is short: the echo of
 //!   our own write (without `NOLOOP`) is recognised and skipped, and even if
 //!   it were not, the re-check would not write again, so nothing loops.
+//!
+//! Cost per input: the pump visits only the requests the input marked (a
+//! reply of theirs, an invalidation of their name, their timer) and the
+//! ones those visits mark in turn; questions about the other requests of a
+//! name go to the name index; `poll_timeout` reads the earliest entry of the
+//! timer table. So an event costs O(1) or O(log n) in the number of
+//! requests, except connection-wide ones (a node lost, back or flushed, the
+//! slot map changed), which visit every request as they concern them all.
+//!
+//! Files, by job (the public methods stay here, as the one place that lists
+//! what the engine does):
+//! - `link`: one connection's life, handshake to loss, and the frames and
+//!   invalidation pushes it delivers;
+//! - `send`: the one write path of key commands;
+//! - `progress`: moving a request after an input (key replies, extension,
+//!   release) and the pump;
+//! - `attempt`: starting, deciding and retrying acquisition attempts;
+//! - `waiters`: the requests of one name (leader, wake-ups, hand-off);
+//! - `cluster`: topology discovery, redirects, routing;
+//! - `requests`, `names`, `timers`: the data structures (the request slab
+//!   with its ready queue, the per-name index, the timer table).
+//!
+//! Per-key reply transitions live with the key (`crate::lock`).
 
 use core::time::Duration;
 
@@ -79,6 +102,9 @@ pub struct Engine {
     timers: Timers,
     /// The requests of the current pump round (kept to reuse its memory).
     round: Seq<ReqIdx, LOCK_CAP>,
+    /// Requests the pump looked at, for tests of the cost of an input.
+    #[cfg(test)]
+    visits: usize,
     conns: Seq<Conn, NODE_CAP>,
     /// Where each node listens, when known (cluster seeds once told, nodes
     /// the engine discovered always).
@@ -134,6 +160,8 @@ impl Engine {
             names: Names::new(&seed),
             timers: Timers::default(),
             round: Seq::default(),
+            #[cfg(test)]
+            visits: 0,
             conns,
             addrs,
             map: SlotMap::default(),
@@ -557,3 +585,7 @@ mod cluster_tests;
 
 #[cfg(test)]
 mod refusal_tests;
+
+// Needs more requests than the no-alloc capacity.
+#[cfg(all(test, feature = "alloc"))]
+mod scale_tests;

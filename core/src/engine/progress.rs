@@ -331,6 +331,10 @@ impl Engine {
             }
         }
         round.as_mut_slice().sort_unstable();
+        #[cfg(test)]
+        {
+            self.visits += visited + round.len();
+        }
         let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
         for &req in round.as_slice() {
             self.consider_attempt(req, now, refusing);
