@@ -353,12 +353,14 @@ impl Engine {
         if name.len() > crate::MAX_NAME_LEN {
             return Err(LockError::NameTooLong);
         }
+        // Checked up front (no-alloc): the name index stores it only when
+        // it is new, after the request has its place.
         if Text::capacity() < name.len() {
             return Err(LockError::CapacityExceeded);
         }
         let mut keys = heapless::Vec::new();
         for i in 0..self.settings.keys {
-            let (node, slot) = match self.config.topology {
+            let (node, hash_slot) = match self.config.topology {
                 Topology::Cluster(_) => {
                     let mut digits = [0u8; 2];
                     let parts = key_parts(
@@ -367,12 +369,13 @@ impl Engine {
                         name.as_bytes(),
                         &mut digits,
                     );
-                    let slot = key_slot(&parts);
-                    (self.map.owner(slot).unwrap_or(NodeId(u16::MAX)), slot)
+                    let hash_slot = key_slot(&parts);
+                    let owner = self.map.owner(hash_slot);
+                    (owner.unwrap_or(NodeId(u16::MAX)), hash_slot)
                 }
                 t => (node_of(t, i as u8, name.as_bytes()), 0),
             };
-            keys.push(Key::new(node, slot))
+            keys.push(Key::new(node, hash_slot))
                 .map_err(|_| LockError::CapacityExceeded)?;
         }
         let seq = self.next_seq;
@@ -506,7 +509,7 @@ impl Engine {
     pub fn is_held(&self, id: LockId) -> bool {
         self.requests
             .find(id)
-            .and_then(|s| self.requests.get(s))
+            .and_then(|req| self.requests.get(req))
             .is_some_and(|l| l.phase == LockPhase::Held)
     }
 
@@ -563,8 +566,6 @@ impl Engine {
         // caller that drains after every call never gets there.
         let _ = self.events.push_back(e);
     }
-
-    // ---- lock progress ---------------------------------------------------
 }
 
 mod attempt;

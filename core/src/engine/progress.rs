@@ -18,6 +18,7 @@ use super::{Engine, ReqIdx};
 const MAX_ROUNDS: usize = 8;
 
 impl Engine {
+    /// The reply `frame` to key command `op` of request `id`, on `node`.
     pub(super) fn on_key_reply(
         &mut self,
         node: NodeId,
@@ -127,6 +128,7 @@ impl Engine {
         }
     }
 
+    /// A held lock is lost: its holder hears why, its keys are released.
     pub(super) fn lose(&mut self, req: ReqIdx, reason: LostReason) {
         let id = self.requests.id(req).expect("occupied");
         self.set_phase(req, LockPhase::Draining);
