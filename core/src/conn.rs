@@ -12,7 +12,7 @@ pub(crate) const EXPECT_CAP: usize = 256;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Phase {
+pub(crate) enum ConnPhase {
     /// No connection (never connected, dropped, or told to close).
     #[default]
     Down,
@@ -76,7 +76,7 @@ pub(crate) struct Echo {
 /// One node connection.
 #[derive(Debug, Default)]
 pub(crate) struct Conn {
-    pub(crate) phase: Phase,
+    pub(crate) phase: ConnPhase,
     pub(crate) tx: Bytes<TX_CAP>,
     pub(crate) expects: Fifo<Expect, EXPECT_CAP>,
     /// `NOLOOP` is on for this connection.
@@ -95,11 +95,11 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn is_ready(&self) -> bool {
-        self.phase == Phase::Ready
+        self.phase == ConnPhase::Ready
     }
 
     /// Forgets everything about the connection that was.
-    pub(crate) fn reset(&mut self, phase: Phase, now: Instant) {
+    pub(crate) fn reset(&mut self, phase: ConnPhase, now: Instant) {
         self.phase = phase;
         self.tx.clear();
         self.expects.clear();

@@ -49,6 +49,19 @@ pub(crate) fn key_bound(sent: Instant, ttl: Duration, drift_ppm: u32, margin: Du
     sent.saturating_add(shrink(ttl, drift_ppm).saturating_sub(margin))
 }
 
+/// The local instant after which a key whose fate is unknown from `now`
+/// (its write or release was in flight when the connection dropped) has
+/// certainly expired: a full lease on the fastest clock, plus the margin.
+pub(crate) fn doubt_until(
+    now: Instant,
+    validity: Duration,
+    drift_ppm: u32,
+    margin: Duration,
+) -> Instant {
+    now.saturating_add(stretch(validity, drift_ppm))
+        .saturating_add(margin)
+}
+
 /// The `m`-th latest of `bounds` (the lock's deadline), or `None` when fewer
 /// than `m` bounds are given.
 pub(crate) fn majority_deadline(

@@ -1,8 +1,14 @@
-//! Per-lock and per-key state. Every transition is made by the engine from
-//! (state, input); deadlines are data that `poll_timeout` reads.
+//! Per-lock and per-key state, and how one key's reply moves it. The engine
+//! drives every transition from (state, input); deadlines are data that its
+//! timer table reads.
 
-use crate::event::{LockMode, NodeId, ServerError};
+use core::time::Duration;
+
+use crate::conn::KeyOp;
+use crate::event::{is_transient, Command, LockMode, NodeError, NodeId, ServerError};
 use crate::keys::MAX_KEYS;
+use crate::lease::{doubt_until, key_bound};
+use crate::resp::Frame;
 use crate::storage::Text;
 use crate::time::Instant;
 
@@ -67,7 +73,7 @@ pub(crate) struct Key {
     /// A release of this key was refused (cleared if a retry succeeds).
     pub(crate) release_refused: bool,
     /// Cluster: the key's hash slot.
-    pub(crate) slot: u16,
+    pub(crate) hash_slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
     pub(crate) redirects: u8,
     /// Cluster: the `SET` was redirected to this node (`true`: by `ASK`);
@@ -76,9 +82,9 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    pub(crate) fn new(node: NodeId, slot: u16) -> Self {
+    pub(crate) fn new(node: NodeId, hash_slot: u16) -> Self {
         Key {
-            slot,
+            hash_slot,
             recheck_at: None,
             redirects: 0,
             redirect: None,
@@ -113,7 +119,7 @@ impl Key {
 
 /// Where a lock request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub(crate) enum LockPhase {
     /// Between attempts (`Wait` mode): waiting for a reason to retry.
     Waiting,
     /// An attempt is in flight.
@@ -125,14 +131,11 @@ pub(crate) enum Phase {
     Draining,
 }
 
-/// One lock request.
+/// One lock request. Its name lives in the engine's name index.
 #[derive(Debug, Clone)]
 pub(crate) struct Lock {
-    pub(crate) name: Text,
     pub(crate) mode: LockMode,
-    /// Creation order, for first-come-first-served among local waiters.
-    pub(crate) seq: u64,
-    pub(crate) phase: Phase,
+    pub(crate) phase: LockPhase,
     pub(crate) value: [u8; VALUE_LEN],
     pub(crate) keys: heapless::Vec<Key, MAX_KEYS>,
     /// Start of the current attempt.
@@ -158,6 +161,19 @@ pub(crate) struct Lock {
 }
 
 impl Lock {
+    /// Keeps `text` as the request's error, unless it is transient and a
+    /// refusal that ends the request is already kept: that is the one to
+    /// report.
+    pub(crate) fn record_error(&mut self, node: NodeId, command: Command, text: &[u8]) {
+        if !is_transient(text) || self.error.as_ref().is_none_or(ServerError::is_transient) {
+            self.error = Some(ServerError {
+                node,
+                command,
+                message: Text::from_utf8_lossy_truncated(text),
+            });
+        }
+    }
+
     pub(crate) fn held_count(&self) -> usize {
         self.keys
             .iter()
@@ -167,5 +183,300 @@ impl Lock {
 
     pub(crate) fn settled(&self) -> bool {
         self.keys.iter().all(Key::settled)
+    }
+
+    /// When the request next has something to do by itself (without an
+    /// input): its lease deadline or next extension, its retry, or a key's
+    /// re-check or certain expiry.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
+        match self.phase {
+            LockPhase::Held => {
+                at(self.deadline);
+                at(self.next_extend);
+            }
+            LockPhase::Waiting => {
+                if let Some(r) = self.retry_at {
+                    at(r);
+                }
+            }
+            LockPhase::Acquiring | LockPhase::Draining => {}
+        }
+        for k in &self.keys {
+            // A doubtful key is settled by the extension pass (held) or the
+            // leftovers pass (waiting, draining); during an attempt it waits
+            // for the attempt to end, so its instant would be a deadline
+            // nobody acts on (a busy loop; sim seed 2086).
+            if k.state == KeyState::Doubt && k.inflight == 0 && self.phase != LockPhase::Acquiring {
+                at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
+            }
+            if let (LockPhase::Held, KeyState::Held, true, 0, Some(t)) =
+                (self.phase, k.state, k.verify, k.inflight, k.recheck_at)
+            {
+                at(t);
+            }
+        }
+        t
+    }
+}
+
+/// The settings a key's reply is read with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplyRules {
+    /// The TTL we write.
+    pub(crate) validity: Duration,
+    pub(crate) drift_ppm: u32,
+    pub(crate) margin: Duration,
+    /// How long a refused extension or release waits before its retry.
+    pub(crate) try_next_after: Duration,
+}
+
+impl ReplyRules {
+    /// When a key whose fate is unknown from `now` has certainly expired.
+    pub(crate) fn doubt_until(&self, now: Instant) -> Instant {
+        doubt_until(now, self.validity, self.drift_ppm, self.margin)
+    }
+
+    /// Until when a key is ours, given the TTL `t` a request sent at
+    /// `sent` observed (never more than we wrote).
+    fn bound(&self, sent: Instant, t: Duration) -> Instant {
+        key_bound(sent, t.min(self.validity), self.drift_ppm, self.margin)
+    }
+}
+
+/// What a key's reply asks of the engine beyond the key's own state.
+#[derive(Debug, Default)]
+pub(crate) struct KeyReply<'a> {
+    /// Our write landed: without `NOLOOP` its invalidation comes back.
+    pub(crate) echo: bool,
+    /// The `SET` ahead of this `PTTL` was redirected to this node (`true`:
+    /// by `ASK`): send the acquire again there.
+    pub(crate) resend: Option<(NodeId, bool)>,
+    /// An error reply, to keep as the request's error.
+    pub(crate) refusal: Option<(Command, &'a [u8])>,
+}
+
+/// What the engine must send after a redirected key command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    Nothing,
+    /// Send the acquire again (`true`: behind `ASKING` to that node).
+    Acquire(NodeId, bool),
+    /// Re-check the key behind `ASKING` at this node.
+    Extend(NodeId, u64),
+    /// Release the key there (`None`: at the owner, once known); a release
+    /// that cannot be sent leaves the key in doubt.
+    Release(Option<NodeId>),
+}
+
+impl Key {
+    /// Moves the key by the reply `frame` to `op` (neither a redirect nor
+    /// `NOSCRIPT`, which the engine handles). `Err` for a reply of the
+    /// wrong shape, which fails the connection.
+    pub(crate) fn on_reply<'a>(
+        &mut self,
+        op: KeyOp,
+        frame: Frame<'a>,
+        now: Instant,
+        rules: &ReplyRules,
+    ) -> Result<KeyReply<'a>, NodeError> {
+        let mut out = KeyReply::default();
+        self.inflight = self.inflight.saturating_sub(1);
+        self.redirects = 0;
+        match op {
+            // The `SET` ahead of this `PTTL` was redirected: this reply is
+            // about a key we did not write; resend both to the right node.
+            KeyOp::AcquireTtl if self.set_ok.is_none() && self.redirect.is_some() => {
+                out.resend = self.redirect.take();
+            }
+            KeyOp::AcquireSet => match frame {
+                Frame::Simple(b"OK") => {
+                    out.echo = true;
+                    self.set_ok = Some(true);
+                }
+                Frame::Null => {
+                    self.set_ok = Some(false);
+                    self.outcome = Outcome::Taken;
+                }
+                Frame::Error(text) => {
+                    self.set_ok = Some(false);
+                    self.outcome = Outcome::Refused(is_transient(text));
+                    out.refusal = Some((Command::Set, text));
+                }
+                _ => return Err(NodeError::Protocol("unexpected reply to SET")),
+            },
+            KeyOp::AcquireTtl => {
+                let ttl = match frame {
+                    Frame::Int(t) => Some(t),
+                    Frame::Error(_) => None,
+                    _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
+                };
+                if self.state != KeyState::Acquiring {
+                    // Answered after the attempt moved on: nothing to count.
+                } else if self.set_ok == Some(true) {
+                    // -1: someone removed the TTL; -2: deleted right after
+                    // our SET. Count from what we wrote unless the server
+                    // reports less.
+                    match (ttl, frame) {
+                        // Refused: the key is ours but tracking is not
+                        // armed, so a change would go unnoticed. Not a key
+                        // to count; released like a doubtful one.
+                        (None, Frame::Error(text)) => {
+                            self.doubt(rules.doubt_until(now));
+                            self.outcome = Outcome::Refused(is_transient(text));
+                            out.refusal = Some((Command::Pttl, text));
+                        }
+                        (Some(-2), _) => self.state = KeyState::Free,
+                        (Some(t), _) if t >= 0 => {
+                            self.state = KeyState::Held;
+                            self.bound = rules.bound(self.sent, Duration::from_millis(t as u64));
+                        }
+                        _ => {
+                            self.state = KeyState::Held;
+                            self.bound = rules.bound(self.sent, rules.validity);
+                        }
+                    }
+                } else {
+                    self.state = KeyState::Free;
+                    self.taken_ttl = if self.outcome == Outcome::Taken {
+                        ttl
+                    } else {
+                        None
+                    };
+                }
+            }
+            KeyOp::Extend { sent, .. } => match frame {
+                Frame::Array(a) => {
+                    let mut it = a.iter();
+                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next())
+                    else {
+                        return Err(NodeError::Protocol("unexpected reply to the extend script"));
+                    };
+                    self.extend_refused = false;
+                    if self.state == KeyState::Held {
+                        if t > 0 {
+                            // The newest observation is the truth (an admin
+                            // may have shortened the TTL): replace, never max.
+                            self.bound = rules.bound(sent, Duration::from_millis(t as u64));
+                            out.echo = wrote == 1;
+                        } else {
+                            self.state = KeyState::Free;
+                        }
+                    }
+                }
+                // A refused extension (busy, out of memory, no permission,
+                // CLUSTERDOWN…) leaves the lease as it was, and the script
+                // did not run: tracking is not re-armed, so the key is
+                // checked again after `try_next_after` (not at once: the
+                // refusal may last). Should the lock be lost meanwhile, the
+                // loss carries the refusal.
+                Frame::Error(text) => {
+                    self.extend_refused = true;
+                    out.refusal = Some((Command::Extend, text));
+                    if self.state == KeyState::Held {
+                        self.verify = true;
+                        self.recheck_at = Some(now.saturating_add(rules.try_next_after));
+                    }
+                }
+                _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
+            },
+            KeyOp::Release { .. } => match frame {
+                Frame::Int(n) => {
+                    self.state = KeyState::Free;
+                    self.release_refused = false;
+                    out.echo = n == 1;
+                }
+                // A transient refusal is retried (after `try_next_after`)
+                // until the key has certainly expired; any other leaves the
+                // key to its TTL. Either way `unlock` learns of it unless a
+                // retry succeeds.
+                Frame::Error(text) => {
+                    if !self.release_refused {
+                        self.doubt_until = rules.doubt_until(now);
+                    }
+                    self.release_refused = true;
+                    out.refusal = Some((Command::Release, text));
+                    if is_transient(text) && now < self.doubt_until {
+                        self.state = KeyState::Doubt;
+                        self.recheck_at = Some(now.saturating_add(rules.try_next_after));
+                    } else {
+                        self.state = KeyState::Free;
+                    }
+                }
+                _ => {
+                    return Err(NodeError::Protocol(
+                        "unexpected reply to the release script",
+                    ))
+                }
+            },
+        }
+        Ok(out)
+    }
+
+    /// Counts a `MOVED`/`ASK` reply to `target`: where to follow it, or
+    /// `None` once `max` redirects in a row make it look like a ping-pong
+    /// between nodes that disagree.
+    pub(crate) fn count_redirect(
+        &mut self,
+        target: NodeId,
+        ask: bool,
+        max: u8,
+    ) -> Option<(NodeId, bool)> {
+        self.inflight = self.inflight.saturating_sub(1);
+        self.redirects = self.redirects.saturating_add(1);
+        (self.redirects <= max).then_some((target, ask))
+    }
+
+    /// Moves the key after its command `op` was redirected (to `go`, or
+    /// nowhere): the command did not run.
+    pub(crate) fn on_redirect(
+        &mut self,
+        op: KeyOp,
+        go: Option<(NodeId, bool)>,
+        rules: &ReplyRules,
+    ) -> Follow {
+        match op {
+            KeyOp::AcquireSet => {
+                self.redirect = go;
+                Follow::Nothing
+            }
+            KeyOp::AcquireTtl if self.state == KeyState::Acquiring => {
+                match (self.set_ok, self.redirect.take()) {
+                    (None, Some((t, ask))) => Follow::Acquire(t, ask),
+                    // The slot moved between our `SET` and `PTTL`: the
+                    // `SET` is answered, the TTL unknown.
+                    (Some(true), _) => {
+                        self.state = KeyState::Held;
+                        self.bound = rules.bound(self.sent, rules.validity);
+                        Follow::Nothing
+                    }
+                    _ => {
+                        self.state = KeyState::Free;
+                        self.taken_ttl = None;
+                        Follow::Nothing
+                    }
+                }
+            }
+            KeyOp::AcquireTtl => Follow::Nothing,
+            KeyOp::Extend { refresh_below, .. } if self.state == KeyState::Held => {
+                self.verify = true;
+                match go {
+                    Some((t, true)) => Follow::Extend(t, refresh_below),
+                    _ => Follow::Nothing,
+                }
+            }
+            KeyOp::Extend { .. } => Follow::Nothing,
+            KeyOp::Release { .. } => Follow::Release(match go {
+                Some((t, true)) => Some(t),
+                _ => None,
+            }),
+        }
+    }
+
+    /// Maybe ours until `until` at the latest.
+    pub(crate) fn doubt(&mut self, until: Instant) {
+        self.state = KeyState::Doubt;
+        self.doubt_until = until;
     }
 }

@@ -8,7 +8,10 @@
 use core::fmt;
 
 #[cfg(not(feature = "alloc"))]
-use heapless::{Deque as HDeque, String as HString, Vec as HVec};
+use heapless::{
+    binary_heap::{BinaryHeap as HHeap, Min},
+    Deque as HDeque, String as HString, Vec as HVec,
+};
 
 /// Longest name or prefix the no-alloc build stores.
 pub const TEXT_CAP: usize = 96;
@@ -54,7 +57,8 @@ impl Text {
         }
     }
 
-    fn capacity() -> usize {
+    /// Longest text in bytes.
+    pub(crate) fn capacity() -> usize {
         #[cfg(feature = "alloc")]
         {
             usize::MAX
@@ -118,6 +122,14 @@ impl<T, const N: usize> Seq<T, N> {
             self.0.push(v).map_err(|_| Full)
         }
     }
+    /// Takes the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+    /// Removes every element (keeping the allocation, if any).
+    pub fn clear(&mut self) {
+        self.0.clear()
+    }
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -129,6 +141,53 @@ impl<T, const N: usize> Seq<T, N> {
     /// The elements, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.0
+    }
+}
+
+/// A priority queue that pops its least element: `BinaryHeap<Reverse<T>>`
+/// or `heapless::BinaryHeap<T, Min, N>`.
+#[derive(Debug, Clone)]
+pub struct MinHeap<T: Ord, const N: usize>(
+    #[cfg(feature = "alloc")] alloc::collections::BinaryHeap<core::cmp::Reverse<T>>,
+    #[cfg(not(feature = "alloc"))] HHeap<T, Min, N>,
+);
+
+impl<T: Ord, const N: usize> Default for MinHeap<T, N> {
+    fn default() -> Self {
+        #[cfg(feature = "alloc")]
+        {
+            MinHeap(alloc::collections::BinaryHeap::new())
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            MinHeap(HHeap::new())
+        }
+    }
+}
+
+impl<T: Ord, const N: usize> MinHeap<T, N> {
+    /// Adds `v`, failing when full.
+    pub fn push(&mut self, v: T) -> Result<(), Full> {
+        #[cfg(feature = "alloc")]
+        {
+            self.0.push(core::cmp::Reverse(v));
+            Ok(())
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.0.push(v).map_err(|_| Full)
+        }
+    }
+    /// Takes the least element.
+    pub fn pop(&mut self) -> Option<T> {
+        #[cfg(feature = "alloc")]
+        {
+            self.0.pop().map(|r| r.0)
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.0.pop()
+        }
     }
 }
 
@@ -162,6 +221,10 @@ impl<T, const N: usize> Fifo<T, N> {
     #[cfg(not(feature = "alloc"))]
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
     /// Takes the front element.
     pub fn pop_front(&mut self) -> Option<T> {
@@ -296,6 +359,12 @@ mod no_alloc_tests {
         assert_eq!(s.as_slice(), [1, 2]);
         let mut q: Fifo<u8, 1> = Fifo::default();
         assert_eq!((q.push_back(1), q.push_back(2)), (Ok(()), Err(Full)));
+        let mut h: MinHeap<u8, 2> = MinHeap::default();
+        assert_eq!(
+            (h.push(5), h.push(3), h.push(4)),
+            (Ok(()), Ok(()), Err(Full))
+        );
+        assert_eq!((h.pop(), h.pop(), h.pop()), (Some(3), Some(5), None));
         let mut b: Bytes<4> = Bytes::default();
         assert_eq!(b.put(b"abcde"), Err(crate::resp::Full));
         assert_eq!(b.put(b"abcd"), Ok(()));

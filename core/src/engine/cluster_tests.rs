@@ -7,8 +7,9 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
+use super::cluster::MAX_REDIRECTS;
 use super::*;
-use crate::resp::parse;
+use crate::resp::{parse, Frame};
 
 const HELLO_CLUSTER: &[u8] = b"%3\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$4\r\nmode\r\n$7\r\ncluster\r\n$4\r\nrole\r\n$6\r\nmaster\r\n";
 const HELLO_STANDALONE: &[u8] =

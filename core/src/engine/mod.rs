@@ -15,28 +15,52 @@
 //!   extend script, which refreshes the TTL only when it is short: the echo of
 //!   our own write (without `NOLOOP`) is recognised and skipped, and even if
 //!   it were not, the re-check would not write again, so nothing loops.
+//!
+//! Cost per input: the pump visits only the requests the input marked (a
+//! reply of theirs, an invalidation of their name, their timer) and the
+//! ones those visits mark in turn; questions about the other requests of a
+//! name go to the name index; `poll_timeout` reads the earliest entry of the
+//! timer table. So an event costs O(1) or O(log n) in the number of
+//! requests, except connection-wide ones (a node lost, back or flushed, the
+//! slot map changed), which visit every request as they concern them all.
+//!
+//! Files, by job (the public methods stay here, as the one place that lists
+//! what the engine does):
+//! - `link`: one connection's life, handshake to loss, and the frames and
+//!   invalidation pushes it delivers;
+//! - `send`: the one write path of key commands;
+//! - `progress`: moving a request after an input (key replies, extension,
+//!   release) and the pump;
+//! - `attempt`: starting, deciding and retrying acquisition attempts;
+//! - `waiters`: the requests of one name (leader, wake-ups, hand-off);
+//! - `cluster`: topology discovery, redirects, routing;
+//! - `requests`, `names`, `timers`: the data structures (the request slab
+//!   with its ready queue, the per-name index, the timer table).
+//!
+//! Per-key reply transitions live with the key (`crate::lock`).
 
 use core::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::SeedableRng;
 
-use crate::cluster::{self, key_slot, parse_redirect, Addr, Range, Redirect, SlotMap, RANGE_CAP};
-use crate::commands::{self, KeyRef, Ttl};
-use crate::config::{Config, ConfigError, NoLoop, Topology, TtlMode};
-use crate::conn::{self, Conn, Echo, Expect, KeyOp};
-use crate::event::{
-    is_transient, Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError,
-    NodeId, ServerError,
-};
-use crate::keys::{key_parts, parse_key};
-use crate::lease::{key_bound, majority_deadline, stretch};
-use crate::lock::{Key, KeyState, Lock, Outcome, Phase, VALUE_LEN};
-use crate::resp::{self, Frame};
+use crate::cluster::{key_slot, Addr, SlotMap};
+use crate::commands;
+use crate::config::{Config, ConfigError, Topology, TtlMode};
+use crate::conn::{Conn, ConnPhase, Expect};
+use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
+use crate::keys::key_parts;
+use crate::lock::{Key, Lock, LockPhase, VALUE_LEN};
+use crate::resp;
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
 use crate::storage::{Fifo, Seq, Text};
 use crate::time::Instant;
+
+use cluster::Discovery;
+use names::Names;
+use requests::{ReqIdx, Requests};
+use timers::Timers;
 
 /// Live lock requests in the no-alloc build.
 pub(crate) const LOCK_CAP: usize = 64;
@@ -48,37 +72,6 @@ pub(crate) const EVENT_CAP: usize = 128;
 /// Longest wait between attempts that failed for a reason other than a
 /// holder (refusals, nodes down): retries back off to this.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Cluster: topology queries are at least this far apart.
-const REFRESH_MIN: Duration = Duration::from_millis(100);
-/// Cluster: topology query period while a slot owner is unreachable (a
-/// failover is probably under way: learn the new master quickly).
-const REFRESH_DOWN: Duration = Duration::from_millis(250);
-/// Cluster: topology query period otherwise (changes that no reply
-/// reveals, such as a manual failover, are noticed within this).
-const REFRESH_IDLE: Duration = Duration::from_secs(10);
-/// Cluster: redirects in a row for one key before the slot's owner is
-/// forgotten until the next topology query (nodes that disagree during a
-/// failover must not make us ping-pong).
-const MAX_REDIRECTS: u8 = 4;
-
-/// Cluster topology discovery.
-#[derive(Debug, Clone, Copy, Default)]
-struct Discovery {
-    /// The map must be queried again.
-    stale: bool,
-    /// A query is in flight on this node.
-    inflight: Option<NodeId>,
-    /// When the last query left.
-    last: Option<Instant>,
-    /// Where the next query starts looking for a ready node (round robin).
-    turn: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Slot {
-    generation: u32,
-    lock: Option<Lock>,
-}
 
 /// Values derived once from the configuration.
 #[derive(Debug, Clone)]
@@ -95,21 +88,23 @@ struct Settings {
     release: Script,
 }
 
-/// What to send for one key.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Acquire { nx: bool },
-    Extend { refresh_below: u64 },
-    Release,
-}
-
 /// The sans-I/O lock engine of one locker. See the crate docs.
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    s: Settings,
+    /// Values derived once from `config`.
+    settings: Settings,
     rng: ChaCha8Rng,
-    slots: Seq<Slot, LOCK_CAP>,
+    requests: Requests,
+    /// The requests of each name.
+    names: Names,
+    /// When each request next has something to do by itself.
+    timers: Timers,
+    /// The requests of the current pump round (kept to reuse its memory).
+    round: Seq<ReqIdx, LOCK_CAP>,
+    /// Requests the pump looked at, for tests of the cost of an input.
+    #[cfg(test)]
+    visits: usize,
     conns: Seq<Conn, NODE_CAP>,
     /// Where each node listens, when known (cluster seeds once told, nodes
     /// the engine discovered always).
@@ -122,9 +117,6 @@ pub struct Engine {
     next_seq: u64,
     /// `(local instant, unix ms at that instant)` for absolute TTLs.
     unix: Option<(Instant, u64)>,
-    live: usize,
-    /// Set when a pass changed another lock's situation.
-    dirty: bool,
 }
 
 impl Engine {
@@ -134,7 +126,7 @@ impl Engine {
         let validity_ms = u64::try_from(config.validity.as_millis()).unwrap_or(u64::MAX);
         let extend_interval = config.effective_extend_interval();
         let half_interval_ms = u64::try_from(extend_interval.as_millis() / 2).unwrap_or(0);
-        let s = Settings {
+        let settings = Settings {
             majority: usize::from(config.key_majority),
             keys: config.key_count(),
             validity: config.validity,
@@ -162,9 +154,14 @@ impl Engine {
         };
         Ok(Engine {
             config,
-            s,
+            settings,
             rng: ChaCha8Rng::from_seed(seed),
-            slots: Seq::default(),
+            requests: Requests::default(),
+            names: Names::new(&seed),
+            timers: Timers::default(),
+            round: Seq::default(),
+            #[cfg(test)]
+            visits: 0,
             conns,
             addrs,
             map: SlotMap::default(),
@@ -173,8 +170,6 @@ impl Engine {
             closed: false,
             next_seq: 0,
             unix: None,
-            live: 0,
-            dirty: false,
         })
     }
 
@@ -200,12 +195,12 @@ impl Engine {
         port: u16,
     ) -> Result<(), ConfigError> {
         let host = Text::new(host).ok_or(ConfigError::TextTooLong)?;
-        let slot = self
+        let entry = self
             .addrs
             .as_mut_slice()
             .get_mut(usize::from(node.0))
             .ok_or(ConfigError::NoSuchNode)?;
-        *slot = Some(Addr { host, port });
+        *entry = Some(Addr { host, port });
         Ok(())
     }
 
@@ -227,31 +222,13 @@ impl Engine {
         match self.config.topology {
             Topology::Single => self.is_ready(NodeId(0)),
             Topology::Instances(n) => {
-                (0..self.s.keys)
+                (0..self.settings.keys)
                     .filter(|&i| self.is_ready(NodeId((i % usize::from(n.max(1))) as u16)))
                     .count()
-                    >= self.s.majority
+                    >= self.settings.majority
             }
-            Topology::Cluster(_) => {
-                let mut owners = 0usize;
-                let mut ready = 0usize;
-                let ranges = self.map.ranges();
-                for (i, r) in ranges.iter().enumerate() {
-                    if ranges[..i].iter().any(|o| o.node == r.node) {
-                        continue;
-                    }
-                    owners += 1;
-                    if self.is_ready(r.node) {
-                        ready += 1;
-                    }
-                }
-                owners > 0 && ready * 2 > owners
-            }
+            Topology::Cluster(_) => self.masters_usable(),
         }
-    }
-
-    fn is_cluster(&self) -> bool {
-        matches!(self.config.topology, Topology::Cluster(_))
     }
 
     /// Tells the engine the wall-clock time (Unix ms) at `now`; needed for
@@ -262,16 +239,13 @@ impl Engine {
 
     /// A fresh connection to `node` is open; the handshake starts.
     pub fn handle_connected(&mut self, node: NodeId, now: Instant) {
-        if self
-            .conn(node)
-            .is_some_and(|c| c.phase != conn::Phase::Down)
-        {
+        if self.conn(node).is_some_and(|c| c.phase != ConnPhase::Down) {
             self.drop_connection(node, now);
         }
         let Some(c) = self.conns.as_mut_slice().get_mut(usize::from(node.0)) else {
             return;
         };
-        c.reset(conn::Phase::Handshake, now);
+        c.reset(ConnPhase::Handshake, now);
         let cfg = &self.config;
         let auth = cfg.password.as_ref().map(|p| {
             let user = cfg
@@ -291,13 +265,16 @@ impl Engine {
         if !ok {
             self.fail_connection(node, now, NodeError::CapacityExceeded);
         }
+        // No pump here (as ever): the requests the drop changed are visited
+        // at the next input, but their timers must be right meanwhile.
+        self.settle_timers();
     }
 
     /// Bytes read from `node`. Returns how many were consumed (complete
     /// frames); keep the rest and hand them in again with more bytes.
     pub fn handle_bytes(&mut self, node: NodeId, now: Instant, bytes: &[u8]) -> usize {
         match self.conn(node) {
-            Some(c) if c.phase != conn::Phase::Down => {}
+            Some(c) if c.phase != ConnPhase::Down => {}
             _ => return bytes.len(),
         }
         if !bytes.is_empty() {
@@ -316,7 +293,7 @@ impl Engine {
                         used = bytes.len();
                         break;
                     }
-                    if self.conn(node).is_none_or(|c| c.phase == conn::Phase::Down) {
+                    if self.conn(node).is_none_or(|c| c.phase == ConnPhase::Down) {
                         used = bytes.len();
                         break;
                     }
@@ -339,7 +316,7 @@ impl Engine {
     /// deadline and drop a healthy connection.
     pub fn handle_written(&mut self, node: NodeId, now: Instant) {
         if let Some(c) = self.conn_mut(node) {
-            if c.phase != conn::Phase::Down && now > c.last_rx {
+            if c.phase != ConnPhase::Down && now > c.last_rx {
                 c.last_rx = now;
             }
         }
@@ -353,35 +330,7 @@ impl Engine {
 
     /// Time passed; call at (or after) [`Engine::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        for i in 0..self.conns.len() {
-            let node = NodeId(i as u16);
-            let c = &mut self.conns.as_mut_slice()[i];
-            let interval = self.config.ping_interval;
-            if c.phase == conn::Phase::Handshake {
-                // A server that never finishes answering the handshake (or
-                // sent half a frame) would otherwise hold the node forever.
-                if now >= c.last_rx.saturating_add(self.config.handshake_timeout) {
-                    self.fail_connection(node, now, NodeError::Unresponsive);
-                }
-                continue;
-            }
-            if c.phase != conn::Phase::Ready {
-                continue;
-            }
-            match c.ping_sent {
-                Some(sent) if now >= sent.max(c.last_rx).saturating_add(interval) => {
-                    self.fail_connection(node, now, NodeError::Unresponsive);
-                }
-                Some(_) => {}
-                None if now >= c.last_rx.saturating_add(interval)
-                    && commands::ping(&mut c.tx).is_ok()
-                    && c.expects.push_back(Expect::Ping).is_ok() =>
-                {
-                    c.ping_sent = Some(now);
-                }
-                None => {}
-            }
-        }
+        self.check_links(now);
         if self.is_cluster()
             && self
                 .discovery
@@ -404,10 +353,14 @@ impl Engine {
         if name.len() > crate::MAX_NAME_LEN {
             return Err(LockError::NameTooLong);
         }
-        let text = Text::new(name).ok_or(LockError::CapacityExceeded)?;
+        // Checked up front (no-alloc): the name index stores it only when
+        // it is new, after the request has its place.
+        if Text::capacity() < name.len() {
+            return Err(LockError::CapacityExceeded);
+        }
         let mut keys = heapless::Vec::new();
-        for i in 0..self.s.keys {
-            let (node, slot) = match self.config.topology {
+        for i in 0..self.settings.keys {
+            let (node, hash_slot) = match self.config.topology {
                 Topology::Cluster(_) => {
                     let mut digits = [0u8; 2];
                     let parts = key_parts(
@@ -416,21 +369,20 @@ impl Engine {
                         name.as_bytes(),
                         &mut digits,
                     );
-                    let slot = key_slot(&parts);
-                    (self.map.owner(slot).unwrap_or(NodeId(u16::MAX)), slot)
+                    let hash_slot = key_slot(&parts);
+                    let owner = self.map.owner(hash_slot);
+                    (owner.unwrap_or(NodeId(u16::MAX)), hash_slot)
                 }
                 t => (node_of(t, i as u8, name.as_bytes()), 0),
             };
-            keys.push(Key::new(node, slot))
+            keys.push(Key::new(node, hash_slot))
                 .map_err(|_| LockError::CapacityExceeded)?;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let lock = Lock {
-            name: text,
             mode,
-            seq,
-            phase: Phase::Waiting,
+            phase: LockPhase::Waiting,
             value: [0; VALUE_LEN],
             keys,
             t0: now,
@@ -443,11 +395,16 @@ impl Engine {
             failures: 0,
             error: None,
         };
-        let id = self.insert(lock)?;
-        let slot = id.slot as usize;
-        if mode == LockMode::Try && self.held_locally(name.as_bytes(), slot) {
+        let req = self.requests.insert(lock)?;
+        let Ok(n) = self.names.join(req, name, seq, LockPhase::Waiting) else {
+            self.requests.remove(req);
+            return Err(LockError::CapacityExceeded);
+        };
+        let id = self.requests.id(req).ok_or(LockError::CapacityExceeded)?;
+        self.requests.mark(req);
+        if mode == LockMode::Try && self.names.held(n) > 0 {
             // Another request of this locker holds it: the server would refuse.
-            self.lock_at(slot).phase = Phase::Draining;
+            self.set_phase(req, LockPhase::Draining);
             self.emit(Event::NotLocked { id });
             self.pump(now);
             return Ok(id);
@@ -457,14 +414,16 @@ impl Engine {
             // the overwrite is answered: `is_held` must not lag behind the
             // caller's own `force_lock`. Their releases queue behind our
             // `SET`s on the same connections, so they delete nothing of ours.
-            for s in 0..self.slots.len() {
-                if s != slot && self.names_equal(slot, s) && self.lock_at(s).phase == Phase::Held {
-                    self.lose(s, LostReason::KeysChanged);
+            let mut next = self.names.first_engaged(n);
+            while let Some(other) = next {
+                next = self.names.next(other);
+                if self.requests.at(other).phase == LockPhase::Held {
+                    self.lose(other, LostReason::KeysChanged);
                 }
             }
         }
-        if mode != LockMode::Wait && self.has_room(slot) {
-            self.start_attempt(slot, now);
+        if mode != LockMode::Wait && self.has_room(req) {
+            self.start_attempt(req, now);
         }
         // Otherwise (no-alloc, buffers full) the attempt waits in `pump`
         // for room instead of failing without asking the server.
@@ -475,110 +434,52 @@ impl Engine {
     /// Ends a request: cancels it if pending, releases it if held. Emits
     /// [`Event::Released`] once every key is released or certainly expired.
     pub fn unlock(&mut self, id: LockId, now: Instant) {
-        let Some(slot) = self.slot_of(id) else {
+        let Some(req) = self.requests.find(id) else {
             return;
         };
         let max_handoffs = self.config.local_handoff;
-        let lock = self.lock_at(slot);
+        self.requests.mark(req);
+        let lock = self.requests.at(req);
         lock.ended = true;
-        let was_held = lock.phase == Phase::Held;
+        let was_held = lock.phase == LockPhase::Held;
         let handoffs = lock.handoffs;
-        if lock.phase != Phase::Draining {
-            lock.phase = Phase::Draining;
+        if lock.phase != LockPhase::Draining {
+            self.set_phase(req, LockPhase::Draining);
             if was_held && max_handoffs > 0 {
-                if handoffs < max_handoffs && self.hand_off(slot, now) {
+                if handoffs < max_handoffs && self.hand_off(req, now) {
                     self.pump(now);
                     return;
                 }
                 // Budget spent: release to Redis and let local waiters try
                 // only once the release landed, when other lockers hear of
                 // it too, so they are not starved.
-                self.hold_back_waiters(slot);
+                self.hold_back_waiters(req);
             } else {
-                self.notify_name(slot);
+                self.notify_name(req);
             }
         }
         self.pump(now);
-    }
-
-    /// Passes the keys of the lock in `slot` (just unlocked, still valid, no
-    /// request in flight) to the oldest local waiter of its name. False when
-    /// there is none or the keys cannot move safely.
-    fn hand_off(&mut self, slot: usize, now: Instant) -> bool {
-        let from = self.lock_at(slot);
-        if now >= from.deadline || from.keys.iter().any(|k| k.inflight != 0) {
-            return false;
-        }
-        let Some(to) = (0..self.slots.len())
-            .filter(|&s| s != slot && self.names_equal(slot, s))
-            .filter(|&s| {
-                let l = self.slots.as_slice()[s].lock.as_ref();
-                l.is_some_and(|l| {
-                    l.phase == Phase::Waiting && l.mode == LockMode::Wait && l.settled()
-                })
-            })
-            .min_by_key(|&s| {
-                self.slots.as_slice()[s]
-                    .lock
-                    .as_ref()
-                    .map_or(u64::MAX, |l| l.seq)
-            })
-        else {
-            return false;
-        };
-        let from = self.lock_at(slot);
-        let (keys, value) = (from.keys.clone(), from.value);
-        let (t0, deadline, next_extend) = (from.t0, from.deadline, from.next_extend);
-        let handoffs = from.handoffs.saturating_add(1);
-        let target = self.lock_at(to);
-        target.keys = keys;
-        target.value = value;
-        target.t0 = t0;
-        target.deadline = deadline;
-        target.next_extend = next_extend;
-        target.handoffs = handoffs;
-        target.phase = Phase::Held;
-        target.wake = false;
-        target.retry_at = None;
-        let source = self.lock_at(slot);
-        for k in source.keys.iter_mut() {
-            *k = Key::new(k.node, k.slot);
-        }
-        let id = self.id_at(to).expect("occupied");
-        self.emit(Event::Acquired { id });
-        true
-    }
-
-    /// Local waiters of the name of `slot` wait for the release to land.
-    fn hold_back_waiters(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
-                if lock.phase == Phase::Waiting {
-                    lock.wake = false;
-                    lock.retry_at = None;
-                }
-            }
-        }
     }
 
     /// Closes the engine: holders lose, pending requests end with
     /// [`Event::Closed`], later requests are refused.
     pub fn close(&mut self, now: Instant) {
         self.closed = true;
-        for slot in 0..self.slots.len() {
-            let Some(id) = self.id_at(slot) else { continue };
-            let lock = self.lock_at(slot);
+        for req in self.requests.indices() {
+            let Some(id) = self.requests.id(req) else {
+                continue;
+            };
+            let lock = self.requests.at(req);
             let event = match lock.phase {
-                Phase::Held => Some(Event::Lost {
+                LockPhase::Held => Some(Event::Lost {
                     id,
                     reason: LostReason::Closed,
                 }),
-                Phase::Waiting | Phase::Acquiring => Some(Event::Closed { id }),
-                Phase::Draining => None,
+                LockPhase::Waiting | LockPhase::Acquiring => Some(Event::Closed { id }),
+                LockPhase::Draining => None,
             };
             let ended = lock.ended;
-            lock.phase = Phase::Draining;
+            self.set_phase(req, LockPhase::Draining);
             if let (Some(e), false) = (event, ended) {
                 self.emit(e);
             }
@@ -594,20 +495,22 @@ impl Engine {
     /// True when nothing is in flight and no key of ours is left to release:
     /// after [`Engine::close`], the connections can be dropped.
     pub fn is_idle(&self) -> bool {
-        self.locks()
-            .all(|l| l.phase == Phase::Draining && l.settled())
+        self.requests
+            .iter()
+            .all(|l| l.phase == LockPhase::Draining && l.settled())
     }
 
     /// Number of live lock requests (including ones still releasing).
     pub fn lock_count(&self) -> usize {
-        self.live
+        self.requests.live()
     }
 
     /// True while `id` is held (acquired and not lost or released).
     pub fn is_held(&self, id: LockId) -> bool {
-        self.slot_of(id)
-            .and_then(|s| self.slots.as_slice()[s].lock.as_ref())
-            .is_some_and(|l| l.phase == Phase::Held)
+        self.requests
+            .find(id)
+            .and_then(|req| self.requests.get(req))
+            .is_some_and(|l| l.phase == LockPhase::Held)
     }
 
     /// True when `node` finished its handshake.
@@ -631,50 +534,14 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t: Option<Instant> = None;
         let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
-        for c in self.conns.as_slice() {
-            if c.phase == conn::Phase::Handshake {
-                at(c.last_rx.saturating_add(self.config.handshake_timeout));
-            }
-            if c.phase == conn::Phase::Ready {
-                match c.ping_sent {
-                    Some(sent) => at(sent
-                        .max(c.last_rx)
-                        .saturating_add(self.config.ping_interval)),
-                    None => at(c.last_rx.saturating_add(self.config.ping_interval)),
-                }
-            }
+        if let Some(l) = self.link_timeout() {
+            at(l);
         }
         if let Some(d) = self.discovery_timeout() {
             at(d);
         }
-        for lock in self.locks() {
-            match lock.phase {
-                Phase::Acquiring => {}
-                Phase::Held => {
-                    at(lock.deadline);
-                    at(lock.next_extend);
-                }
-                Phase::Waiting => {
-                    if let Some(r) = lock.retry_at {
-                        at(r);
-                    }
-                }
-                Phase::Draining => {}
-            }
-            for k in &lock.keys {
-                // A doubtful key is settled by the extension pass (held) or
-                // the leftovers pass (waiting, draining); during an attempt
-                // it waits for the attempt to end, so its instant would be a
-                // deadline nobody acts on (a busy loop; sim seed 2086).
-                if k.state == KeyState::Doubt && k.inflight == 0 && lock.phase != Phase::Acquiring {
-                    at(k.recheck_at.map_or(k.doubt_until, |r| r.min(k.doubt_until)));
-                }
-                if let (Phase::Held, KeyState::Held, true, 0, Some(t)) =
-                    (lock.phase, k.state, k.verify, k.inflight, k.recheck_at)
-                {
-                    at(t);
-                }
-            }
+        if let Some(r) = self.timers.first() {
+            at(r);
         }
         t
     }
@@ -694,1801 +561,22 @@ impl Engine {
         self.conns.as_mut_slice().get_mut(usize::from(node.0))
     }
 
-    fn locks(&self) -> impl Iterator<Item = &Lock> {
-        self.slots.as_slice().iter().filter_map(|s| s.lock.as_ref())
-    }
-
     fn emit(&mut self, e: Event) {
         // Only the no-alloc build can fill up; its capacity is sized so a
         // caller that drains after every call never gets there.
         let _ = self.events.push_back(e);
     }
-
-    fn insert(&mut self, lock: Lock) -> Result<LockId, LockError> {
-        let slots = self.slots.as_mut_slice();
-        let slot = match slots.iter().position(|s| s.lock.is_none()) {
-            Some(i) => i,
-            None => {
-                self.slots
-                    .push(Slot {
-                        generation: 0,
-                        lock: None,
-                    })
-                    .map_err(|_| LockError::CapacityExceeded)?;
-                self.slots.len() - 1
-            }
-        };
-        let s = &mut self.slots.as_mut_slice()[slot];
-        s.generation = s.generation.wrapping_add(1);
-        s.lock = Some(lock);
-        self.live += 1;
-        Ok(LockId {
-            slot: slot as u32,
-            generation: s.generation,
-        })
-    }
-
-    fn slot_of(&self, id: LockId) -> Option<usize> {
-        let s = self.slots.as_slice().get(id.slot as usize)?;
-        (s.generation == id.generation && s.lock.is_some()).then_some(id.slot as usize)
-    }
-
-    fn id_at(&self, slot: usize) -> Option<LockId> {
-        let s = self.slots.as_slice().get(slot)?;
-        s.lock.as_ref()?;
-        Some(LockId {
-            slot: slot as u32,
-            generation: s.generation,
-        })
-    }
-
-    /// The lock in a slot known to be occupied.
-    fn lock_at(&mut self, slot: usize) -> &mut Lock {
-        self.slots.as_mut_slice()[slot]
-            .lock
-            .as_mut()
-            .expect("slot checked to be occupied")
-    }
-
-    fn same_name(&self, slot: usize, name: &[u8]) -> bool {
-        self.slots.as_slice()[slot]
-            .lock
-            .as_ref()
-            .is_some_and(|l| l.name.as_bytes() == name)
-    }
-
-    fn held_locally(&self, name: &[u8], except: usize) -> bool {
-        (0..self.slots.len()).any(|s| {
-            s != except
-                && self.same_name(s, name)
-                && self.slots.as_slice()[s]
-                    .lock
-                    .as_ref()
-                    .is_some_and(|l| l.phase == Phase::Held)
-        })
-    }
-
-    // ---- sending ---------------------------------------------------------
-
-    fn ttl(&self, now: Instant) -> Ttl {
-        match (self.config.ttl_mode, self.unix) {
-            (TtlMode::Absolute, Some((base, ms))) => {
-                let elapsed = u64::try_from(now.saturating_duration_since(base).as_millis())
-                    .unwrap_or(u64::MAX);
-                Ttl::Absolute(
-                    ms.saturating_add(elapsed)
-                        .saturating_add(self.s.validity_ms),
-                )
-            }
-            _ => Ttl::Relative(self.s.validity_ms),
-        }
-    }
-
-    /// Writes `op` for key `k` of the lock in `slot`. False when its node is
-    /// not ready (or, no-alloc, a buffer is full): nothing was sent.
-    fn send(&mut self, slot: usize, k: usize, op: Op, now: Instant) -> bool {
-        self.send_via(slot, k, op, now, None)
-    }
-
-    /// [`Engine::send`], or with `ask` to that node behind `ASKING` (a
-    /// cluster `ASK` redirect; scripts then go by `EVAL`).
-    fn send_via(
-        &mut self,
-        slot: usize,
-        k: usize,
-        op: Op,
-        now: Instant,
-        ask: Option<NodeId>,
-    ) -> bool {
-        let ttl = self.ttl(now);
-        let Engine {
-            slots,
-            conns,
-            s,
-            config,
-            map,
-            ..
-        } = self;
-        let generation = slots.as_slice()[slot].generation;
-        let Some(lock) = slots.as_mut_slice()[slot].lock.as_mut() else {
-            return false;
-        };
-        let id = LockId {
-            slot: slot as u32,
-            generation,
-        };
-        let current = lock.keys[k];
-        let node = match ask {
-            Some(n) => n,
-            // A key moves to its slot's current owner between requests only:
-            // replies in flight come back on the node they were sent to.
-            None if matches!(config.topology, Topology::Cluster(_)) && current.inflight == 0 => {
-                match map.owner(current.slot) {
-                    Some(n) => n,
-                    None => return false,
-                }
-            }
-            None => current.node,
-        };
-        let Some(c) = conns.as_mut_slice().get_mut(usize::from(node.0)) else {
-            return false;
-        };
-        let asking = ask.is_some();
-        let by_sha = !asking;
-        if !c.is_ready() {
-            return false;
-        }
-        let key = KeyRef {
-            prefix: config.prefix.as_bytes(),
-            index: k as u8,
-            name: lock.name.as_bytes(),
-        };
-        let mark = c.tx.len();
-        let ttl_number = match ttl {
-            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
-        };
-        let k8 = k as u8;
-        let ok = match op {
-            Op::Acquire { nx } => {
-                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking).is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireSet,
-                        })
-                        .is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireTtl,
-                        })
-                        .is_ok()
-            }
-            Op::Extend { refresh_below } => {
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
-                    && commands::script(
-                        &mut c.tx,
-                        &s.extend,
-                        by_sha,
-                        key,
-                        &lock.value,
-                        &[ttl_number, refresh_below],
-                    )
-                    .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Extend {
-                                sent: now,
-                                by_sha,
-                                refresh_below,
-                            },
-                        })
-                        .is_ok()
-            }
-            Op::Release => {
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
-                    && commands::script(&mut c.tx, &s.release, by_sha, key, &lock.value, &[])
-                        .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Release { by_sha },
-                        })
-                        .is_ok()
-            }
-        };
-        if !ok {
-            // Only reachable in the no-alloc build: undo the partial write.
-            // (A half-pushed acquire pair cannot happen: the queue check for
-            // the second entry only fails when the first filled it, and then
-            // the connection is failed below, which clears the queue.)
-            c.tx.truncate(mark);
-            return false;
-        }
-        let key = &mut lock.keys[k];
-        key.node = node;
-        match op {
-            Op::Acquire { .. } => {
-                key.state = KeyState::Acquiring;
-                key.inflight += 2;
-                key.sent = now;
-                key.set_ok = None;
-                key.taken_ttl = None;
-            }
-            Op::Extend { .. } => {
-                key.inflight += 1;
-                key.verify = false;
-                key.recheck_at = None;
-            }
-            Op::Release => {
-                key.state = KeyState::Releasing;
-                key.inflight += 1;
-                key.recheck_at = None;
-            }
-        }
-        true
-    }
-
-    /// Resends a script by `EVAL` after `NOSCRIPT` (server restart or
-    /// `SCRIPT FLUSH`); the key's in-flight count carries over.
-    fn resend_by_eval(
-        &mut self,
-        node: NodeId,
-        id: LockId,
-        k: u8,
-        op: KeyOp,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let ttl = self.ttl(now);
-        let Engine {
-            slots,
-            conns,
-            s,
-            config,
-            ..
-        } = self;
-        let Some(lock) = slots
-            .as_slice()
-            .get(id.slot as usize)
-            .and_then(|s| s.lock.as_ref())
-        else {
-            return Ok(());
-        };
-        let c = &mut conns.as_mut_slice()[usize::from(node.0)];
-        let key = KeyRef {
-            prefix: config.prefix.as_bytes(),
-            index: k,
-            name: lock.name.as_bytes(),
-        };
-        let ttl_number = match ttl {
-            Ttl::Relative(ms) | Ttl::Absolute(ms) => ms,
-        };
-        let ok = match op {
-            KeyOp::Extend {
-                sent,
-                refresh_below,
-                ..
-            } => {
-                commands::script(
-                    &mut c.tx,
-                    &s.extend,
-                    false,
-                    key,
-                    &lock.value,
-                    &[ttl_number, refresh_below],
-                )
-                .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k,
-                            op: KeyOp::Extend {
-                                sent,
-                                by_sha: false,
-                                refresh_below,
-                            },
-                        })
-                        .is_ok()
-            }
-            KeyOp::Release { .. } => {
-                commands::script(&mut c.tx, &s.release, false, key, &lock.value, &[]).is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k,
-                            op: KeyOp::Release { by_sha: false },
-                        })
-                        .is_ok()
-            }
-            KeyOp::AcquireSet | KeyOp::AcquireTtl => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(NodeError::CapacityExceeded)
-        }
-    }
-
-    // ---- connection events ----------------------------------------------
-
-    fn fail_connection(&mut self, node: NodeId, now: Instant, error: NodeError) {
-        let handshake = self
-            .conn(node)
-            .is_some_and(|c| c.phase == conn::Phase::Handshake);
-        self.drop_connection(node, now);
-        if handshake && is_refusal(&error) {
-            if let Some(c) = self.conn_mut(node) {
-                c.refusal = Some(error.clone());
-            }
-            self.dirty = true;
-        }
-        self.emit(Event::CloseConnection { node, error });
-    }
-
-    /// Everything in flight on `node` has an unknown outcome now.
-    fn drop_connection(&mut self, node: NodeId, now: Instant) {
-        let Some(c) = self.conn_mut(node) else { return };
-        if c.phase == conn::Phase::Down {
-            return;
-        }
-        let mut expects = core::mem::take(&mut c.expects);
-        c.reset(conn::Phase::Down, now);
-        let doubt_until = now
-            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
-            .saturating_add(self.config.margin);
-        while let Some(e) = expects.pop_front() {
-            let Expect::Op { id, key: k, op } = e else {
-                continue;
-            };
-            let Some(slot) = self.slot_of(id) else {
-                continue;
-            };
-            let key = &mut self.lock_at(slot).keys[usize::from(k)];
-            key.inflight = key.inflight.saturating_sub(1);
-            match op {
-                KeyOp::AcquireSet | KeyOp::AcquireTtl | KeyOp::Release { .. } => {
-                    if matches!(key.state, KeyState::Acquiring | KeyState::Releasing) {
-                        key.state = KeyState::Doubt;
-                        key.doubt_until = doubt_until;
-                    }
-                }
-                KeyOp::Extend { .. } => key.verify = true,
-            }
-        }
-        for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
-                continue;
-            };
-            let mut touched = false;
-            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
-                touched = true;
-                if key.state == KeyState::Held {
-                    key.verify = true;
-                }
-                // The reply that failed the connection was already taken off
-                // the queue: its key is mid-write with nothing in flight.
-                if key.inflight == 0
-                    && matches!(key.state, KeyState::Acquiring | KeyState::Releasing)
-                {
-                    key.state = KeyState::Doubt;
-                    key.doubt_until = doubt_until;
-                }
-            }
-            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
-                lock.wake = true;
-            }
-        }
-        if self.discovery.inflight == Some(node) {
-            self.discovery.inflight = None;
-            self.discovery.stale = true;
-        }
-        if self.map.ranges().iter().any(|r| r.node == node) {
-            // A master is gone: a replica may be taking over.
-            self.discovery.stale = true;
-        }
-    }
-
-    fn on_frame(&mut self, node: NodeId, frame: Frame<'_>, now: Instant) -> Result<(), NodeError> {
-        if let Frame::Push(items) = frame {
-            return self.on_push(node, items, now);
-        }
-        let c = self
-            .conn_mut(node)
-            .ok_or(NodeError::Protocol("unknown node"))?;
-        c.echo = None;
-        let expect = c
-            .expects
-            .pop_front()
-            .ok_or(NodeError::Protocol("reply without a request"))?;
-        match expect {
-            Expect::Hello => self.on_hello(node, frame, now),
-            Expect::Select | Expect::Tracking => match frame {
-                Frame::Error(text) => {
-                    Err(NodeError::Handshake(Text::from_utf8_lossy_truncated(text)))
-                }
-                Frame::Simple(_) => self.handshake_step(node, now),
-                _ => Err(NodeError::Protocol(
-                    "unexpected reply to SELECT or CLIENT TRACKING",
-                )),
-            },
-            Expect::Ping => {
-                if let Some(c) = self.conn_mut(node) {
-                    c.ping_sent = None;
-                }
-                Ok(())
-            }
-            // Its error, if any, is repeated by the command it precedes.
-            Expect::Asking => Ok(()),
-            Expect::Topology { shards } => self.on_topology(node, shards, frame, now),
-            Expect::Op { id, key, op } => self.on_key_reply(node, id, key, op, frame, now),
-        }
-    }
-
-    fn on_hello(&mut self, node: NodeId, frame: Frame<'_>, now: Instant) -> Result<(), NodeError> {
-        let map = match frame {
-            Frame::Map(map) => map,
-            Frame::Error(text) => {
-                let t = Text::from_utf8_lossy_truncated(text);
-                return Err(
-                    if text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command") {
-                        NodeError::Resp3Unsupported(t)
-                    } else {
-                        NodeError::Handshake(t)
-                    },
-                );
-            }
-            _ => {
-                return Err(NodeError::Resp3Unsupported(Text::from_str_truncated(
-                    "HELLO reply is not a map",
-                )))
-            }
-        };
-        let mut version: &[u8] = b"";
-        let mut mode: &[u8] = b"";
-        let mut role: &[u8] = b"";
-        let mut items = map.iter();
-        while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            match (k.as_bytes(), v.as_bytes()) {
-                (Some(b"version"), Some(v)) => version = v,
-                (Some(b"mode"), Some(v)) => mode = v,
-                (Some(b"role"), Some(v)) => role = v,
-                _ => {}
-            }
-        }
-        match (self.is_cluster(), mode) {
-            (true, b"standalone") => {
-                return Err(NodeError::Topology(Text::from_str_truncated(
-                    "cluster mode, but the server is a standalone Redis (not a cluster node)",
-                )))
-            }
-            (false, b"cluster") => {
-                return Err(NodeError::Topology(Text::from_str_truncated(
-                    "the server is a Redis Cluster node: use cluster mode",
-                )))
-            }
-            _ => {}
-        }
-        if !self.is_cluster() && (role == b"replica" || role == b"slave") {
-            // Every write would be refused with READONLY.
-            return Err(NodeError::Replica);
-        }
-        let noloop = match self.config.noloop {
-            NoLoop::On => true,
-            NoLoop::Off => false,
-            NoLoop::Auto => conn::version_supports_noloop(version),
-        };
-        let caching = self.config.client_caching;
-        let c = self
-            .conn_mut(node)
-            .ok_or(NodeError::Protocol("unknown node"))?;
-        c.noloop = caching && noloop;
-        if caching {
-            let ok = commands::tracking(&mut c.tx, noloop).is_ok()
-                && c.expects.push_back(Expect::Tracking).is_ok();
-            if !ok {
-                return Err(NodeError::CapacityExceeded);
-            }
-        }
-        self.handshake_step(node, now)
-    }
-
-    /// Marks the connection ready once no handshake reply is outstanding.
-    fn handshake_step(&mut self, node: NodeId, now: Instant) -> Result<(), NodeError> {
-        let c = self
-            .conn_mut(node)
-            .ok_or(NodeError::Protocol("unknown node"))?;
-        if c.phase != conn::Phase::Handshake {
-            return Err(NodeError::Protocol("handshake reply after the handshake"));
-        }
-        if c.expects
-            .iter()
-            .any(|e| matches!(e, Expect::Hello | Expect::Select | Expect::Tracking))
-        {
-            return Ok(());
-        }
-        c.phase = conn::Phase::Ready;
-        c.last_rx = now;
-        c.refusal = None;
-        self.emit(Event::NodeReady { node });
-        // Tracking (if any) starts empty: holders re-verify, waiters retry.
-        self.on_flush(node);
-        Ok(())
-    }
-
-    fn on_push(
-        &mut self,
-        node: NodeId,
-        items: resp::Aggregate<'_>,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let mut it = items.iter();
-        let (Some(Frame::Bulk(kind) | Frame::Simple(kind)), Some(keys)) = (it.next(), it.next())
-        else {
-            return Ok(());
-        };
-        if kind != b"invalidate" {
-            return Ok(());
-        }
-        match keys {
-            Frame::Null => {
-                self.on_flush(node);
-                Ok(())
-            }
-            Frame::Array(keys) | Frame::Set(keys) => {
-                for key in keys.iter() {
-                    if let Frame::Bulk(key) | Frame::Simple(key) = key {
-                        self.on_invalidate(node, key, now);
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(NodeError::Protocol("malformed invalidation")),
-        }
-    }
-
-    /// `FLUSHDB`/`FLUSHALL` (or tracking overflow): anything may have changed.
-    /// Also what a fresh connection means: nothing of `node` is tracked.
-    /// Keys with a request in flight need no re-check: that request's reply
-    /// reflects the change (it was answered after it).
-    fn on_flush(&mut self, node: NodeId) {
-        for slot in 0..self.slots.len() {
-            let Some(lock) = self.slots.as_mut_slice()[slot].lock.as_mut() else {
-                continue;
-            };
-            let mut touched = false;
-            for key in lock.keys.iter_mut().filter(|k| k.node == node) {
-                touched = true;
-                if key.state == KeyState::Held && key.inflight == 0 {
-                    key.verify = true;
-                }
-            }
-            if touched && matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
-                lock.wake = true;
-            }
-        }
-    }
-
-    fn on_invalidate(&mut self, node: NodeId, key: &[u8], _now: Instant) {
-        let Some((index, name)) = parse_key(self.config.prefix.as_bytes(), key) else {
-            return;
-        };
-        if let Some(echo) = self.conn(node).and_then(|c| c.echo) {
-            if echo.key == index
-                && self
-                    .slot_of(echo.id)
-                    .is_some_and(|s| self.same_name(s, name))
-            {
-                // Our own write coming back (no NOLOOP): not news.
-                if let Some(c) = self.conn_mut(node) {
-                    c.echo = None;
-                }
-                return;
-            }
-        }
-        for slot in 0..self.slots.len() {
-            if !self.same_name(slot, name) {
-                continue;
-            }
-            let lock = self.lock_at(slot);
-            if lock.phase == Phase::Acquiring {
-                // A key of this attempt may already be answered (`Held`):
-                // a change to it now must be re-checked once the attempt
-                // succeeds, or the lock would count a key it lost.
-                if let Some(k) = lock.keys.get_mut(usize::from(index)) {
-                    if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
-                        k.verify = true;
-                    }
-                }
-            }
-            match lock.phase {
-                Phase::Waiting | Phase::Acquiring => lock.wake = true,
-                Phase::Held => {
-                    if let Some(k) = lock.keys.get_mut(usize::from(index)) {
-                        // With a request in flight, its script ran after the
-                        // change (the push came first), so it reports it.
-                        if k.node == node && k.state == KeyState::Held && k.inflight == 0 {
-                            k.verify = true;
-                        }
-                    }
-                }
-                Phase::Draining => {}
-            }
-        }
-    }
-
-    fn on_key_reply(
-        &mut self,
-        node: NodeId,
-        id: LockId,
-        k: u8,
-        op: KeyOp,
-        frame: Frame<'_>,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let Some(slot) = self.slot_of(id) else {
-            // A lock's slot outlives its replies, so this cannot happen; if
-            // it does, the reply concerns nobody.
-            return Ok(());
-        };
-        if let (true, Frame::Error(text)) = (self.is_cluster(), frame) {
-            if let Some(r) = parse_redirect(text) {
-                return self.on_redirect(node, slot, k, op, r, now);
-            }
-        }
-        let noloop = self.conn(node).is_some_and(|c| c.noloop);
-        let caching = self.config.client_caching;
-        let (drift, margin, validity) =
-            (self.config.drift_ppm, self.config.margin, self.s.validity);
-        let try_next_after = self.s.try_next_after;
-        if let (
-            KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
-            Frame::Error(text),
-        ) = (op, frame)
-        {
-            if text.starts_with(b"NOSCRIPT") {
-                return self.resend_by_eval(node, id, k, op, now);
-            }
-        }
-        let mut echo = false;
-        let mut redirected = None;
-        let mut refusal: Option<(Command, &[u8])> = None;
-        let doubt_until = now
-            .saturating_add(stretch(validity, drift))
-            .saturating_add(margin);
-        let key = self
-            .lock_at(slot)
-            .keys
-            .get_mut(usize::from(k))
-            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
-        key.inflight = key.inflight.saturating_sub(1);
-        key.redirects = 0;
-        match op {
-            // The `SET` ahead of this `PTTL` was redirected: this reply is
-            // about a key we did not write; resend both to the right node.
-            KeyOp::AcquireTtl if key.set_ok.is_none() && key.redirect.is_some() => {
-                redirected = key.redirect.take();
-            }
-            KeyOp::AcquireSet => match frame {
-                Frame::Simple(b"OK") => {
-                    echo = true;
-                    key.set_ok = Some(true);
-                }
-                Frame::Null => {
-                    key.set_ok = Some(false);
-                    key.outcome = Outcome::Taken;
-                }
-                Frame::Error(text) => {
-                    key.set_ok = Some(false);
-                    key.outcome = Outcome::Refused(is_transient(text));
-                    refusal = Some((Command::Set, text));
-                }
-                _ => return Err(NodeError::Protocol("unexpected reply to SET")),
-            },
-            KeyOp::AcquireTtl => {
-                let ttl = match frame {
-                    Frame::Int(t) => Some(t),
-                    Frame::Error(_) => None,
-                    _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
-                };
-                if key.state == KeyState::Acquiring {
-                    if key.set_ok == Some(true) {
-                        // -1: someone removed the TTL; -2: deleted right
-                        // after our SET. Count from what we wrote unless the
-                        // server reports less.
-                        match (ttl, frame) {
-                            // Refused: the key is ours but tracking is not
-                            // armed, so a change would go unnoticed. Not a
-                            // key to count; released like a doubtful one.
-                            (None, Frame::Error(text)) => {
-                                key.state = KeyState::Doubt;
-                                key.doubt_until = doubt_until;
-                                key.outcome = Outcome::Refused(is_transient(text));
-                                refusal = Some((Command::Pttl, text));
-                            }
-                            (Some(-2), _) => key.state = KeyState::Free,
-                            (Some(t), _) if t >= 0 => {
-                                let t = Duration::from_millis(t as u64).min(validity);
-                                key.state = KeyState::Held;
-                                key.bound = key_bound(key.sent, t, drift, margin);
-                            }
-                            _ => {
-                                key.state = KeyState::Held;
-                                key.bound = key_bound(key.sent, validity, drift, margin);
-                            }
-                        }
-                    } else {
-                        key.state = KeyState::Free;
-                        key.taken_ttl = if key.outcome == Outcome::Taken {
-                            ttl
-                        } else {
-                            None
-                        };
-                    }
-                }
-            }
-            KeyOp::Extend { sent, .. } => match frame {
-                Frame::Array(a) => {
-                    let mut it = a.iter();
-                    let (Some(Frame::Int(t)), Some(Frame::Int(wrote))) = (it.next(), it.next())
-                    else {
-                        return Err(NodeError::Protocol("unexpected reply to the extend script"));
-                    };
-                    key.extend_refused = false;
-                    if key.state == KeyState::Held {
-                        if t > 0 {
-                            let t = Duration::from_millis(t as u64).min(validity);
-                            // The newest observation is the truth (an admin may have
-                            // shortened the TTL): replace, never max.
-                            key.bound = key_bound(sent, t, drift, margin);
-                            echo = wrote == 1;
-                        } else {
-                            key.state = KeyState::Free;
-                        }
-                    }
-                }
-                // A refused extension (busy, out of memory, no permission,
-                // CLUSTERDOWN…) leaves the lease as it was, and the script
-                // did not run: tracking is not re-armed, so the key is
-                // checked again after `try_next_after` (not at once: the
-                // refusal may last). Should the lock be lost meanwhile, the
-                // loss carries the refusal.
-                Frame::Error(text) => {
-                    key.extend_refused = true;
-                    refusal = Some((Command::Extend, text));
-                    if key.state == KeyState::Held {
-                        key.verify = true;
-                        key.recheck_at = Some(now.saturating_add(try_next_after));
-                    }
-                }
-                _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
-            },
-            KeyOp::Release { .. } => match frame {
-                Frame::Int(n) => {
-                    key.state = KeyState::Free;
-                    key.release_refused = false;
-                    echo = n == 1;
-                }
-                // A transient refusal is retried (after `try_next_after`)
-                // until the key has certainly expired; any other leaves the
-                // key to its TTL. Either way `unlock` learns of it unless a
-                // retry succeeds.
-                Frame::Error(text) => {
-                    if !key.release_refused {
-                        key.doubt_until = doubt_until;
-                    }
-                    key.release_refused = true;
-                    refusal = Some((Command::Release, text));
-                    if is_transient(text) && now < key.doubt_until {
-                        key.state = KeyState::Doubt;
-                        key.recheck_at = Some(now.saturating_add(try_next_after));
-                    } else {
-                        key.state = KeyState::Free;
-                    }
-                }
-                _ => {
-                    return Err(NodeError::Protocol(
-                        "unexpected reply to the release script",
-                    ))
-                }
-            },
-        }
-        if let Some((command, text)) = refusal {
-            let lock = self.lock_at(slot);
-            // A refusal that ends the request is the one to report.
-            if !is_transient(text) || lock.error.as_ref().is_none_or(ServerError::is_transient) {
-                lock.error = Some(ServerError {
-                    node,
-                    command,
-                    message: Text::from_utf8_lossy_truncated(text),
-                });
-            }
-        }
-        if echo && caching && !noloop {
-            if let Some(c) = self.conn_mut(node) {
-                c.echo = Some(Echo { id, key: k });
-            }
-        }
-        if let Some((target, ask)) = redirected {
-            self.resend_acquire(slot, usize::from(k), target, ask, now);
-        }
-        if matches!(op, KeyOp::AcquireSet)
-            && matches!(frame, Frame::Simple(b"OK"))
-            && self.lock_at(slot).mode == LockMode::Force
-        {
-            // A forced overwrite landed: local holders re-check now, even if
-            // this request never becomes `Held` (cancelled or failed), since
-            // our own write is no news to them on this connection.
-            self.recheck_other_holders(slot);
-        }
-        if matches!(op, KeyOp::Release { .. }) {
-            // A local waiter's attempt may have been pipelined behind a
-            // release that only took effect now (after `NOSCRIPT`), and our
-            // own `DEL` is no news with `NOLOOP`: let it retry.
-            self.notify_name(slot);
-        }
-        Ok(())
-    }
-
-    // ---- cluster ---------------------------------------------------------
-
-    /// A `MOVED` or `ASK` reply to a key operation: the command did not run.
-    fn on_redirect(
-        &mut self,
-        node: NodeId,
-        slot: usize,
-        k: u8,
-        op: KeyOp,
-        r: Redirect<'_>,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let host = if r.host.is_empty() {
-            match self.node_address(node) {
-                Some((h, _)) => Text::from_str_truncated(h),
-                None => return Err(NodeError::Protocol("redirect to an unknown host")),
-            }
-        } else {
-            Text::from_utf8_lossy_truncated(r.host)
-        };
-        let target = self.node_for(host, r.port)?;
-        let doubt_until = now
-            .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
-            .saturating_add(self.config.margin);
-        let key = self
-            .lock_at(slot)
-            .keys
-            .get_mut(usize::from(k))
-            .ok_or(NodeError::Protocol("reply for an unknown key"))?;
-        key.inflight = key.inflight.saturating_sub(1);
-        key.redirects = key.redirects.saturating_add(1);
-        let give_up = key.redirects > MAX_REDIRECTS;
-        let go = (!give_up).then_some((target, r.ask));
-        if !r.ask {
-            if give_up || !self.map.set_owner(r.slot, target) {
-                self.map.forget(r.slot);
-            }
-            self.discovery.stale = true;
-        }
-        let (validity, drift, margin) =
-            (self.s.validity, self.config.drift_ppm, self.config.margin);
-        let key = &mut self.lock_at(slot).keys[usize::from(k)];
-        match op {
-            KeyOp::AcquireSet => key.redirect = go,
-            KeyOp::AcquireTtl => {
-                if key.state == KeyState::Acquiring {
-                    match (key.set_ok, key.redirect.take()) {
-                        (None, Some((t, ask))) => {
-                            self.resend_acquire(slot, usize::from(k), t, ask, now)
-                        }
-                        // The slot moved between our `SET` and `PTTL`: the
-                        // `SET` is answered, the TTL unknown.
-                        (Some(true), _) => {
-                            key.state = KeyState::Held;
-                            key.bound = key_bound(key.sent, validity, drift, margin);
-                        }
-                        _ => {
-                            key.state = KeyState::Free;
-                            key.taken_ttl = None;
-                        }
-                    }
-                }
-            }
-            KeyOp::Extend { refresh_below, .. } => {
-                if key.state == KeyState::Held {
-                    key.verify = true;
-                    if let Some((t, true)) = go {
-                        self.send_via(
-                            slot,
-                            usize::from(k),
-                            Op::Extend { refresh_below },
-                            now,
-                            Some(t),
-                        );
-                    }
-                }
-            }
-            KeyOp::Release { .. } => {
-                let sent = match go {
-                    Some((t, true)) => {
-                        self.send_via(slot, usize::from(k), Op::Release, now, Some(t))
-                    }
-                    _ => false,
-                };
-                if !sent {
-                    // Released (again) by `release_leftovers` at the owner.
-                    let key = &mut self.lock_at(slot).keys[usize::from(k)];
-                    key.state = KeyState::Doubt;
-                    key.doubt_until = doubt_until;
-                }
-            }
-        }
-        if !r.ask {
-            self.reroute();
-        }
-        self.dirty = true;
-        Ok(())
-    }
-
-    /// Sends again an acquire whose `SET` was redirected, if its request
-    /// still wants the key; otherwise the key is simply not ours.
-    fn resend_acquire(&mut self, slot: usize, k: usize, target: NodeId, ask: bool, now: Instant) {
-        let lock = self.lock_at(slot);
-        let live = !lock.ended && matches!(lock.phase, Phase::Acquiring | Phase::Held);
-        let nx = !(lock.phase == Phase::Acquiring && lock.mode == LockMode::Force);
-        let key = &mut lock.keys[k];
-        key.state = KeyState::Free;
-        key.taken_ttl = None;
-        if live {
-            self.send_via(slot, k, Op::Acquire { nx }, now, ask.then_some(target));
-        }
-    }
-
-    /// The node at `host:port`, added (and announced) when new.
-    fn node_for(&mut self, host: Text, port: u16) -> Result<NodeId, NodeError> {
-        if let Some(i) = self
-            .addrs
-            .as_slice()
-            .iter()
-            .position(|a| a.as_ref().is_some_and(|a| a.host == host && a.port == port))
-        {
-            return Ok(NodeId(i as u16));
-        }
-        let id = u16::try_from(self.conns.len()).map_err(|_| NodeError::CapacityExceeded)?;
-        if id == u16::MAX
-            || self.conns.push(Conn::default()).is_err()
-            || self.addrs.push(Some(Addr { host, port })).is_err()
-        {
-            return Err(NodeError::CapacityExceeded);
-        }
-        let node = NodeId(id);
-        self.emit(Event::NodeAdded { node });
-        Ok(node)
-    }
-
-    /// After the slot map changed: held keys whose slot moved are checked
-    /// on the new owner (which also starts tracking them there); waiters
-    /// retry, since a node they needed may be reachable now.
-    fn reroute(&mut self) {
-        let Engine { slots, map, .. } = self;
-        for s in slots.as_mut_slice() {
-            let Some(lock) = s.lock.as_mut() else {
-                continue;
-            };
-            for key in lock.keys.iter_mut() {
-                if key.inflight == 0
-                    && key.state == KeyState::Held
-                    && map.owner(key.slot) != Some(key.node)
-                {
-                    key.verify = true;
-                }
-            }
-            if lock.phase == Phase::Waiting {
-                lock.wake = true;
-            }
-        }
-        self.dirty = true;
-    }
-
-    /// Reply to a topology query on `node`.
-    fn on_topology(
-        &mut self,
-        node: NodeId,
-        shards: bool,
-        frame: Frame<'_>,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        if let Frame::Error(text) = frame {
-            if shards {
-                // Before Redis 7.0: ask the older way, on the same node.
-                let c = self
-                    .conn_mut(node)
-                    .ok_or(NodeError::Protocol("unknown node"))?;
-                c.no_shards = true;
-                if commands::cluster_topology(&mut c.tx, false).is_ok()
-                    && c.expects
-                        .push_back(Expect::Topology { shards: false })
-                        .is_ok()
-                {
-                    return Ok(());
-                }
-                return Err(NodeError::CapacityExceeded);
-            }
-            self.discovery.inflight = None;
-            self.discovery.stale = true;
-            return Err(NodeError::Topology(Text::from_utf8_lossy_truncated(text)));
-        }
-        self.discovery.inflight = None;
-        let asked = self
-            .addrs
-            .as_slice()
-            .get(usize::from(node.0))
-            .and_then(|a| a.as_ref().map(|a| a.host.clone()));
-        let mut list: Seq<Range, RANGE_CAP> = Seq::default();
-        let mut failed = None;
-        // Replicas are remembered after the masters, and only while there is
-        // room: they serve no key, only topology queries once every master
-        // we know is gone.
-        let mut others: Seq<Addr, NODE_CAP> = Seq::default();
-        let mut add = |range: Option<(u16, u16)>, host: &[u8], port: u16| {
-            let host = if host.is_empty() {
-                match &asked {
-                    Some(h) => h.clone(),
-                    // Nobody told us where the asked node is: the range
-                    // stays unowned until another node describes it.
-                    None => return,
-                }
-            } else {
-                Text::from_utf8_lossy_truncated(host)
-            };
-            let Some((start, end)) = range else {
-                let _ = others.push(Addr { host, port });
-                return;
-            };
-            match self.node_for(host, port) {
-                Ok(n) => {
-                    if list
-                        .push(Range {
-                            start,
-                            end,
-                            node: n,
-                        })
-                        .is_err()
-                    {
-                        failed = Some(NodeError::CapacityExceeded);
-                    }
-                }
-                Err(e) => failed = Some(e),
-            }
-        };
-        let parsed = if shards {
-            cluster::parse_shards(frame, &mut add)
-        } else {
-            cluster::parse_slots(frame, &mut add)
-        };
-        parsed.map_err(NodeError::Protocol)?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        for a in others.as_slice() {
-            let _ = self.node_for(a.host.clone(), a.port);
-        }
-        if list.as_slice().is_empty() {
-            // A cluster still forming (or losing every master): ask again.
-            self.discovery.stale = true;
-            return Ok(());
-        }
-        self.map = SlotMap::from_ranges(list);
-        let _ = now;
-        self.reroute();
-        Ok(())
-    }
-
-    /// Sends a topology query when one is due and a node is ready.
-    fn maybe_discover(&mut self, now: Instant) {
-        let d = self.discovery;
-        if !self.is_cluster() || d.inflight.is_some() || !d.stale {
-            return;
-        }
-        if d.last.is_some_and(|l| now < l.saturating_add(REFRESH_MIN)) {
-            return;
-        }
-        let n = self.conns.len();
-        for j in 0..n {
-            let i = (d.turn + j) % n;
-            let c = &mut self.conns.as_mut_slice()[i];
-            if !c.is_ready() {
-                continue;
-            }
-            let shards = !c.no_shards;
-            if commands::cluster_topology(&mut c.tx, shards).is_ok()
-                && c.expects.push_back(Expect::Topology { shards }).is_ok()
-            {
-                self.discovery = Discovery {
-                    stale: false,
-                    inflight: Some(NodeId(i as u16)),
-                    last: Some(now),
-                    turn: i + 1,
-                };
-            }
-            return;
-        }
-    }
-
-    /// How long after the last topology query the next one is due.
-    fn refresh_period(&self) -> Duration {
-        if self.map.is_empty() || self.map.ranges().iter().any(|r| !self.is_ready(r.node)) {
-            REFRESH_DOWN
-        } else {
-            REFRESH_IDLE
-        }
-    }
-
-    /// When [`Engine::maybe_discover`] has something to do, if ever.
-    fn discovery_timeout(&self) -> Option<Instant> {
-        let d = self.discovery;
-        if !self.is_cluster()
-            || d.inflight.is_some()
-            || !self.conns.as_slice().iter().any(Conn::is_ready)
-        {
-            return None;
-        }
-        let last = d.last?;
-        Some(last.saturating_add(if d.stale {
-            REFRESH_MIN
-        } else {
-            self.refresh_period()
-        }))
-    }
-
-    // ---- lock progress ---------------------------------------------------
-
-    /// Wakes the local waiters on the name of the lock in `slot`: it stopped
-    /// holding or wanting it.
-    fn notify_name(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
-                if matches!(lock.phase, Phase::Waiting | Phase::Acquiring) {
-                    lock.wake = true;
-                    self.dirty = true;
-                }
-            }
-        }
-    }
-
-    /// True when both slots hold requests for the same name.
-    fn names_equal(&self, a: usize, b: usize) -> bool {
-        let slots = self.slots.as_slice();
-        match (slots[a].lock.as_ref(), slots[b].lock.as_ref()) {
-            (Some(x), Some(y)) => x.name == y.name,
-            _ => false,
-        }
-    }
-
-    /// The waiting lock of the name of `slot` that may attempt now: the
-    /// oldest waiter, unless a local request holds or is acquiring the name.
-    fn leader_of(&self, slot: usize) -> Option<usize> {
-        let me = self.slots.as_slice()[slot].lock.as_ref()?;
-        let mut leader: Option<(u64, usize)> = None;
-        for (s, other) in self.slots.as_slice().iter().enumerate() {
-            let Some(o) = other.lock.as_ref() else {
-                continue;
-            };
-            if o.name != me.name {
-                continue;
-            }
-            match o.phase {
-                Phase::Held | Phase::Acquiring => return None,
-                Phase::Waiting if leader.is_none_or(|(seq, _)| o.seq < seq) => {
-                    leader = Some((o.seq, s));
-                }
-                Phase::Waiting | Phase::Draining => {}
-            }
-        }
-        leader.map(|(_, s)| s)
-    }
-
-    fn ready_keys(&self, slot: usize) -> usize {
-        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
-            return 0;
-        };
-        lock.keys
-            .iter()
-            .filter(|k| self.route(k).is_some_and(|n| self.is_ready(n)))
-            .count()
-    }
-
-    /// The node key `key` goes to next: its slot's owner in a cluster.
-    fn route(&self, key: &Key) -> Option<NodeId> {
-        if self.is_cluster() {
-            self.map.owner(key.slot)
-        } else {
-            Some(key.node)
-        }
-    }
-
-    /// True when every ready connection of the lock in `slot` has room for a
-    /// whole attempt (always, with `alloc`): a full buffer must delay the
-    /// attempt, not count as a refusal.
-    #[cfg(feature = "alloc")]
-    fn has_room(&self, _slot: usize) -> bool {
-        true
-    }
-
-    #[cfg(not(feature = "alloc"))]
-    fn has_room(&self, slot: usize) -> bool {
-        let Some(lock) = self.slots.as_slice()[slot].lock.as_ref() else {
-            return false;
-        };
-        // An acquire is two commands; its bytes are the key (twice), the
-        // value and the fixed words, well under 96 bytes besides those.
-        let per_key =
-            96 + 2 * (self.config.prefix.as_bytes().len() + lock.name.as_bytes().len()) + VALUE_LEN;
-        self.conns.as_slice().iter().enumerate().all(|(i, c)| {
-            let keys = lock
-                .keys
-                .iter()
-                .filter(|k| usize::from(k.node.0) == i)
-                .count();
-            !c.is_ready()
-                || (c.expects.len() + 2 * keys <= conn::EXPECT_CAP
-                    && c.tx.len() + per_key * keys <= conn::TX_CAP)
-        })
-    }
-
-    fn start_attempt(&mut self, slot: usize, now: Instant) {
-        let mut value = [0u8; VALUE_LEN];
-        self.rng.fill_bytes(&mut value);
-        let lock = self.lock_at(slot);
-        lock.value = value;
-        lock.t0 = now;
-        lock.phase = Phase::Acquiring;
-        lock.wake = false;
-        lock.retry_at = None;
-        lock.error = None;
-        let nx = lock.mode != LockMode::Force;
-        let n = lock.keys.len();
-        for k in 0..n {
-            let key = &mut self.lock_at(slot).keys[k];
-            key.taken_ttl = None;
-            key.set_ok = None;
-            key.outcome = Outcome::None;
-            self.send(slot, k, Op::Acquire { nx }, now);
-        }
-        self.evaluate_attempt(slot, now);
-    }
-
-    /// Decides an attempt as soon as the majority is had or out of reach.
-    /// A key's part ends with its reply, or with its connection (whose own
-    /// health check finds a server that stopped answering): time spent
-    /// queued behind this locker's own traffic or a busy CPU never fails
-    /// an attempt.
-    fn evaluate_attempt(&mut self, slot: usize, now: Instant) {
-        let m = self.s.majority;
-        let extend_interval = self.s.extend_interval;
-        let lock = self.lock_at(slot);
-        let held = lock.held_count();
-        let pending = lock
-            .keys
-            .iter()
-            .filter(|k| k.state == KeyState::Acquiring)
-            .count();
-        if held >= m {
-            let deadline = majority_deadline(
-                lock.keys
-                    .iter()
-                    .filter(|k| k.state == KeyState::Held)
-                    .map(|k| k.bound),
-                m,
-            );
-            match deadline {
-                Some(d) if d > now => {
-                    lock.phase = Phase::Held;
-                    lock.handoffs = 0;
-                    lock.failures = 0;
-                    lock.deadline = d;
-                    lock.next_extend = lock.t0.saturating_add(extend_interval);
-                    let mode = lock.mode;
-                    let id = self.id_at(slot).expect("occupied");
-                    self.emit(Event::Acquired { id });
-                    let shared = (0..self.slots.len()).any(|s| {
-                        s != slot
-                            && self.names_equal(slot, s)
-                            && self.slots.as_slice()[s]
-                                .lock
-                                .as_ref()
-                                .is_some_and(|l| l.phase == Phase::Held)
-                    });
-                    if mode == LockMode::Force {
-                        self.recheck_other_holders(slot);
-                    } else if shared {
-                        // A local force took the name while this attempt
-                        // was in flight: its overwrite of our keys is our
-                        // own write on this connection (no invalidation with
-                        // NOLOOP, an echo without), so re-check ourselves.
-                        for k in self
-                            .lock_at(slot)
-                            .keys
-                            .iter_mut()
-                            .filter(|k| k.state == KeyState::Held && k.inflight == 0)
-                        {
-                            k.verify = true;
-                        }
-                        self.dirty = true;
-                    }
-                }
-                _ => self.attempt_failed(slot, now, true),
-            }
-        } else if held + pending < m {
-            // Out of reach. Whether it is "someone else holds it" may still
-            // depend on replies in flight: wait for them unless they cannot
-            // change the answer.
-            let n = lock.keys.len();
-            let taken = lock
-                .keys
-                .iter()
-                .filter(|k| k.outcome == Outcome::Taken)
-                .count();
-            if pending == 0 || taken > n - m || taken + pending <= n - m {
-                self.attempt_failed(slot, now, false);
-            }
-        }
-    }
-
-    /// After a forced takeover, the local holders of that name re-check at
-    /// once: with `NOLOOP` our own overwrite never comes back as news.
-    fn recheck_other_holders(&mut self, slot: usize) {
-        for s in 0..self.slots.len() {
-            if s != slot && self.names_equal(slot, s) {
-                let lock = self.lock_at(s);
-                if lock.phase == Phase::Held {
-                    for k in lock
-                        .keys
-                        .iter_mut()
-                        .filter(|k| k.state == KeyState::Held && k.inflight == 0)
-                    {
-                        k.verify = true;
-                    }
-                    self.dirty = true;
-                }
-            }
-        }
-    }
-
-    /// An attempt cannot reach a majority (`too_slow`: it did, after the
-    /// lease ran out). `NotLocked` only when other holders were seen on
-    /// enough keys; an error reply that keeps the majority out of reach ends
-    /// any request; `Try`/`Force` report every other cause; `Wait` retries,
-    /// woken by the holder's release when one was seen, else after a
-    /// jittered backoff.
-    fn attempt_failed(&mut self, slot: usize, now: Instant, too_slow: bool) {
-        let caching = self.config.client_caching;
-        let tna = self.s.try_next_after;
-        let extend_interval = self.s.extend_interval;
-        let m = self.s.majority;
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
-        let n = lock.keys.len();
-        let taken = lock
-            .keys
-            .iter()
-            .filter(|k| k.outcome == Outcome::Taken)
-            .count();
-        let seen_holder = taken > n - m;
-        let fatal = lock
-            .keys
-            .iter()
-            .any(|k| k.outcome == Outcome::Refused(false));
-        let transient = lock
-            .keys
-            .iter()
-            .any(|k| k.outcome == Outcome::Refused(true));
-        let failure = if seen_holder {
-            None
-        } else if fatal || (transient && lock.mode != LockMode::Wait) {
-            lock.error.clone().map(LockFailure::Refused)
-        } else if lock.mode == LockMode::Wait {
-            None
-        } else if too_slow {
-            Some(LockFailure::TooSlow)
-        } else {
-            let missing = lock
-                .keys
-                .iter()
-                .find(|k| k.state != KeyState::Held && k.outcome == Outcome::None)
-                .or(lock.keys.first())
-                .copied();
-            let node = missing.map_or(NodeId(0), |k| self.route(&k).unwrap_or(k.node));
-            Some(LockFailure::Unavailable {
-                node,
-                error: self.conn(node).and_then(|c| c.refusal.clone()),
-            })
-        };
-        if let Some(error) = failure {
-            self.fail_request(slot, error);
-            return;
-        }
-        let lock = self.lock_at(slot);
-        if lock.mode != LockMode::Wait {
-            lock.phase = Phase::Draining;
-            self.emit(Event::NotLocked { id });
-            self.notify_name(slot);
-            return;
-        }
-        lock.phase = Phase::Waiting;
-        // Keys we got (or may get) are released before the next attempt.
-        let partial = lock
-            .keys
-            .iter()
-            .any(|k| k.state == KeyState::Held || k.set_ok == Some(true));
-        let mut fallback: Option<Duration> = None;
-        for k in &lock.keys {
-            match (k.state, k.taken_ttl) {
-                (KeyState::Free, Some(t)) if t >= 0 => {
-                    let t = Duration::from_millis(t as u64);
-                    fallback = Some(fallback.map_or(t, |f| f.min(t)));
-                }
-                (KeyState::Free, Some(-1)) => {
-                    fallback = Some(fallback.map_or(extend_interval, |f| f.min(extend_interval)));
-                }
-                (KeyState::Free, Some(-2)) => lock.wake = true,
-                _ => {}
-            }
-        }
-        let delay = if seen_holder && !partial {
-            lock.failures = 0;
-            if caching {
-                // The holder's release or expiry wakes us (invalidation);
-                // the timer is the fallback for a late active expiry.
-                fallback
-                    .unwrap_or(extend_interval)
-                    .max(Duration::from_millis(1))
-            } else {
-                tna
-            }
-        } else if partial {
-            // Partial success: contention on keys that come and go. Pace
-            // retries (a random point in the upper half of
-            // `try_next_after`, so racing lockers drift apart) instead of
-            // chasing every invalidation.
-            lock.wake = false;
-            self.backoff(1)
-        } else {
-            // A transient refusal, a node down or a slow majority: back off
-            // exponentially, with jitter, instead of spinning on a server
-            // that says no.
-            lock.failures = lock.failures.saturating_add(1);
-            let failures = lock.failures;
-            self.backoff(failures)
-        };
-        self.lock_at(slot).retry_at = Some(now.saturating_add(delay));
-        // Local waiters behind this one were blocked by its attempt.
-        self.notify_name(slot);
-    }
-
-    /// The wait before retry number `failures` (from 1): `try_next_after`
-    /// doubling up to [`BACKOFF_MAX`], then a random point in its upper half,
-    /// so lockers that failed together do not retry together.
-    fn backoff(&mut self, failures: u8) -> Duration {
-        let base = self.s.try_next_after;
-        let exp = u32::from(failures.saturating_sub(1).min(16));
-        let d = base
-            .checked_mul(1 << exp)
-            .unwrap_or(BACKOFF_MAX)
-            .min(BACKOFF_MAX.max(base));
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let half = nanos / 2;
-        let jitter = if half == 0 {
-            0
-        } else {
-            self.rng.next_u64() % (half + 1)
-        };
-        Duration::from_nanos(half.saturating_add(jitter))
-    }
-
-    /// Ends a request without the lock; its keys are released.
-    fn fail_request(&mut self, slot: usize, error: LockFailure) {
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
-        lock.phase = Phase::Draining;
-        if !lock.ended {
-            self.emit(Event::Failed { id, error });
-        }
-        self.notify_name(slot);
-    }
-
-    /// A handshake refusal (wrong password, a replica…) on nodes that keep
-    /// a majority of the keys of the lock in `slot` out of reach.
-    fn blocking_refusal(&self, slot: usize) -> Option<(NodeId, NodeError)> {
-        let lock = self.slots.as_slice()[slot].lock.as_ref()?;
-        let mut reachable = 0;
-        let mut first = None;
-        for k in &lock.keys {
-            let refusal = self
-                .route(k)
-                .and_then(|n| Some((n, self.conn(n)?.refusal.as_ref()?)));
-            match refusal {
-                Some((n, e)) => {
-                    first.get_or_insert((n, e.clone()));
-                }
-                None => reachable += 1,
-            }
-        }
-        if reachable < self.s.majority {
-            first
-        } else {
-            None
-        }
-    }
-
-    fn lose(&mut self, slot: usize, reason: LostReason) {
-        let id = self.id_at(slot).expect("occupied");
-        let lock = self.lock_at(slot);
-        lock.phase = Phase::Draining;
-        if !lock.ended {
-            self.emit(Event::Lost { id, reason });
-        }
-        self.notify_name(slot);
-    }
-
-    /// Moves the lock in `slot` forward after any input.
-    fn progress(&mut self, slot: usize, now: Instant) {
-        let m = self.s.majority;
-        let phase = self.lock_at(slot).phase;
-        match phase {
-            Phase::Acquiring => self.evaluate_attempt(slot, now),
-            Phase::Held => {
-                let lock = self.lock_at(slot);
-                let live = lock
-                    .keys
-                    .iter()
-                    .filter(|k| matches!(k.state, KeyState::Held))
-                    .count();
-                let deadline = majority_deadline(
-                    lock.keys
-                        .iter()
-                        .filter(|k| k.state == KeyState::Held)
-                        .map(|k| k.bound),
-                    m,
-                );
-                let refused = lock
-                    .keys
-                    .iter()
-                    .any(|k| k.extend_refused)
-                    .then(|| lock.error.clone())
-                    .flatten();
-                let why = |plain: LostReason| refused.clone().map_or(plain, LostReason::Refused);
-                match deadline {
-                    _ if live < m => self.lose(slot, why(LostReason::KeysChanged)),
-                    Some(d) if d <= now => self.lose(slot, why(LostReason::Expired)),
-                    None => self.lose(slot, why(LostReason::KeysChanged)),
-                    Some(d) => {
-                        lock.deadline = d;
-                        self.extend_due(slot, now);
-                    }
-                }
-            }
-            Phase::Waiting | Phase::Draining => {}
-        }
-        if matches!(self.lock_at(slot).phase, Phase::Waiting | Phase::Draining) {
-            self.release_leftovers(slot, now);
-        }
-        let lock = self.lock_at(slot);
-        if lock.phase == Phase::Draining && lock.ended && lock.settled() {
-            let id = self.id_at(slot).expect("occupied");
-            // Waiters held back until our release lands must hear of it
-            // even when no release was needed (keys found lost, or in
-            // doubt and expired): otherwise they wait forever.
-            self.notify_name(slot);
-            let lock = self.slots.as_mut_slice()[slot].lock.take();
-            self.live -= 1;
-            if let Some(error) = lock
-                .filter(|l| l.keys.iter().any(|k| k.release_refused))
-                .and_then(|l| l.error)
-            {
-                self.emit(Event::NotReleased { id, error });
-            }
-            self.emit(Event::Released { id });
-        }
-    }
-
-    /// Sends the periodic extension, re-checks and fill-ins that are due.
-    fn extend_due(&mut self, slot: usize, now: Instant) {
-        let periodic = now >= self.lock_at(slot).next_extend;
-        if periodic {
-            let interval = self.s.extend_interval;
-            self.lock_at(slot).next_extend = now.saturating_add(interval);
-        }
-        let always = self.s.validity_ms.saturating_add(1);
-        let recheck = self.s.recheck_refresh_below;
-        for k in 0..self.lock_at(slot).keys.len() {
-            let key = self.lock_at(slot).keys[k];
-            if key.inflight != 0 {
-                continue;
-            }
-            match key.state {
-                KeyState::Held if periodic => {
-                    self.send(
-                        slot,
-                        k,
-                        Op::Extend {
-                            refresh_below: always,
-                        },
-                        now,
-                    );
-                }
-                KeyState::Held if key.verify && key.recheck_at.is_some_and(|t| now < t) => {}
-                KeyState::Held if key.verify => {
-                    // A retry is due once: if it cannot be sent, the key waits
-                    // for its node like any other re-check.
-                    self.lock_at(slot).keys[k].recheck_at = None;
-                    self.send(
-                        slot,
-                        k,
-                        Op::Extend {
-                            refresh_below: recheck,
-                        },
-                        now,
-                    );
-                }
-                // Hold as many keys as we can: take back a free key.
-                KeyState::Free if periodic => {
-                    self.send(slot, k, Op::Acquire { nx: true }, now);
-                }
-                // A take-back (or a key of the winning attempt) whose
-                // connection dropped mid-flight: settle it as
-                // `release_leftovers` would, or it would stay in doubt
-                // forever and its past `doubt_until` would keep
-                // `poll_timeout` at a due instant (a busy loop).
-                KeyState::Doubt if key.retry_later(now) => {}
-                KeyState::Doubt if !self.send(slot, k, Op::Release, now) => {
-                    // Its node is down: the next try is when it is back (a
-                    // past retry instant would keep `poll_timeout` due).
-                    let key = &mut self.lock_at(slot).keys[k];
-                    key.recheck_at = None;
-                    if now >= key.doubt_until {
-                        key.state = KeyState::Free;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Releases keys a finished or failed request still has (or may have).
-    fn release_leftovers(&mut self, slot: usize, now: Instant) {
-        for k in 0..self.lock_at(slot).keys.len() {
-            let key = self.lock_at(slot).keys[k];
-            if key.inflight != 0 || key.retry_later(now) {
-                continue;
-            }
-            let releasable = matches!(key.state, KeyState::Held | KeyState::Doubt);
-            if releasable && !self.send(slot, k, Op::Release, now) {
-                // The node is down: the key stays in doubt until it is back
-                // or certainly expired.
-                let doubt_until = now
-                    .saturating_add(stretch(self.s.validity, self.config.drift_ppm))
-                    .saturating_add(self.config.margin);
-                let key = &mut self.lock_at(slot).keys[k];
-                key.recheck_at = None;
-                if key.state == KeyState::Held {
-                    key.state = KeyState::Doubt;
-                    key.doubt_until = doubt_until;
-                } else if now >= key.doubt_until {
-                    key.state = KeyState::Free;
-                }
-            }
-        }
-    }
-
-    /// Runs every lock forward, then starts the attempts that are due, so an
-    /// attempt is written behind the releases that made it possible.
-    fn pump(&mut self, now: Instant) {
-        // A pass can change what an earlier slot of the same pass should do
-        // (a release wakes a waiter, a takeover makes a holder re-check):
-        // repeat while it does. Each repeat needs a state change, so a few
-        // passes always suffice.
-        for _ in 0..4 {
-            self.dirty = false;
-            self.pump_once(now);
-            if !self.dirty {
-                break;
-            }
-        }
-        self.maybe_discover(now);
-    }
-
-    fn pump_once(&mut self, now: Instant) {
-        for slot in 0..self.slots.len() {
-            if self.slots.as_slice()[slot].lock.is_some() {
-                self.progress(slot, now);
-            }
-        }
-        let refusing = self.conns.as_slice().iter().any(|c| c.refusal.is_some());
-        // `(a slot of some name, that name's leader)`, see below.
-        let mut leader_cache: Option<(usize, Option<usize>)> = None;
-        for slot in 0..self.slots.len() {
-            if refusing
-                && self.slots.as_slice()[slot]
-                    .lock
-                    .as_ref()
-                    .is_some_and(|l| l.phase == Phase::Waiting)
-            {
-                // A server that refuses our handshake (a changed password)
-                // will not let this request through by itself: end it with
-                // the refusal; the connection keeps retrying meanwhile.
-                if let Some((node, e)) = self.blocking_refusal(slot) {
-                    self.fail_request(
-                        slot,
-                        LockFailure::Unavailable {
-                            node,
-                            error: Some(e),
-                        },
-                    );
-                    continue;
-                }
-            }
-            let due = match self.slots.as_slice()[slot].lock.as_ref() {
-                Some(l) if l.phase == Phase::Waiting => {
-                    l.wake || l.retry_at.is_some_and(|r| r <= now)
-                }
-                _ => false,
-            };
-            if !due {
-                continue;
-            }
-            let lock = self.lock_at(slot);
-            let leads = lock.mode != LockMode::Wait || {
-                // Every waiter of a hot name is due after each release;
-                // finding the leader once per name and pass keeps a pump
-                // over n waiters O(n), not O(n²).
-                let leader = match leader_cache {
-                    Some((of, leader)) if self.names_equal(of, slot) => leader,
-                    _ => {
-                        let leader = self.leader_of(slot);
-                        leader_cache = Some((slot, leader));
-                        leader
-                    }
-                };
-                leader == Some(slot)
-            };
-            let ready = self.lock_at(slot).settled()
-                && leads
-                && self.ready_keys(slot) >= self.s.majority
-                && self.has_room(slot);
-            if ready {
-                self.start_attempt(slot, now);
-                leader_cache = None;
-            } else if self.lock_at(slot).retry_at.is_some_and(|r| r <= now) {
-                // Whatever blocks it (a local holder, an older waiter, a
-                // node down, keys still settling) wakes it when it clears.
-                let lock = self.lock_at(slot);
-                lock.retry_at = None;
-                lock.wake = true;
-            }
-        }
-    }
 }
 
-/// A handshake failure that will not pass by itself: requests that need
-/// the node end with it instead of waiting.
-fn is_refusal(e: &NodeError) -> bool {
-    match e {
-        NodeError::Handshake(text) => !is_transient(text.as_bytes()),
-        NodeError::Resp3Unsupported(_) | NodeError::Topology(_) | NodeError::Replica => true,
-        NodeError::Protocol(_) | NodeError::Unresponsive | NodeError::CapacityExceeded => false,
-    }
-}
+mod attempt;
+mod cluster;
+mod link;
+mod names;
+mod progress;
+mod requests;
+mod send;
+mod timers;
+mod waiters;
 
 #[cfg(test)]
 mod tests;
@@ -2498,3 +586,7 @@ mod cluster_tests;
 
 #[cfg(test)]
 mod refusal_tests;
+
+// Needs more requests than the no-alloc capacity.
+#[cfg(all(test, feature = "alloc"))]
+mod scale_tests;

@@ -7,6 +7,7 @@ use std::vec::Vec;
 
 use super::tests::{acquired, events, feed, ms, names, ready, sent, HELLO_7015, N0};
 use super::*;
+use crate::{Command, LockFailure, ServerError};
 
 const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
 const LOADING: &[u8] = b"-LOADING Redis is loading the dataset in memory\r\n";

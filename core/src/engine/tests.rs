@@ -5,7 +5,8 @@ extern crate std;
 use std::vec::Vec;
 
 use super::*;
-use crate::resp::parse;
+use crate::resp::{parse, Frame};
+use crate::{LockFailure, NoLoop};
 
 pub(super) const N0: NodeId = NodeId(0);
 pub(super) const HELLO_7015: &[u8] = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
