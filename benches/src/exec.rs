@@ -16,7 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// A runtime as the bench uses it.
-pub trait Exec: Send + Sync + 'static {
+pub(crate) trait Exec: Send + Sync + 'static {
     /// The tracklock runtime type.
     type Rt: tracklock::Runtime;
 
@@ -47,13 +47,13 @@ pub trait Exec: Send + Sync + 'static {
 }
 
 /// tokio, multi-thread, 2 workers.
-pub struct TokioExec {
+pub(crate) struct TokioExec {
     rt: tokio::runtime::Runtime,
 }
 
 impl TokioExec {
     /// Builds the runtime.
-    pub fn new() -> TokioExec {
+    pub(crate) fn new() -> TokioExec {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -63,7 +63,7 @@ impl TokioExec {
     }
 
     /// The runtime handle (for the Ctrl-C task).
-    pub fn handle(&self) -> &tokio::runtime::Handle {
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         self.rt.handle()
     }
 }
@@ -108,13 +108,13 @@ impl Exec for TokioExec {
 }
 
 /// smol's global executor on 2 threads.
-pub struct SmolExec;
+pub(crate) struct SmolExec;
 
 impl SmolExec {
     /// Asks for 2 global-executor threads (read when the executor starts, on
     /// the first `smol::spawn`; an explicit `SMOL_THREADS` wins). Call before
     /// any other thread exists.
-    pub fn new() -> SmolExec {
+    pub(crate) fn new() -> SmolExec {
         if std::env::var_os("SMOL_THREADS").is_none() {
             std::env::set_var("SMOL_THREADS", "2");
         }
@@ -156,7 +156,7 @@ impl Exec for SmolExec {
 }
 
 #[cfg(feature = "glommio")]
-pub use self::glommio_exec::GlommioExec;
+pub(crate) use self::glommio_exec::GlommioExec;
 
 #[cfg(feature = "glommio")]
 mod glommio_exec {
@@ -169,7 +169,7 @@ mod glommio_exec {
 
     /// One glommio `LocalExecutor` on its own thread, fed jobs over a
     /// channel (its tasks are `!Send`, so they are created on that thread).
-    pub struct GlommioExec {
+    pub(crate) struct GlommioExec {
         jobs: smol::channel::Sender<Job>,
         thread: Option<std::thread::JoinHandle<()>>,
     }
@@ -178,7 +178,7 @@ mod glommio_exec {
         /// Starts the executor thread, or says why io_uring is unavailable.
         /// The executor locks little memory (256 KiB) so it starts under a
         /// small `ulimit -l`.
-        pub fn new() -> Result<GlommioExec, String> {
+        pub(crate) fn new() -> Result<GlommioExec, String> {
             let (jobs, rx) = smol::channel::unbounded::<Job>();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()

@@ -9,13 +9,13 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 
 /// Lease written by the peers (tracklock's default validity is the same 5 s).
-pub const TTL: Duration = Duration::from_secs(5);
+pub(crate) const TTL: Duration = Duration::from_secs(5);
 
 /// A distributed lock as the workers use it: `lock` waits until the lock is
 /// held, `unlock` returns once the server confirmed the release. Errors are
 /// returned as text; the worker counts them and goes on (the table shows the
 /// count and the first message of each row).
-pub trait LockLib: Send + Sync + 'static {
+pub(crate) trait LockLib: Send + Sync + 'static {
     /// What `lock` hands back and `unlock` consumes.
     type Guard: Send + 'static;
 
@@ -39,7 +39,7 @@ pub trait LockLib: Send + Sync + 'static {
 }
 
 /// tracklock on any runtime.
-pub struct Tracklock<R: tracklock::Runtime>(pub tracklock::Locker<R>);
+pub(crate) struct Tracklock<R: tracklock::Runtime>(pub tracklock::Locker<R>);
 
 impl<R> LockLib for Tracklock<R>
 where
@@ -63,12 +63,12 @@ where
 }
 
 /// rslock (Redlock on the `redis` crate), given the one server.
-pub struct Rslock(pub rslock::LockManager);
+pub(crate) struct Rslock(pub rslock::LockManager);
 
 impl Rslock {
     /// A lock manager for `url` with rslock's default retries (3 attempts,
     /// random 0..200 ms between them) or `retry = (count, delay)`.
-    pub fn new(url: &str, retry: Option<(u32, Duration)>) -> Rslock {
+    pub(crate) fn new(url: &str, retry: Option<(u32, Duration)>) -> Rslock {
         let mut m = rslock::LockManager::new(vec![url.to_owned()]);
         if let Some((count, delay)) = retry {
             m.set_retry(count, delay);
@@ -101,7 +101,7 @@ const RELEASE: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return re
 /// The lock most code bases hand-roll on the `redis` crate: `SET key val NX
 /// PX 5000` on one multiplexed connection, retried at once on failure;
 /// released with a Lua compare-and-delete (`EVALSHA`, `EVAL` on `NOSCRIPT`).
-pub struct SetNx {
+pub(crate) struct SetNx {
     conn: MultiplexedConnection,
     release: redis::Script,
     seed: u64,
@@ -110,7 +110,7 @@ pub struct SetNx {
 
 impl SetNx {
     /// Opens a multiplexed connection to `url`.
-    pub async fn connect(url: &str, seed: u64) -> SetNx {
+    pub(crate) async fn connect(url: &str, seed: u64) -> SetNx {
         let client = redis::Client::open(url).expect("redis URL");
         let conn = client
             .get_multiplexed_async_connection()
@@ -126,7 +126,7 @@ impl SetNx {
 }
 
 /// A held [`SetNx`] lock: the value we wrote.
-pub struct SetNxGuard {
+pub(crate) struct SetNxGuard {
     value: u64,
 }
 

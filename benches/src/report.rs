@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::workload::{hist_quantile, Scenario, Window, HIST_BUCKETS};
 
 /// One library on one runtime in one scenario, with its timed windows.
-pub struct Row {
+pub(crate) struct Row {
     /// The scenario.
     pub scenario: Scenario,
     /// Runtime label.
@@ -19,7 +19,7 @@ pub struct Row {
 }
 
 /// The median of `v` (mean of the middle two for even lengths).
-pub fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -33,7 +33,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The `p`-quantile (0..=1, nearest rank) of sorted `v`.
-pub fn quantile(sorted: &[u64], p: f64) -> Option<u64> {
+pub(crate) fn quantile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }
@@ -43,28 +43,28 @@ pub fn quantile(sorted: &[u64], p: f64) -> Option<u64> {
 
 impl Row {
     /// Median over the windows of ops/s.
-    pub fn ops_per_s(&self) -> f64 {
+    pub(crate) fn ops_per_s(&self) -> f64 {
         median(self.windows.iter().map(Window::ops_per_s).collect())
     }
 
     /// Wall-clock time per operation across all tasks (Go's `ns/op` under
     /// `RunParallel`): `1e9 / ops_per_s`.
-    pub fn ns_per_op(&self) -> f64 {
+    pub(crate) fn ns_per_op(&self) -> f64 {
         1e9 / self.ops_per_s()
     }
 
     /// Median over the windows of allocations per operation.
-    pub fn allocs_per_op(&self) -> f64 {
+    pub(crate) fn allocs_per_op(&self) -> f64 {
         median(self.windows.iter().map(Window::allocs_per_op).collect())
     }
 
     /// Median over the windows of the busiest task's share of the pairs.
-    pub fn top_share(&self) -> f64 {
+    pub(crate) fn top_share(&self) -> f64 {
         median(self.windows.iter().map(|w| w.top_share).collect())
     }
 
     /// (max − min) / median of the windows' ops/s: how noisy the row was.
-    pub fn spread(&self) -> f64 {
+    pub(crate) fn spread(&self) -> f64 {
         let v: Vec<f64> = self.windows.iter().map(Window::ops_per_s).collect();
         let max = v.iter().copied().fold(f64::MIN, f64::max);
         let min = v.iter().copied().fold(f64::MAX, f64::min);
@@ -74,7 +74,7 @@ impl Row {
     /// False when a window had tasks that did not return within the grace
     /// period (cancelled) or completed no pair at all: the row did not
     /// finish, and shows `n/a`.
-    pub fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         !self.windows.is_empty() && self.windows.iter().all(|w| w.stuck == 0 && w.ops > 0)
     }
 
@@ -82,7 +82,7 @@ impl Row {
     /// windows and every lock wait given up at a window's end (counted with
     /// the time it had waited). `true` when more than `1 - p` of the samples
     /// are such waits: the quantile is then only a lower bound.
-    pub fn latency(&self, p: f64) -> Option<(u64, bool)> {
+    pub(crate) fn latency(&self, p: f64) -> Option<(u64, bool)> {
         let mut all = vec![0u64; HIST_BUCKETS];
         for w in &self.windows {
             for (a, b) in all.iter_mut().zip(&w.latency) {
@@ -95,32 +95,32 @@ impl Row {
     }
 
     /// Lock waits given up at the windows' ends.
-    pub fn gave_up(&self) -> u64 {
+    pub(crate) fn gave_up(&self) -> u64 {
         self.windows.iter().map(|w| w.gave_up).sum()
     }
 
     /// Failed calls over the timed windows.
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.windows.iter().map(|w| w.errors).sum()
     }
 
     /// The first failed call's text.
-    pub fn first_error(&self) -> Option<&str> {
+    pub(crate) fn first_error(&self) -> Option<&str> {
         self.windows.iter().find_map(|w| w.first_error.as_deref())
     }
 
     /// Tasks per window.
-    pub fn tasks(&self) -> usize {
+    pub(crate) fn tasks(&self) -> usize {
         self.windows.first().map_or(0, |w| w.tasks)
     }
 
     /// Fewest tasks that completed at least one pair, over the windows.
-    pub fn tasks_done(&self) -> usize {
+    pub(crate) fn tasks_done(&self) -> usize {
         self.windows.iter().map(|w| w.tasks_done).min().unwrap_or(0)
     }
 
     /// Fewest pairs of one task in any window.
-    pub fn min_task_ops(&self) -> u64 {
+    pub(crate) fn min_task_ops(&self) -> u64 {
         self.windows
             .iter()
             .map(|w| w.min_task_ops)
@@ -129,7 +129,7 @@ impl Row {
     }
 
     /// Most pairs of one task in any window.
-    pub fn max_task_ops(&self) -> u64 {
+    pub(crate) fn max_task_ops(&self) -> u64 {
         self.windows
             .iter()
             .map(|w| w.max_task_ops)
@@ -138,13 +138,13 @@ impl Row {
     }
 
     /// Most tasks cancelled after the grace period in one window.
-    pub fn stuck(&self) -> usize {
+    pub(crate) fn stuck(&self) -> usize {
         self.windows.iter().map(|w| w.stuck).max().unwrap_or(0)
     }
 
     /// Hand-off latency quantiles (ns) over all windows' samples, with the
     /// sample count.
-    pub fn handoff(&self) -> Option<(u64, u64, usize)> {
+    pub(crate) fn handoff(&self) -> Option<(u64, u64, usize)> {
         let mut all: Vec<u64> = self
             .windows
             .iter()
@@ -156,7 +156,7 @@ impl Row {
 }
 
 /// Round-trip times measured in the run (ns).
-pub struct Rtt {
+pub(crate) struct Rtt {
     /// PING on a `redis` crate multiplexed connection from a tokio task.
     pub client: f64,
     /// PING on a blocking std socket (the floor: no runtime involved).
@@ -164,7 +164,7 @@ pub struct Rtt {
 }
 
 /// All results of the run.
-pub struct Report {
+pub(crate) struct Report {
     /// Every row, in run order.
     pub rows: Vec<Row>,
     /// Round-trip times.
@@ -193,7 +193,7 @@ fn fmt_lat(q: Option<(u64, bool)>) -> String {
 impl Report {
     /// Best peer ops/s in `scenario` (peers run on tokio; peers that did
     /// not finish are left out).
-    pub fn best_peer(&self, scenario: Scenario) -> Option<(&Row, f64)> {
+    pub(crate) fn best_peer(&self, scenario: Scenario) -> Option<(&Row, f64)> {
         self.rows
             .iter()
             .filter(|r| r.peer && r.scenario == scenario && r.finished())
@@ -203,7 +203,7 @@ impl Report {
 
     /// `row`'s ops/s over the best peer's in its scenario (none for a row
     /// that did not finish).
-    pub fn ratio(&self, row: &Row) -> Option<f64> {
+    pub(crate) fn ratio(&self, row: &Row) -> Option<f64> {
         if !row.finished() {
             return None;
         }
@@ -235,7 +235,7 @@ impl Report {
     }
 
     /// The results table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let rtt = self.rtt.client;
         let _ = writeln!(
@@ -302,7 +302,7 @@ impl Report {
 
     /// Per-task progress of the many-task scenarios, and every row that
     /// errored or did not finish, with its first error.
-    pub fn progress(&self) -> String {
+    pub(crate) fn progress(&self) -> String {
         let mut out = String::new();
         let rows: Vec<&Row> = self
             .rows
@@ -369,7 +369,7 @@ impl Report {
 
     /// The targets, each with the measured value and PASS / MISS. Never
     /// asserted: the numbers are noisy on a shared machine.
-    pub fn targets(&self, main: &str, handoff_lib: &str) -> String {
+    pub(crate) fn targets(&self, main: &str, handoff_lib: &str) -> String {
         let mut out = String::new();
         let rts = self.runtimes();
         let rtt = self.rtt.client;
@@ -480,7 +480,7 @@ impl Report {
     /// p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,
     /// max_task_ops,stuck`. A row that did not finish has empty `ops_per_s`, `ns_per_op`
     /// and ratio.
-    pub fn csv(&self) -> String {
+    pub(crate) fn csv(&self) -> String {
         let mut out = String::from(
             "runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,\
              p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,\

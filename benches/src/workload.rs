@@ -14,7 +14,7 @@ use crate::libs::LockLib;
 
 /// What the tasks do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// All tasks share one client and lock then unlock the same name.
     Contended,
     /// One client (own connection) per task, all on the same name: the
@@ -30,7 +30,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in table order.
-    pub const ALL: [Scenario; 5] = [
+    pub(crate) const ALL: [Scenario; 5] = [
         Scenario::Contended,
         Scenario::ContendedLockers,
         Scenario::Uncontended,
@@ -39,7 +39,7 @@ impl Scenario {
     ];
 
     /// The name used on the command line, in the table and in the CSV.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::Contended => "contended",
             Scenario::ContendedLockers => "contended-lockers",
@@ -50,7 +50,7 @@ impl Scenario {
     }
 
     /// Parses [`Scenario::name`].
-    pub fn parse(s: &str) -> Option<Scenario> {
+    pub(crate) fn parse(s: &str) -> Option<Scenario> {
         Scenario::ALL.into_iter().find(|sc| sc.name() == s)
     }
 
@@ -76,21 +76,21 @@ impl Scenario {
     /// for its lock gives up (the lock call is dropped) instead of waiting
     /// its turn behind up to 2,000 others, and every window uses fresh names
     /// (a peer's cancelled attempt may leave a key until its TTL).
-    pub fn is_many(self) -> bool {
+    pub(crate) fn is_many(self) -> bool {
         matches!(self, Scenario::Many | Scenario::ManyOneName)
     }
 }
 
 /// A one-shot flag that tasks can await: `wait(i)` keeps at most one waker
 /// per task in a preallocated slot, so waiting does not allocate.
-pub struct Signal {
+pub(crate) struct Signal {
     set: AtomicBool,
     wakers: Mutex<Vec<Option<Waker>>>,
 }
 
 impl Signal {
     /// A signal for tasks `0..tasks`.
-    pub fn new(tasks: usize) -> Signal {
+    pub(crate) fn new(tasks: usize) -> Signal {
         Signal {
             set: AtomicBool::new(false),
             wakers: Mutex::new((0..tasks).map(|_| None).collect()),
@@ -98,12 +98,12 @@ impl Signal {
     }
 
     /// True once [`Signal::set`] was called.
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire)
     }
 
     /// Raises the flag and wakes every waiting task.
-    pub fn set(&self) {
+    pub(crate) fn set(&self) {
         self.set.store(true, Ordering::Release);
         let mut ws = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
         for w in ws.iter_mut() {
@@ -114,7 +114,7 @@ impl Signal {
     }
 
     /// Resolves once the flag is raised (task `i`'s slot holds its waker).
-    pub fn wait(&self, i: usize) -> impl Future<Output = ()> + '_ {
+    pub(crate) fn wait(&self, i: usize) -> impl Future<Output = ()> + '_ {
         future::poll_fn(move |cx| {
             if self.is_set() {
                 return Poll::Ready(());
@@ -135,7 +135,7 @@ impl Signal {
 /// Latency histogram: log-linear buckets (32 per power of two, about 3 %
 /// wide), atomic so all tasks of a window record into one without
 /// allocating.
-pub struct Hist {
+pub(crate) struct Hist {
     counts: Vec<AtomicU64>,
     /// Samples that are waits given up at the window's end (lower bounds).
     censored: AtomicU64,
@@ -144,7 +144,7 @@ pub struct Hist {
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
 /// Buckets: values below `SUB` exactly, then `SUB` per power of two up to 2^63.
-pub const HIST_BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
+pub(crate) const HIST_BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
 
 fn bucket(v: u64) -> usize {
     if v < SUB {
@@ -170,7 +170,7 @@ fn bucket_mid(i: usize) -> u64 {
 
 impl Hist {
     /// An empty histogram.
-    pub fn new() -> Hist {
+    pub(crate) fn new() -> Hist {
         Hist {
             counts: (0..HIST_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             censored: AtomicU64::new(0),
@@ -196,7 +196,7 @@ impl Hist {
 }
 
 /// The `p`-quantile (0..=1, nearest rank) of bucket counts, in ns.
-pub fn hist_quantile(counts: &[u64], p: f64) -> Option<u64> {
+pub(crate) fn hist_quantile(counts: &[u64], p: f64) -> Option<u64> {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return None;
@@ -214,7 +214,7 @@ pub fn hist_quantile(counts: &[u64], p: f64) -> Option<u64> {
 
 /// One timed window of one library.
 #[derive(Debug, Default)]
-pub struct Window {
+pub(crate) struct Window {
     /// Completed lock+unlock pairs (all tasks).
     pub ops: u64,
     /// From spawning the tasks until the last one finished its last pair
@@ -252,18 +252,18 @@ pub struct Window {
 
 impl Window {
     /// Operations per second.
-    pub fn ops_per_s(&self) -> f64 {
+    pub(crate) fn ops_per_s(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
     /// Allocations per operation.
-    pub fn allocs_per_op(&self) -> f64 {
+    pub(crate) fn allocs_per_op(&self) -> f64 {
         self.allocs as f64 / self.ops.max(1) as f64
     }
 }
 
 /// One row of the table: a library on a runtime, set up for a scenario.
-pub trait Entry {
+pub(crate) trait Entry {
     /// Runtime label.
     fn runtime(&self) -> &'static str;
     /// Library id.
@@ -282,7 +282,7 @@ pub trait Entry {
 const HANDOFF_CAP: usize = 1 << 16;
 
 /// An [`Entry`] for library `L` on runtime `E`.
-pub struct LibEntry<E: Exec, L: LockLib> {
+pub(crate) struct LibEntry<E: Exec, L: LockLib> {
     exec: Arc<E>,
     library: &'static str,
     peer: bool,
@@ -297,7 +297,7 @@ pub struct LibEntry<E: Exec, L: LockLib> {
 impl<E: Exec, L: LockLib> LibEntry<E, L> {
     /// Makes the clients the scenario needs with `make(i)` (on the runtime)
     /// and the lock names (distinct per runtime, library and scenario).
-    pub fn new<F, Fut>(
+    pub(crate) fn new<F, Fut>(
         exec: &Arc<E>,
         library: &'static str,
         peer: bool,

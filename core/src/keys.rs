@@ -5,7 +5,7 @@ use crate::config::ConfigError;
 /// Largest supported `key_majority` (so at most `2 * 8 - 1 = 15` keys per lock).
 pub const MAX_MAJORITY: usize = 8;
 /// Largest number of keys per lock.
-pub const MAX_KEYS: usize = 2 * MAX_MAJORITY - 1;
+pub(crate) const MAX_KEYS: usize = 2 * MAX_MAJORITY - 1;
 
 /// The decimal digits of key index `i` (`i < MAX_KEYS`, so at most two).
 pub(crate) fn index_digits(i: u8, buf: &mut [u8; 2]) -> &[u8] {

@@ -43,7 +43,9 @@ mod lock;
 mod quorum;
 #[cfg(fuzzing)]
 pub mod resp;
+// Its items are `pub` for the fuzzing build above.
 #[cfg(not(fuzzing))]
+#[allow(unreachable_pub)]
 mod resp;
 mod routing;
 mod scripts;

@@ -14,7 +14,7 @@ use heapless::{
 };
 
 /// Longest name or prefix the no-alloc build stores.
-pub const TEXT_CAP: usize = 96;
+pub(crate) const TEXT_CAP: usize = 96;
 
 /// Owned text (lock names, prefix, credentials).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -94,11 +94,11 @@ impl fmt::Display for Text {
 
 /// The collection is full (no-alloc build only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub(crate) struct Full;
 
 /// A sequence: `Vec<T>` or `heapless::Vec<T, N>`.
 #[derive(Debug, Clone)]
-pub struct Seq<T, const N: usize>(
+pub(crate) struct Seq<T, const N: usize>(
     #[cfg(feature = "alloc")] alloc::vec::Vec<T>,
     #[cfg(not(feature = "alloc"))] HVec<T, N>,
 );
@@ -111,7 +111,7 @@ impl<T, const N: usize> Default for Seq<T, N> {
 
 impl<T, const N: usize> Seq<T, N> {
     /// Appends, failing when full.
-    pub fn push(&mut self, v: T) -> Result<(), Full> {
+    pub(crate) fn push(&mut self, v: T) -> Result<(), Full> {
         #[cfg(feature = "alloc")]
         {
             self.0.push(v);
@@ -123,23 +123,23 @@ impl<T, const N: usize> Seq<T, N> {
         }
     }
     /// Takes the last element.
-    pub fn pop(&mut self) -> Option<T> {
+    pub(crate) fn pop(&mut self) -> Option<T> {
         self.0.pop()
     }
     /// Removes every element (keeping the allocation, if any).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.0.clear()
     }
     /// Number of elements.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
     /// The elements.
-    pub fn as_slice(&self) -> &[T] {
+    pub(crate) fn as_slice(&self) -> &[T] {
         &self.0
     }
     /// The elements, mutably.
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.0
     }
 }
@@ -147,7 +147,7 @@ impl<T, const N: usize> Seq<T, N> {
 /// A priority queue that pops its least element: `BinaryHeap<Reverse<T>>`
 /// or `heapless::BinaryHeap<T, Min, N>`.
 #[derive(Debug, Clone)]
-pub struct MinHeap<T: Ord, const N: usize>(
+pub(crate) struct MinHeap<T: Ord, const N: usize>(
     #[cfg(feature = "alloc")] alloc::collections::BinaryHeap<core::cmp::Reverse<T>>,
     #[cfg(not(feature = "alloc"))] HHeap<T, Min, N>,
 );
@@ -167,7 +167,7 @@ impl<T: Ord, const N: usize> Default for MinHeap<T, N> {
 
 impl<T: Ord, const N: usize> MinHeap<T, N> {
     /// Adds `v`, failing when full.
-    pub fn push(&mut self, v: T) -> Result<(), Full> {
+    pub(crate) fn push(&mut self, v: T) -> Result<(), Full> {
         #[cfg(feature = "alloc")]
         {
             self.0.push(core::cmp::Reverse(v));
@@ -179,7 +179,7 @@ impl<T: Ord, const N: usize> MinHeap<T, N> {
         }
     }
     /// Takes the least element.
-    pub fn pop(&mut self) -> Option<T> {
+    pub(crate) fn pop(&mut self) -> Option<T> {
         #[cfg(feature = "alloc")]
         {
             self.0.pop().map(|r| r.0)
@@ -193,7 +193,7 @@ impl<T: Ord, const N: usize> MinHeap<T, N> {
 
 /// A FIFO queue: `VecDeque<T>` or `heapless::Deque<T, N>`.
 #[derive(Debug, Clone)]
-pub struct Fifo<T, const N: usize>(
+pub(crate) struct Fifo<T, const N: usize>(
     #[cfg(feature = "alloc")] alloc::collections::VecDeque<T>,
     #[cfg(not(feature = "alloc"))] HDeque<T, N>,
 );
@@ -206,7 +206,7 @@ impl<T, const N: usize> Default for Fifo<T, N> {
 
 impl<T, const N: usize> Fifo<T, N> {
     /// Appends at the back, failing when full.
-    pub fn push_back(&mut self, v: T) -> Result<(), Full> {
+    pub(crate) fn push_back(&mut self, v: T) -> Result<(), Full> {
         #[cfg(feature = "alloc")]
         {
             self.0.push_back(v);
@@ -219,45 +219,45 @@ impl<T, const N: usize> Fifo<T, N> {
     }
     /// Number of elements (only the no-alloc build has a limit to check).
     #[cfg(not(feature = "alloc"))]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
     /// True when empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
     /// Takes the front element.
-    pub fn pop_front(&mut self) -> Option<T> {
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
         self.0.pop_front()
     }
     /// Removes every element.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.0.clear()
     }
     /// Iterates front to back.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.0.iter()
     }
 }
 
 /// Bytes waiting to be written to one connection.
 #[derive(Debug, Clone, Default)]
-pub struct Bytes<const N: usize>(
+pub(crate) struct Bytes<const N: usize>(
     #[cfg(feature = "alloc")] alloc::vec::Vec<u8>,
     #[cfg(not(feature = "alloc"))] HVec<u8, N>,
 );
 
 impl<const N: usize> Bytes<N> {
     /// The buffered bytes.
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         &self.0
     }
     /// Number of buffered bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
     /// Drops the first `n` bytes (they were written).
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.0.len());
         if n == self.0.len() {
             self.0.clear();
@@ -275,11 +275,11 @@ impl<const N: usize> Bytes<N> {
         }
     }
     /// Drops everything.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.0.clear()
     }
     /// Cuts back to `len` bytes (undoing a partly written command).
-    pub fn truncate(&mut self, len: usize) {
+    pub(crate) fn truncate(&mut self, len: usize) {
         self.0.truncate(len)
     }
 }

@@ -142,7 +142,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let req = ((x >> 33) % 40) as u32;
-            let at = ((x >> 40) % 5 != 0).then_some((x >> 20) % 1000);
+            let at = (!(x >> 40).is_multiple_of(5)).then_some((x >> 20) % 1000);
             timers.set(ReqIdx::new(req), at.map(t));
             model[req as usize] = at;
             let expected = model.iter().flatten().min().copied();
