@@ -372,52 +372,25 @@ impl<T: TestRt> Ctx<T> {
     }
 
     /// Awaits `guard.lost()` for at most `within`; returns the reason and
-    /// how long it took, panics when it did not resolve.
+    /// how long it took, panics when it did not resolve. The variant is in
+    /// the test thread's name, which every panic message shows.
     pub async fn expect_lost(
         &self,
         guard: &Guard<T::R>,
         within: Duration,
     ) -> (LostReason, Duration) {
-        let start = Instant::now();
-        match T::timeout(within, guard.lost()).await {
-            Some(r) => (r, start.elapsed()),
-            None => panic!(
-                "guard {:?} not told it lost within {within:?} ({}); held={}",
-                guard.name(),
-                self.variant,
-                guard.is_held()
-            ),
-        }
+        crate::topo::expect_lost::<T>(guard, within).await
     }
 
     /// Asserts that `guard.lost()` does NOT resolve within `d` and the guard
     /// still reports held.
     pub async fn expect_held_for(&self, guard: &Guard<T::R>, d: Duration) {
-        if let Some(r) = T::timeout(d, guard.lost()).await {
-            panic!(
-                "guard {:?} lost ({r:?}) while it should be held ({})",
-                guard.name(),
-                self.variant
-            );
-        }
-        assert!(
-            guard.is_held(),
-            "guard {:?} not held ({})",
-            guard.name(),
-            self.variant
-        );
+        crate::topo::expect_held_for::<T>(guard, d).await
     }
 
     /// Locks `name` within `within`, panicking on error or time-out.
     pub async fn lock_within(&self, l: &Locker<T::R>, name: &str, within: Duration) -> Guard<T::R> {
-        match T::timeout(within, l.lock(name)).await {
-            Some(Ok(g)) => g,
-            Some(Err(e)) => panic!("lock({name:?}) failed: {e} ({})", self.variant),
-            None => panic!(
-                "lock({name:?}) not acquired within {within:?} ({})",
-                self.variant
-            ),
-        }
+        crate::topo::lock_within::<T>(l, name, within).await
     }
 }
 
