@@ -1,6 +1,9 @@
-//! Whether an engine can still become usable when some nodes never connect:
-//! the question a runtime's `connect` asks to fail early instead of waiting
-//! out its timeout.
+//! Quorum questions about the nodes, answered in one place: whether enough
+//! nodes are ready for a lock to be acquired ([`Engine::is_usable`]), and
+//! whether that can still happen when some nodes never connect
+//! ([`Engine::can_become_usable`], asked by a runtime's `connect` to fail
+//! early instead of waiting out its timeout). Both count keys through
+//! [`node_of`], the routing the lock requests use.
 
 use crate::config::Topology;
 use crate::engine::Engine;
@@ -8,24 +11,40 @@ use crate::event::NodeId;
 use crate::routing::node_of;
 
 impl Engine {
+    /// True when enough nodes are ready for a lock to be acquired: the node
+    /// (single); nodes carrying a majority of a lock's keys (instances); the
+    /// slot map known and a majority of the masters serving slots ready
+    /// (cluster).
+    pub fn is_usable(&self) -> bool {
+        match self.config().topology {
+            Topology::Single => self.is_ready(NodeId(0)),
+            Topology::Instances(_) => self.keys_on_majority(|n| self.is_ready(n)),
+            Topology::Cluster(_) => self.masters_usable(),
+        }
+    }
+
     /// False once the nodes for which `failed` is true make
     /// [`Engine::is_usable`] impossible, whatever the others do: in single
     /// mode the node failed; with instances, the others hold fewer than a
     /// majority of a lock's keys; in a cluster, every seed failed (the slot
     /// map can only be learned from one). True otherwise, ready or not.
     pub fn can_become_usable(&self, failed: impl Fn(NodeId) -> bool) -> bool {
-        let config = self.config();
-        match config.topology {
+        match self.config().topology {
             Topology::Single => !failed(NodeId(0)),
-            Topology::Instances(_) => {
-                let keys = u8::try_from(config.key_count()).unwrap_or(u8::MAX);
-                let alive = (0..keys)
-                    .filter(|&i| !failed(node_of(config.topology, i, b"")))
-                    .count();
-                alive >= usize::from(config.key_majority)
-            }
+            Topology::Instances(_) => self.keys_on_majority(|n| !failed(n)),
             Topology::Cluster(seeds) => (0..seeds).any(|i| !failed(NodeId(i))),
         }
+    }
+
+    /// Instances: the nodes for which `ok` is true store a majority of a
+    /// lock's keys.
+    fn keys_on_majority(&self, ok: impl Fn(NodeId) -> bool) -> bool {
+        let config = self.config();
+        let keys = u8::try_from(config.key_count()).unwrap_or(u8::MAX);
+        let on = (0..keys)
+            .filter(|&i| ok(node_of(config.topology, i, b"")))
+            .count();
+        on >= usize::from(config.key_majority)
     }
 }
 

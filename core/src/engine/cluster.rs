@@ -49,7 +49,7 @@ impl Engine {
 
     /// The slot map is known and a majority of the masters serving slots
     /// are ready.
-    pub(super) fn masters_usable(&self) -> bool {
+    pub(crate) fn masters_usable(&self) -> bool {
         let mut owners = 0usize;
         let mut ready = 0usize;
         let ranges = self.map.ranges();

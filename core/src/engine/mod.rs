@@ -214,23 +214,6 @@ impl Engine {
             .map(|a| (a.host.as_str(), a.port))
     }
 
-    /// True when enough nodes are ready for a lock to be acquired: the node
-    /// (single); nodes carrying a majority of a lock's keys (instances); the
-    /// slot map known and a majority of the masters serving slots ready
-    /// (cluster).
-    pub fn is_usable(&self) -> bool {
-        match self.config.topology {
-            Topology::Single => self.is_ready(NodeId(0)),
-            Topology::Instances(n) => {
-                (0..self.settings.keys)
-                    .filter(|&i| self.is_ready(NodeId((i % usize::from(n.max(1))) as u16)))
-                    .count()
-                    >= self.settings.majority
-            }
-            Topology::Cluster(_) => self.masters_usable(),
-        }
-    }
-
     /// Tells the engine the wall-clock time (Unix ms) at `now`; needed for
     /// absolute TTLs (without it they fall back to relative ones).
     pub fn set_unix_time(&mut self, now: Instant, unix_ms: u64) {
