@@ -253,14 +253,26 @@ fn endpoint(host: &[u8]) -> &[u8] {
     }
 }
 
-/// Calls `f(Some((start, end)), host, port)` for every slot range of a
-/// `CLUSTER SHARDS` reply, with the shard's master, and `f(None, host,
-/// port)` for every other healthy node (replicas: worth asking for the
-/// topology when every master we know is gone). `Err` on a reply of the
-/// wrong shape.
+/// What a topology reply says of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listed {
+    /// The master serving slots `start..=end`.
+    Serves(u16, u16),
+    /// A healthy node serving no slot (a replica): worth asking for the
+    /// topology when every master we know is gone.
+    Member,
+    /// A node the cluster marks failed: still a member (it may come back),
+    /// not worth dialling anew.
+    Failed,
+}
+
+/// Calls `f(Listed::Serves(start, end), host, port)` for every slot range
+/// of a `CLUSTER SHARDS` reply, with the shard's master, and `f` with
+/// [`Listed::Member`] or [`Listed::Failed`] for every other node. `Err` on
+/// a reply of the wrong shape.
 pub(crate) fn parse_shards<'a>(
     frame: Frame<'a>,
-    mut f: impl FnMut(Option<(u16, u16)>, &'a [u8], u16),
+    mut f: impl FnMut(Listed, &'a [u8], u16),
 ) -> Result<(), &'static str> {
     let Frame::Array(shards) = frame else {
         return Err("CLUSTER SHARDS reply is not an array");
@@ -308,11 +320,15 @@ pub(crate) fn parse_shards<'a>(
                 Some(h) if !h.is_empty() => h,
                 _ => endpoint(ip),
             };
-            if role == b"master" && port.is_some() && (master.is_none() || (ok && !healthy)) {
-                master = port.map(|p| (host, p));
+            let Some(port) = port else { continue };
+            if role == b"master" && (master.is_none() || (ok && !healthy)) {
+                if let Some((h, p)) = master.replace((host, port)) {
+                    // The failed master a healthy one displaced.
+                    f(Listed::Failed, h, p);
+                }
                 healthy = ok;
-            } else if let (true, Some(p)) = (ok, port) {
-                f(None, host, p);
+            } else {
+                f(if ok { Listed::Member } else { Listed::Failed }, host, port);
             }
         }
         let Some((host, port)) = master else {
@@ -325,7 +341,7 @@ pub(crate) fn parse_shards<'a>(
                 return Err("CLUSTER SHARDS slots are not integers");
             };
             match (u16::try_from(a), u16::try_from(b)) {
-                (Ok(a), Ok(b)) if a <= b && b < SLOTS => f(Some((a, b)), host, port),
+                (Ok(a), Ok(b)) if a <= b && b < SLOTS => f(Listed::Serves(a, b), host, port),
                 _ => return Err("CLUSTER SHARDS slot out of range"),
             }
         }
@@ -337,7 +353,7 @@ pub(crate) fn parse_shards<'a>(
 /// each range is its master).
 pub(crate) fn parse_slots<'a>(
     frame: Frame<'a>,
-    mut f: impl FnMut(Option<(u16, u16)>, &'a [u8], u16),
+    mut f: impl FnMut(Listed, &'a [u8], u16),
 ) -> Result<(), &'static str> {
     let Frame::Array(ranges) = frame else {
         return Err("CLUSTER SLOTS reply is not an array");
@@ -362,7 +378,9 @@ pub(crate) fn parse_slots<'a>(
             return Err("CLUSTER SLOTS node has the wrong shape");
         };
         match (u16::try_from(a), u16::try_from(b), u16::try_from(port)) {
-            (Ok(a), Ok(b), Ok(p)) if a <= b && b < SLOTS => f(Some((a, b)), endpoint(host), p),
+            (Ok(a), Ok(b), Ok(p)) if a <= b && b < SLOTS => {
+                f(Listed::Serves(a, b), endpoint(host), p);
+            }
             _ => return Err("CLUSTER SLOTS range out of range"),
         }
         for replica in it {
@@ -371,7 +389,7 @@ pub(crate) fn parse_slots<'a>(
                 r.next().and_then(|f| f.as_bytes()),
                 r.next().and_then(|f| f.as_int()).map(u16::try_from),
             ) {
-                f(None, endpoint(host), port);
+                f(Listed::Member, endpoint(host), port);
             }
         }
     }
@@ -446,12 +464,15 @@ mod tests {
         let mut got = std::vec::Vec::new();
         parse_shards(frame, |r, h, p| got.push((r, h.to_vec(), p))).unwrap();
         // `?` endpoint and no ip: the asked node's host (empty here). The
-        // failed master is left out, the replica kept for discovery.
+        // failed master is only listed (still a member), the replica kept
+        // for discovery.
+        let none = std::vec::Vec::new;
         assert_eq!(
             got,
             [
-                (None, std::vec::Vec::new(), 7004),
-                (Some((0, 16383)), std::vec::Vec::new(), 7003)
+                (Listed::Failed, none(), 7000),
+                (Listed::Member, none(), 7004),
+                (Listed::Serves(0, 16383), none(), 7003)
             ]
         );
     }

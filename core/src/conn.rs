@@ -1,7 +1,8 @@
 //! Per-node connection state: handshake progress, the queue of replies we
 //! expect (Redis answers in request order), the transmit buffer, liveness.
 
-use crate::event::{LockId, NodeError};
+use crate::engine::NODE_CAP;
+use crate::event::{LockId, NodeError, NodeId};
 use crate::storage::{Bytes, Fifo};
 use crate::time::Instant;
 
@@ -73,9 +74,29 @@ pub(crate) struct Echo {
     pub(crate) key: u8,
 }
 
+/// Whether a node is still part of the topology (cluster mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Membership {
+    #[default]
+    Member,
+    /// Gone from the cluster's topology: announced by `NodeRemoved`, not
+    /// dialled or used; its id is not reused until the caller confirms it
+    /// stopped serving it.
+    Retired,
+    /// Retired and released by the caller: the id may serve a new node.
+    Vacant,
+}
+
 /// One node connection.
 #[derive(Debug, Default)]
 pub(crate) struct Conn {
+    pub(crate) membership: Membership,
+    /// Named by the topology reply being read.
+    pub(crate) listed: bool,
+    /// Topology replies in a row that did not name the node.
+    pub(crate) absent: u8,
+    /// The node is in the [`Outbox`].
+    pub(crate) queued: bool,
     pub(crate) phase: ConnPhase,
     pub(crate) tx: Bytes<TX_CAP>,
     pub(crate) expects: Fifo<Expect, EXPECT_CAP>,
@@ -106,6 +127,27 @@ impl Conn {
         self.last_rx = now;
         self.ping_sent = None;
         self.echo = None;
+    }
+}
+
+/// The nodes whose transmit buffer got bytes the caller was not told of:
+/// a runtime wakes only their tasks instead of looking at every node.
+/// Each node is in it at most once, so it never needs more than one entry
+/// per node.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox(Fifo<NodeId, NODE_CAP>);
+
+impl Outbox {
+    /// `node` (connection `c`) may have new bytes to send.
+    pub(crate) fn note(&mut self, node: NodeId, c: &mut Conn) {
+        if !c.queued && !c.tx.as_slice().is_empty() && self.0.push_back(node).is_ok() {
+            c.queued = true;
+        }
+    }
+
+    /// The next node with output, taken out of the box.
+    pub(crate) fn pop(&mut self) -> Option<NodeId> {
+        self.0.pop_front()
     }
 }
 

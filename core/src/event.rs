@@ -281,6 +281,14 @@ pub enum Event {
         /// The new node.
         node: NodeId,
     },
+    /// Cluster: `node` left the topology (the cluster stopped naming it).
+    /// Stop serving it: drop its connection, do not reconnect, then call
+    /// [`crate::Engine::handle_retired`] so that its id may serve a node
+    /// added later.
+    NodeRemoved {
+        /// The retired node.
+        node: NodeId,
+    },
     /// The caller must drop the connection to `node` (and later reconnect,
     /// then call [`crate::Engine::handle_connected`]).
     CloseConnection {

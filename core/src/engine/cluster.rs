@@ -4,9 +4,9 @@
 
 use core::time::Duration;
 
-use crate::cluster::{self, Addr, Range, Redirect, SlotMap, RANGE_CAP};
+use crate::cluster::{self, Addr, Listed, Range, Redirect, SlotMap, RANGE_CAP};
 use crate::commands;
-use crate::conn::{Conn, Expect, KeyOp};
+use crate::conn::{Conn, Expect, KeyOp, Membership};
 use crate::event::{Event, NodeError, NodeId};
 use crate::lock::{Follow, Key, KeyState, LockPhase};
 use crate::resp::Frame;
@@ -28,6 +28,10 @@ const REFRESH_IDLE: Duration = Duration::from_secs(10);
 /// forgotten until the next topology query (nodes that disagree during a
 /// failover must not make us ping-pong).
 pub(super) const MAX_REDIRECTS: u8 = 4;
+/// Cluster: a node absent from this many topology replies in a row is
+/// retired. One reply is not enough: a node that just joined may not have
+/// heard of every other node yet.
+pub(super) const RETIRE_AFTER: u8 = 2;
 
 /// Cluster topology discovery.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,26 +125,85 @@ impl Engine {
         Ok(())
     }
 
-    /// The node at `host:port`, added (and announced) when new.
-    pub(super) fn node_for(&mut self, host: Text, port: u16) -> Result<NodeId, NodeError> {
-        if let Some(i) = self
-            .addrs
+    /// The node at `host:port`, if known (retired nodes have no address).
+    fn node_at(&self, host: &Text, port: u16) -> Option<NodeId> {
+        self.addrs
             .as_slice()
             .iter()
-            .position(|a| a.as_ref().is_some_and(|a| a.host == host && a.port == port))
-        {
-            return Ok(NodeId(i as u16));
+            .position(|a| {
+                a.as_ref()
+                    .is_some_and(|a| a.host == *host && a.port == port)
+            })
+            .map(|i| NodeId(i as u16))
+    }
+
+    /// The node at `host:port`, added (and announced) when new: in the id
+    /// of a node the caller released, else a new one.
+    pub(super) fn node_for(&mut self, host: Text, port: u16) -> Result<NodeId, NodeError> {
+        if let Some(node) = self.node_at(&host, port) {
+            return Ok(node);
         }
-        let id = u16::try_from(self.conns.len()).map_err(|_| NodeError::CapacityExceeded)?;
-        if id == u16::MAX
-            || self.conns.push(Conn::default()).is_err()
-            || self.addrs.push(Some(Addr { host, port })).is_err()
-        {
-            return Err(NodeError::CapacityExceeded);
-        }
-        let node = NodeId(id);
+        let vacant = self
+            .conns
+            .as_slice()
+            .iter()
+            .position(|c| c.membership == Membership::Vacant);
+        let node = if let Some(i) = vacant {
+            self.conns.as_mut_slice()[i] = Conn::default();
+            self.addrs.as_mut_slice()[i] = Some(Addr { host, port });
+            NodeId(i as u16)
+        } else {
+            let id = u16::try_from(self.conns.len()).map_err(|_| NodeError::CapacityExceeded)?;
+            if id == u16::MAX
+                || self.conns.push(Conn::default()).is_err()
+                || self.addrs.push(Some(Addr { host, port })).is_err()
+            {
+                return Err(NodeError::CapacityExceeded);
+            }
+            NodeId(id)
+        };
         self.emit(Event::NodeAdded { node });
         Ok(node)
+    }
+
+    /// After a topology reply: nodes it did not name, again, leave. What
+    /// was in flight on them is in doubt, as after a dropped connection;
+    /// held keys are checked at their slot's owner by `reroute`.
+    fn retire_unlisted(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns.as_mut_slice()[i];
+            if c.membership != Membership::Member {
+                continue;
+            }
+            if core::mem::take(&mut c.listed) {
+                c.absent = 0;
+                continue;
+            }
+            c.absent = c.absent.saturating_add(1);
+            if c.absent < RETIRE_AFTER {
+                continue;
+            }
+            let node = NodeId(i as u16);
+            self.drop_connection(node, now);
+            if let Some(c) = self.conn_mut(node) {
+                c.membership = Membership::Retired;
+                c.refusal = None;
+            }
+            self.addrs.as_mut_slice()[i] = None;
+            self.emit(Event::NodeRemoved { node });
+            self.requests.mark_all();
+        }
+    }
+
+    /// Marks the node at `host:port`, if known, as named by the reply.
+    fn mark_listed(&mut self, host: &Text, port: u16) -> bool {
+        let Some(node) = self.node_at(host, port) else {
+            return false;
+        };
+        if let Some(c) = self.conn_mut(node) {
+            c.listed = true;
+        }
+        true
     }
 
     /// After the slot map changed: held keys whose slot moved are checked
@@ -187,6 +250,7 @@ impl Engine {
                         .push_back(Expect::Topology { shards: false })
                         .is_ok()
                 {
+                    self.note_output(node);
                     return Ok(());
                 }
                 return Err(NodeError::CapacityExceeded);
@@ -196,6 +260,9 @@ impl Engine {
             return Err(NodeError::Topology(Text::from_utf8_lossy_truncated(text)));
         }
         self.discovery.inflight = None;
+        for c in self.conns.as_mut_slice() {
+            c.listed = false;
+        }
         let asked = self
             .addrs
             .as_slice()
@@ -207,7 +274,7 @@ impl Engine {
         // room: they serve no key, only topology queries once every master
         // we know is gone.
         let mut others: Seq<Addr, NODE_CAP> = Seq::default();
-        let mut add = |range: Option<(u16, u16)>, host: &[u8], port: u16| {
+        let mut add = |listed: Listed, host: &[u8], port: u16| {
             let host = if host.is_empty() {
                 match &asked {
                     Some(h) => h.clone(),
@@ -218,12 +285,24 @@ impl Engine {
             } else {
                 Text::from_utf8_lossy_truncated(host)
             };
-            let Some((start, end)) = range else {
-                let _ = others.push(Addr { host, port });
-                return;
+            let (start, end) = match listed {
+                Listed::Serves(start, end) => (start, end),
+                Listed::Member => {
+                    if !self.mark_listed(&host, port) {
+                        let _ = others.push(Addr { host, port });
+                    }
+                    return;
+                }
+                Listed::Failed => {
+                    self.mark_listed(&host, port);
+                    return;
+                }
             };
             match self.node_for(host, port) {
                 Ok(n) => {
+                    if let Some(c) = self.conn_mut(n) {
+                        c.listed = true;
+                    }
                     if list
                         .push(Range {
                             start,
@@ -248,15 +327,20 @@ impl Engine {
             return Err(e);
         }
         for a in others.as_slice() {
-            let _ = self.node_for(a.host.clone(), a.port);
+            if let Ok(n) = self.node_for(a.host.clone(), a.port) {
+                if let Some(c) = self.conn_mut(n) {
+                    c.listed = true;
+                }
+            }
         }
         if list.as_slice().is_empty() {
-            // A cluster still forming (or losing every master): ask again.
+            // A cluster still forming (or losing every master): ask again,
+            // and retire nobody on the word of a node that knows no master.
             self.discovery.stale = true;
             return Ok(());
         }
         self.map = SlotMap::from_ranges(list);
-        let _ = now;
+        self.retire_unlisted(now);
         self.reroute();
         Ok(())
     }
@@ -281,6 +365,7 @@ impl Engine {
             if commands::cluster_topology(&mut c.tx, shards).is_ok()
                 && c.expects.push_back(Expect::Topology { shards }).is_ok()
             {
+                self.outbox.note(NodeId(i as u16), c);
                 self.discovery = Discovery {
                     stale: false,
                     inflight: Some(NodeId(i as u16)),

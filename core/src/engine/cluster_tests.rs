@@ -564,3 +564,154 @@ fn a_refused_recheck_is_retried_after_try_next_after() {
     feed(&mut e, n, ms(42), b"*2\r\n:0\r\n:0\r\n");
     assert!(e.is_held(id), "two keys left");
 }
+
+/// Sends the due topology query at `now` and answers it with `reply`.
+fn requery(e: &mut Engine, now: Instant, reply: &[(u16, u16, u16, Option<u16>)]) {
+    requery_bytes(e, now, &shards(reply));
+}
+
+fn requery_bytes(e: &mut Engine, now: Instant, reply: &[u8]) {
+    e.handle_timeout(now);
+    let asked: Vec<u16> = (0..e.node_count() as u16)
+        .filter(|&n| names(&sent(e, n)).contains(&String::from("CLUSTER")))
+        .collect();
+    assert_eq!(asked.len(), 1, "one topology query at {now:?}");
+    feed(e, asked[0], now, reply);
+}
+
+#[test]
+fn nodes_the_cluster_stops_naming_are_retired_and_their_ids_reused() {
+    let mut e = cluster();
+    let name = spread_name();
+    let (id, owners) = acquire(&mut e, &name, ms(10));
+    let v = owners[0];
+    // IP churn: the victim's master drops, its shard is served from a new
+    // address, and neither its old master nor its replica is named again.
+    e.handle_disconnected(NodeId(v), ms(100));
+    let mut moved: Vec<(u16, u16, u16, Option<u16>)> = THREE.to_vec();
+    moved[usize::from(v)].2 = 7006;
+    moved[usize::from(v)].3 = None;
+    requery(&mut e, ms(100), &moved);
+    assert_eq!(events(&mut e), vec![Event::NodeAdded { node: NodeId(6) }]);
+    assert!(!e.is_retired(NodeId(v)), "one reply is not enough");
+    requery(&mut e, ms(400), &moved);
+    assert_eq!(
+        events(&mut e),
+        vec![
+            Event::NodeRemoved { node: NodeId(v) },
+            Event::NodeRemoved {
+                node: NodeId(v + 3)
+            }
+        ]
+    );
+    assert!(e.is_retired(NodeId(v)) && e.is_retired(NodeId(v + 3)));
+    assert_eq!(e.node_address(NodeId(v)), None);
+    // A caller that dials it anyway gets no handshake.
+    e.handle_connected(NodeId(v), ms(401));
+    assert!(sent(&mut e, v).is_empty());
+    assert!(!e.is_ready(NodeId(v)));
+    assert!(e.is_held(id), "two of three keys are elsewhere");
+    // Released by the caller, the victim's id serves the next new node;
+    // the replica's, not released, stays retired.
+    e.handle_retired(NodeId(v));
+    let mut grown = moved.clone();
+    grown[usize::from(v)].3 = Some(7007);
+    requery(&mut e, ms(700), &grown);
+    assert_eq!(events(&mut e), vec![Event::NodeAdded { node: NodeId(v) }]);
+    assert_eq!(e.node_address(NodeId(v)), Some(("127.0.0.1", 7007)));
+    assert!(!e.is_retired(NodeId(v)));
+    assert!(e.is_retired(NodeId(v + 3)));
+    assert_eq!(e.node_count(), 7);
+    // The key whose slot moved is checked at its new owner.
+    handshake(&mut e, 6, ms(702));
+    assert_eq!(names(&sent(&mut e, 6)), ["EVALSHA"]);
+    feed(&mut e, 6, ms(703), b"*2\r\n:3800\r\n:0\r\n");
+    assert!(e.is_held(id));
+}
+
+#[test]
+fn failed_nodes_stay_members() {
+    let mut e = cluster();
+    // The first shard's master failed and its replica took over; the
+    // failed master is still listed (it may come back as a replica).
+    let node = |port: u16, role: &str, health: &str| {
+        map(&[
+            ("port", int(i64::from(port))),
+            ("ip", bulk("127.0.0.1")),
+            ("role", bulk(role)),
+            ("health", bulk(health)),
+        ])
+    };
+    let shard = |s: u16, end: u16, nodes: &[String]| {
+        map(&[
+            ("slots", arr(&[int(i64::from(s)), int(i64::from(end))])),
+            ("nodes", arr(nodes)),
+        ])
+    };
+    let reply = arr(&[
+        shard(
+            0,
+            5460,
+            &[node(7000, "master", "fail"), node(7003, "master", "online")],
+        ),
+        shard(
+            5461,
+            10922,
+            &[
+                node(7001, "master", "online"),
+                node(7004, "replica", "online"),
+            ],
+        ),
+        shard(
+            10923,
+            16383,
+            &[
+                node(7002, "master", "online"),
+                node(7005, "replica", "online"),
+            ],
+        ),
+    ])
+    .into_bytes();
+    e.handle_disconnected(NodeId(0), ms(100));
+    for t in [100, 400, 700] {
+        requery_bytes(&mut e, ms(t), &reply);
+        assert_eq!(events(&mut e), vec![], "nothing retired at {t} ms");
+    }
+    assert!(!e.is_retired(NodeId(0)));
+    assert_eq!(e.node_address(NodeId(0)), Some(("127.0.0.1", 7000)));
+}
+
+fn announced(e: &mut Engine) -> Vec<u16> {
+    let mut out: Vec<u16> = core::iter::from_fn(|| e.poll_output())
+        .map(|n| n.0)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn only_nodes_with_new_output_are_announced() {
+    let mut e = cluster();
+    announced(&mut e);
+    // Every key of a hash-tagged name lives on one master.
+    let name = "{tag}x";
+    let owner = owner_port(slot_of("tag")) - 7000;
+    let id = e.lock(name, LockMode::Wait, ms(10)).unwrap();
+    assert_eq!(announced(&mut e), [owner]);
+    assert_eq!(announced(&mut e), [] as [u16; 0], "once per batch");
+    assert_eq!(sent(&mut e, owner).len(), 6);
+    feed(&mut e, owner, ms(11), &b"+OK\r\n:5000\r\n".repeat(3));
+    assert_eq!(events(&mut e), vec![Event::Acquired { id }]);
+    assert_eq!(announced(&mut e), [] as [u16; 0], "replies wrote nothing");
+    // A spread name writes to every master.
+    let spread = spread_name();
+    let _ = e.lock(&spread, LockMode::Wait, ms(12)).unwrap();
+    assert_eq!(announced(&mut e), [0, 1, 2]);
+    e.unlock(id, ms(13));
+    assert_eq!(announced(&mut e), [owner], "new bytes since last returned");
+    for n in 0..3 {
+        sent(&mut e, n);
+    }
+    e.handle_timeout(ms(14));
+    assert_eq!(announced(&mut e), [] as [u16; 0]);
+}

@@ -43,6 +43,7 @@ impl Engine {
                     && c.expects.push_back(Expect::Ping).is_ok() =>
                 {
                     c.ping_sent = Some(now);
+                    self.outbox.note(node, c);
                 }
                 None => {}
             }
@@ -255,6 +256,7 @@ impl Engine {
                 return Err(NodeError::CapacityExceeded);
             }
         }
+        self.note_output(node);
         self.handshake_step(node, now)
     }
 

@@ -81,6 +81,7 @@ impl Engine {
             requests,
             names,
             conns,
+            outbox,
             settings,
             config,
             map,
@@ -197,6 +198,7 @@ impl Engine {
             requests.defer(req);
             return Err(Unsent::NoRoom);
         }
+        outbox.note(node, c);
         if matches!(via, Via::Eval { .. }) {
             return Ok(());
         }
