@@ -110,7 +110,8 @@ enum Io {
     Read(io::Result<usize>),
 }
 
-/// The driver of one node. Runs until the locker is closed and settled.
+/// The driver of one node. Runs until the locker is closed and settled, or
+/// the engine retires the node.
 pub(crate) struct Driver<R: Runtime> {
     inner: Arc<Inner<R>>,
     node: NodeId,
@@ -137,6 +138,8 @@ pub(crate) struct Driver<R: Runtime> {
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
     rng: u64,
+    /// The engine retired the node: the driver exits for good.
+    retired: bool,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -171,6 +174,7 @@ impl<R: Runtime> Driver<R> {
             wrote_at: None,
             wakers: Vec::new(),
             rng: jitter_seed | 1,
+            retired: false,
             inner,
         }
     }
@@ -296,7 +300,6 @@ impl<R: Runtime> Driver<R> {
 
     /// One turn under the lock: bytes in, timers, events, bytes out.
     fn turn(&mut self, connected: bool) -> Turn {
-        let mut notify_others = false;
         let (turn, added) = {
             let mut sh = self.inner.lock();
             let sh = &mut *sh;
@@ -334,6 +337,10 @@ impl<R: Runtime> Driver<R> {
             }
             let turn = if sh.should_stop(now) {
                 Turn::Stop
+            } else if sh.engine.is_retired(self.node) {
+                // Gone from the cluster: close, and never dial it again.
+                self.retired = true;
+                Turn::Stop
             } else if !connected {
                 // No connection: nothing to close, nothing to write.
                 Turn::Go(sh.earliest().map(|t| self.inner.to_std(t)))
@@ -354,21 +361,15 @@ impl<R: Runtime> Driver<R> {
                 };
                 Turn::Go(t.map(|t| self.inner.to_std(t)))
             };
-            if sh.nodes.len() > 1 {
-                notify_others = (0..sh.nodes.len()).any(|i| {
-                    i != self.idx
-                        && (sh.nodes[i].close_request.is_some()
-                            || !sh.engine.transmit(NodeId(i as u16)).is_empty())
-                });
-            }
+            // Every driver arms a timer for the engine's deadline; this one
+            // now sleeps until it.
+            sh.armed = sh.earliest();
+            self.inner.wake_drivers(sh, Some(self.idx));
             std::mem::swap(&mut sh.wakers, &mut self.wakers);
             (turn, added)
         };
         for w in self.wakers.drain(..) {
             w.wake();
-        }
-        if notify_others {
-            self.inner.notify_others(self.idx);
         }
         self.inner.spawn_added(added);
         turn
@@ -480,6 +481,11 @@ impl<R: Runtime> Drop for Driver<R> {
     fn drop(&mut self) {
         let mut sh = self.inner.lock();
         sh.running = sh.running.saturating_sub(1);
+        if self.retired {
+            sh.retired(self.idx);
+            // Its timer is gone: another driver re-arms it.
+            self.inner.wake_drivers(&mut sh, Some(self.idx));
+        }
         if sh.running == 0 {
             let now = self.inner.now();
             sh.stop(now);

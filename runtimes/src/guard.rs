@@ -75,17 +75,12 @@ impl<R: Runtime> Guard<R> {
     pub fn is_held(&self) -> bool {
         let inner = self.locker.inner();
         let mut sh = inner.lock();
-        let fired = sh.poke(inner.now());
+        sh.poke(inner.now());
         sh.settle();
-        let held = sh
-            .slots
+        inner.wake_drivers(&mut sh, None);
+        sh.slots
             .get(&self.id)
-            .is_some_and(|s| s.state == State::Held);
-        drop(sh);
-        if fired {
-            inner.notify_drivers();
-        }
-        held
+            .is_some_and(|s| s.state == State::Held)
     }
 
     /// Resolves with the reason when the lock is lost (at once if it is lost
@@ -112,8 +107,8 @@ impl<R: Runtime> Guard<R> {
             let now = inner.now();
             sh.engine.unlock(self.id, now);
             sh.settle();
+            inner.wake_drivers(&mut sh, None);
         }
-        inner.notify_drivers();
         let id = self.id;
         poll_fn(|cx| {
             let mut sh = inner.lock();
@@ -143,8 +138,7 @@ impl<R: Runtime> Drop for Guard<R> {
             let now = inner.now();
             sh.engine.unlock(self.id, now);
             sh.settle();
-            drop(sh);
-            inner.notify_drivers();
+            inner.wake_drivers(&mut sh, None);
         }
     }
 }
@@ -163,10 +157,9 @@ impl<R: Runtime> Future for Lost<'_, R> {
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LostReason> {
         let this = &mut *self;
         let mut sh = this.inner.lock();
-        if sh.poke(this.inner.now()) {
-            this.inner.notify_drivers();
-        }
+        sh.poke(this.inner.now());
         sh.settle();
+        this.inner.wake_drivers(&mut sh, None);
         let Some(slot) = sh.slots.get_mut(&this.id) else {
             return Poll::Ready(LostReason::Closed);
         };

@@ -24,7 +24,7 @@ use crate::{Mode, Runtime};
 pub(crate) struct Inner<R: Runtime> {
     shared: Mutex<Shared>,
     /// One per node (index = node id); grows when the engine adds a node.
-    /// Never locked together with [`Inner::shared`].
+    /// Read-locked after [`Inner::shared`] at times, never before it.
     signals: RwLock<Vec<Arc<Signal>>>,
     pub(crate) rt: R,
     mode: Mode,
@@ -151,8 +151,7 @@ impl<R: Runtime> Inner<R> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes every driver: the engine may have something to send or a new
-    /// deadline.
+    /// Wakes every driver (closing).
     pub(crate) fn notify_drivers(&self) {
         let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
         for s in signals.iter() {
@@ -160,12 +159,36 @@ impl<R: Runtime> Inner<R> {
         }
     }
 
-    /// Wakes every driver but `idx`'s.
-    pub(crate) fn notify_others(&self, idx: usize) {
+    /// After the engine changed (under the shared lock): wakes only the
+    /// drivers with something to do, i.e. the nodes with new output
+    /// ([`tracklock_core::Engine::poll_output`]), a close request or a
+    /// retirement. When none of those wakes a driver but the engine's next
+    /// deadline moved earlier than the one the drivers sleep until, every
+    /// driver is woken (rare: the first to turn re-arms the timer). `except`
+    /// is the driver calling, which turns anyway.
+    pub(crate) fn wake_drivers(&self, sh: &mut Shared, except: Option<usize>) {
         let signals = self.signals.read().unwrap_or_else(PoisonError::into_inner);
-        for (i, s) in signals.iter().enumerate() {
-            if i != idx {
-                s.notify();
+        let mut woke = false;
+        let mut wake = |i: usize| {
+            woke = true;
+            if Some(i) != except {
+                if let Some(s) = signals.get(i) {
+                    s.notify();
+                }
+            }
+        };
+        while let Some(node) = sh.engine.poll_output() {
+            wake(usize::from(node.0));
+        }
+        for &i in &sh.node_news {
+            wake(i);
+        }
+        sh.node_news.clear();
+        if !woke && sh.deadline_moved_earlier() {
+            for (i, s) in signals.iter().enumerate() {
+                if Some(i) != except {
+                    s.notify();
+                }
             }
         }
     }

@@ -267,9 +267,9 @@ impl<R: Runtime> Locker<R> {
             let id = sh.engine.lock(name, mode, now).map_err(Error::from_lock)?;
             sh.insert(id);
             sh.settle();
+            inner.wake_drivers(&mut sh, None);
             id
         };
-        inner.notify_drivers();
         let mut pending = Pending {
             inner,
             id,
@@ -324,8 +324,7 @@ impl<R: Runtime> Pending<'_, R> {
         let now = self.inner.now();
         sh.engine.unlock(self.id, now);
         sh.settle();
-        drop(sh);
-        self.inner.notify_drivers();
+        self.inner.wake_drivers(&mut sh, None);
         Poll::Ready(result)
     }
 }
@@ -338,8 +337,7 @@ impl<R: Runtime> Drop for Pending<'_, R> {
             let now = self.inner.now();
             sh.engine.unlock(self.id, now);
             sh.settle();
-            drop(sh);
-            self.inner.notify_drivers();
+            self.inner.wake_drivers(&mut sh, None);
         }
     }
 }

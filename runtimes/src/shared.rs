@@ -26,6 +26,10 @@ pub(crate) struct Shared {
     pub(crate) stopped: bool,
     /// Nodes the engine added whose driver is not spawned yet.
     added: Vec<usize>,
+    /// Nodes whose driver must look at a close request or a retirement.
+    pub(crate) node_news: Vec<usize>,
+    /// The engine deadline the drivers last armed their timers for.
+    pub(crate) armed: Option<Instant>,
     /// The latest connection failure of any node (for `connect`'s timeout).
     pub(crate) last_error: Option<String>,
     pub(crate) startup_waker: Option<Waker>,
@@ -127,6 +131,8 @@ impl Shared {
             close_deadline: None,
             stopped: false,
             added: Vec::new(),
+            node_news: Vec::new(),
+            armed: None,
             last_error: None,
             startup_waker: None,
             close_wakers: Vec::new(),
@@ -148,9 +154,12 @@ impl Shared {
                 Event::CloseConnection { node, error } => {
                     if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
                         n.close_request = Some(error);
+                        self.node_news.push(usize::from(node.0));
                     }
                 }
                 Event::NodeAdded { node } => self.add_node(node),
+                // Its driver sees `Engine::is_retired` and exits.
+                Event::NodeRemoved { node } => self.node_news.push(usize::from(node.0)),
                 Event::Acquired { id } => self.set_state(id, State::Held),
                 Event::NotLocked { id } => self.set_state(id, State::NotLocked),
                 Event::Failed { id, error } => self.set_state(id, State::Failed(error)),
@@ -173,21 +182,44 @@ impl Shared {
         }
     }
 
-    /// Records a node a cluster added; its driver is spawned after the lock
-    /// is released ([`Shared::take_added`]).
+    /// Records a node a cluster added (possibly in the id of a retired
+    /// one whose driver exited); its driver is spawned after the lock is
+    /// released ([`Shared::take_added`]).
     fn add_node(&mut self, node: NodeId) {
         let idx = usize::from(node.0);
         while self.nodes.len() <= idx {
             self.nodes.push(NodeState::default());
         }
         if !self.nodes[idx].has_driver {
-            self.nodes[idx].has_driver = true;
-            self.nodes[idx].addr = self
+            let addr = self
                 .engine
                 .node_address(node)
                 .map(|(host, port)| join_host_port(host, port))
                 .unwrap_or_default();
+            self.nodes[idx] = NodeState::new(addr);
             self.added.push(idx);
+        }
+    }
+
+    /// The driver of retired node `idx` exited: the engine may give the
+    /// id to a new node, and the timer it may have armed is gone.
+    pub(crate) fn retired(&mut self, idx: usize) {
+        if let Some(n) = self.nodes.get_mut(idx) {
+            n.has_driver = false;
+        }
+        if let Ok(id) = u16::try_from(idx) {
+            self.engine.handle_retired(NodeId(id));
+        }
+        self.armed = None;
+    }
+
+    /// The engine's next deadline is earlier than the one the drivers
+    /// armed (or they armed none).
+    pub(crate) fn deadline_moved_earlier(&self) -> bool {
+        match (self.earliest(), self.armed) {
+            (Some(t), Some(armed)) => t < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 
@@ -240,14 +272,11 @@ impl Shared {
         }
     }
 
-    /// Fires the engine's timers if one is due; true if it did (the driver
-    /// may then have something to send).
-    pub(crate) fn poke(&mut self, now: Instant) -> bool {
-        let due = self.engine.poll_timeout().is_some_and(|t| t <= now);
-        if due {
+    /// Fires the engine's timers if one is due.
+    pub(crate) fn poke(&mut self, now: Instant) {
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
         }
-        due
     }
 
     /// Dispatches events and wakes their futures (API side, under the lock).

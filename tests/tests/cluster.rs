@@ -373,6 +373,96 @@ mod cluster_slot_migration {
     );
 }
 
+mod cluster_retires_forgotten_nodes {
+    use super::*;
+
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// How long a driver that still serves a node can go without dialling
+    /// it: its reconnection backoff tops out at 1 s (jittered down), so
+    /// four seconds of silence mean nobody dials.
+    const QUIET: Duration = Duration::from_secs(4);
+
+    /// A replica is killed and forgotten by the cluster (what IP churn
+    /// looks like from the client): the locker stops dialling its address
+    /// once two topology queries no longer name it (≤ 2 × the 10 s refresh
+    /// period), and locks go on working.
+    async fn body<T: TestRt>(ctx: Ctx<T>) {
+        let c = ctx.cluster().clone();
+        let l = connect::<T>(ctx.opts()).await;
+        let name = spread_name(&c, "retire");
+        lock_within::<T>(&l, &name, Duration::from_secs(5))
+            .await
+            .unlock()
+            .await
+            .expect("unlock");
+        let r = c.replica_of(0).expect("a replica");
+        let (port, id) = (c.port(r), c.id(r).to_owned());
+        c.kill(r);
+        for i in (0..c.len()).filter(|&i| i != r) {
+            let _: String = c.admin(i).cmd("CLUSTER", &["FORGET", &id]);
+        }
+        // Whoever dials the dead replica's address now reaches this
+        // listener, which counts and drops the connections.
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("rebind the port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let dials = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counter = {
+            let (dials, stop) = (dials.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok(_) => dials.lock().unwrap().push(Instant::now()),
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        let limit = Duration::from_secs(45);
+        eventually::<T>(limit, "the forgotten replica's address goes quiet", || {
+            let last = dials.lock().unwrap().last().copied().unwrap_or(start);
+            last.elapsed() >= QUIET && !dials.lock().unwrap().is_empty()
+        })
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        counter.join().expect("counter thread");
+        let n = dials.lock().unwrap().len();
+        assert!(n >= 1, "the address was dialled before the retirement");
+        lock_within::<T>(&l, &name, Duration::from_secs(5))
+            .await
+            .unlock()
+            .await
+            .expect("unlock after the retirement");
+        l.close().await;
+    }
+
+    scenario!(
+        tokio_cache_on,
+        TokioRt,
+        Topology::Cluster {
+            masters: 3,
+            replicas: 1
+        },
+        Variant::caching(true),
+        Duration::from_secs(120),
+        body
+    );
+    scenario!(
+        smol_cache_off,
+        SmolRt,
+        Topology::Cluster {
+            masters: 3,
+            replicas: 1
+        },
+        Variant::caching(false),
+        Duration::from_secs(120),
+        body
+    );
+}
+
 mod cluster_errors {
     use super::*;
 

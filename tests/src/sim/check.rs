@@ -846,6 +846,7 @@ impl World {
         let known_ok = (0..ls.links.len()).all(|e| {
             let n = ls.target[e];
             self.nodes[n].state == NodeState::Down
+                || ls.links[e] == LinkState::Retired
                 || (matches!(ls.links[e], LinkState::Up(_))
                     && ls.engine.is_ready(NodeId(e as u16))
                     && !self.net.links[l][n].cut(self.now)
@@ -860,6 +861,7 @@ impl World {
                     && !self.net.links[l][m].cut(self.now)
                     && (0..ls.links.len()).all(|e| {
                         ls.target[e] != m
+                            || ls.links[e] == LinkState::Retired
                             || (matches!(ls.links[e], LinkState::Up(_))
                                 && ls.engine.is_ready(NodeId(e as u16)))
                     })
@@ -1173,9 +1175,15 @@ impl World {
             // Everything healed long ago: every connection is usable again
             // (but a cluster engine may just have learned a node from its
             // periodic topology query: give the handshake a second).
+            // Retired nodes excepted (the world retires exactly those).
             for n in 0..self.lockers[l].links.len() {
+                let retired = self.lockers[l].links[n] == LinkState::Retired;
+                if retired != e.is_retired(NodeId(n as u16)) {
+                    self.fail(format!("L{l}: node {n} retired by one side only"));
+                    return;
+                }
                 let fresh = self.now < self.lockers[l].learned_at[n] + 1_000 * MS;
-                if !e.is_ready(NodeId(n as u16)) && !fresh {
+                if !retired && !e.is_ready(NodeId(n as u16)) && !fresh {
                     let link = self.lockers[l].links[n];
                     self.fail(format!(
                         "L{l}: node {n} is not ready at the end (link {link:?}), long after everything healed"

@@ -114,6 +114,9 @@ pub(crate) enum LinkState {
     Down,
     Connecting(u64),
     Up(u64),
+    /// The engine retired the node (`NodeRemoved`): never dialled again
+    /// unless the engine gives its id to a new node.
+    Retired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -806,7 +809,7 @@ impl World {
 
     /// The client side drops the connection (to its engine's node `e`) and
     /// schedules a reconnect.
-    fn client_close(&mut self, l: usize, e: usize, conn: u64) {
+    pub(crate) fn client_close(&mut self, l: usize, e: usize, conn: u64) {
         let n = self.lockers[l].target[e];
         self.nodes[n].orphan(conn);
         if let Some(c) = self.net.conns.get_mut(&conn) {
@@ -960,10 +963,24 @@ impl World {
                 return;
             }
         }
+        // Every node written to since the last drain must be announced,
+        // or a runtime that wakes only those nodes' tasks would stall.
+        let mut announced = vec![false; self.lockers[l].links.len()];
+        while let Some(node) = self.lockers[l].engine.poll_output() {
+            if let Some(a) = announced.get_mut(usize::from(node.0)) {
+                *a = true;
+            }
+        }
         for n in 0..self.lockers[l].links.len() {
             let bytes = self.lockers[l].engine.transmit(NodeId(n as u16)).to_vec();
             if bytes.is_empty() {
                 continue;
+            }
+            if !announced[n] {
+                self.fail(format!(
+                    "engine L{l} wrote to node {n} without announcing it (poll_output)"
+                ));
+                return;
             }
             self.lockers[l]
                 .engine
@@ -1028,6 +1045,7 @@ impl World {
         match ev {
             Event::NodeReady { .. } => {}
             Event::NodeAdded { node } => self.on_node_added(l, node),
+            Event::NodeRemoved { node } => self.on_node_removed(l, node),
             Event::CloseConnection { node, error } => {
                 self.stats.closes += 1;
                 let n = usize::from(node.0);
@@ -1271,12 +1289,15 @@ impl World {
             }
             1 => {
                 // The engine's id of node `n` (the same outside a cluster).
-                let Some(n) = self.lockers[l].target.iter().position(|&t| t == n) else {
+                let ls = &self.lockers[l];
+                let Some(n) = (0..ls.target.len())
+                    .position(|e| ls.target[e] == n && ls.links[e] != LinkState::Retired)
+                else {
                     return;
                 };
                 let conn = match self.lockers[l].links[n] {
                     LinkState::Up(c) | LinkState::Connecting(c) => c,
-                    LinkState::Down => return,
+                    LinkState::Down | LinkState::Retired => return,
                 };
                 self.count("reset");
                 self.log(|| format!("FAULT reset of L{l} <-> node {n} (c{conn})"));

@@ -189,14 +189,17 @@ impl World {
             ));
             return;
         };
-        if e != self.lockers[l].target.len() {
+        let ls = &self.lockers[l];
+        // A new id, or that of a node retired (and released) before.
+        let reused = ls.links.get(e) == Some(&LinkState::Retired);
+        if e != ls.target.len() && !reused {
             self.fail(format!(
                 "L{l}: NodeAdded {e} but the engine had {} nodes",
-                self.lockers[l].target.len()
+                ls.target.len()
             ));
             return;
         }
-        if self.lockers[l].target.contains(&n) {
+        if (0..ls.target.len()).any(|i| ls.target[i] == n && ls.links[i] != LinkState::Retired) {
             self.fail(format!(
                 "L{l}: NodeAdded {e} at {}, an address it already has",
                 cluster::addr(n)
@@ -204,17 +207,49 @@ impl World {
             return;
         }
         let ls = &mut self.lockers[l];
-        ls.target.push(n);
-        ls.links.push(LinkState::Down);
-        ls.rx.push(Vec::new());
-        ls.pending_disc.push(false);
-        ls.pending_conn.push(false);
-        ls.retry_connect.push(false);
-        ls.learned_at.push(self.now);
+        if reused {
+            ls.target[e] = n;
+            ls.links[e] = LinkState::Down;
+            ls.rx[e].clear();
+            ls.pending_disc[e] = false;
+            ls.pending_conn[e] = false;
+            ls.retry_connect[e] = false;
+            ls.learned_at[e] = self.now;
+        } else {
+            ls.target.push(n);
+            ls.links.push(LinkState::Down);
+            ls.rx.push(Vec::new());
+            ls.pending_disc.push(false);
+            ls.pending_conn.push(false);
+            ls.retry_connect.push(false);
+            ls.learned_at.push(self.now);
+        }
         *self.stats.cluster.entry("node_added").or_default() += 1;
         self.log(|| format!("L{l} learns node {n} as its node {e}"));
         let t = self.now + self.rng.range(0, MS);
         self.at(t, Ev::Connect { locker: l, node: e });
+    }
+
+    /// An engine retired a node the topology stopped naming: drop the
+    /// connection for good and release the id, as a runtime's driver does.
+    pub(crate) fn on_node_removed(&mut self, l: usize, node: NodeId) {
+        let e = usize::from(node.0);
+        let Some(&link) = self.lockers[l].links.get(e) else {
+            self.fail(format!("L{l}: NodeRemoved {e}, a node it never had"));
+            return;
+        };
+        if let LinkState::Up(conn) | LinkState::Connecting(conn) = link {
+            self.client_close(l, e, conn);
+        }
+        let ls = &mut self.lockers[l];
+        ls.links[e] = LinkState::Retired;
+        ls.pending_disc[e] = false;
+        ls.pending_conn[e] = false;
+        ls.retry_connect[e] = false;
+        ls.engine.handle_retired(node);
+        *self.stats.cluster.entry("node_removed").or_default() += 1;
+        let n = self.lockers[l].target[e];
+        self.log(|| format!("L{l} retires its node {e} (node {n})"));
     }
 
     // ---- configuration --------------------------------------------------------
