@@ -11,14 +11,17 @@
 //!   [`Engine::handle_disconnected`], [`Engine::handle_timeout`];
 //! - commands: [`Engine::lock`], [`Engine::unlock`], [`Engine::close`];
 //! - outputs, drained after every input or command: [`Engine::transmit`] /
-//!   [`Engine::consume_transmit`], [`Engine::poll_timeout`],
-//!   [`Engine::poll_event`].
+//!   [`Engine::consume_transmit`] (with [`Engine::poll_output`] naming the
+//!   nodes that got new bytes, so a runtime with one task per node wakes
+//!   only those), [`Engine::poll_timeout`], [`Engine::poll_event`].
 //!
 //! Topologies ([`Topology`]): one node; independent instances (key `i` on
 //! node `i mod n`); or a Redis Cluster, where the engine itself learns the
 //! slot map (`CLUSTER SHARDS`/`SLOTS`), routes each key to its slot's master,
-//! follows `MOVED`/`ASK`, and asks the caller to connect to masters it
-//! discovers ([`Event::NodeAdded`], [`Engine::node_address`]).
+//! follows `MOVED`/`ASK`, asks the caller to connect to nodes it discovers
+//! ([`Event::NodeAdded`], [`Engine::node_address`]) and to stop serving
+//! nodes the cluster no longer names ([`Event::NodeRemoved`],
+//! [`Engine::handle_retired`]).
 //!
 //! The same inputs give the same outputs byte for byte (randomness comes from a
 //! caller-seeded generator), which is what the deterministic simulator relies on.
