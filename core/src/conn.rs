@@ -97,6 +97,8 @@ pub(crate) struct Conn {
     pub(crate) absent: u8,
     /// The node is in the [`Outbox`].
     pub(crate) queued: bool,
+    /// Commands written to this node (kept across connections).
+    pub(crate) commands: u64,
     pub(crate) phase: ConnPhase,
     pub(crate) tx: Bytes<TX_CAP>,
     pub(crate) expects: Fifo<Expect, EXPECT_CAP>,
@@ -115,6 +117,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Records that the command just written expects `e` as its reply;
+    /// false when the no-alloc queue is full.
+    pub(crate) fn expect(&mut self, e: Expect) -> bool {
+        let ok = self.expects.push_back(e).is_ok();
+        self.commands += u64::from(ok);
+        ok
+    }
+
     pub(crate) fn is_ready(&self) -> bool {
         self.phase == ConnPhase::Ready
     }

@@ -52,6 +52,7 @@ pub mod resp;
 mod resp;
 mod routing;
 mod scripts;
+mod stats;
 mod storage;
 mod time;
 
@@ -62,6 +63,7 @@ pub use event::{
     ServerError,
 };
 pub use keys::MAX_MAJORITY;
+pub use stats::{Losses, Stats};
 pub use storage::Text;
 pub use time::Instant;
 

@@ -58,6 +58,7 @@ impl Engine {
     }
 
     pub(super) fn start_attempt(&mut self, req: ReqIdx, now: Instant) {
+        self.stats.attempts += 1;
         let mut value = [0u8; VALUE_LEN];
         self.rng.fill_bytes(&mut value);
         self.set_phase(req, LockPhase::Acquiring);
@@ -158,6 +159,7 @@ impl Engine {
     /// woken by the holder's release when one was seen, else after a
     /// jittered backoff.
     pub(super) fn attempt_failed(&mut self, req: ReqIdx, now: Instant, too_slow: bool) {
+        self.stats.failed_attempts += 1;
         let caching = self.config.client_caching;
         let tna = self.settings.try_next_after;
         let extend_interval = self.settings.extend_interval;

@@ -149,7 +149,9 @@ impl Engine {
             .iter()
             .position(|c| c.membership == Membership::Vacant);
         let node = if let Some(i) = vacant {
-            self.conns.as_mut_slice()[i] = Conn::default();
+            // The old node's commands stay counted.
+            let old = core::mem::take(&mut self.conns.as_mut_slice()[i]);
+            self.stats.commands += old.commands;
             self.addrs.as_mut_slice()[i] = Some(Addr { host, port });
             NodeId(i as u16)
         } else {
@@ -246,9 +248,7 @@ impl Engine {
                     .ok_or(NodeError::Protocol("unknown node"))?;
                 c.no_shards = true;
                 if commands::cluster_topology(&mut c.tx, false).is_ok()
-                    && c.expects
-                        .push_back(Expect::Topology { shards: false })
-                        .is_ok()
+                    && c.expect(Expect::Topology { shards: false })
                 {
                     self.note_output(node);
                     return Ok(());
@@ -363,7 +363,7 @@ impl Engine {
             }
             let shards = !c.no_shards;
             if commands::cluster_topology(&mut c.tx, shards).is_ok()
-                && c.expects.push_back(Expect::Topology { shards }).is_ok()
+                && c.expect(Expect::Topology { shards })
             {
                 self.outbox.note(NodeId(i as u16), c);
                 self.discovery = Discovery {

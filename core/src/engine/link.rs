@@ -38,12 +38,11 @@ impl Engine {
                     self.fail_connection(node, now, NodeError::Unresponsive);
                 }
                 Some(_) => {}
-                None if now >= c.last_rx.saturating_add(interval)
-                    && commands::ping(&mut c.tx).is_ok()
-                    && c.expects.push_back(Expect::Ping).is_ok() =>
-                {
-                    c.ping_sent = Some(now);
-                    self.outbox.note(node, c);
+                None if now >= c.last_rx.saturating_add(interval) => {
+                    if commands::ping(&mut c.tx).is_ok() && c.expect(Expect::Ping) {
+                        c.ping_sent = Some(now);
+                        self.outbox.note(node, c);
+                    }
                 }
                 None => {}
             }
@@ -93,6 +92,7 @@ impl Engine {
         }
         let mut expects = core::mem::take(&mut c.expects);
         c.reset(ConnPhase::Down, now);
+        self.stats.disconnections += 1;
         let doubt_until = self.reply_rules().doubt_until(now);
         while let Some(e) = expects.pop_front() {
             let Expect::Op { id, key: k, op } = e else {
@@ -250,8 +250,7 @@ impl Engine {
             .ok_or(NodeError::Protocol("unknown node"))?;
         c.noloop = caching && noloop;
         if caching {
-            let ok = commands::tracking(&mut c.tx, noloop).is_ok()
-                && c.expects.push_back(Expect::Tracking).is_ok();
+            let ok = commands::tracking(&mut c.tx, noloop).is_ok() && c.expect(Expect::Tracking);
             if !ok {
                 return Err(NodeError::CapacityExceeded);
             }

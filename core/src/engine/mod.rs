@@ -54,6 +54,7 @@ use crate::lock::{Key, Lock, LockPhase, VALUE_LEN};
 use crate::resp;
 use crate::routing::node_of;
 use crate::scripts::{self, Script};
+use crate::stats::Stats;
 use crate::storage::{Fifo, Seq, Text};
 use crate::time::Instant;
 
@@ -115,6 +116,7 @@ pub struct Engine {
     map: SlotMap,
     discovery: Discovery,
     events: Fifo<Event, EVENT_CAP>,
+    stats: Stats,
     closed: bool,
     next_seq: u64,
     /// `(local instant, unix ms at that instant)` for absolute TTLs.
@@ -170,6 +172,7 @@ impl Engine {
             map: SlotMap::default(),
             discovery,
             events: Fifo::default(),
+            stats: Stats::default(),
             closed: false,
             next_seq: 0,
             unix: None,
@@ -254,6 +257,7 @@ impl Engine {
             return;
         }
         c.reset(ConnPhase::Handshake, now);
+        self.stats.connections += 1;
         let cfg = &self.config;
         let auth = cfg.password.as_ref().map(|p| {
             let user = cfg
@@ -263,12 +267,10 @@ impl Engine {
             (user, p.as_bytes())
         });
         let name = cfg.client_name.as_ref().map(Text::as_bytes);
-        let mut ok = commands::hello(&mut c.tx, auth, name).is_ok()
-            && c.expects.push_back(Expect::Hello).is_ok();
+        let mut ok = commands::hello(&mut c.tx, auth, name).is_ok() && c.expect(Expect::Hello);
         if cfg.database != 0 {
-            ok = ok
-                && commands::select(&mut c.tx, cfg.database).is_ok()
-                && c.expects.push_back(Expect::Select).is_ok();
+            ok =
+                ok && commands::select(&mut c.tx, cfg.database).is_ok() && c.expect(Expect::Select);
         }
         if ok {
             self.note_output(node);
@@ -411,6 +413,7 @@ impl Engine {
             return Err(LockError::CapacityExceeded);
         };
         let id = self.requests.id(req).ok_or(LockError::CapacityExceeded)?;
+        self.stats.requests += 1;
         self.requests.mark(req);
         if mode == LockMode::Try && self.names.held(n) > 0 {
             // Another request of this locker holds it: the server would refuse.
@@ -561,7 +564,23 @@ impl Engine {
     /// `n` bytes of [`Engine::transmit`] were written.
     pub fn consume_transmit(&mut self, node: NodeId, n: usize) {
         if let Some(c) = self.conn_mut(node) {
+            let n = n.min(c.tx.as_slice().len());
             c.tx.consume(n);
+            self.stats.bytes_sent += n as u64;
+        }
+    }
+
+    /// What the engine did so far (counters for metrics).
+    pub fn stats(&self) -> Stats {
+        let commands = self
+            .conns
+            .as_slice()
+            .iter()
+            .map(|c| c.commands)
+            .sum::<u64>();
+        Stats {
+            commands: self.stats.commands + commands,
+            ..self.stats
         }
     }
 
@@ -597,6 +616,7 @@ impl Engine {
     }
 
     fn emit(&mut self, e: Event) {
+        self.stats.on_event(&e);
         // Only the no-alloc build can fill up; its capacity is sized so a
         // caller that drains after every call never gets there.
         let _ = self.events.push_back(e);
@@ -625,3 +645,5 @@ mod refusal_tests;
 // Needs more requests than the no-alloc capacity.
 #[cfg(all(test, feature = "alloc"))]
 mod scale_tests;
+#[cfg(test)]
+mod stats_tests;

@@ -82,6 +82,7 @@ impl Engine {
             names,
             conns,
             outbox,
+            stats,
             settings,
             config,
             map,
@@ -126,31 +127,25 @@ impl Engine {
         let ok = match op {
             Op::Acquire { nx } => {
                 commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking).is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireSet,
-                        })
-                        .is_ok()
-                    && (!asking || c.expects.push_back(Expect::Asking).is_ok())
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::AcquireTtl,
-                        })
-                        .is_ok()
+                    && (!asking || c.expect(Expect::Asking))
+                    && c.expect(Expect::Op {
+                        id,
+                        key: k8,
+                        op: KeyOp::AcquireSet,
+                    })
+                    && (!asking || c.expect(Expect::Asking))
+                    && c.expect(Expect::Op {
+                        id,
+                        key: k8,
+                        op: KeyOp::AcquireTtl,
+                    })
             }
             Op::Extend { refresh_below } => {
                 let sent = match via {
                     Via::Eval { sent, .. } => sent,
                     Via::Route | Via::Ask(_) => now,
                 };
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
+                (!asking || (commands::asking(&mut c.tx).is_ok() && c.expect(Expect::Asking)))
                     && commands::script(
                         &mut c.tx,
                         &settings.extend,
@@ -160,31 +155,25 @@ impl Engine {
                         &[ttl_number, refresh_below],
                     )
                     .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Extend {
-                                sent,
-                                by_sha,
-                                refresh_below,
-                            },
-                        })
-                        .is_ok()
+                    && c.expect(Expect::Op {
+                        id,
+                        key: k8,
+                        op: KeyOp::Extend {
+                            sent,
+                            by_sha,
+                            refresh_below,
+                        },
+                    })
             }
             Op::Release => {
-                (!asking
-                    || (commands::asking(&mut c.tx).is_ok()
-                        && c.expects.push_back(Expect::Asking).is_ok()))
+                (!asking || (commands::asking(&mut c.tx).is_ok() && c.expect(Expect::Asking)))
                     && commands::script(&mut c.tx, &settings.release, by_sha, key, &lock.value, &[])
                         .is_ok()
-                    && c.expects
-                        .push_back(Expect::Op {
-                            id,
-                            key: k8,
-                            op: KeyOp::Release { by_sha },
-                        })
-                        .is_ok()
+                    && c.expect(Expect::Op {
+                        id,
+                        key: k8,
+                        op: KeyOp::Release { by_sha },
+                    })
             }
         };
         if !ok {
@@ -199,6 +188,9 @@ impl Engine {
             return Err(Unsent::NoRoom);
         }
         outbox.note(node, c);
+        if matches!(op, Op::Extend { .. }) && !matches!(via, Via::Eval { .. }) {
+            stats.extensions += 1;
+        }
         if matches!(via, Via::Eval { .. }) {
             return Ok(());
         }
