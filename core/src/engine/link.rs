@@ -38,13 +38,14 @@ impl Engine {
                     self.fail_connection(node, now, NodeError::Unresponsive);
                 }
                 Some(_) => {}
-                None if now >= c.last_rx.saturating_add(interval) => {
-                    if commands::ping(&mut c.tx).is_ok() && c.expect(Expect::Ping) {
+                None => {
+                    // Not a guard: writing the ping borrows `c` mutably.
+                    let idle = now >= c.last_rx.saturating_add(interval);
+                    if idle && commands::ping(&mut c.tx).is_ok() && c.expect(Expect::Ping) {
                         c.ping_sent = Some(now);
                         self.outbox.note(node, c);
                     }
                 }
-                None => {}
             }
         }
     }
