@@ -203,6 +203,8 @@ impl<R: Runtime> Driver<R> {
                     {
                         let mut sh = self.inner.lock();
                         let now = self.inner.now();
+                        sh.nodes[self.idx].connects += 1;
+                        sh.nodes[self.idx].connected = true;
                         sh.engine.handle_connected(self.node, now);
                         self.handshake_deadline =
                             Some(started.saturating_add(self.connect_timeout));
@@ -211,8 +213,11 @@ impl<R: Runtime> Driver<R> {
                     let exit = self.serve(&mut stream).await;
                     drop(stream);
                     self.reset_buffers();
-                    let node = self.node;
-                    self.with_lock(|sh, now| sh.engine.handle_disconnected(node, now));
+                    let (node, idx) = (self.node, self.idx);
+                    self.with_lock(|sh, now| {
+                        sh.nodes[idx].connected = false;
+                        sh.engine.handle_disconnected(node, now);
+                    });
                     if self.ready_count() != readies {
                         attempt = 0;
                     }
@@ -227,6 +232,7 @@ impl<R: Runtime> Driver<R> {
                 let mut sh = self.inner.lock();
                 sh.last_error = Some(error.to_string());
                 let n = &mut sh.nodes[self.idx];
+                n.failures += 1;
                 let first = n.ready_count == 0;
                 if first && !n.failed_first {
                     // `connect` reports it when it makes success impossible.

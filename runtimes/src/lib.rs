@@ -114,6 +114,7 @@ mod options;
 mod runtime;
 mod shared;
 mod startup;
+mod stats;
 
 #[cfg(feature = "glommio")]
 pub mod glommio;
@@ -127,4 +128,5 @@ pub use guard::Guard;
 pub use locker::Locker;
 pub use options::{Mode, Options};
 pub use runtime::{Runtime, Task};
+pub use stats::{ConnectionState, EngineStats, Losses, NodeStats, Stats};
 pub use tracklock_core::{Command, ConfigError, LostReason, NoLoop, NodeError};

@@ -12,7 +12,7 @@ use tracklock_core::{Engine, LockId, LockMode, LostReason, NodeId};
 use crate::inner::Inner;
 use crate::runtime::deadline_after;
 use crate::shared::State;
-use crate::{Error, Guard, Mode, Options, Runtime};
+use crate::{Error, Guard, Mode, Options, Runtime, Stats};
 
 /// A distributed lock client: one connection per Redis node, shared by every
 /// lock taken through it. Cheap to clone (an `Arc`); the connection closes
@@ -254,6 +254,13 @@ impl<R: Runtime> Locker<R> {
     /// request is settled; meant for tests and metrics.
     pub fn active_locks(&self) -> usize {
         self.inner().lock().engine.lock_count()
+    }
+
+    /// A snapshot of the locker's counters (attempts, outcomes, losses by
+    /// reason, extensions, commands and bytes sent) and of each node's
+    /// connection, for a metrics exporter.
+    pub fn stats(&self) -> Stats {
+        self.inner().lock().stats()
     }
 
     async fn acquire(&self, name: &str, mode: LockMode) -> Result<Guard<R>, Error> {

@@ -10,6 +10,7 @@ use tracklock_core::{
     Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
 };
 
+use crate::stats::{ConnectionState, NodeStats, Stats};
 use crate::Error;
 
 /// Everything behind the mutex of [`crate::inner::Inner`].
@@ -94,6 +95,12 @@ pub(crate) struct NodeState {
     has_driver: bool,
     /// Times the handshake finished on this node.
     pub(crate) ready_count: u64,
+    /// A TCP connection is open.
+    pub(crate) connected: bool,
+    /// TCP connections opened.
+    pub(crate) connects: u64,
+    /// Connections or attempts that ended with an error.
+    pub(crate) failures: u64,
     /// The engine asked to drop this node's connection.
     pub(crate) close_request: Option<NodeError>,
     /// The first connection failed before any handshake finished.
@@ -211,6 +218,38 @@ impl Shared {
             self.engine.handle_retired(NodeId(id));
         }
         self.armed = None;
+    }
+
+    /// A snapshot of the counters ([`crate::Locker::stats`]).
+    pub(crate) fn stats(&self) -> Stats {
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let id = NodeId(u16::try_from(i).unwrap_or(u16::MAX));
+                let state = if self.engine.is_retired(id) {
+                    ConnectionState::Retired
+                } else if self.engine.is_ready(id) {
+                    ConnectionState::Ready
+                } else if n.connected {
+                    ConnectionState::Handshake
+                } else {
+                    ConnectionState::Down
+                };
+                NodeStats {
+                    addr: n.addr.clone(),
+                    state,
+                    connects: n.connects,
+                    failures: n.failures,
+                    handshakes: n.ready_count,
+                }
+            })
+            .collect();
+        Stats {
+            engine: self.engine.stats(),
+            nodes,
+        }
     }
 
     /// The engine's next deadline is earlier than the one the drivers

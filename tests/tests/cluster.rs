@@ -431,6 +431,15 @@ mod cluster_retires_forgotten_nodes {
         counter.join().expect("counter thread");
         let n = dials.lock().unwrap().len();
         assert!(n >= 1, "the address was dialled before the retirement");
+        let addr = format!("127.0.0.1:{port}");
+        let stats = l.stats();
+        let node = stats.nodes.iter().find(|n| n.addr == addr);
+        assert_eq!(
+            node.map(|n| n.state),
+            Some(tracklock::ConnectionState::Retired),
+            "{:?}",
+            stats.nodes
+        );
         lock_within::<T>(&l, &name, Duration::from_secs(5))
             .await
             .unlock()
