@@ -965,18 +965,15 @@ impl World {
         }
         // Every node written to since the last drain must be announced,
         // or a runtime that wakes only those nodes' tasks would stall.
-        let mut announced = vec![false; self.lockers[l].links.len()];
-        while let Some(node) = self.lockers[l].engine.poll_output() {
-            if let Some(a) = announced.get_mut(usize::from(node.0)) {
-                *a = true;
-            }
-        }
+        let announced: Vec<usize> = std::iter::from_fn(|| self.lockers[l].engine.poll_output())
+            .map(|node| usize::from(node.0))
+            .collect();
         for n in 0..self.lockers[l].links.len() {
             let bytes = self.lockers[l].engine.transmit(NodeId(n as u16)).to_vec();
             if bytes.is_empty() {
                 continue;
             }
-            if !announced[n] {
+            if !announced.contains(&n) {
                 self.fail(format!(
                     "engine L{l} wrote to node {n} without announcing it (poll_output)"
                 ));
