@@ -140,6 +140,9 @@ pub(crate) struct Driver<R: Runtime> {
     rng: u64,
     /// The engine retired the node: the driver exits for good.
     retired: bool,
+    /// The node connection's span, a child of the locker's.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -148,12 +151,15 @@ impl<R: Runtime> Driver<R> {
     /// Built before its future is first polled, so that even a task dropped
     /// unpolled (a runtime shutting down, or refusing it) counts as exited.
     pub(crate) fn new(inner: Arc<Inner<R>>, idx: usize) -> Self {
-        let addr = inner
-            .lock()
+        let sh = inner.lock();
+        let addr = sh
             .nodes
             .get(idx)
             .map(|n| n.addr.clone())
             .unwrap_or_default();
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(parent: &sh.span, "tracklock.node", %addr);
+        drop(sh);
         let jitter_seed = inner
             .jitter
             .wrapping_add(idx as u64)
@@ -175,6 +181,8 @@ impl<R: Runtime> Driver<R> {
             wakers: Vec::new(),
             rng: jitter_seed | 1,
             retired: false,
+            #[cfg(feature = "tracing")]
+            span,
             inner,
         }
     }
@@ -205,6 +213,8 @@ impl<R: Runtime> Driver<R> {
                         let now = self.inner.now();
                         sh.nodes[self.idx].connects += 1;
                         sh.nodes[self.idx].connected = true;
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(attempt, "connected");
                         sh.engine.handle_connected(self.node, now);
                         self.handshake_deadline =
                             Some(started.saturating_add(self.connect_timeout));
@@ -249,6 +259,13 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
             let delay = self.backoff(attempt);
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                error = %self.inner.lock().last_error.as_deref().unwrap_or(""),
+                retry_in = ?delay,
+                attempt,
+                "connection failed; reconnecting"
+            );
             attempt = attempt.saturating_add(1);
             let sleep = inner.rt.sleep_until(deadline_after(inner.rt.now(), delay));
             if self.service_until(sleep).await.is_none() {
@@ -331,6 +348,8 @@ impl<R: Runtime> Driver<R> {
             }
             sh.poke(now);
             sh.dispatch();
+            #[cfg(feature = "tracing")]
+            sh.trace_counters();
             let added = sh.take_added();
             if sh.startup_waker.is_some() && sh.engine.is_usable() {
                 // Usable without a `NodeReady` (a cluster's slot map arrived).
@@ -345,6 +364,8 @@ impl<R: Runtime> Driver<R> {
                 Turn::Stop
             } else if sh.engine.is_retired(self.node) {
                 // Gone from the cluster: close, and never dial it again.
+                #[cfg(feature = "tracing")]
+                tracing::info!("node retired: closing, not reconnecting");
                 self.retired = true;
                 Turn::Stop
             } else if !connected {

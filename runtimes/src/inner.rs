@@ -87,7 +87,12 @@ impl<R: Runtime> Inner<R> {
         let nodes = (0..n)
             .map(|i| NodeState::new(addrs.get(i).cloned().unwrap_or_default()))
             .collect();
-        let mut shared = Shared::new(engine, nodes);
+        let mut shared = Shared::new(
+            engine,
+            nodes,
+            #[cfg(feature = "tracing")]
+            tracing::info_span!("tracklock", %mode, addrs = ?addrs),
+        );
         shared
             .engine
             .set_unix_time(Instant::from_nanos(0), unix_ms());

@@ -272,7 +272,7 @@ impl<R: Runtime> Locker<R> {
             let mut sh = inner.lock();
             let now = inner.now();
             let id = sh.engine.lock(name, mode, now).map_err(Error::from_lock)?;
-            sh.insert(id);
+            sh.insert(id, name);
             sh.settle();
             inner.wake_drivers(&mut sh, None);
             id

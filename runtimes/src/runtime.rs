@@ -144,7 +144,12 @@ impl<R: Runtime> Task<R> {
     /// [`Runtime::connect_tcp`] future are.
     pub fn run(self) -> impl Future<Output = ()> + 'static {
         let mut driver = self.driver;
-        async move { driver.run().await }
+        #[cfg(feature = "tracing")]
+        let span = driver.span.clone();
+        let run = async move { driver.run().await };
+        #[cfg(feature = "tracing")]
+        let run = tracing::Instrument::instrument(run, span);
+        run
     }
 }
 

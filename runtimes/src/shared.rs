@@ -37,6 +37,12 @@ pub(crate) struct Shared {
     pub(crate) close_wakers: Vec<Waker>,
     /// Scratch list of wakers to wake, reused.
     pub(crate) wakers: Vec<Waker>,
+    /// The locker's span: lock events are its children.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+    /// The engine's counters at the last trace of their changes.
+    #[cfg(feature = "tracing")]
+    traced: tracklock_core::Stats,
 }
 
 /// What the public futures of one lock request wait on.
@@ -48,6 +54,11 @@ pub(crate) struct Slot {
     pub(crate) release_error: Option<ServerError>,
     /// The lock future, then the unlock future.
     pub(crate) waker: Option<Waker>,
+    /// The lock's name and when it was asked for (for its events).
+    #[cfg(feature = "tracing")]
+    name: String,
+    #[cfg(feature = "tracing")]
+    since: std::time::Instant,
     /// One entry per live `Guard::lost` future, `None` marking a free one.
     /// An entry stays taken (`Some(None)`) after its waker was woken, until
     /// its future completes or is dropped.
@@ -66,13 +77,19 @@ pub(crate) enum State {
 }
 
 impl Slot {
-    fn new() -> Self {
+    fn new(name: &str) -> Self {
+        #[cfg(not(feature = "tracing"))]
+        let _ = name;
         Slot {
             state: State::Pending,
             released: false,
             release_error: None,
             waker: None,
             lost_wakers: Vec::new(),
+            #[cfg(feature = "tracing")]
+            name: name.to_owned(),
+            #[cfg(feature = "tracing")]
+            since: std::time::Instant::now(),
         }
     }
 
@@ -128,7 +145,11 @@ impl NodeState {
 impl Shared {
     /// The state of a locker whose engine has `nodes[i]` at node id `i`;
     /// one driver per node is counted as running.
-    pub(crate) fn new(engine: Engine, nodes: Vec<NodeState>) -> Shared {
+    pub(crate) fn new(
+        engine: Engine,
+        nodes: Vec<NodeState>,
+        #[cfg(feature = "tracing")] span: tracing::Span,
+    ) -> Shared {
         Shared {
             engine,
             slots: HashMap::new(),
@@ -144,6 +165,10 @@ impl Shared {
             startup_waker: None,
             close_wakers: Vec::new(),
             wakers: Vec::new(),
+            #[cfg(feature = "tracing")]
+            span,
+            #[cfg(feature = "tracing")]
+            traced: tracklock_core::Stats::default(),
         }
     }
 
@@ -151,6 +176,8 @@ impl Shared {
     /// `self.wakers`.
     pub(crate) fn dispatch(&mut self) {
         while let Some(event) = self.engine.poll_event() {
+            #[cfg(feature = "tracing")]
+            self.trace(&event);
             match event {
                 Event::NodeReady { node } => {
                     if let Some(n) = self.nodes.get_mut(usize::from(node.0)) {
@@ -336,9 +363,9 @@ impl Shared {
         }
     }
 
-    /// Adds a lock request's slot.
-    pub(crate) fn insert(&mut self, id: LockId) {
-        self.slots.insert(id, Slot::new());
+    /// Adds the slot of a lock request on `name`.
+    pub(crate) fn insert(&mut self, id: LockId, name: &str) {
+        self.slots.insert(id, Slot::new(name));
     }
 
     /// True once every driver exited: nothing will be answered any more.
@@ -412,6 +439,76 @@ impl Shared {
         self.wakers.append(&mut self.close_wakers);
         for w in self.wakers.drain(..) {
             w.wake();
+        }
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl Shared {
+    /// The `tracing` event of an engine event, in the locker's span.
+    fn trace(&self, event: &Event) {
+        let lock = |id: &LockId| {
+            let slot = self.slots.get(id);
+            (id.as_u64(), slot.map_or("", |s| s.name.as_str()), slot)
+        };
+        let parent = &self.span;
+        match event {
+            Event::NodeReady { node } => {
+                tracing::debug!(parent: parent, addr = %self.addr(*node), "node ready");
+            }
+            Event::NodeAdded { node } => {
+                let addr = self
+                    .engine
+                    .node_address(*node)
+                    .map(|(h, p)| join_host_port(h, p))
+                    .unwrap_or_default();
+                tracing::info!(parent: parent, %addr, "cluster node discovered");
+            }
+            Event::NodeRemoved { node } => {
+                tracing::info!(parent: parent, addr = %self.addr(*node), "cluster node retired");
+            }
+            Event::Acquired { id } => {
+                let (lock, name, slot) = lock(id);
+                let took = slot.map(|s| s.since.elapsed());
+                let keys = self.engine.held_keys(*id);
+                tracing::debug!(parent: parent, lock, name, keys, ?took, "acquired");
+            }
+            Event::NotLocked { id } => {
+                let (lock, name, _) = lock(id);
+                tracing::debug!(parent: parent, lock, name, "not locked: held elsewhere");
+            }
+            Event::Failed { id, error } => {
+                let (lock, name, _) = lock(id);
+                tracing::info!(parent: parent, lock, name, %error, "lock request failed");
+            }
+            Event::Lost { id, reason } => {
+                let (lock, name, _) = lock(id);
+                tracing::warn!(parent: parent, lock, name, %reason, "lock lost");
+            }
+            Event::NotReleased { id, error } => {
+                let (lock, name, _) = lock(id);
+                tracing::warn!(parent: parent, lock, name, %error, "release refused");
+            }
+            Event::Released { id } => {
+                let (lock, name, _) = lock(id);
+                tracing::debug!(parent: parent, lock, name, "released");
+            }
+            _ => {}
+        }
+    }
+
+    /// Traces what the engine's counters say happened since the last call:
+    /// extensions and failed attempts, which have no event of their own.
+    pub(crate) fn trace_counters(&mut self) {
+        let now = self.engine.stats();
+        let before = std::mem::replace(&mut self.traced, now);
+        let extended = now.extensions - before.extensions;
+        if extended > 0 {
+            tracing::trace!(parent: &self.span, extended, "extensions sent");
+        }
+        let failed = now.failed_attempts - before.failed_attempts;
+        if failed > 0 {
+            tracing::debug!(parent: &self.span, failed, "lock attempts failed");
         }
     }
 }

@@ -526,6 +526,20 @@ impl Engine {
             .is_some_and(|l| l.phase == LockPhase::Held)
     }
 
+    /// How many of the lock's keys carry its value as far as the engine
+    /// knows (at least the majority while it is held; 0 for an unknown id).
+    pub fn held_keys(&self, id: LockId) -> usize {
+        self.requests
+            .find(id)
+            .and_then(|req| self.requests.get(req))
+            .map_or(0, |l| {
+                l.keys
+                    .iter()
+                    .filter(|k| k.state == crate::lock::KeyState::Held)
+                    .count()
+            })
+    }
+
     /// True when `node` finished its handshake.
     pub fn is_ready(&self, node: NodeId) -> bool {
         self.conn(node).is_some_and(Conn::is_ready)

@@ -19,6 +19,7 @@ fn stats_count_connections_commands_attempts_and_outcomes() {
     let s = e.stats();
     assert_eq!((s.requests, s.attempts, s.acquired), (1, 1, 1));
     assert_eq!(s.commands, 2 + 6, "SET and PTTL per key");
+    assert_eq!(e.held_keys(id), 3);
 
     // A `Try` that finds two keys held: one failed attempt, NotLocked.
     let other = e.lock("b", LockMode::Try, ms(1)).unwrap();
@@ -33,6 +34,7 @@ fn stats_count_connections_commands_attempts_and_outcomes() {
     feed(&mut e, ms(3), b":1\r\n");
     let s = e.stats();
     assert_eq!((s.attempts, s.failed_attempts, s.not_locked), (2, 1, 1));
+    assert_eq!(e.held_keys(other), 0, "never held");
 
     // Extensions go unanswered (no ping comes first): the lease runs out.
     let mut lost = None;
