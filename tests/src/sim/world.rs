@@ -878,22 +878,31 @@ impl World {
         match self.lockers[l].links[n] {
             LinkState::Up(c) if c == conn => {
                 self.log(|| format!("L{l} sees c{conn} to node {n} closed by the server"));
-                let pending_conn = self.lockers[l].pending_conn[n];
-                self.client_close(l, n, conn);
-                if self.lockers[l].paused {
-                    if !pending_conn {
-                        self.lockers[l].pending_disc[n] = true;
-                    }
-                } else {
-                    let now = self.local(l);
-                    self.lockers[l]
-                        .engine
-                        .handle_disconnected(NodeId(n as u16), now);
-                    self.after_engine(l);
-                }
+                self.lose_conn(l, n, conn);
             }
             LinkState::Connecting(c) if c == conn => self.client_close(l, n, conn),
             _ => {}
+        }
+    }
+
+    /// Connection `conn` of locker `l` to its engine's node `n`, up until
+    /// now, is gone. A paused process learns it when it resumes, unless a
+    /// connect it has not seen yet was pending too: then the engine never
+    /// knew that connection.
+    fn lose_conn(&mut self, l: usize, n: usize, conn: u64) {
+        // (`client_close` clears the pending connect.)
+        let pending_conn = self.lockers[l].pending_conn[n];
+        self.client_close(l, n, conn);
+        if self.lockers[l].paused {
+            if !pending_conn {
+                self.lockers[l].pending_disc[n] = true;
+            }
+        } else {
+            let now = self.local(l);
+            self.lockers[l]
+                .engine
+                .handle_disconnected(NodeId(n as u16), now);
+            self.after_engine(l);
         }
     }
 
@@ -1289,21 +1298,10 @@ impl World {
                         *m == Msg::Eof || i <= keep
                     });
                 }
-                let was_up = matches!(self.lockers[l].links[n], LinkState::Up(_));
-                let pending_conn = self.lockers[l].pending_conn[n];
-                self.client_close(l, n, conn);
-                if was_up {
-                    if self.lockers[l].paused {
-                        if !pending_conn {
-                            self.lockers[l].pending_disc[n] = true;
-                        }
-                    } else {
-                        let now = self.local(l);
-                        self.lockers[l]
-                            .engine
-                            .handle_disconnected(NodeId(n as u16), now);
-                        self.after_engine(l);
-                    }
+                if matches!(self.lockers[l].links[n], LinkState::Up(_)) {
+                    self.lose_conn(l, n, conn);
+                } else {
+                    self.client_close(l, n, conn);
                 }
             }
             2 => {
