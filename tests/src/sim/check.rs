@@ -62,8 +62,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracklock_core::{LockFailure, LockId, LockMode, NodeId};
 
+use super::keys::{key_name, parse_lock_key};
 use super::server::{Cause, Change, NodeState, Refusal, Writer, EXTEND_PX, EXTEND_PXAT};
-use super::world::{key_name, LinkState, Phase, World};
+use super::world::{LinkState, Phase, World};
 
 const MS: u64 = 1_000_000;
 
@@ -534,13 +535,7 @@ impl World {
 
     /// `(key index, name)` of a lock key.
     pub(crate) fn parse_lock_key(&self, key: &[u8]) -> Option<(usize, usize)> {
-        let rest = key.strip_prefix(self.p.config.prefix().as_bytes())?;
-        let rest = rest.strip_prefix(b":")?;
-        let colon = rest.iter().position(|&b| b == b':')?;
-        let i: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-        let name = &rest[colon + 1..];
-        let n = self.p.names.iter().position(|x| x.as_bytes() == name)?;
-        Some((i, n))
+        parse_lock_key(self.p.config.prefix(), &self.p.names, key)
     }
 
     /// True when a believer's value sits on a key stored at node `n`.

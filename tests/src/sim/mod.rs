@@ -38,6 +38,7 @@ pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod hostile;
+mod keys;
 pub mod net;
 pub mod params;
 pub mod rng;

@@ -13,6 +13,7 @@ use super::check::Checker;
 use super::clock::Clock;
 use super::cluster;
 use super::hostile;
+use super::keys::key_name;
 use super::net::{Link, Msg, Net};
 use super::params::{Bug, Params, RefuseKind, VERSIONS};
 use super::rng::SimRng;
@@ -215,11 +216,6 @@ fn failure_kind(e: &LockFailure) -> String {
         LockFailure::Unavailable { .. } => "Unavailable(refused)".into(),
         _ => format!("{e:?}"),
     }
-}
-
-/// Keys of a lock, as the engine names them.
-pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
-    format!("{prefix}:{i}:{name}").into_bytes()
 }
 
 /// The node holding key `i` (as `tracklock_core`'s routing does) outside

@@ -9,8 +9,9 @@ use tracklock_core::NodeId;
 
 use super::check::LostKey;
 use super::cluster::{self, key_slot, NodeCluster, Topo};
+use super::keys::key_name;
 use super::server::{Entry, Fx, NodeState, ReplOp};
-use super::world::{key_name, node_of, Ev, LinkState, World};
+use super::world::{node_of, Ev, LinkState, World};
 
 const MS: u64 = 1_000_000;
 
