@@ -9,7 +9,7 @@ use tracklock_core::{
     Topology,
 };
 
-use super::check::Checker;
+use super::check::{Checker, Obs, Rules};
 use super::clock::Clock;
 use super::cluster;
 use super::hostile;
@@ -187,7 +187,8 @@ pub struct World {
     pub(crate) node_epoch: Vec<u64>,
     pub(crate) node_disturb: Vec<u64>,
     pub(crate) net: Net,
-    pub(crate) chk: Checker,
+    /// The oracle (out of its place only while it observes).
+    pub(crate) chk: Option<Checker>,
     pub(crate) stats: Stats,
     pub(crate) phase: Phase,
     pub(crate) drain_started: u64,
@@ -197,8 +198,6 @@ pub struct World {
     pub(crate) tracing: bool,
     pub(crate) echo: bool,
     pub(crate) trace: VecDeque<String>,
-    /// Largest one-way latency of any link.
-    pub(crate) lat_max: u64,
     /// Redis Cluster state (cluster runs).
     pub(crate) cl: Option<ClusterWorld>,
     /// When the latest error-reply window ends (or ended), real ns.
@@ -326,7 +325,6 @@ impl World {
                 starve_epoch: 0,
             });
         }
-        let names = p.names.len();
         let mut w = World {
             now: 0,
             rng,
@@ -337,7 +335,7 @@ impl World {
             node_epoch: vec![0; node_count],
             node_disturb: vec![0; node_count],
             net: Net::new(links),
-            chk: Checker::new(names),
+            chk: Some(Checker::new(Rules::new(&p, lat_max), tracing)),
             stats: Stats::default(),
             phase: Phase::Active,
             drain_started: 0,
@@ -345,7 +343,6 @@ impl World {
             tracing,
             echo,
             trace: VecDeque::new(),
-            lat_max,
             cl: None,
             last_refuse_end: 0,
             p,
@@ -565,10 +562,11 @@ impl World {
                     }
                 }
             }
-            Ev::Prompt { index } => self.check_prompt(index),
+            Ev::Prompt { index } => {
+                self.observe(Obs::PromptDue { index });
+            }
             Ev::Liveness => {
-                self.check_liveness();
-                self.check_calls_end();
+                self.observe(Obs::Tick);
                 if self.phase == Phase::Active || self.phase == Phase::Drain {
                     let t = self.now + 20 * MS;
                     self.at(t, Ev::Liveness);
@@ -576,7 +574,12 @@ impl World {
             }
             Ev::EndActive => self.start_drain(),
             Ev::DrainCheck => self.drain_check(),
-            Ev::FinalCheck => self.final_check(),
+            Ev::FinalCheck => {
+                if !self.observe(Obs::PastTtls) {
+                    self.phase = Phase::Done;
+                    self.log(|| "run complete".into());
+                }
+            }
         }
     }
 
@@ -684,10 +687,10 @@ impl World {
             *self.stats.cluster.entry("extend_refused").or_default() += 1;
         }
         for r in std::mem::take(&mut fx.refusals) {
-            self.on_refusal(r);
+            self.observe(Obs::Refused(r));
         }
         for (l, key) in std::mem::take(&mut fx.taken) {
-            self.on_taken(l, &key);
+            self.observe(Obs::Taken { l, key: &key });
         }
         for e in fx.errors {
             self.fail(format!("contract: {e}"));
@@ -711,16 +714,7 @@ impl World {
         for conn in fx.closed {
             self.server_close(conn);
         }
-        self.settle_prompts();
-        for ch in &fx.changes {
-            // How many keys with this value the same command removed.
-            let same = fx
-                .changes
-                .iter()
-                .filter(|c| c.old_value == ch.old_value)
-                .count();
-            self.on_change(ch.clone(), same);
-        }
+        self.observe(Obs::Keyspace(&fx.changes));
     }
 
     fn server_close(&mut self, conn: u64) {
@@ -1056,7 +1050,7 @@ impl World {
                     }
                 }
                 self.lockers[l].workers[w].state = WState::Holding { id };
-                self.on_acquired(l, id);
+                self.observe(Obs::Acquired { l, id });
                 let v = self.validity_ns();
                 let hold = match self.rng.below(20) {
                     0..=13 => self.rng.range(MS, 100 * MS),
@@ -1070,12 +1064,12 @@ impl World {
                 match &ev {
                     Event::NotLocked { .. } => {
                         self.stats.not_locked += 1;
-                        self.check_not_locked(l, id);
+                        self.observe(Obs::NotLocked { l, id });
                     }
                     Event::Failed { error, .. } => {
                         self.stats.failed += 1;
                         *self.stats.failures.entry(failure_kind(error)).or_default() += 1;
-                        self.check_failed(l, id, error);
+                        self.observe(Obs::Failed { l, id, error });
                     }
                     _ => {}
                 }
@@ -1083,22 +1077,13 @@ impl World {
             }
             Event::NotReleased { id, .. } => {
                 self.stats.not_released += 1;
-                self.check_not_released(l, id);
+                self.observe(Obs::NotReleased { l, id });
             }
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
-                if self.p.hostile_node.is_some()
-                    && reason != tracklock_core::LostReason::Closed
-                    && self.honest_majority(l, id)
-                {
-                    // Its majority lives on the honest, healthy node:
-                    // garbage from the other node must not cost it.
-                    self.fail(format!(
-                        "hostile bytes: L{l} lost {id:?} ({reason:?}) though the honest node holds its majority"
-                    ));
+                if self.observe(Obs::Lost { l, id, reason }) {
                     return;
                 }
-                self.on_belief_end(l, id);
                 self.end_request(l, id);
             }
             Event::Released { id } => {
@@ -1117,9 +1102,8 @@ impl World {
                         return;
                     }
                 }
-                self.check_released(l, id);
+                self.observe(Obs::Released { l, id });
                 self.lockers[l].by_id.remove(&id.as_u64());
-                self.on_released(l, id);
             }
             other => self.fail(format!(
                 "L{l}: an event the simulator does not know: {other:?}"
@@ -1134,7 +1118,7 @@ impl World {
             return;
         };
         let now = self.local(l);
-        self.on_belief_end(l, id);
+        self.observe(Obs::Ended { l, id });
         self.lockers[l].engine.unlock(id, now);
         self.lockers[l].workers[w].state = if self.phase == Phase::Active {
             WState::Idle
@@ -1181,7 +1165,12 @@ impl World {
                         self.log(|| format!("L{l} w{w} lock({name}, {mode:?}) -> {id:?}"));
                         self.lockers[l].by_id.insert(id.as_u64(), w);
                         self.lockers[l].workers[w].state = WState::Requesting { id, mode };
-                        self.on_request_id(l, id, name_i, mode);
+                        self.observe(Obs::Requested {
+                            l,
+                            id,
+                            name: name_i,
+                            mode,
+                        });
                         if mode == LockMode::Wait && self.rng.chance(0.15) {
                             let t = self.now + self.rng.range(MS, 2 * self.validity_ns());
                             self.schedule_worker(l, w, t);
@@ -1195,8 +1184,7 @@ impl World {
             WState::Requesting { id, .. } | WState::Holding { id } => {
                 self.log(|| format!("L{l} w{w} unlock({id:?})"));
                 self.stats.unlocks += 1;
-                self.on_belief_end(l, id);
-                self.chk.handoff_from = Some((l, id.as_u64()));
+                self.observe(Obs::Unlocking { l, id });
                 self.lockers[l].engine.unlock(id, now);
                 self.lockers[l].workers[w].state = if self.phase == Phase::Active {
                     WState::Idle
@@ -1206,7 +1194,7 @@ impl World {
                 let t = self.now + self.rng.exp(self.p.think_mean as f64) as u64;
                 self.schedule_worker(l, w, t);
                 self.after_engine(l);
-                self.chk.handoff_from = None;
+                self.observe(Obs::Unlocked);
             }
             WState::Stopped => {}
         }
@@ -1363,7 +1351,7 @@ impl World {
                 }
                 self.count("admin_flushdb");
                 self.log(|| format!("FAULT admin FLUSHDB on node {n}"));
-                self.taint_node(n);
+                self.observe(Obs::AdminFlush);
                 let db = self.p.config.database().to_string();
                 let mut fx = Fx::default();
                 self.nodes[n].admin(&[b"SELECT", db.as_bytes()], self.now, &mut fx);
@@ -1506,7 +1494,7 @@ impl World {
         } else {
             vec![self.rng.below(keys as u64) as usize]
         };
-        self.taint_name(name_i);
+        self.observe(Obs::AdminWrite { name: name_i });
         for i in targets {
             // Each command's effects are checked before the next runs.
             let mut fx = Fx::default();
@@ -1618,7 +1606,7 @@ impl World {
             l.engine.lock_count() == 0 && l.workers.iter().all(|w| w.state == WState::Stopped)
         });
         if all_up && settled && self.net.quiet() {
-            self.check_no_leaks();
+            self.observe(Obs::Settled);
             self.phase = Phase::Final;
             let v = self.validity_ns();
             let wait = 2 * v + 500 * MS;
