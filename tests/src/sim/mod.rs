@@ -22,8 +22,10 @@
 //!   seen through lagging per-node views, `MOVED`/`ASK`, `CLUSTER SHARDS`
 //!   and `SLOTS`); the world adds asynchronous replication, failover after
 //!   a node timeout, manual failover and slot migration.
-//! - [`check`] (module docs list the invariants): the behaviour contract (`tracklock_core::contract` §9), checked
-//!   after every step.
+//! - [`check`] (module docs list the invariants): the oracle of the
+//!   behaviour contract (`tracklock_core::contract` §9), fed observations
+//!   by the world as they happen and reading the rest through a narrow
+//!   read-only view (`check::Facts`).
 //!
 //! One seed reproduces one run exactly: every choice comes from one
 //! [`SimRng`] seeded with it, collections are ordered, and engines get
@@ -38,11 +40,13 @@ pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod hostile;
+mod keys;
 pub mod net;
 pub mod params;
 pub mod rng;
 pub mod server;
 pub mod world;
+mod world_check;
 mod world_cluster;
 
 use std::collections::BTreeMap;
@@ -247,7 +251,7 @@ pub fn run_traced(
             .unwrap_or_else(|| "non-string panic".into());
         w.failure.get_or_insert(format!("panic: {msg}"));
     }
-    let mut stats = std::mem::take(&mut w.stats);
+    let mut stats = w.take_stats();
     stats.simulated_ns = w.now;
     let trace = w.trace.drain(..).collect();
     match w.failure.take() {

@@ -9,10 +9,11 @@ use tracklock_core::{
     Topology,
 };
 
-use super::check::Checker;
+use super::check::{Checker, Obs, Rules};
 use super::clock::Clock;
 use super::cluster;
 use super::hostile;
+use super::keys::key_name;
 use super::net::{Link, Msg, Net};
 use super::params::{Bug, Params, RefuseKind, VERSIONS};
 use super::rng::SimRng;
@@ -189,7 +190,8 @@ pub struct World {
     pub(crate) node_epoch: Vec<u64>,
     pub(crate) node_disturb: Vec<u64>,
     pub(crate) net: Net,
-    pub(crate) chk: Checker,
+    /// The oracle (out of its place only while it observes).
+    pub(crate) chk: Option<Checker>,
     pub(crate) stats: Stats,
     pub(crate) phase: Phase,
     pub(crate) drain_started: u64,
@@ -199,8 +201,6 @@ pub struct World {
     pub(crate) tracing: bool,
     pub(crate) echo: bool,
     pub(crate) trace: VecDeque<String>,
-    /// Largest one-way latency of any link.
-    pub(crate) lat_max: u64,
     /// Redis Cluster state (cluster runs).
     pub(crate) cl: Option<ClusterWorld>,
     /// When the latest error-reply window ends (or ended), real ns.
@@ -218,11 +218,6 @@ fn failure_kind(e: &LockFailure) -> String {
         LockFailure::Unavailable { .. } => "Unavailable(refused)".into(),
         _ => format!("{e:?}"),
     }
-}
-
-/// Keys of a lock, as the engine names them.
-pub(crate) fn key_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
-    format!("{prefix}:{i}:{name}").into_bytes()
 }
 
 /// The node holding key `i` (as `tracklock_core`'s routing does) outside
@@ -333,7 +328,6 @@ impl World {
                 starve_epoch: 0,
             });
         }
-        let names = p.names.len();
         let mut w = World {
             now: 0,
             rng,
@@ -344,7 +338,7 @@ impl World {
             node_epoch: vec![0; node_count],
             node_disturb: vec![0; node_count],
             net: Net::new(links),
-            chk: Checker::new(names),
+            chk: Some(Checker::new(Rules::new(&p, lat_max), tracing)),
             stats: Stats::default(),
             phase: Phase::Active,
             drain_started: 0,
@@ -352,7 +346,6 @@ impl World {
             tracing,
             echo,
             trace: VecDeque::new(),
-            lat_max,
             cl: None,
             last_refuse_end: 0,
             p,
@@ -572,10 +565,11 @@ impl World {
                     }
                 }
             }
-            Ev::Prompt { index } => self.check_prompt(index),
+            Ev::Prompt { index } => {
+                self.observe(Obs::PromptDue { index });
+            }
             Ev::Liveness => {
-                self.check_liveness();
-                self.check_calls_end();
+                self.observe(Obs::Tick);
                 if self.phase == Phase::Active || self.phase == Phase::Drain {
                     let t = self.now + 20 * MS;
                     self.at(t, Ev::Liveness);
@@ -583,7 +577,12 @@ impl World {
             }
             Ev::EndActive => self.start_drain(),
             Ev::DrainCheck => self.drain_check(),
-            Ev::FinalCheck => self.final_check(),
+            Ev::FinalCheck => {
+                if !self.observe(Obs::PastTtls) {
+                    self.phase = Phase::Done;
+                    self.log(|| "run complete".into());
+                }
+            }
         }
     }
 
@@ -691,10 +690,10 @@ impl World {
             *self.stats.cluster.entry("extend_refused").or_default() += 1;
         }
         for r in std::mem::take(&mut fx.refusals) {
-            self.on_refusal(r);
+            self.observe(Obs::Refused(r));
         }
         for (l, key) in std::mem::take(&mut fx.taken) {
-            self.on_taken(l, &key);
+            self.observe(Obs::Taken { l, key: &key });
         }
         for e in fx.errors {
             self.fail(format!("contract: {e}"));
@@ -718,16 +717,7 @@ impl World {
         for conn in fx.closed {
             self.server_close(conn);
         }
-        self.settle_prompts();
-        for ch in &fx.changes {
-            // How many keys with this value the same command removed.
-            let same = fx
-                .changes
-                .iter()
-                .filter(|c| c.old_value == ch.old_value)
-                .count();
-            self.on_change(ch.clone(), same);
-        }
+        self.observe(Obs::Keyspace(&fx.changes));
     }
 
     fn server_close(&mut self, conn: u64) {
@@ -881,22 +871,31 @@ impl World {
         match self.lockers[l].links[n] {
             LinkState::Up(c) if c == conn => {
                 self.log(|| format!("L{l} sees c{conn} to node {n} closed by the server"));
-                let pending_conn = self.lockers[l].pending_conn[n];
-                self.client_close(l, n, conn);
-                if self.lockers[l].paused {
-                    if !pending_conn {
-                        self.lockers[l].pending_disc[n] = true;
-                    }
-                } else {
-                    let now = self.local(l);
-                    self.lockers[l]
-                        .engine
-                        .handle_disconnected(NodeId(n as u16), now);
-                    self.after_engine(l);
-                }
+                self.lose_conn(l, n, conn);
             }
             LinkState::Connecting(c) if c == conn => self.client_close(l, n, conn),
             _ => {}
+        }
+    }
+
+    /// Connection `conn` of locker `l` to its engine's node `n`, up until
+    /// now, is gone. A paused process learns it when it resumes, unless a
+    /// connect it has not seen yet was pending too: then the engine never
+    /// knew that connection.
+    fn lose_conn(&mut self, l: usize, n: usize, conn: u64) {
+        // (`client_close` clears the pending connect.)
+        let pending_conn = self.lockers[l].pending_conn[n];
+        self.client_close(l, n, conn);
+        if self.lockers[l].paused {
+            if !pending_conn {
+                self.lockers[l].pending_disc[n] = true;
+            }
+        } else {
+            let now = self.local(l);
+            self.lockers[l]
+                .engine
+                .handle_disconnected(NodeId(n as u16), now);
+            self.after_engine(l);
         }
     }
 
@@ -1066,7 +1065,7 @@ impl World {
                     }
                 }
                 self.lockers[l].workers[w].state = WState::Holding { id };
-                self.on_acquired(l, id);
+                self.observe(Obs::Acquired { l, id });
                 let v = self.validity_ns();
                 let hold = match self.rng.below(20) {
                     0..=13 => self.rng.range(MS, 100 * MS),
@@ -1080,12 +1079,12 @@ impl World {
                 match &ev {
                     Event::NotLocked { .. } => {
                         self.stats.not_locked += 1;
-                        self.check_not_locked(l, id);
+                        self.observe(Obs::NotLocked { l, id });
                     }
                     Event::Failed { error, .. } => {
                         self.stats.failed += 1;
                         *self.stats.failures.entry(failure_kind(error)).or_default() += 1;
-                        self.check_failed(l, id, error);
+                        self.observe(Obs::Failed { l, id, error });
                     }
                     _ => {}
                 }
@@ -1093,22 +1092,13 @@ impl World {
             }
             Event::NotReleased { id, .. } => {
                 self.stats.not_released += 1;
-                self.check_not_released(l, id);
+                self.observe(Obs::NotReleased { l, id });
             }
             Event::Lost { id, reason } => {
                 *self.stats.lost.entry(format!("{reason:?}")).or_default() += 1;
-                if self.p.hostile_node.is_some()
-                    && reason != tracklock_core::LostReason::Closed
-                    && self.honest_majority(l, id)
-                {
-                    // Its majority lives on the honest, healthy node:
-                    // garbage from the other node must not cost it.
-                    self.fail(format!(
-                        "hostile bytes: L{l} lost {id:?} ({reason:?}) though the honest node holds its majority"
-                    ));
+                if self.observe(Obs::Lost { l, id, reason }) {
                     return;
                 }
-                self.on_belief_end(l, id);
                 self.end_request(l, id);
             }
             Event::Released { id } => {
@@ -1127,9 +1117,8 @@ impl World {
                         return;
                     }
                 }
-                self.check_released(l, id);
+                self.observe(Obs::Released { l, id });
                 self.lockers[l].by_id.remove(&id.as_u64());
-                self.on_released(l, id);
             }
             other => self.fail(format!(
                 "L{l}: an event the simulator does not know: {other:?}"
@@ -1144,7 +1133,7 @@ impl World {
             return;
         };
         let now = self.local(l);
-        self.on_belief_end(l, id);
+        self.observe(Obs::Ended { l, id });
         self.lockers[l].engine.unlock(id, now);
         self.lockers[l].workers[w].state = if self.phase == Phase::Active {
             WState::Idle
@@ -1191,7 +1180,12 @@ impl World {
                         self.log(|| format!("L{l} w{w} lock({name}, {mode:?}) -> {id:?}"));
                         self.lockers[l].by_id.insert(id.as_u64(), w);
                         self.lockers[l].workers[w].state = WState::Requesting { id, mode };
-                        self.on_request_id(l, id, name_i, mode);
+                        self.observe(Obs::Requested {
+                            l,
+                            id,
+                            name: name_i,
+                            mode,
+                        });
                         if mode == LockMode::Wait && self.rng.chance(0.15) {
                             let t = self.now + self.rng.range(MS, 2 * self.validity_ns());
                             self.schedule_worker(l, w, t);
@@ -1205,8 +1199,7 @@ impl World {
             WState::Requesting { id, .. } | WState::Holding { id } => {
                 self.log(|| format!("L{l} w{w} unlock({id:?})"));
                 self.stats.unlocks += 1;
-                self.on_belief_end(l, id);
-                self.chk.handoff_from = Some((l, id.as_u64()));
+                self.observe(Obs::Unlocking { l, id });
                 self.lockers[l].engine.unlock(id, now);
                 self.lockers[l].workers[w].state = if self.phase == Phase::Active {
                     WState::Idle
@@ -1216,7 +1209,7 @@ impl World {
                 let t = self.now + self.rng.exp(self.p.think_mean as f64) as u64;
                 self.schedule_worker(l, w, t);
                 self.after_engine(l);
-                self.chk.handoff_from = None;
+                self.observe(Obs::Unlocked);
             }
             WState::Stopped => {}
         }
@@ -1307,21 +1300,10 @@ impl World {
                         *m == Msg::Eof || i <= keep
                     });
                 }
-                let was_up = matches!(self.lockers[l].links[n], LinkState::Up(_));
-                let pending_conn = self.lockers[l].pending_conn[n];
-                self.client_close(l, n, conn);
-                if was_up {
-                    if self.lockers[l].paused {
-                        if !pending_conn {
-                            self.lockers[l].pending_disc[n] = true;
-                        }
-                    } else {
-                        let now = self.local(l);
-                        self.lockers[l]
-                            .engine
-                            .handle_disconnected(NodeId(n as u16), now);
-                        self.after_engine(l);
-                    }
+                if matches!(self.lockers[l].links[n], LinkState::Up(_)) {
+                    self.lose_conn(l, n, conn);
+                } else {
+                    self.client_close(l, n, conn);
                 }
             }
             2 => {
@@ -1387,7 +1369,7 @@ impl World {
                 }
                 self.count("admin_flushdb");
                 self.log(|| format!("FAULT admin FLUSHDB on node {n}"));
-                self.taint_node(n);
+                self.observe(Obs::AdminFlush);
                 let db = self.p.config.database().to_string();
                 let mut fx = Fx::default();
                 self.nodes[n].admin(&[b"SELECT", db.as_bytes()], self.now, &mut fx);
@@ -1530,7 +1512,7 @@ impl World {
         } else {
             vec![self.rng.below(keys as u64) as usize]
         };
-        self.taint_name(name_i);
+        self.observe(Obs::AdminWrite { name: name_i });
         for i in targets {
             // Each command's effects are checked before the next runs.
             let mut fx = Fx::default();
@@ -1642,7 +1624,7 @@ impl World {
             l.engine.lock_count() == 0 && l.workers.iter().all(|w| w.state == WState::Stopped)
         });
         if all_up && settled && self.net.quiet() {
-            self.check_no_leaks();
+            self.observe(Obs::Settled);
             self.phase = Phase::Final;
             let v = self.validity_ns();
             let wait = 2 * v + 500 * MS;

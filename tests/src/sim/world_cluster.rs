@@ -7,10 +7,11 @@ use std::rc::Rc;
 
 use tracklock_core::NodeId;
 
-use super::check::LostKey;
+use super::check::{LostKey, Obs};
 use super::cluster::{self, key_slot, NodeCluster, Topo};
+use super::keys::{key_name, parse_lock_key};
 use super::server::{Entry, Fx, NodeState, ReplOp};
-use super::world::{key_name, node_of, Ev, LinkState, World};
+use super::world::{node_of, Ev, LinkState, World};
 
 const MS: u64 = 1_000_000;
 
@@ -157,13 +158,13 @@ impl World {
         *self.stats.cluster.entry("release_refused").or_default() += 1;
         let db = self.p.config.database();
         // (The key index only matters outside a cluster.)
-        let i = self.parse_lock_key(key).map_or(0, |(i, _)| i);
+        let i = parse_lock_key(self.p.config.prefix(), &self.p.names, key).map_or(0, |(i, _)| i);
         for n in self.key_nodes(i, key) {
             if self.nodes[n]
                 .stored(db, key)
                 .is_some_and(|e| e.value == value)
             {
-                self.chk.refused_values.insert(value.to_vec());
+                self.observe(Obs::ReleaseRefused { value });
                 let mut fx = Fx::default();
                 self.nodes[n].mark_orphan(db, key, &mut fx);
                 self.apply_fx(fx);
@@ -588,7 +589,7 @@ impl World {
         self.publish(t, &[r], true);
         self.node_disturb[m] += 1;
         self.node_disturb[r] += 1;
-        self.on_failover_loss(lost);
+        self.observe(Obs::FailoverLoss(lost));
     }
 
     /// Fault: a master with a replica is killed, down past the node timeout.
