@@ -132,6 +132,24 @@ pub(crate) fn hello(
     Ok(())
 }
 
+/// `AUTH [user] pass` (RESP2 servers; Redis 5 knows only `AUTH pass`).
+pub(crate) fn auth(out: &mut impl Sink, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Full> {
+    array_header(out, if user.is_some() { 3 } else { 2 })?;
+    bulk(out, b"AUTH")?;
+    if let Some(user) = user {
+        bulk(out, user)?;
+    }
+    bulk(out, pass)
+}
+
+/// `CLIENT SETNAME name`.
+pub(crate) fn setname(out: &mut impl Sink, name: &[u8]) -> Result<(), Full> {
+    array_header(out, 3)?;
+    bulk(out, b"CLIENT")?;
+    bulk(out, b"SETNAME")?;
+    bulk(out, name)
+}
+
 /// `SELECT db`.
 pub(crate) fn select(out: &mut impl Sink, db: u32) -> Result<(), Full> {
     array_header(out, 2)?;

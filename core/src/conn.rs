@@ -52,6 +52,11 @@ pub(crate) enum Expect {
     Hello,
     Select,
     Tracking,
+    /// `AUTH`, `CLIENT SETNAME` or a `PING` of the RESP2 handshake.
+    Setup,
+    /// A reply to drop unread: the `SELECT` pipelined behind a `HELLO` the
+    /// server refused (the RESP2 handshake selects again after `AUTH`).
+    Ignore,
     Ping,
     /// `ASKING` before a redirected command.
     Asking,
@@ -109,6 +114,9 @@ pub(crate) struct Conn {
     pub(crate) echo: Option<Echo>,
     /// The server refused `CLUSTER SHARDS` (before 7.0): ask `CLUSTER SLOTS`.
     pub(crate) no_shards: bool,
+    /// The server refused `HELLO 3` (Redis 5, some proxies): with caching
+    /// off, handshakes use RESP2 (`AUTH`, `CLIENT SETNAME`, `SELECT`).
+    pub(crate) resp2: bool,
     /// The last handshake failed with a refusal that will not pass by
     /// itself (wrong password, a replica, the wrong mode): requests that
     /// need this node end with it. Kept across resets, cleared by a
@@ -123,6 +131,16 @@ impl Conn {
         let ok = self.expects.push_back(e).is_ok();
         self.commands += u64::from(ok);
         ok
+    }
+
+    /// True while a handshake reply is outstanding.
+    pub(crate) fn in_handshake(&self) -> bool {
+        self.expects.iter().any(|e| {
+            matches!(
+                e,
+                Expect::Hello | Expect::Select | Expect::Tracking | Expect::Setup
+            )
+        })
     }
 
     pub(crate) fn is_ready(&self) -> bool {

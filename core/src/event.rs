@@ -223,7 +223,11 @@ impl fmt::Display for NodeError {
         match self {
             NodeError::Handshake(t) => write!(f, "handshake refused by server: {t}"),
             NodeError::Resp3Unsupported(t) => {
-                write!(f, "server does not support RESP3 (HELLO 3 failed: {t})")
+                write!(
+                    f,
+                    "server does not support RESP3 (HELLO 3 failed: {t}); client-side caching \
+                     needs it: turn caching off (client_caching(false)) to lock over RESP2"
+                )
             }
             NodeError::Protocol(what) => write!(f, "protocol error: {what}"),
             NodeError::Unresponsive => f.write_str("server did not answer a ping in time"),

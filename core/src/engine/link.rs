@@ -3,8 +3,8 @@
 //! and what losing a connection means for the keys that went through it.
 
 use crate::commands;
-use crate::config::NoLoop;
-use crate::conn::{self, ConnPhase, Expect, KeyOp};
+use crate::config::{Config, NoLoop};
+use crate::conn::{self, Conn, ConnPhase, Expect, KeyOp};
 use crate::event::{is_transient, Event, NodeError, NodeId};
 use crate::keys::parse_key;
 use crate::lock::{KeyState, LockPhase};
@@ -165,13 +165,15 @@ impl Engine {
             .ok_or(NodeError::Protocol("reply without a request"))?;
         match expect {
             Expect::Hello => self.on_hello(node, frame, now),
-            Expect::Select | Expect::Tracking => match frame {
+            // Whatever it says: the RESP2 handshake that follows decides.
+            Expect::Ignore => Ok(()),
+            Expect::Select | Expect::Tracking | Expect::Setup => match frame {
                 Frame::Error(text) => {
                     Err(NodeError::Handshake(Text::from_utf8_lossy_truncated(text)))
                 }
                 Frame::Simple(_) => self.handshake_step(node, now),
                 _ => Err(NodeError::Protocol(
-                    "unexpected reply to SELECT or CLIENT TRACKING",
+                    "unexpected reply to a handshake command",
                 )),
             },
             Expect::Ping => {
@@ -187,6 +189,36 @@ impl Engine {
         }
     }
 
+    /// `HELLO 3` was refused and caching is off: the connection goes on
+    /// in RESP2. The replies still due on it (the `SELECT` pipelined behind
+    /// the `HELLO`, refused without `AUTH`) are dropped unread, and the
+    /// RESP2 handshake selects again after authenticating. Later
+    /// connections to the node start in RESP2.
+    fn fall_back_to_resp2(&mut self, node: NodeId) -> Result<(), NodeError> {
+        let config = &self.config;
+        let c = self
+            .conns
+            .as_mut_slice()
+            .get_mut(usize::from(node.0))
+            .ok_or(NodeError::Protocol("unknown node"))?;
+        c.resp2 = true;
+        // Only handshake replies can be due: nothing else is sent before
+        // the connection is ready.
+        let mut due = 0;
+        while c.expects.pop_front().is_some() {
+            due += 1;
+        }
+        let mut ok = true;
+        for _ in 0..due {
+            ok = ok && c.expect(Expect::Ignore);
+        }
+        if !(ok && write_resp2_handshake(c, config)) {
+            return Err(NodeError::CapacityExceeded);
+        }
+        self.note_output(node);
+        Ok(())
+    }
+
     pub(super) fn on_hello(
         &mut self,
         node: NodeId,
@@ -197,13 +229,16 @@ impl Engine {
             Frame::Map(map) => map,
             Frame::Error(text) => {
                 let t = Text::from_utf8_lossy_truncated(text);
-                return Err(
-                    if text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command") {
-                        NodeError::Resp3Unsupported(t)
-                    } else {
-                        NodeError::Handshake(t)
-                    },
-                );
+                let no_resp3 =
+                    text.starts_with(b"NOPROTO") || text.starts_with(b"ERR unknown command");
+                if no_resp3 && !self.config.client_caching {
+                    return self.fall_back_to_resp2(node);
+                }
+                return Err(if no_resp3 {
+                    NodeError::Resp3Unsupported(t)
+                } else {
+                    NodeError::Handshake(t)
+                });
             }
             _ => {
                 return Err(NodeError::Resp3Unsupported(Text::from_str_truncated(
@@ -268,10 +303,7 @@ impl Engine {
         if c.phase != ConnPhase::Handshake {
             return Err(NodeError::Protocol("handshake reply after the handshake"));
         }
-        if c.expects
-            .iter()
-            .any(|e| matches!(e, Expect::Hello | Expect::Select | Expect::Tracking))
-        {
+        if c.in_handshake() {
             return Ok(());
         }
         c.phase = ConnPhase::Ready;
@@ -405,4 +437,50 @@ fn is_refusal(e: &NodeError) -> bool {
         NodeError::Resp3Unsupported(_) | NodeError::Topology(_) | NodeError::Replica => true,
         NodeError::Protocol(_) | NodeError::Unresponsive | NodeError::CapacityExceeded => false,
     }
+}
+
+/// Writes `HELLO 3` (with `AUTH` and `SETNAME` as configured), then `SELECT`
+/// when a database is configured. False when the no-alloc buffers are full.
+pub(super) fn write_hello(c: &mut Conn, cfg: &Config) -> bool {
+    let auth = cfg.password.as_ref().map(|p| {
+        let user = cfg
+            .username
+            .as_ref()
+            .map_or(&b"default"[..], Text::as_bytes);
+        (user, p.as_bytes())
+    });
+    let name = cfg.client_name.as_ref().map(Text::as_bytes);
+    let mut ok = commands::hello(&mut c.tx, auth, name).is_ok() && c.expect(Expect::Hello);
+    if cfg.database != 0 {
+        ok = ok && commands::select(&mut c.tx, cfg.database).is_ok() && c.expect(Expect::Select);
+    }
+    ok
+}
+
+/// Writes the RESP2 handshake of a server without `HELLO 3`: `AUTH`,
+/// `CLIENT SETNAME` and `SELECT` as configured, or a `PING` when none is
+/// (the connection is ready once they are answered).
+pub(super) fn write_resp2_handshake(c: &mut Conn, cfg: &Config) -> bool {
+    let mut ok = true;
+    let mut any = false;
+    if let Some(pass) = &cfg.password {
+        let user = cfg.username.as_ref().map(Text::as_bytes);
+        ok = ok && commands::auth(&mut c.tx, user, pass.as_bytes()).is_ok();
+        ok = ok && c.expect(Expect::Setup);
+        any = true;
+    }
+    if let Some(name) = &cfg.client_name {
+        ok = ok && commands::setname(&mut c.tx, name.as_bytes()).is_ok();
+        ok = ok && c.expect(Expect::Setup);
+        any = true;
+    }
+    if cfg.database != 0 {
+        ok = ok && commands::select(&mut c.tx, cfg.database).is_ok();
+        ok = ok && c.expect(Expect::Select);
+        any = true;
+    }
+    if !any {
+        ok = ok && commands::ping(&mut c.tx).is_ok() && c.expect(Expect::Setup);
+    }
+    ok
 }

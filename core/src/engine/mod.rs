@@ -45,9 +45,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use crate::cluster::{key_slot, Addr, SlotMap};
-use crate::commands;
 use crate::config::{Config, ConfigError, Topology, TtlMode};
-use crate::conn::{Conn, ConnPhase, Expect, Membership, Outbox};
+use crate::conn::{Conn, ConnPhase, Membership, Outbox};
 use crate::event::{Event, LockError, LockId, LockMode, LostReason, NodeError, NodeId};
 use crate::keys::key_parts;
 use crate::lock::{Key, Lock, LockPhase, VALUE_LEN};
@@ -258,20 +257,11 @@ impl Engine {
         }
         c.reset(ConnPhase::Handshake, now);
         self.stats.connections += 1;
-        let cfg = &self.config;
-        let auth = cfg.password.as_ref().map(|p| {
-            let user = cfg
-                .username
-                .as_ref()
-                .map_or(&b"default"[..], Text::as_bytes);
-            (user, p.as_bytes())
-        });
-        let name = cfg.client_name.as_ref().map(Text::as_bytes);
-        let mut ok = commands::hello(&mut c.tx, auth, name).is_ok() && c.expect(Expect::Hello);
-        if cfg.database != 0 {
-            ok =
-                ok && commands::select(&mut c.tx, cfg.database).is_ok() && c.expect(Expect::Select);
-        }
+        let ok = if c.resp2 && !self.config.client_caching {
+            link::write_resp2_handshake(c, &self.config)
+        } else {
+            link::write_hello(c, &self.config)
+        };
         if ok {
             self.note_output(node);
         } else {
@@ -657,6 +647,8 @@ mod cluster_tests;
 mod refusal_tests;
 
 // Needs more requests than the no-alloc capacity.
+#[cfg(test)]
+mod resp2_tests;
 #[cfg(all(test, feature = "alloc"))]
 mod scale_tests;
 #[cfg(test)]
