@@ -158,16 +158,20 @@ impl Report {
     pub(crate) fn text(&self) -> String {
         let mut s = String::new();
         let n = self.keys.len();
-        let m = self.majority;
         let _ = match self.holder() {
             Some(v) => {
+                let carried = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.value.as_deref() == Some(v))
+                    .count();
                 let left = match self.expires_in_ms() {
                     Some(ms) => format!("{ms} ms left"),
                     None => "no TTL".to_owned(),
                 };
                 writeln!(
                     s,
-                    "{}: held ({m} of {n} keys carry {}; {left})",
+                    "{}: held ({carried} of {n} keys carry {}; {left})",
                     self.name,
                     shown(v)
                 )
