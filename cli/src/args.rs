@@ -24,10 +24,16 @@ pub(crate) struct Cli {
 /// subcommand (and may follow it).
 #[derive(Debug, Args)]
 pub(crate) struct Connection {
-    /// Redis URL: redis://[user[:pass]@]host[:port][/db],
-    /// redis+cluster://h1:p1,h2:p2 or redis+instances://h1:p1,h2:p2,h3:p3
-    // The value is hidden from `--help`: it may hold a password.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    // `help` rather than a doc comment: rustdoc would read the brackets
+    // as links. The value is hidden from `--help`: it may hold a password.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        global = true,
+        help = "Redis URL: redis://[user[:pass]@]host[:port][/db], \
+                redis+cluster://h1:p1,h2:p2 or redis+instances://h1:p1,h2:p2,h3:p3"
+    )]
     pub(crate) url: Option<String>,
     /// Key prefix: keys are {prefix}:{i}:{name} [default: rueidislock]
     #[arg(long, global = true)]

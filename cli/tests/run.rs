@@ -214,7 +214,7 @@ fn cli_signals_reach_the_command_and_its_status_is_returned() {
         let got = std::fs::read_to_string(scratch.path("got")).unwrap();
         assert_eq!(got.trim(), &sig.as_str()[3..], "{sig}");
         // Released after the command exited.
-        assert_eq!(server.admin().exists(&default_keys(&name)[0]), false);
+        assert!(!server.admin().exists(&default_keys(&name)[0]));
     }
 }
 
