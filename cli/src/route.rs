@@ -4,6 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tracklock::{Mode, Options};
 
@@ -14,6 +15,9 @@ use crate::resp::{Conn, Reply};
 /// once or twice while a command is in flight; more means a broken
 /// cluster).
 const MAX_REDIRECTS: usize = 5;
+
+/// Retries of a transiently refused command (50 ms doubling: about 3 s).
+const TRANSIENT_RETRIES: usize = 6;
 
 /// Connections to the lock's servers, opened on first use.
 pub(crate) struct Nodes {
@@ -50,7 +54,31 @@ impl Nodes {
     /// Sends `commands` (each about the lock's key `i`, the same key) in
     /// one pipeline to the key's server; returns that server's address and
     /// the replies. The error names the server and what failed.
+    ///
+    /// Transient refusals (`TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, … as the
+    /// library retries them: a failover or a restart in progress) are
+    /// retried with backoff for about 3 s before they are reported.
     pub(crate) fn send(
+        &mut self,
+        i: usize,
+        commands: &[&[&[u8]]],
+    ) -> Result<(String, Vec<Reply>), String> {
+        let mut pause = Duration::from_millis(50);
+        for _ in 0..TRANSIENT_RETRIES {
+            let sent = self.send_once(i, commands)?;
+            match sent.1.iter().find_map(|r| match r {
+                Reply::Error(e) => Some(e),
+                _ => None,
+            }) {
+                Some(e) if is_transient(e) => std::thread::sleep(pause),
+                _ => return Ok(sent),
+            }
+            pause *= 2;
+        }
+        self.send_once(i, commands)
+    }
+
+    fn send_once(
         &mut self,
         i: usize,
         commands: &[&[&[u8]]],
@@ -152,6 +180,15 @@ impl Login {
     }
 }
 
+/// Error replies that pass by themselves (the library's list).
+fn is_transient(error: &str) -> bool {
+    let code = error.split(' ').next().unwrap_or("");
+    matches!(
+        code,
+        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "BUSY" | "MASTERDOWN"
+    )
+}
+
 /// `MOVED <slot> <addr>` → `(false, addr)`, `ASK <slot> <addr>` →
 /// `(true, addr)`; anything else is not a redirect.
 fn redirect(error: &str) -> Option<(bool, String)> {
@@ -187,5 +224,7 @@ mod tests {
         assert_eq!(host_of("[::1]:7000"), "[::1]");
         assert_eq!(host_of("h:1"), "h");
         assert_eq!(redirect("ERR wrong"), None);
+        assert!(super::is_transient("CLUSTERDOWN The cluster is down"));
+        assert!(!super::is_transient("WRONGTYPE Operation"));
     }
 }
