@@ -39,7 +39,9 @@ Exit codes:
   64      usage: bad arguments, URL or option; unlock without --yes and
           no terminal to ask on
   69      Redis unreachable, refused the handshake or a command, or the
-          lock could not be taken for another reason than a holder
+          lock could not be taken for another reason than a holder;
+          status: keys unreadable and no majority seen; unlock: a key
+          could not be deleted, or its holder kept a majority
   71      an operating-system call failed (signal handlers, waiting for
           the command)
   75      the lock is held by someone else (--try, or --wait ran out)
