@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Write as _;
+
 use common::{output, tracklock, wait_for_file, Running, Scratch, LOOP, PATIENCE};
 use serde_json::Value;
 use tracklock_testkit::{default_keys, fresh, RedisCluster, RedisInstances, RedisServer};
@@ -152,4 +154,58 @@ fn cli_status_reports_unreachable_instances() {
     assert_eq!(doc["complete"], false);
     assert!(doc["keys"][2]["error"].is_string(), "{doc}");
     assert!(doc["keys"][0]["error"].is_null(), "{doc}");
+}
+
+#[test]
+fn cli_unlock_asks_on_a_terminal() {
+    // util-linux `script` gives the command a terminal.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to provide a terminal");
+        return;
+    }
+    let server = RedisServer::start();
+    let name = fresh("cli-tty");
+    let key = &default_keys(&name)[0];
+    server.admin().set(key, "someone");
+    let ask = |answer: &str| {
+        let cmd = format!(
+            "{} --url {} unlock --force {name}",
+            common::BIN,
+            server.url()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("REDIS_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start script");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = ask("n\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[y/N]") && text.contains("\"someone\""),
+        "{text}"
+    );
+    assert!(server.admin().exists(key));
+    let out = ask("y\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!server.admin().exists(key));
 }
