@@ -1,0 +1,168 @@
+//! The command line: subcommands, connection flags, durations.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tracklock::Options;
+
+use crate::exit::{Failure, TABLE, USAGE};
+
+/// A distributed flock(1) on Redis: run a command while holding a lock
+/// that other tracklock runs, programs using the tracklock library and Go
+/// rueidislock programs on the same Redis respect.
+#[derive(Debug, Parser)]
+#[command(name = "tracklock", version, after_help = TABLE, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) conn: Connection,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the lock lives and how it is laid out; the same for every
+/// subcommand (and may follow it).
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    // `help` rather than a doc comment: rustdoc would read the brackets
+    // as links. The value is hidden from `--help`: it may hold a password.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        global = true,
+        help = "Redis URL: redis://[user[:pass]@]host[:port][/db], \
+                redis+cluster://h1:p1,h2:p2 or redis+instances://h1:p1,h2:p2,h3:p3"
+    )]
+    pub(crate) url: Option<String>,
+    /// Key prefix: keys are {prefix}:{i}:{name} [default: rueidislock]
+    #[arg(long, global = true)]
+    pub(crate) prefix: Option<String>,
+    /// m: a lock holds m of 2m-1 keys, 1 to 8 [default: 2]
+    #[arg(long, global = true)]
+    pub(crate) majority: Option<u8>,
+    /// TTL written on each key, extended while held (e.g. 10s, 500ms)
+    /// [default: 5s]
+    #[arg(long, global = true, value_parser = duration)]
+    pub(crate) validity: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a command while holding the lock NAME.
+    ///
+    /// Waits for the lock (forever unless --wait or --try), runs the
+    /// command in its own process group with TRACKLOCK_NAME=NAME in its
+    /// environment, keeps the lock extended while it runs and releases it
+    /// when it exits. SIGINT, SIGTERM and SIGHUP are passed on to the
+    /// command's group. If the lock is lost, the group gets SIGTERM, then
+    /// SIGKILL after --kill-after, and tracklock exits 79.
+    #[command(after_help = TABLE)]
+    Run(RunArgs),
+    /// Show the keys of lock NAME: value, TTL, and whether a majority of
+    /// them carries one value (the lock is held).
+    #[command(after_help = TABLE)]
+    Status(StatusArgs),
+    /// Delete the keys of lock NAME, whoever holds it. Its holder is told
+    /// it lost the lock (a tracklock run stops its command).
+    #[command(after_help = TABLE)]
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The lock's name
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Give up (exit 75) when the lock is not had within this long
+    #[arg(long, value_parser = duration, conflicts_with_all = ["try_once", "force"])]
+    pub(crate) wait: Option<Duration>,
+    /// One attempt: exit 75 at once when the lock is held
+    #[arg(long = "try", conflicts_with = "force")]
+    pub(crate) try_once: bool,
+    /// Take the lock from whoever holds it (they are told they lost it)
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// After the lock is lost, how long the command gets between SIGTERM
+    /// and SIGKILL
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub(crate) kill_after: Duration,
+    /// The command and its arguments (after `--`)
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The lock's name
+    pub(crate) name: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// Required: deleting a lock's keys takes it from its holder
+    #[arg(long, required = true)]
+    pub(crate) force: bool,
+    /// The lock's name
+    pub(crate) name: String,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+/// A duration such as `10s`, `500ms`, `1m 30s` or `2h`.
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms, 1m)"))
+}
+
+impl Connection {
+    /// The library's options from the URL and flags; every value is
+    /// checked here, so a bad one is a usage error before anything
+    /// connects.
+    pub(crate) fn options(&self) -> Result<Options, Failure> {
+        let Some(url) = &self.url else {
+            return Err(Failure::new(
+                USAGE,
+                "no Redis given: pass --url or set REDIS_URL (e.g. redis://127.0.0.1:6379)",
+            ));
+        };
+        let mut options = Options::from_url(url).map_err(|e| Failure::from_lock_error(&e))?;
+        if let Some(prefix) = &self.prefix {
+            options = options.prefix(prefix.as_str());
+        }
+        if let Some(m) = self.majority {
+            options = options.key_majority(m);
+        }
+        if let Some(v) = self.validity {
+            options = options.validity(v);
+        }
+        options = options.client_name("tracklock-cli");
+        options
+            .to_config()
+            .map_err(|e| Failure::from_lock_error(&e))?;
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_durations() {
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(duration("soon").unwrap_err().contains("10s"));
+        assert!(duration("").is_err());
+    }
+
+    #[test]
+    fn cli_arguments_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
