@@ -12,7 +12,8 @@
 //!   have a `shared()` form for non-destructive tests (the servers named by
 //!   [`CLUSTER_ENV`] / [`INSTANCES_ENV`], or one private set per process).
 //! - [`Admin`]: an independent admin connection ([`resp`], a small sync
-//!   RESP2 client over `std::net::TcpStream`).
+//!   RESP2 client over `std::net::TcpStream`, whose reader the simulator's
+//!   Redis uses too).
 //! - [`alloc::Counting`]: the counting global allocator.
 //! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
 //!   busy machine; [`lock_keys`] and [`fresh`] names.
