@@ -15,6 +15,8 @@
 //!   RESP2 client over `std::net::TcpStream`, whose reader the simulator's
 //!   Redis uses too).
 //! - [`alloc::Counting`]: the counting global allocator.
+//! - [`hostile`]: random RESP3 frames and their mutations, for the core
+//!   reader's tests and the simulator's mangling node.
 //! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
 //!   busy machine; [`lock_keys`] and [`fresh`] names.
 //!
@@ -23,6 +25,7 @@
 mod admin;
 pub mod alloc;
 mod cluster;
+pub mod hostile;
 mod instances;
 mod keys;
 pub mod offload;
