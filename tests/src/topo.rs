@@ -158,19 +158,22 @@ pub async fn contend<T: TestRt>(
     (done.load(Ordering::SeqCst), max_seen.load(Ordering::SeqCst))
 }
 
-/// Three times: `holder` takes `name`, a task of `waiter` asks for it and
-/// still waits 200 ms later, and the release must wake it within
-/// [`handoff_bound`] at the round trips `admin` measures then; `context`
-/// goes into the failure message.
+/// A holder and a waiter connected with `opts` at a validity of 10 s (what
+/// [`handoff_bound`] assumes), three times: the holder takes `name`, a task
+/// of the waiter asks for it and still waits 200 ms later, and the release
+/// must wake it within [`handoff_bound`] at the round trips `admin`
+/// measures then; `context` goes into the failure message.
 pub async fn waiter_woken_by_release<T: TestRt>(
-    holder: &Locker<T::R>,
-    waiter: &Locker<T::R>,
+    opts: Options,
     name: &str,
     admin: &Admin,
     context: impl Display,
 ) {
+    let opts = opts.validity(Duration::from_secs(10));
+    let holder = connect::<T>(opts.clone()).await;
+    let waiter = connect::<T>(opts).await;
     for _ in 0..3 {
-        let g = lock_within::<T>(holder, name, Duration::from_secs(5)).await;
+        let g = lock_within::<T>(&holder, name, Duration::from_secs(5)).await;
         let w = waiter.clone();
         let n = name.to_owned();
         let waiting = T::spawn(async move {
@@ -193,6 +196,8 @@ pub async fn waiter_woken_by_release<T: TestRt>(
             "waiter took {waited:?} after the release (bound {bound:?}, {context})"
         );
     }
+    holder.close().await;
+    waiter.close().await;
 }
 
 /// Locks `name` within `within`.
