@@ -10,26 +10,11 @@ use redis_protocol::resp3::types::OwnedFrame;
 use tracklock_core::{
     Config, ConfigError, Engine, Event, Instant, LockMode, NodeId, Topology, TtlMode,
 };
+use tracklock_testkit::edge_durations;
 
 const N0: NodeId = NodeId(0);
 
 const HELLO_7015: &[u8] = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:3\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
-
-/// The values every duration option is walked with.
-fn durations() -> Vec<Duration> {
-    vec![
-        Duration::ZERO,
-        Duration::from_nanos(1),
-        Duration::from_micros(1),
-        Duration::from_millis(1),
-        Duration::from_secs(1),
-        // The longest valid validity: far beyond the `u64` nanoseconds of
-        // `Instant`, so every deadline derived from it saturates.
-        Duration::from_millis(i64::MAX as u64 / 2),
-        Duration::from_millis(u64::MAX),
-        Duration::MAX,
-    ]
-}
 
 /// Instants the engine is driven at: the origin, ordinary ones, and the far
 /// future up to the very last nanosecond.
@@ -185,7 +170,7 @@ fn every_duration_option_is_refused_by_name_or_never_panics() {
     let mut refused = 0;
     for base in variants() {
         for (name, set) in fields() {
-            for d in durations() {
+            for d in edge_durations() {
                 let c = set(base.clone(), d);
                 match c.validate() {
                     Ok(()) => {

@@ -2,12 +2,13 @@
 //! share: contention, name pickers on a cluster's slot map, and waits
 //! generic over the runtime.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracklock::{Guard, Locker, LostReason, Options};
-use tracklock_testkit::{RedisCluster, Rtt};
+use tracklock_testkit::{Admin, RedisCluster, Rtt};
 
 use crate::rt::TestRt;
 pub use crate::runner::VALIDITY;
@@ -111,7 +112,8 @@ pub fn clumped_name(c: &RedisCluster, stem: &str) -> String {
 }
 
 /// Every locker takes `name` `rounds` times, holding it about a
-/// millisecond; returns completed rounds and the most holders seen at once.
+/// millisecond; returns completed rounds and the most holders seen at once
+/// (counted on entry, before the guard's own checks).
 pub async fn contend<T: TestRt>(
     lockers: &[Locker<T::R>],
     name: &str,
@@ -137,6 +139,8 @@ pub async fn contend<T: TestRt>(
                     guard.is_held(),
                     "locker {i} round {r}: fresh guard not held"
                 );
+                // Other tasks run while this one holds: an overlap shows.
+                futures_lite::future::yield_now().await;
                 T::sleep(Duration::from_millis(1)).await;
                 max_seen.fetch_max(holders.load(Ordering::SeqCst), Ordering::SeqCst);
                 holders.fetch_sub(1, Ordering::SeqCst);
@@ -152,6 +156,48 @@ pub async fn contend<T: TestRt>(
         t.await;
     }
     (done.load(Ordering::SeqCst), max_seen.load(Ordering::SeqCst))
+}
+
+/// A holder and a waiter connected with `opts` at a validity of 10 s (what
+/// [`handoff_bound`] assumes), three times: the holder takes `name`, a task
+/// of the waiter asks for it and still waits 200 ms later, and the release
+/// must wake it within [`handoff_bound`] at the round trips `admin`
+/// measures then; `context` goes into the failure message.
+pub async fn waiter_woken_by_release<T: TestRt>(
+    opts: Options,
+    name: &str,
+    admin: &Admin,
+    context: impl Display,
+) {
+    let opts = opts.validity(Duration::from_secs(10));
+    let holder = connect::<T>(opts.clone()).await;
+    let waiter = connect::<T>(opts).await;
+    for _ in 0..3 {
+        let g = lock_within::<T>(&holder, name, Duration::from_secs(5)).await;
+        let w = waiter.clone();
+        let n = name.to_owned();
+        let waiting = T::spawn(async move {
+            let g = w.lock(&n).await.expect("waiter lock");
+            let at = Instant::now();
+            g.unlock().await.expect("waiter unlock");
+            at
+        });
+        T::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the waiter waits while the lock is held"
+        );
+        let bound = handoff_bound(admin.rtt());
+        let released = Instant::now();
+        g.unlock().await.expect("unlock");
+        let waited = waiting.await.saturating_duration_since(released);
+        assert!(
+            waited < bound,
+            "waiter took {waited:?} after the release (bound {bound:?}, {context})"
+        );
+    }
+    holder.close().await;
+    waiter.close().await;
 }
 
 /// Locks `name` within `within`.
@@ -188,6 +234,15 @@ pub async fn expect_lost<T: TestRt>(
             guard.is_held()
         ),
     }
+}
+
+/// Waits (3 s at most) until every key of a lock is gone; `values` reads
+/// what each key holds (from wherever the suite's topology keeps it).
+pub async fn no_keys_left<T: TestRt>(values: impl Fn() -> Vec<Option<Vec<u8>>>) {
+    eventually::<T>(Duration::from_secs(3), "no keys left", || {
+        values().iter().all(Option::is_none)
+    })
+    .await;
 }
 
 /// Polls `cond` every 20 ms for at most `within`; panics with `what`.

@@ -7,7 +7,7 @@
 //! `TRACKLOCK_CLUSTER`, else one per test process); the ones that kill,
 //! fail over or migrate get a private one (`Topology::Cluster`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracklock::{Error, LostReason, Options};
 use tracklock_tests::topo::*;
@@ -79,10 +79,7 @@ mod cluster_majority_and_exclusion {
             })
             .await;
         }
-        eventually::<T>(Duration::from_secs(3), "no keys left", || {
-            values(&c, &name).iter().all(Option::is_none)
-        })
-        .await;
+        no_keys_left::<T>(|| values(&c, &name)).await;
         for l in &lockers {
             l.close().await;
         }
@@ -99,37 +96,7 @@ mod cluster_waiter_woken_across_nodes {
     async fn body<T: TestRt>(ctx: Ctx<T>) {
         let c = ctx.cluster().clone();
         let name = spread_name(&c, "wake");
-        let o = ctx.opts().validity(Duration::from_secs(10));
-        let holder = connect::<T>(o.clone()).await;
-        let waiter = connect::<T>(o).await;
-        for _ in 0..3 {
-            let g = lock_within::<T>(&holder, &name, Duration::from_secs(5)).await;
-            let w = waiter.clone();
-            let n = name.clone();
-            let waiting = T::spawn(async move {
-                let g = w.lock(&n).await.expect("waiter lock");
-                let at = Instant::now();
-                g.unlock().await.expect("waiter unlock");
-                at
-            });
-            T::sleep(Duration::from_millis(200)).await;
-            assert!(
-                !waiting.is_finished(),
-                "the waiter waits while the lock is held"
-            );
-            let bound = handoff_bound(c.admin(0).rtt());
-            let released = Instant::now();
-            g.unlock().await.expect("unlock");
-            let got = waiting.await;
-            let waited = got.saturating_duration_since(released);
-            assert!(
-                waited < bound,
-                "waiter took {waited:?} after the release (bound {bound:?}, {})",
-                ctx.variant
-            );
-        }
-        holder.close().await;
-        waiter.close().await;
+        waiter_woken_by_release::<T>(ctx.opts(), &name, &c.admin(0), ctx.variant).await;
     }
 
     variants!(Topology::SharedCluster, body, Duration::from_secs(60));
@@ -196,10 +163,7 @@ mod cluster_master_killed {
         g.unlock().await.expect("unlock");
         keeps.unlock().await.expect("unlock");
         for name in [&spread, &clump, &other, &again] {
-            eventually::<T>(Duration::from_secs(3), "no keys left", || {
-                values(&c, name).iter().all(Option::is_none)
-            })
-            .await;
+            no_keys_left::<T>(|| values(&c, name)).await;
         }
         l.close().await;
     }
@@ -247,10 +211,7 @@ mod cluster_failover_keeps_lock {
         let g2 = lock_within::<T>(&l, &other, Duration::from_secs(5)).await;
         g2.unlock().await.expect("unlock");
         g.unlock().await.expect("unlock");
-        eventually::<T>(Duration::from_secs(3), "no keys left", || {
-            values(&c, &name).iter().all(Option::is_none)
-        })
-        .await;
+        no_keys_left::<T>(|| values(&c, &name)).await;
         l.close().await;
     }
 
@@ -355,10 +316,7 @@ mod cluster_slot_migration {
             Some(()) => {}
             None => panic!("waiter hung after the release"),
         }
-        eventually::<T>(Duration::from_secs(3), "no keys left", || {
-            values(&c, &name).iter().all(Option::is_none)
-        })
-        .await;
+        no_keys_left::<T>(|| values(&c, &name)).await;
         l.close().await;
         waiter.close().await;
     }

@@ -33,6 +33,41 @@ async fn locker<T: TestRt>(addr: String) -> Locker<T::R> {
     T::connect(Options::new(addr)).await.unwrap()
 }
 
+/// Two lockers on the scenario's server.
+async fn two_lockers<T: TestRt>(ctx: &Ctx<T>) -> (Locker<T::R>, Locker<T::R>) {
+    let addr = ctx.server().addr();
+    (locker::<T>(addr.clone()).await, locker::<T>(addr).await)
+}
+
+/// `with_lock` on `a` stops its future when `b` forces the lock away from
+/// inside it: the loss is the outcome.
+async fn with_lock_stops_on_force<T: TestRt>(a: &Locker<T::R>, b: &Locker<T::R>) {
+    let b2 = b.clone();
+    let out = a
+        .with_lock("wl", async move {
+            let _g = b2.force_lock("wl").await.unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, Err(LostReason::KeysChanged));
+}
+
+/// Holds four names at once through `a`: their keys land on masters 0
+/// and 1 both (the locker uses masters its seed did not name); then
+/// releases them.
+async fn locks_reach_masters_0_and_1<T: TestRt>(c: &RedisCluster, a: &Locker<T::R>) {
+    let mut guards = Vec::new();
+    for n in ["n0", "n1", "n2", "n3"] {
+        guards.push(a.try_lock(n).await.unwrap());
+    }
+    assert_ne!(c.admin(0).dbsize(), 0);
+    assert_ne!(c.admin(1).dbsize(), 0);
+    for g in guards {
+        g.unlock().await.unwrap();
+    }
+}
+
 /// `EXISTS` of the three keys of `name`.
 fn existing(admin: &Admin, name: &str) -> i64 {
     let keys = lock_keys("rueidislock", name, 2);
@@ -150,9 +185,7 @@ async fn within_2s<T: TestRt>(what: &str, mut cond: impl FnMut() -> bool) {
 // ---- bodies ------------------------------------------------------------------
 
 async fn try_lock_excludes_and_unlock_frees<T: TestRt>(ctx: Ctx<T>) {
-    let addr = ctx.server().addr();
-    let a = locker::<T>(addr.clone()).await;
-    let b = locker::<T>(addr).await;
+    let (a, b) = two_lockers(&ctx).await;
     let g = a.try_lock("x").await.unwrap();
     assert!(g.is_held());
     assert_eq!(g.name(), "x");
@@ -201,9 +234,7 @@ async fn try_lock_excludes_and_unlock_frees_from_url<T: TestRt>(ctx: Ctx<T>) {
 }
 
 async fn waiter_is_woken_by_release<T: TestRt>(ctx: Ctx<T>) {
-    let addr = ctx.server().addr();
-    let a = locker::<T>(addr.clone()).await;
-    let b = locker::<T>(addr).await;
+    let (a, b) = two_lockers(&ctx).await;
     let g = a.lock("w").await.unwrap();
     let waiter = T::spawn(async move {
         let g = b.lock("w").await.unwrap();
@@ -227,9 +258,7 @@ async fn waiter_is_woken_by_release<T: TestRt>(ctx: Ctx<T>) {
 /// The old holder is told, at once and for good; `with_lock` stops its
 /// future when the lock is lost.
 async fn force_lock_makes_holder_lose<T: TestRt>(ctx: Ctx<T>) {
-    let addr = ctx.server().addr();
-    let a = locker::<T>(addr.clone()).await;
-    let b = locker::<T>(addr).await;
+    let (a, b) = two_lockers(&ctx).await;
     let g = a.lock("f").await.unwrap();
     let g2 = b.force_lock("f").await.unwrap();
     let reason = T::timeout(Duration::from_secs(2), g.lost())
@@ -240,15 +269,7 @@ async fn force_lock_makes_holder_lose<T: TestRt>(ctx: Ctx<T>) {
     // lost() again resolves at once.
     assert_eq!(g.lost().await, LostReason::KeysChanged);
     assert!(g2.is_held());
-    let b2 = b.clone();
-    let out = a
-        .with_lock("wl", async move {
-            let _g = b2.force_lock("wl").await.unwrap();
-            std::future::pending::<()>().await;
-        })
-        .await
-        .unwrap();
-    assert_eq!(out, Err(LostReason::KeysChanged));
+    with_lock_stops_on_force::<T>(&a, &b).await;
     g.unlock().await.unwrap();
     g2.unlock().await.unwrap();
     a.close().await;
@@ -260,23 +281,13 @@ async fn with_lock_runs_and_stops_on_loss<T: TestRt>(ctx: Ctx<T>) {
     let a = locker::<T>(addr.clone()).await;
     assert_eq!(a.with_lock("wl", async { 7 }).await.unwrap(), Ok(7));
     let b = locker::<T>(addr).await;
-    let b2 = b.clone();
-    let out = a
-        .with_lock("wl", async move {
-            let _g = b2.force_lock("wl").await.unwrap();
-            std::future::pending::<()>().await;
-        })
-        .await
-        .unwrap();
-    assert_eq!(out, Err(LostReason::KeysChanged));
+    with_lock_stops_on_force::<T>(&a, &b).await;
     a.close().await;
     b.close().await;
 }
 
 async fn dropping_a_pending_lock_cancels_it<T: TestRt>(ctx: Ctx<T>) {
-    let addr = ctx.server().addr();
-    let a = locker::<T>(addr.clone()).await;
-    let b = locker::<T>(addr).await;
+    let (a, b) = two_lockers(&ctx).await;
     let g = a.lock("c").await.unwrap();
     let r1 = T::timeout(Duration::from_millis(100), b.lock("c")).await;
     assert!(r1.is_none(), "should still be waiting");
@@ -287,9 +298,7 @@ async fn dropping_a_pending_lock_cancels_it<T: TestRt>(ctx: Ctx<T>) {
 }
 
 async fn close_makes_holders_lose<T: TestRt>(ctx: Ctx<T>) {
-    let addr = ctx.server().addr();
-    let a = locker::<T>(addr.clone()).await;
-    let b = locker::<T>(addr).await;
+    let (a, b) = two_lockers(&ctx).await;
     let g = a.lock("cl").await.unwrap();
     let a2 = a.clone();
     let pending = T::spawn(async move { a2.lock("cl").await.map(|_| ()) });
@@ -737,15 +746,7 @@ async fn cluster_connects_masters_beyond_the_seed_named<T: TestRt>(ctx: Ctx<T>) 
         .await
         .unwrap();
     wait_named(&[c.admin(0), c.admin(1)], "clus");
-    let mut guards = Vec::new();
-    for n in ["n0", "n1", "n2", "n3"] {
-        guards.push(a.try_lock(n).await.unwrap());
-    }
-    assert_ne!(c.admin(0).dbsize(), 0);
-    assert_ne!(c.admin(1).dbsize(), 0);
-    for g in guards {
-        g.unlock().await.unwrap();
-    }
+    locks_reach_masters_0_and_1::<T>(c, &a).await;
     a.close().await;
 }
 
@@ -758,15 +759,7 @@ async fn cluster_connects_masters_beyond_the_seed_at_once<T: TestRt>(ctx: Ctx<T>
     let a = T::connect(Options::cluster([c.addr(0)]).client_name("clug"))
         .await
         .unwrap();
-    let mut guards = Vec::new();
-    for n in ["n0", "n1", "n2", "n3"] {
-        guards.push(a.try_lock(n).await.unwrap());
-    }
-    assert_ne!(c.admin(0).dbsize(), 0);
-    assert_ne!(c.admin(1).dbsize(), 0);
-    for g in guards {
-        g.unlock().await.unwrap();
-    }
+    locks_reach_masters_0_and_1::<T>(c, &a).await;
     a.close().await;
 }
 

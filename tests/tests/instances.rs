@@ -3,7 +3,7 @@
 //! with caching on and off. Every test name contains `instances`:
 //! `cargo test -p tracklock-tests instances`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracklock::LostReason;
 use tracklock_tests::topo::*;
@@ -55,10 +55,7 @@ mod instances_majority_and_exclusion {
         let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
         assert_eq!(done, 1000);
         assert_eq!(max_seen, 1, "two holders at once");
-        eventually::<T>(Duration::from_secs(3), "no keys left", || {
-            values(&s, &name).iter().all(Option::is_none)
-        })
-        .await;
+        no_keys_left::<T>(|| values(&s, &name)).await;
         for l in &lockers {
             l.close().await;
         }
@@ -75,32 +72,7 @@ mod instances_waiter_woken {
     async fn body<T: TestRt>(ctx: Ctx<T>) {
         let s = ctx.instances().clone();
         let name = fresh("inst-wake");
-        let o = ctx.opts().validity(Duration::from_secs(10));
-        let holder = connect::<T>(o.clone()).await;
-        let waiter = connect::<T>(o).await;
-        for _ in 0..3 {
-            let g = lock_within::<T>(&holder, &name, Duration::from_secs(5)).await;
-            let w = waiter.clone();
-            let n = name.clone();
-            let waiting = T::spawn(async move {
-                let g = w.lock(&n).await.expect("waiter lock");
-                let at = Instant::now();
-                g.unlock().await.expect("waiter unlock");
-                at
-            });
-            T::sleep(Duration::from_millis(200)).await;
-            assert!(
-                !waiting.is_finished(),
-                "the waiter waits while the lock is held"
-            );
-            let bound = handoff_bound(s.admin(0).rtt());
-            let released = Instant::now();
-            g.unlock().await.expect("unlock");
-            let waited = waiting.await.saturating_duration_since(released);
-            assert!(waited < bound, "waiter took {waited:?} (bound {bound:?})");
-        }
-        holder.close().await;
-        waiter.close().await;
+        waiter_woken_by_release::<T>(ctx.opts(), &name, &s.admin(0), ctx.variant).await;
     }
 
     variants!(Topology::SharedInstances, body, Duration::from_secs(60));
@@ -142,10 +114,7 @@ mod instances_one_killed {
         })
         .await;
         g.unlock().await.expect("unlock");
-        eventually::<T>(Duration::from_secs(3), "no keys left", || {
-            values(&s, &again).iter().all(Option::is_none)
-        })
-        .await;
+        no_keys_left::<T>(|| values(&s, &again)).await;
         l.close().await;
         late.close().await;
     }

@@ -7,7 +7,7 @@
 //! `TRACKLOCK_SIM_SEEDS=N` runs N seeds; `TRACKLOCK_SIM_SEED=S` replays one
 //! seed with its full event trace.
 
-use tracklock_tests::sim::{batch, check_seed, run, Params};
+use tracklock_tests::sim::{batch, first_exclusion_violation, run, Params};
 
 /// Seeds run by default (sized for a debug build on two cores).
 const SEEDS: u64 = 600;
@@ -19,18 +19,13 @@ fn sim_cluster_batch() {
         return;
     }
     assert!(stats.acquired > 0, "the batch acquired nothing");
-    for fault in [
+    stats.assert_faults_seen(&[
         "failover",
         "failover_while_held",
         "manual_failover",
         "migration",
-    ] {
-        assert!(
-            stats.faults.get(fault).copied().unwrap_or(0) > 0,
-            "no {fault} in the batch: {stats}"
-        );
-    }
-    for counter in [
+    ]);
+    stats.assert_cluster_seen(&[
         "moved",
         "ask",
         "asking",
@@ -38,12 +33,7 @@ fn sim_cluster_batch() {
         "cluster_slots",
         "node_added",
         "failover_lost_keys",
-    ] {
-        assert!(
-            stats.cluster.get(counter).copied().unwrap_or(0) > 0,
-            "no {counter} in the batch: {stats}"
-        );
-    }
+    ]);
 }
 
 /// Seeds the teeth test tries before giving up.
@@ -58,27 +48,12 @@ const TEETH_SEEDS: u64 = 200;
 /// replay a seed of this test with `Params::cluster_teeth`.)
 #[test]
 fn sim_cluster_teeth_failover_loss_breaks_exclusion() {
-    let mut found = None;
-    for seed in 0..TEETH_SEEDS {
-        if let Err(f) = check_seed(Params::cluster_teeth, seed) {
-            assert!(
-                f.what.starts_with("mutual exclusion"),
-                "expected a mutual-exclusion violation, got: {}",
-                f.report("sim_cluster")
-            );
-            found = Some(f);
-            break;
-        }
-    }
-    let f = found.unwrap_or_else(|| {
-        panic!("no violation in {TEETH_SEEDS} seeds with failovers losing held keys")
-    });
-    println!(
-        "found after {} seeds:\n{}",
-        f.seed + 1,
-        f.report("sim_cluster")
+    let f = first_exclusion_violation(
+        "sim_cluster",
+        Params::cluster_teeth,
+        TEETH_SEEDS,
+        "with failovers losing held keys",
     );
-    assert!(f.replayed, "the traced replay differed");
     assert_eq!(
         run(Params::cluster_teeth(f.seed)).expect_err("fails again"),
         f.what

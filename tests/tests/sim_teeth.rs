@@ -4,7 +4,7 @@
 //! holders of one name at one instant within a bounded number of seeds,
 //! and the failing seed has to replay to the very same violation.
 
-use tracklock_tests::sim::{check_seed, run, Params};
+use tracklock_tests::sim::{check_seed, first_exclusion_violation, run, Params};
 
 /// Seeds tried before giving up.
 const MAX_SEEDS: u64 = 300;
@@ -18,27 +18,12 @@ fn broken_me_only(seed: u64) -> Params {
 
 #[test]
 fn sim_teeth_broken_config_violates_mutual_exclusion() {
-    let mut found = None;
-    for seed in 0..MAX_SEEDS {
-        if let Err(f) = check_seed(broken_me_only, seed) {
-            assert!(
-                f.what.starts_with("mutual exclusion"),
-                "expected a mutual-exclusion violation, got: {}",
-                f.report("sim_teeth")
-            );
-            found = Some(f);
-            break;
-        }
-    }
-    let f = found.unwrap_or_else(|| {
-        panic!("no violation in {MAX_SEEDS} seeds of a configuration that cannot be safe")
-    });
-    println!(
-        "found after {} seeds:\n{}",
-        f.seed + 1,
-        f.report("sim_teeth")
+    let f = first_exclusion_violation(
+        "sim_teeth",
+        broken_me_only,
+        MAX_SEEDS,
+        "of a configuration that cannot be safe",
     );
-    assert!(f.replayed, "the traced replay differed");
     let again = run(broken_me_only(f.seed)).expect_err("the seed must fail again");
     assert_eq!(again, f.what, "the seed replays to the same violation");
 }

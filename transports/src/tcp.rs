@@ -68,6 +68,35 @@ mod tests {
     #[allow(unused_imports)]
     use embedded_io_async::{Read, Write};
 
+    /// The server side: echoes one 4-byte message.
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
+    async fn echo_once(mut s: impl Read + Write) {
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf).await.unwrap();
+    }
+
+    /// The client side: `PING` comes back unchanged.
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
+    async fn ping_echoed(c: &mut (impl Read + Write)) {
+        c.write_all(b"PING").await.unwrap();
+        c.flush().await.unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"PING");
+    }
+
+    /// An address nobody listens on (bound, then dropped).
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
+    fn dead_addr() -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("127.0.0.1:{port}")
+    }
+
     #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn tokio_roundtrip_and_nodelay() {
@@ -75,33 +104,18 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
-            let mut s = super::FromTokio::new(s);
-            let mut buf = [0u8; 4];
-            s.read_exact(&mut buf).await.unwrap();
-            s.write_all(&buf).await.unwrap();
+            echo_once(super::FromTokio::new(s)).await;
         });
         let mut c = super::connect_tokio(&addr).await.unwrap();
         assert!(c.inner().nodelay().unwrap());
-        c.write_all(b"PING").await.unwrap();
-        c.flush().await.unwrap();
-        let mut buf = [0u8; 4];
-        c.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"PING");
+        ping_echoed(&mut c).await;
         server.await.unwrap();
     }
 
     #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn tokio_refused() {
-        // Bind then drop to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        assert!(super::connect_tokio(&format!("127.0.0.1:{port}"))
-            .await
-            .is_err());
+        assert!(super::connect_tokio(&dead_addr()).await.is_err());
     }
 
     #[cfg(feature = "smol")]
@@ -112,18 +126,11 @@ mod tests {
             let addr = listener.local_addr().unwrap().to_string();
             let server = smol::spawn(async move {
                 let (s, _) = listener.accept().await.unwrap();
-                let mut s = super::FromFutures::new(s);
-                let mut buf = [0u8; 4];
-                s.read_exact(&mut buf).await.unwrap();
-                s.write_all(&buf).await.unwrap();
+                echo_once(super::FromFutures::new(s)).await;
             });
             let mut c = super::connect_smol(&addr).await.unwrap();
             assert!(c.inner().nodelay().unwrap());
-            c.write_all(b"PING").await.unwrap();
-            c.flush().await.unwrap();
-            let mut buf = [0u8; 4];
-            c.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"PING");
+            ping_echoed(&mut c).await;
             server.await;
         });
     }
@@ -143,28 +150,14 @@ mod tests {
             let addr = listener.local_addr().unwrap().to_string();
             let server = glommio::spawn_local(async move {
                 let s = listener.accept().await.unwrap();
-                let mut s = super::FromFutures::new(s);
-                let mut buf = [0u8; 4];
-                s.read_exact(&mut buf).await.unwrap();
-                s.write_all(&buf).await.unwrap();
+                echo_once(super::FromFutures::new(s)).await;
             });
             let mut c = super::connect_glommio(&addr).await.unwrap();
             assert!(c.inner().nodelay().unwrap());
-            c.write_all(b"PING").await.unwrap();
-            c.flush().await.unwrap();
-            let mut buf = [0u8; 4];
-            c.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"PING");
+            ping_echoed(&mut c).await;
             server.await;
             // Refused: an error, not a panic.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            assert!(super::connect_glommio(&format!("127.0.0.1:{port}"))
-                .await
-                .is_err());
+            assert!(super::connect_glommio(&dead_addr()).await.is_err());
         });
     }
 }

@@ -117,9 +117,15 @@ fn wake_slack(admin: &Admin) -> Duration {
     admin.rtt().trips(1)
 }
 
-/// Runs `body` on a current-thread tokio runtime in a thread with room for
-/// two heapless engines on its stack.
-fn on_tokio(redis: &RedisServer, body: impl AsyncFnOnce(&RedisServer) + Send) {
+/// Runs `body` against a throwaway server on a current-thread tokio
+/// runtime, in a thread with room for two heapless engines on its stack;
+/// skipped when `redis-server` is not installed.
+fn on_redis(body: impl AsyncFnOnce(&RedisServer) + Send) {
+    let Some(redis) = start_redis() else {
+        eprintln!("redis-server not found: skipping (apt-get install redis-server)");
+        return;
+    };
+    let redis = &redis;
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size(64 << 20)
@@ -175,11 +181,7 @@ fn engine(config: &Config, seed: u8) -> Engine {
 /// a waiter, loss by deleted keys, loss by expiry (frozen server), close.
 #[test]
 fn lock_extend_lose_and_release_without_allocating() {
-    let Some(redis) = start_redis() else {
-        eprintln!("redis-server not found: skipping (apt-get install redis-server)");
-        return;
-    };
-    on_tokio(&redis, async |redis: &RedisServer| {
+    on_redis(async |redis: &RedisServer| {
         let admin = redis.admin();
         let t0 = std::time::Instant::now();
         let validity = Duration::from_millis(800);
@@ -291,11 +293,7 @@ fn lock_extend_lose_and_release_without_allocating() {
 /// re-checked after the handshake).
 #[test]
 fn reconnect_keeps_a_held_lock() {
-    let Some(redis) = start_redis() else {
-        eprintln!("redis-server not found: skipping (apt-get install redis-server)");
-        return;
-    };
-    on_tokio(&redis, async |redis: &RedisServer| {
+    on_redis(async |redis: &RedisServer| {
         let admin = redis.admin();
         let t0 = std::time::Instant::now();
         let config = Config::default().with_client_name(tracklock_core::Text::new("device"));

@@ -5,7 +5,7 @@ extern crate std;
 
 use std::vec::Vec;
 
-use super::tests::{acquired, events, feed, ms, names, ready, sent, HELLO_7015, N0};
+use super::tests::{acquired, events, feed, ms, names, ready, requested, sent, HELLO_7015, N0};
 use super::*;
 use crate::{Command, LockFailure, ServerError};
 
@@ -38,9 +38,7 @@ fn refused(id: LockId, command: Command, message: &[u8]) -> Event {
 #[test]
 fn an_error_reply_to_set_is_not_someone_else_holding_it() {
     for mode in [LockMode::Try, LockMode::Force, LockMode::Wait] {
-        let mut e = ready(Config::default());
-        let id = e.lock("a", mode, ms(0)).unwrap();
-        sent(&mut e);
+        let (mut e, id) = requested(mode);
         feed(&mut e, ms(1), &replies([OOM; 3], [b":-2\r\n"; 3]));
         assert_eq!(
             events(&mut e),
@@ -57,9 +55,7 @@ fn an_error_reply_to_set_is_not_someone_else_holding_it() {
 fn not_locked_needs_a_holder_seen_on_enough_keys() {
     // One key held by someone else, two refused: no majority was ever
     // possible because of the refusals, so the refusal is the answer.
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Try);
     feed(
         &mut e,
         ms(1),
@@ -71,9 +67,7 @@ fn not_locked_needs_a_holder_seen_on_enough_keys() {
     assert_eq!(events(&mut e), std::vec![refused(id, Command::Set, OOM)]);
 
     // Two keys held by someone else: that is `NotLocked`, whatever the third.
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Try);
     feed(
         &mut e,
         ms(1),
@@ -87,9 +81,7 @@ fn not_locked_needs_a_holder_seen_on_enough_keys() {
 
 #[test]
 fn a_refused_pttl_fails_the_attempt_and_releases_the_key() {
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Try);
     let noperm_pttl: &[u8] = b"-NOPERM this user has no permissions to run the 'pttl' command\r\n";
     feed(
         &mut e,

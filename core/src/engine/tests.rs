@@ -88,6 +88,26 @@ pub(super) fn ready(config: Config) -> Engine {
     e
 }
 
+/// A ready engine (see [`ready`]) with a request for `a` in `mode` made at
+/// 0 ms, its commands taken.
+pub(super) fn requested(mode: LockMode) -> (Engine, LockId) {
+    let mut e = ready(Config::default());
+    let id = e.lock("a", mode, ms(0)).unwrap();
+    sent(&mut e);
+    (e, id)
+}
+
+/// The error of the one event left: node 0's connection closed.
+fn close_error(e: &mut Engine) -> NodeError {
+    match <[Event; 1]>::try_from(events(e)) {
+        Ok([Event::CloseConnection { node, error }]) => {
+            assert_eq!(node, N0);
+            error
+        }
+        other => panic!("expected node 0's connection closed, got {other:?}"),
+    }
+}
+
 pub(super) fn acquired(e: &mut Engine, name: &str, now: Instant) -> LockId {
     let id = e.lock(name, LockMode::Wait, now).unwrap();
     let cmds = sent(e);
@@ -160,11 +180,8 @@ fn resp2_only_server_is_reported() {
     sent(&mut e);
     feed(&mut e, ms(1), b"-NOPROTO unsupported protocol version\r\n");
     assert!(matches!(
-        &events(&mut e)[..],
-        [Event::CloseConnection {
-            error: NodeError::Resp3Unsupported(_),
-            ..
-        }]
+        close_error(&mut e),
+        NodeError::Resp3Unsupported(_)
     ));
 }
 
@@ -200,9 +217,7 @@ fn uncontended_lock_is_one_pipelined_write_and_one_reply_batch() {
 
 #[test]
 fn try_lock_fails_on_majority_refused_and_releases_what_it_got() {
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Try);
     feed(
         &mut e,
         ms(1),
@@ -225,9 +240,7 @@ fn try_lock_fails_on_majority_refused_and_releases_what_it_got() {
 
 #[test]
 fn waiter_retries_on_invalidation_and_falls_back_to_holder_ttl() {
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Wait);
     feed(&mut e, ms(1), &b"_\r\n:3000\r\n".repeat(3));
     assert!(events(&mut e).is_empty());
     assert!(sent(&mut e).is_empty(), "waits");
@@ -249,9 +262,7 @@ fn waiter_retries_on_invalidation_and_falls_back_to_holder_ttl() {
 
 #[test]
 fn invalidations_for_other_names_and_prefixes_are_ignored() {
-    let mut e = ready(Config::default());
-    let _id = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, _id) = requested(LockMode::Wait);
     feed(&mut e, ms(1), &b"_\r\n:3000\r\n".repeat(3));
     feed(&mut e, ms(2), &invalidate("rueidislock:1:b"));
     feed(&mut e, ms(2), &invalidate("other:1:a"));
@@ -405,9 +416,7 @@ fn local_waiters_are_served_in_order() {
 
 #[test]
 fn cancelled_attempt_releases_keys_that_arrive_later() {
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Wait);
     e.unlock(id, ms(1));
     assert!(sent(&mut e).is_empty());
     feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
@@ -423,9 +432,7 @@ fn cancelled_attempt_releases_keys_that_arrive_later() {
 
 #[test]
 fn disconnect_mid_acquire_releases_after_reconnect() {
-    let mut e = ready(Config::default());
-    let id = e.lock("a", LockMode::Try, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, id) = requested(LockMode::Try);
     e.handle_disconnected(N0, ms(1));
     assert_eq!(
         events(&mut e),
@@ -596,29 +603,15 @@ fn malformed_bytes_close_the_connection_and_keep_other_state() {
     let mut e = ready(Config::default());
     let id = acquired(&mut e, "a", ms(0));
     feed(&mut e, ms(1), b"?garbage\r\n");
-    assert!(matches!(
-        &events(&mut e)[..],
-        [Event::CloseConnection {
-            error: NodeError::Protocol(_),
-            ..
-        }]
-    ));
+    assert!(matches!(close_error(&mut e), NodeError::Protocol(_)));
     assert!(e.is_held(id), "the lease is unaffected until it runs out");
 }
 
 #[test]
 fn reply_of_the_wrong_shape_is_a_protocol_error() {
-    let mut e = ready(Config::default());
-    e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
+    let (mut e, _) = requested(LockMode::Wait);
     feed(&mut e, ms(1), b":12\r\n");
-    assert!(matches!(
-        &events(&mut e)[..],
-        [Event::CloseConnection {
-            error: NodeError::Protocol(_),
-            ..
-        }]
-    ));
+    assert!(matches!(close_error(&mut e), NodeError::Protocol(_)));
 }
 
 #[test]
@@ -629,13 +622,7 @@ fn unresponsive_server_is_detected_by_ping() {
     e.handle_timeout(ms(1999));
     assert!(events(&mut e).is_empty());
     e.handle_timeout(ms(2000));
-    assert!(matches!(
-        &events(&mut e)[..],
-        [Event::CloseConnection {
-            error: NodeError::Unresponsive,
-            ..
-        }]
-    ));
+    assert!(matches!(close_error(&mut e), NodeError::Unresponsive));
 }
 
 #[test]

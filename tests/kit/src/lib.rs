@@ -12,16 +12,23 @@
 //!   have a `shared()` form for non-destructive tests (the servers named by
 //!   [`CLUSTER_ENV`] / [`INSTANCES_ENV`], or one private set per process).
 //! - [`Admin`]: an independent admin connection ([`resp`], a small sync
-//!   RESP2 client over `std::net::TcpStream`).
+//!   RESP2 client over `std::net::TcpStream`, whose reader the simulator's
+//!   Redis uses too).
 //! - [`alloc::Counting`]: the counting global allocator.
+//! - [`hostile`]: random RESP3 frames and their mutations, for the core
+//!   reader's tests and the simulator's mangling node.
 //! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
-//!   busy machine; [`lock_keys`] and [`fresh`] names.
+//!   busy machine; [`lock_keys`] and [`fresh`] names; [`edge_durations`]
+//!   for the settings tests.
 //!
-//! Everything needs `redis-server` on PATH ([`INSTALL_HINT`]).
+//! Everything that starts a server needs `redis-server` on PATH
+//! ([`INSTALL_HINT`]).
 
 mod admin;
 pub mod alloc;
 mod cluster;
+mod durations;
+pub mod hostile;
 mod instances;
 mod keys;
 pub mod offload;
@@ -33,6 +40,7 @@ pub use admin::{Admin, Client};
 pub use cluster::{
     ClusterNode, RedisCluster, Role, CLUSTER_ENV, DEFAULT_NODE_TIMEOUT, SETTLE_TIMEOUT, SLOTS,
 };
+pub use durations::edge_durations;
 pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use keys::{default_keys, fresh, lock_keys};
 pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};

@@ -1,9 +1,11 @@
 //! A small synchronous RESP2 client over `std::net::TcpStream`: one request,
 //! one reply, enough to administer test servers. Independent of tracklock,
-//! so it can judge what the lock wrote.
+//! so it can judge what the lock wrote. Its reader ([`parse`],
+//! [`parse_command`]) works on a byte buffer, so the simulator's Redis
+//! reads the engine's commands with it too.
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -286,8 +288,9 @@ impl Url {
 /// One connection: commands are written and their replies read in turn.
 #[derive(Debug)]
 pub struct Conn {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+    /// Bytes read past the last reply.
+    rx: Vec<u8>,
 }
 
 impl Conn {
@@ -304,12 +307,14 @@ impl Conn {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| Error::Url(format!("{addr:?} resolves to nothing")))?;
-        let writer = TcpStream::connect_timeout(&sock, timeout)?;
-        writer.set_nodelay(true)?;
-        writer.set_read_timeout(Some(IO_TIMEOUT))?;
-        writer.set_write_timeout(Some(IO_TIMEOUT))?;
-        let reader = BufReader::new(writer.try_clone()?);
-        Ok(Conn { writer, reader })
+        let stream = TcpStream::connect_timeout(&sock, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(Conn {
+            stream,
+            rx: Vec::new(),
+        })
     }
 
     /// Connects as `url` says: `AUTH` when it has a password, `SELECT`
@@ -330,27 +335,37 @@ impl Conn {
 
     /// Sets the read timeout (`None`: wait forever).
     pub fn set_read_timeout(&self, d: Option<Duration>) -> Result<()> {
-        Ok(self.writer.set_read_timeout(d)?)
+        Ok(self.stream.set_read_timeout(d)?)
     }
 
     /// Writes one command without waiting for its reply.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
-        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&buf)?;
+        self.stream.write_all(&command(args))?;
         Ok(())
     }
 
     /// Reads one reply; an error reply is [`Error::Server`].
     pub fn read(&mut self) -> Result<Value> {
-        match read_value(&mut self.reader, 0)? {
-            Value::Error(m) => Err(Error::Server(m)),
-            v => Ok(v),
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            if let Some((v, n)) = parse(&self.rx)? {
+                self.rx.drain(..n);
+                return match v {
+                    Value::Error(m) => Err(Error::Server(m)),
+                    v => Ok(v),
+                };
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed by the server",
+                    )))
+                }
+                Ok(n) => self.rx.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
         }
     }
 
@@ -361,107 +376,223 @@ impl Conn {
     }
 }
 
-fn read_line(r: &mut impl BufRead) -> Result<String> {
-    let mut line = Vec::new();
-    loop {
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed by the server",
-                )))
-            }
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        }
-    }
-    if !line.ends_with(b"\r\n") {
+/// The line at `buf[at..]` (without its CRLF) and where the next one
+/// starts, or `None` while its `\n` has not arrived.
+fn line_at(buf: &[u8], at: usize) -> Result<Option<(&str, usize)>> {
+    let rest = &buf[at..];
+    let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let Some(line) = rest[..lf].strip_suffix(b"\r") else {
         return Err(Error::Protocol(format!(
             "line without CRLF: {:?}",
-            String::from_utf8_lossy(&line)
+            String::from_utf8_lossy(&rest[..=lf])
         )));
-    }
-    line.truncate(line.len() - 2);
-    String::from_utf8(line).map_err(|e| Error::Protocol(format!("not UTF-8: {e}")))
+    };
+    let line = std::str::from_utf8(line).map_err(|e| Error::Protocol(format!("not UTF-8: {e}")))?;
+    Ok(Some((line, at + lf + 1)))
 }
 
-fn read_len(s: &str) -> Result<Option<usize>> {
-    match s.parse::<i64>() {
-        Ok(-1) => Ok(None),
-        Ok(n) => usize::try_from(n)
-            .map(Some)
-            .map_err(|_| Error::Protocol(format!("bad length {n}"))),
-        Err(_) => Err(Error::Protocol(format!("bad length {s:?}"))),
+/// A bulk string or array length: digits, or `-1` for nil. Stricter than
+/// `str::parse` (no sign, no blanks), as Redis writes them.
+fn parse_len(s: &str) -> Result<Option<usize>> {
+    if s == "-1" {
+        return Ok(None);
     }
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Protocol(format!("bad length {s:?}")));
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| Error::Protocol(format!("bad length {s:?}")))
 }
 
-fn read_value(r: &mut impl BufRead, depth: usize) -> Result<Value> {
+/// The value at `buf[at..]` and where it ends, or `None` while incomplete.
+fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)>> {
     if depth > MAX_DEPTH {
         return Err(Error::Protocol("reply nested too deeply".into()));
     }
-    let line = read_line(r)?;
-    let Some(kind) = line.chars().next() else {
-        return Err(Error::Protocol("empty line".into()));
+    // Judge the type byte before the line is complete: garbage fails at
+    // once instead of waiting for a newline that may never come.
+    match buf.get(at) {
+        None => return Ok(None),
+        Some(b'+' | b'-' | b':' | b'$' | b'*') => {}
+        Some(&b) => {
+            return Err(Error::Protocol(format!(
+                "unknown reply type {:?}",
+                char::from(b)
+            )))
+        }
+    }
+    let Some((line, next)) = line_at(buf, at)? else {
+        return Ok(None);
     };
-    let rest = &line[kind.len_utf8()..];
-    match kind {
-        '+' => Ok(Value::Status(rest.to_owned())),
-        '-' => Ok(Value::Error(rest.to_owned())),
-        ':' => rest
+    let rest = &line[1..];
+    let value = match buf[at] {
+        b'+' => Value::Status(rest.to_owned()),
+        b'-' => Value::Error(rest.to_owned()),
+        b':' => rest
             .parse()
             .map(Value::Int)
-            .map_err(|_| Error::Protocol(format!("bad integer {rest:?}"))),
-        '$' => match read_len(rest)? {
-            None => Ok(Value::Nil),
+            .map_err(|_| Error::Protocol(format!("bad integer {rest:?}")))?,
+        b'$' => match parse_len(rest)? {
+            None => Value::Nil,
             Some(n) => {
-                let mut data = vec![0; n + 2];
-                r.read_exact(&mut data)?;
-                if !data.ends_with(b"\r\n") {
+                let Some(end) = next.checked_add(n).and_then(|e| e.checked_add(2)) else {
+                    return Err(Error::Protocol(format!("bad length {n}")));
+                };
+                let Some(data) = buf.get(next..end) else {
+                    return Ok(None);
+                };
+                let Some(data) = data.strip_suffix(b"\r\n") else {
                     return Err(Error::Protocol("bulk string without CRLF".into()));
-                }
-                data.truncate(n);
-                Ok(Value::Data(data))
+                };
+                return Ok(Some((Value::Data(data.to_vec()), end)));
             }
         },
-        '*' => match read_len(rest)? {
-            None => Ok(Value::Nil),
-            Some(n) => (0..n)
-                .map(|_| read_value(r, depth + 1))
-                .collect::<Result<Vec<_>>>()
-                .map(Value::Array),
+        _ => match parse_len(rest)? {
+            None => Value::Nil,
+            Some(n) => {
+                let mut items = Vec::with_capacity(n.min(64));
+                let mut at = next;
+                for _ in 0..n {
+                    let Some((item, end)) = parse_at(buf, at, depth + 1)? else {
+                        return Ok(None);
+                    };
+                    items.push(item);
+                    at = end;
+                }
+                return Ok(Some((Value::Array(items), at)));
+            }
         },
-        _ => Err(Error::Protocol(format!("unknown reply type {line:?}"))),
+    };
+    Ok(Some((value, next)))
+}
+
+/// The bytes of a command: an array of bulk strings, as clients send it.
+pub fn command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut buf = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
     }
+    buf
+}
+
+/// Parses one RESP2 value from the front of `buf`: the value and how many
+/// bytes it took, `Ok(None)` while `buf` holds only a prefix of one, an
+/// error for bytes that are not RESP2. An error reply is [`Value::Error`].
+pub fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>> {
+    parse_at(buf, 0, 0)
+}
+
+/// Parses one client command from the front of `buf`: an array of bulk
+/// strings (the form every client library writes; no inline commands),
+/// its arguments and how many bytes it took, or `Ok(None)` while
+/// incomplete. Anything else is an error (an empty array is not: the
+/// server decides).
+pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>> {
+    let Some((value, n)) = parse(buf)? else {
+        return Ok(None);
+    };
+    let not_command = |v: &Value| Error::Protocol(format!("not a command: {v:?}"));
+    let Value::Array(items) = value else {
+        return Err(not_command(&value));
+    };
+    let args = items
+        .into_iter()
+        .map(|item| match item {
+            Value::Data(arg) => Ok(arg),
+            other => Err(not_command(&other)),
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some((args, n)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(bytes: &[u8]) -> Result<Value> {
-        read_value(&mut &bytes[..], 0)
+    /// `bytes` as one whole reply; a prefix of one is an error, as it is
+    /// when the connection closes there.
+    fn whole(bytes: &[u8]) -> Result<Value> {
+        match super::parse(bytes)? {
+            Some((v, n)) => {
+                assert_eq!(n, bytes.len(), "{v:?} took all of {bytes:?}");
+                Ok(v)
+            }
+            None => Err(Error::Protocol("incomplete".into())),
+        }
     }
 
     #[test]
     fn replies_parse() {
-        assert_eq!(parse(b"+OK\r\n").unwrap(), Value::Status("OK".into()));
-        assert_eq!(parse(b":-3\r\n").unwrap(), Value::Int(-3));
-        assert_eq!(parse(b"$-1\r\n").unwrap(), Value::Nil);
+        assert_eq!(whole(b"+OK\r\n").unwrap(), Value::Status("OK".into()));
+        assert_eq!(whole(b":-3\r\n").unwrap(), Value::Int(-3));
+        assert_eq!(whole(b"$-1\r\n").unwrap(), Value::Nil);
         assert_eq!(
-            parse(b"$2\r\na\n\r\n").unwrap(),
+            whole(b"$2\r\na\n\r\n").unwrap(),
             Value::Data(b"a\n".to_vec())
         );
         assert_eq!(
-            parse(b"*2\r\n$1\r\nx\r\n-ERR no\r\n").unwrap(),
+            whole(b"*2\r\n$1\r\nx\r\n-ERR no\r\n").unwrap(),
             Value::Array(vec![
                 Value::Data(b"x".to_vec()),
                 Value::Error("ERR no".into())
             ])
         );
-        assert!(parse(b"$5\r\nab\r\n").is_err());
-        assert!(parse(b"?\r\n").is_err());
-        assert!(parse(&b"*1\r\n".repeat(40)).is_err());
+        assert!(whole(b"$5\r\nab\r\n").is_err());
+        assert!(whole(b"?\r\n").is_err());
+        assert!(whole(&b"*1\r\n".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_and_garbage_fails_early() {
+        let reply = b"*3\r\n$3\r\nabc\r\n:7\r\n*1\r\n+OK\r\n";
+        for cut in 0..reply.len() {
+            assert!(
+                matches!(super::parse(&reply[..cut]), Ok(None)),
+                "prefix {cut}"
+            );
+        }
+        let mut two = reply.to_vec();
+        two.extend_from_slice(b"+next\r\n");
+        let (_, n) = super::parse(&two).unwrap().unwrap();
+        assert_eq!(n, reply.len(), "stops at the end of the first reply");
+        // Known before the line ends.
+        assert!(super::parse(b"?").is_err());
+        assert!(super::parse(b"*1\r\n@").is_err());
+        // Lengths as Redis writes them, nothing looser.
+        for bad in [&b"$+1\r\nx\r\n"[..], b"$ 1\r\nx\r\n", b"*-2\r\n", b"$\r\n"] {
+            assert!(super::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            super::parse(b"$1\r\nxy\r\n").is_err(),
+            "bulk longer than said"
+        );
+        assert!(super::parse(b"+OK\n").is_err(), "bare LF");
+    }
+
+    #[test]
+    fn commands_are_arrays_of_bulk_strings() {
+        let cmd = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        assert_eq!(
+            parse_command(cmd).unwrap(),
+            Some((vec![b"GET".to_vec(), b"k".to_vec()], cmd.len()))
+        );
+        assert_eq!(parse_command(&cmd[..cmd.len() - 1]).unwrap(), None);
+        assert_eq!(parse_command(b"*0\r\n").unwrap(), Some((vec![], 4)));
+        for bad in [
+            &b"PING\r\n"[..],
+            b"$4\r\nPING\r\n",
+            b"*1\r\n:1\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*-1\r\n",
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,14 @@ fn moved_code(r: tracklock_testkit::resp::Result<Option<Vec<u8>>>) -> Option<Str
     r.err().and_then(|e| e.code().map(str::to_owned))
 }
 
+/// A fresh 3+3 cluster, the master `m` that owns `key` and its replica `r`.
+fn cluster_around(key: &str) -> (RedisCluster, usize, usize) {
+    let c = RedisCluster::start(3, 1);
+    let m = c.owner_of(key);
+    let r = c.replica_of(m).expect("every master has a replica");
+    (c, m, r)
+}
+
 #[test]
 fn cluster_forms_routes_and_migrates() {
     let t = Instant::now();
@@ -97,10 +105,8 @@ fn cluster_forms_routes_and_migrates() {
 
 #[test]
 fn cluster_kill_fails_over_and_restart_rejoins_as_replica() {
-    let c = RedisCluster::start(3, 1);
     let key = KEYS[1];
-    let m = c.owner_of(key);
-    let r = c.replica_of(m).unwrap();
+    let (c, m, r) = cluster_around(key);
     c.set(key, "v");
     let _: i64 = c.admin(m).cmd("WAIT", &["1", "5000"]);
 
@@ -146,11 +152,9 @@ fn cluster_kill_fails_over_and_restart_rejoins_as_replica() {
 
 #[test]
 fn cluster_manual_failover_swaps_roles_and_divergent_replica() {
-    let c = RedisCluster::start(3, 1);
     let key = KEYS[2];
     let keep = "{rueidislock:2:x}keep"; // same slot
-    let m = c.owner_of(key);
-    let r = c.replica_of(m).unwrap();
+    let (c, m, r) = cluster_around(key);
 
     let t = Instant::now();
     c.manual_failover(r);
@@ -181,10 +185,8 @@ fn cluster_manual_failover_swaps_roles_and_divergent_replica() {
 
 #[test]
 fn cluster_held_replication_loses_the_write_on_failover() {
-    let c = RedisCluster::start(3, 1);
     let key = KEYS[0];
-    let m = c.owner_of(key);
-    let r = c.replica_of(m).unwrap();
+    let (c, m, r) = cluster_around(key);
     c.set(key, "old");
     let _: i64 = c.admin(m).cmd("WAIT", &["1", "5000"]);
     c.hold_replication(r, Duration::from_secs(20));
@@ -206,10 +208,8 @@ fn cluster_held_replication_loses_the_write_on_failover() {
 /// one, does send the old connection an invalidation for it.
 #[test]
 fn cluster_tracking_client_of_demoted_master() {
-    let c = RedisCluster::start(3, 1);
     let key = KEYS[1];
-    let m = c.owner_of(key);
-    let r = c.replica_of(m).unwrap();
+    let (c, m, r) = cluster_around(key);
     c.set(key, "v");
 
     let mut s = TcpStream::connect(c.addr(m)).unwrap();
@@ -345,11 +345,8 @@ fn cluster_frozen_master_thawed_after_failover() {
 }
 
 fn send(s: &mut TcpStream, args: &[&str]) {
-    let mut b = format!("*{}\r\n", args.len());
-    for a in args {
-        b.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(b.as_bytes()).unwrap();
+    s.write_all(&tracklock_testkit::resp::command(args))
+        .unwrap();
 }
 
 /// Everything `s` receives within `d`, and whether it was closed.

@@ -144,6 +144,28 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Panics unless every fault kind in `kinds` was injected in the batch.
+    pub fn assert_faults_seen(&self, kinds: &[&str]) {
+        for kind in kinds {
+            assert!(
+                self.faults.get(kind).copied().unwrap_or(0) > 0,
+                "no {kind} in the batch: {self}"
+            );
+        }
+    }
+
+    /// Panics unless every Redis Cluster counter in `counters` moved.
+    pub fn assert_cluster_seen(&self, counters: &[&str]) {
+        for counter in counters {
+            assert!(
+                self.cluster.get(counter).copied().unwrap_or(0) > 0,
+                "no {counter} in the batch: {self}"
+            );
+        }
+    }
+}
+
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -277,6 +299,29 @@ pub fn check_seed(make: fn(u64) -> Params, seed: u64) -> Result<Stats, Failure> 
             })
         }
     }
+}
+
+/// The first of seeds `0..seeds` that `make` fails on, for teeth tests: it
+/// must be a mutual-exclusion violation and replay to itself. `why` says
+/// what should have broken when no seed fails. `test` names the test
+/// binary for the report.
+pub fn first_exclusion_violation(
+    test: &str,
+    make: fn(u64) -> Params,
+    seeds: u64,
+    why: &str,
+) -> Failure {
+    let f = (0..seeds)
+        .find_map(|seed| check_seed(make, seed).err())
+        .unwrap_or_else(|| panic!("no violation in {seeds} seeds {why}"));
+    assert!(
+        f.what.starts_with("mutual exclusion"),
+        "expected a mutual-exclusion violation, got: {}",
+        f.report(test)
+    );
+    println!("found after {} seeds:\n{}", f.seed + 1, f.report(test));
+    assert!(f.replayed, "the traced replay differed");
+    f
 }
 
 /// Reads a `u64` environment variable.

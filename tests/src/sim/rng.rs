@@ -2,6 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use tracklock_testkit::hostile::Dice;
 
 /// A seeded pseudo-random generator with the few draws the simulator needs.
 /// The same seed always gives the same sequence, on every platform.
@@ -21,37 +22,27 @@ impl SimRng {
 
     /// Uniform in `0..n` (`0` when `n` is `0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        // Multiply-shift: unbiased enough for a simulator, and branch-free.
-        ((u128::from(self.u64()) * u128::from(n)) >> 64) as u64
+        Dice::below(self, n)
     }
 
     /// Uniform in `lo..=hi` (`lo` when `hi <= lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.below(hi - lo + 1)
+        Dice::range(self, lo, hi)
     }
 
     /// Uniform in `lo..=hi` for signed values.
     pub fn range_i64(&mut self, lo: i64, hi: i64) -> i64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.below((hi - lo) as u64 + 1) as i64
+        Dice::range_i64(self, lo, hi)
     }
 
     /// Uniform in `[0, 1)`.
     pub fn f64(&mut self) -> f64 {
-        (self.u64() >> 11) as f64 / (1u64 << 53) as f64
+        Dice::f64(self)
     }
 
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        self.f64() < p
+        Dice::chance(self, p)
     }
 
     /// Exponentially distributed with the given mean (for Poisson arrivals).
@@ -61,7 +52,7 @@ impl SimRng {
 
     /// A uniformly chosen element of a non-empty slice.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+        Dice::pick(self, items)
     }
 
     /// Fills `buf` with random bytes.
@@ -74,5 +65,17 @@ impl SimRng {
         let mut s = [0u8; 32];
         self.fill(&mut s);
         s
+    }
+}
+
+/// The draws themselves live in the test kit, shared with the hostile-bytes
+/// generator there: one implementation, so a seed means the same stream.
+impl Dice for SimRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        self.0.fill_bytes(buf);
     }
 }

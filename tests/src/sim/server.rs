@@ -1,6 +1,6 @@
 //! A simulated Redis 7.0 node that speaks RESP3 bytes.
 //!
-//! It reads what the engine writes with its own command reader and answers
+//! It reads what the engine writes with the test kit's RESP reader and answers
 //! with RESP3 bytes, so the engine's real reader, writer and handshake are
 //! exercised. Semantics follow redis-server 7.0.15; the points
 //! below were checked against a real 7.0.15 server (raw RESP3 sockets):
@@ -39,6 +39,8 @@
 //! error that fails the run: update this file together with `core/src/scripts.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use tracklock_testkit::resp;
 
 use super::clock::Clock;
 use super::cluster::{self, key_slot, NodeCluster};
@@ -360,55 +362,6 @@ fn invalidation(out: &mut Vec<u8>, key: Option<&[u8]>) {
     }
 }
 
-/// A command's arguments, the name first.
-type Args = Vec<Vec<u8>>;
-
-/// Reads one command (an array of bulk strings, the only form the engine
-/// writes) from the front of `buf`: `Ok(None)` while incomplete, `Err` for
-/// anything else. The simulated server has its own reader, as Redis does,
-/// so a bug in the engine's RESP3 reader cannot hide one in its writer.
-fn parse_command(buf: &[u8]) -> Result<Option<(Args, usize)>, ()> {
-    /// `<tag><digits>\r\n` at `buf[at..]`: the number and where it ends.
-    fn header(buf: &[u8], at: usize, tag: u8) -> Result<Option<(usize, usize)>, ()> {
-        let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else {
-            return Ok(None);
-        };
-        if rest[0] != tag {
-            return Err(());
-        }
-        let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
-            return Ok(None);
-        };
-        let digits = &rest[1..cr];
-        if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-            return Err(());
-        }
-        match rest.get(cr + 1) {
-            None => Ok(None),
-            Some(b'\n') => Ok(Some((parse_u64(digits).ok_or(())? as usize, at + cr + 2))),
-            Some(_) => Err(()),
-        }
-    }
-    let Some((n, mut at)) = header(buf, 0, b'*')? else {
-        return Ok(None);
-    };
-    let mut args = Vec::with_capacity(n.min(64));
-    for _ in 0..n {
-        let Some((len, start)) = header(buf, at, b'$')? else {
-            return Ok(None);
-        };
-        let end = start + len;
-        match buf.get(end..end + 2) {
-            None => return Ok(None),
-            Some(b"\r\n") => {}
-            Some(_) => return Err(()),
-        }
-        args.push(buf[start..end].to_vec());
-        at = end + 2;
-    }
-    Ok(Some((args, at)))
-}
-
 fn parse_u64(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
@@ -675,7 +628,9 @@ impl Node {
             let Some(c) = self.clients.get_mut(&conn) else {
                 return;
             };
-            let (args, used) = match parse_command(&c.rx) {
+            // The test kit's reader, not the engine's: a bug in the
+            // engine's RESP3 reader cannot hide one in its writer.
+            let (args, used) = match resp::parse_command(&c.rx) {
                 Ok(None) => return,
                 Ok(Some((a, n))) if !a.is_empty() => (a, n),
                 _ => {
