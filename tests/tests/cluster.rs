@@ -7,7 +7,7 @@
 //! `TRACKLOCK_CLUSTER`, else one per test process); the ones that kill,
 //! fail over or migrate get a private one (`Topology::Cluster`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracklock::{Error, LostReason, Options};
 use tracklock_tests::topo::*;
