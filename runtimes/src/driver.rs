@@ -271,7 +271,7 @@ impl<R: Runtime> Driver<R> {
             // The connect timeout bounds TCP connect plus handshake: both
             // count from here (saturating for huge timeouts).
             let started = self.inner.now();
-            let connect = connect(&inner, &addr, self.connect_timeout);
+            let connect = connect(&inner, self.idx, &addr, self.connect_timeout);
             let cause = match self.service_until(connect).await {
                 None => return,
                 Some(Err(e)) => e,
@@ -631,6 +631,7 @@ impl<R: Runtime> Drop for Driver<R> {
 /// the TLS handshake over it; both within `timeout`.
 async fn connect<R: Runtime>(
     inner: &Inner<R>,
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))] idx: usize,
     addr: &str,
     timeout: Duration,
 ) -> Result<Conn<R::Stream>, Cause> {
@@ -645,20 +646,27 @@ async fn connect<R: Runtime>(
         let name = tls
             .server_name(host)
             .map_err(|f| Cause::Tls(f, format!("{host:?} is not a valid server name").into()))?;
+        let handshaking = |on: bool| {
+            if let Some(n) = inner.lock().nodes.get_mut(idx) {
+                n.tls_handshaking = on;
+            }
+        };
+        handshaking(true);
         let handshake = async {
             crate::tls::TlsStream::connect(tls.config.clone(), name, tcp)
                 .await
                 .map_err(Cause::Io)
         };
-        return or(handshake, async {
+        let r = or(handshake, async {
             inner.rt.sleep_until(deadline).await;
             Err(Cause::Tls(
                 TlsFailure::HandshakeTimeout,
                 format!("no TLS handshake within {timeout:?}").into(),
             ))
         })
-        .await
-        .map(|s| Conn::Tls(Box::new(s)));
+        .await;
+        handshaking(false);
+        return r.map(|s| Conn::Tls(Box::new(s)));
     }
     Ok(Conn::Plain(tcp))
 }

@@ -13,6 +13,9 @@
 //!   [`CLUSTER_ENV`] / [`INSTANCES_ENV`], or one private set per process).
 //! - [`Admin`]: an independent admin connection ([`resp`], a small sync
 //!   RESP2 client over `std::net::TcpStream`).
+//! - [`TlsCerts`]: a throwaway CA and certificates (made with the `openssl`
+//!   tool) for TLS servers ([`RedisServer::try_start_tls`],
+//!   [`RedisCluster::try_start_tls`]).
 //! - [`alloc::Counting`]: the counting global allocator.
 //! - [`Rtt`]: round trips measured now, for timing bounds that hold on a
 //!   busy machine; [`lock_keys`] and [`fresh`] names.
@@ -28,6 +31,7 @@ pub mod offload;
 pub mod resp;
 mod rtt;
 mod server;
+mod tls;
 
 pub use admin::{Admin, Client};
 pub use cluster::{
@@ -37,3 +41,4 @@ pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use keys::{default_keys, fresh, lock_keys};
 pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
 pub use server::{free_port, is_installed, version, RedisServer, StartError, INSTALL_HINT};
+pub use tls::TlsCerts;
