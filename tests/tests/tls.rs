@@ -108,7 +108,7 @@ mod tls_lock_exclusion_loss {
     /// loss detection: deleting the keys (on the plain port) reaches the
     /// holder as an invalidation push over TLS.
     async fn body<T: TestRt>(_: Ctx<T>) {
-        let certs = TlsCerts::new();
+        let certs = TlsCerts::generate();
         let s = tls_server(&certs);
         let admin = s.admin();
         let url = format!("rediss://127.0.0.1:{}/0", s.tls_port().unwrap());
@@ -157,7 +157,7 @@ mod tls_mutual {
     /// `--tls-auth-clients yes`: a client certificate gets in; without one
     /// the server's refusal is a typed error within the connect timeout.
     async fn body<T: TestRt>(_: Ctx<T>) {
-        let certs = TlsCerts::new();
+        let certs = TlsCerts::generate();
         let s =
             RedisServer::try_start_tls(&certs, true, false, &[]).unwrap_or_else(|e| panic!("{e}"));
         let with_cert =
@@ -186,8 +186,8 @@ mod tls_verification_failures {
     /// same with `tls_server_name("localhost")` works. And the dangerous
     /// switch accepts the unknown CA.
     async fn body<T: TestRt>(_: Ctx<T>) {
-        let certs = TlsCerts::new();
-        let other = TlsCerts::new();
+        let certs = TlsCerts::generate();
+        let other = TlsCerts::generate();
         let s = tls_server(&certs);
         let wrong_ca = Options::new(s.tls_addr()).tls_ca_file(other.ca_cert());
         let e = connect_fails::<T>(wrong_ca.clone()).await;
@@ -223,7 +223,7 @@ mod tls_port_mismatch {
     /// A TLS client on a plain port and a plain client on a TLS port both
     /// fail with typed errors within the connect timeout (no hang).
     async fn body<T: TestRt>(_: Ctx<T>) {
-        let certs = TlsCerts::new();
+        let certs = TlsCerts::generate();
         let s = tls_server(&certs);
         let e = connect_fails::<T>(Options::new(s.addr()).tls_ca_file(certs.ca_cert())).await;
         assert!(
@@ -288,7 +288,7 @@ mod tls_instances {
 
     /// Three instances over TLS: a lock round, loss by deleting the keys.
     async fn body<T: TestRt>(_: Ctx<T>) {
-        let certs = TlsCerts::new();
+        let certs = TlsCerts::generate();
         let servers: Vec<RedisServer> = (0..3).map(|_| tls_server(&certs)).collect();
         let opts = Options::instances(servers.iter().map(RedisServer::tls_addr))
             .tls_ca_file(certs.ca_cert())
@@ -351,5 +351,5 @@ mod tls_cluster {
         b.close().await;
     }
 
-    each_rt!(body, Duration::from_secs(90));
+    each_rt!(body, Duration::from_secs(180));
 }

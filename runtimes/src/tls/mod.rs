@@ -284,3 +284,67 @@ impl ServerCertVerifier for AcceptAnything {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+
+    #[test]
+    fn failures_are_classified() {
+        for (e, want) in [
+            (
+                E::InvalidCertificate(C::UnknownIssuer),
+                TlsFailure::UnknownIssuer,
+            ),
+            (
+                E::InvalidCertificate(C::NotValidForName),
+                TlsFailure::NameMismatch,
+            ),
+            (E::InvalidCertificate(C::Expired), TlsFailure::Expired),
+            (E::InvalidCertificate(C::NotValidYet), TlsFailure::Expired),
+            (
+                E::InvalidCertificate(C::BadEncoding),
+                TlsFailure::BadCertificate,
+            ),
+            (
+                E::AlertReceived(A::CertificateRequired),
+                TlsFailure::ClientCertificateRefused,
+            ),
+            (
+                E::AlertReceived(A::BadCertificate),
+                TlsFailure::ClientCertificateRefused,
+            ),
+            (
+                E::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                TlsFailure::NotTls,
+            ),
+            (E::DecryptError, TlsFailure::Other),
+        ] {
+            assert_eq!(classify(&e), want, "{e}");
+            let io = stream::tls_io_error(e);
+            assert!(rustls_error(&io).is_some());
+        }
+    }
+
+    #[test]
+    fn bad_pem_is_a_setup_error() {
+        let s = TlsSettings {
+            cas: vec![Pem::Bytes(b"nothing here".to_vec())],
+            ..TlsSettings::default()
+        };
+        assert!(matches!(s.connector(), Err(Error::TlsSetup { .. })));
+        let s = TlsSettings {
+            cas: vec![Pem::File("/nonexistent/ca.pem".into())],
+            ..TlsSettings::default()
+        };
+        let e = s.connector().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let s = TlsSettings {
+            danger_accept_invalid: true,
+            server_name: Some("bad name!".into()),
+            ..TlsSettings::default()
+        };
+        assert!(matches!(s.connector(), Err(Error::TlsSetup { .. })));
+    }
+}

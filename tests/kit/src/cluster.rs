@@ -180,7 +180,7 @@ impl RedisCluster {
         masters: usize,
         replicas_per_master: usize,
     ) -> Result<RedisCluster, StartError> {
-        let certs = TlsCerts::generate().map_err(StartError::Failed)?;
+        let certs = TlsCerts::try_generate().map_err(StartError::Failed)?;
         RedisCluster::try_start_inner(
             masters,
             replicas_per_master,

@@ -28,7 +28,7 @@ pub struct TlsCerts {
 impl TlsCerts {
     /// Generates a fresh CA and the certificates. Fails when `openssl`
     /// cannot be run (the message says so).
-    pub fn generate() -> Result<TlsCerts, String> {
+    pub fn try_generate() -> Result<TlsCerts, String> {
         let id = format!(
             "{}-{}",
             std::process::id(),
@@ -41,9 +41,9 @@ impl TlsCerts {
         Ok(certs)
     }
 
-    /// Like [`TlsCerts::generate`]; panics on failure.
-    pub fn new() -> TlsCerts {
-        TlsCerts::generate().unwrap_or_else(|e| panic!("{e}"))
+    /// Like [`TlsCerts::try_generate`]; panics on failure.
+    pub fn generate() -> TlsCerts {
+        TlsCerts::try_generate().unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn make(&self) -> Result<(), String> {
