@@ -191,3 +191,231 @@ where
         self.io.flush().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Cancel safety: every `read`, `write` and `flush` future is dropped
+    //! at random after a few polls, over a transport that is pending at
+    //! random and takes partial writes; the bytes echoed by a rustls server
+    //! must come back whole and in order.
+
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{ServerConfig, ServerConnection};
+
+    use super::*;
+
+    const CERT: &[u8] = include_bytes!("testdata/server.crt");
+    const KEY: &[u8] = include_bytes!("testdata/server.key");
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[derive(Default)]
+    struct Wire {
+        to_server: Vec<u8>,
+        to_client: VecDeque<u8>,
+        rng: u64,
+    }
+
+    impl Wire {
+        fn coin(&mut self) -> bool {
+            let mut r = Rng(self.rng | 1);
+            let c = r.below(3) == 0;
+            self.rng = r.0;
+            c
+        }
+    }
+
+    /// A transport that is pending at random, writes partially, and only
+    /// changes anything when it returns `Ready`.
+    struct Pipe(Rc<RefCell<Wire>>);
+
+    impl ErrorType for Pipe {
+        type Error = io::Error;
+    }
+
+    /// Pending once with probability 1/3, then ready (when `f` is).
+    async fn maybe_pending<T>(
+        wire: &RefCell<Wire>,
+        mut f: impl FnMut(&mut Wire) -> Option<T>,
+    ) -> T {
+        let mut first = true;
+        std::future::poll_fn(|_| {
+            let mut w = wire.borrow_mut();
+            if std::mem::take(&mut first) && w.coin() {
+                return Poll::Pending;
+            }
+            match f(&mut w) {
+                Some(v) => Poll::Ready(v),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    impl Read for Pipe {
+        async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            maybe_pending(&self.0, |w| {
+                if w.to_client.is_empty() {
+                    return None;
+                }
+                let n = buf
+                    .len()
+                    .min(w.to_client.len())
+                    .min(1 + w.rng as usize % 700);
+                for b in buf.iter_mut().take(n) {
+                    *b = w.to_client.pop_front().expect("present");
+                }
+                Some(Ok(n))
+            })
+            .await
+        }
+    }
+
+    impl Write for Pipe {
+        async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            maybe_pending(&self.0, |w| {
+                let n = buf.len().min(1 + w.rng as usize % 500);
+                w.to_server.extend_from_slice(&buf[..n]);
+                Some(Ok(n))
+            })
+            .await
+        }
+
+        async fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The server's turn: takes what the client sent, echoes the
+    /// plaintext, sends what it has.
+    fn pump(server: &mut ServerConnection, wire: &RefCell<Wire>) {
+        let mut w = wire.borrow_mut();
+        let input = std::mem::take(&mut w.to_server);
+        let mut src = &input[..];
+        while !src.is_empty() {
+            server.read_tls(&mut src).expect("server read_tls");
+            server.process_new_packets().expect("server process");
+        }
+        let mut plain = Vec::new();
+        let _ = server.reader().read_to_end(&mut plain);
+        if !plain.is_empty() {
+            server.writer().write_all(&plain).expect("echo");
+        }
+        let mut out = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut out).expect("server write_tls");
+        }
+        w.to_client.extend(out);
+    }
+
+    /// Polls `fut` at most `polls` times, then drops it unfinished.
+    fn poll_some<F: Future>(fut: F, polls: u64) -> Option<F::Output> {
+        let mut fut = pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..polls {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn dropped_futures_lose_nothing() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(CERT).unwrap()],
+                PrivateKeyDer::from_pem_slice(KEY).unwrap(),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(CERT).unwrap())
+            .unwrap();
+        let client_config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        for seed in 1..=8u64 {
+            let wire = Rc::new(RefCell::new(Wire {
+                rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                ..Wire::default()
+            }));
+            let mut server = ServerConnection::new(Arc::new(server_config.clone())).unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            // The handshake, polled to completion between server turns.
+            let mut connect = pin!(TlsStream::connect(
+                Arc::new(client_config.clone()),
+                name,
+                Pipe(wire.clone())
+            ));
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut tls = loop {
+                if let Poll::Ready(r) = connect.as_mut().poll(&mut cx) {
+                    break r.expect("handshake");
+                }
+                pump(&mut server, &wire);
+            };
+            let mut rng = Rng(seed | 1);
+            let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+            let (mut sent, mut flushed, mut got) = (0, true, Vec::new());
+            let mut rounds = 0;
+            while got.len() < data.len() {
+                rounds += 1;
+                assert!(rounds < 1_000_000, "no progress (seed {seed})");
+                let polls = 1 + rng.below(3);
+                match rng.below(3) {
+                    0 if sent < data.len() => {
+                        let end = (sent + 1 + rng.below(9000) as usize).min(data.len());
+                        if let Some(r) = poll_some(tls.write(&data[sent..end]), polls) {
+                            sent += r.expect("write");
+                            flushed = false;
+                        }
+                    }
+                    1 if !flushed => {
+                        if let Some(r) = poll_some(tls.flush(), polls) {
+                            r.expect("flush");
+                            flushed = true;
+                        }
+                    }
+                    _ => {
+                        let mut buf = vec![0; 1 + rng.below(5000) as usize];
+                        if let Some(r) = poll_some(tls.read(&mut buf), polls) {
+                            let n = r.expect("read");
+                            assert!(n > 0, "EOF (seed {seed})");
+                            got.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                }
+                pump(&mut server, &wire);
+            }
+            assert!(got == data, "echo differs (seed {seed})");
+        }
+    }
+}
