@@ -269,9 +269,11 @@ pub(crate) enum Listed {
 /// Calls `f(Listed::Serves(start, end), host, port)` for every slot range
 /// of a `CLUSTER SHARDS` reply, with the shard's master, and `f` with
 /// [`Listed::Member`] or [`Listed::Failed`] for every other node. `Err` on
-/// a reply of the wrong shape.
+/// a reply of the wrong shape. With `tls`, a node's `tls-port` is
+/// preferred to its `port`.
 pub(crate) fn parse_shards<'a>(
     frame: Frame<'a>,
+    tls: bool,
     mut f: impl FnMut(Listed, &'a [u8], u16),
 ) -> Result<(), &'static str> {
     let Frame::Array(shards) = frame else {
@@ -303,6 +305,7 @@ pub(crate) fn parse_shards<'a>(
                 return Err("CLUSTER SHARDS node is not a map");
             };
             let (mut role, mut ip, mut ep, mut port) = (&b""[..], &b""[..], None, None);
+            let mut tls_port = None;
             let mut health = &b""[..];
             let mut it = fields.iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -312,6 +315,7 @@ pub(crate) fn parse_shards<'a>(
                     (Some(b"endpoint"), v) => ep = v.as_bytes(),
                     (Some(b"health"), v) => health = v.as_bytes().unwrap_or(b""),
                     (Some(b"port"), Frame::Int(p)) => port = u16::try_from(p).ok(),
+                    (Some(b"tls-port"), Frame::Int(p)) if tls => tls_port = u16::try_from(p).ok(),
                     _ => {}
                 }
             }
@@ -320,7 +324,9 @@ pub(crate) fn parse_shards<'a>(
                 Some(h) if !h.is_empty() => h,
                 _ => endpoint(ip),
             };
-            let Some(port) = port else { continue };
+            let Some(port) = tls_port.or(port) else {
+                continue;
+            };
             if role == b"master" && (master.is_none() || (ok && !healthy)) {
                 if let Some((h, p)) = master.replace((host, port)) {
                     // The failed master a healthy one displaced.
@@ -462,7 +468,7 @@ mod tests {
         );
         let (frame, _) = crate::resp::parse(reply.as_bytes()).unwrap().unwrap();
         let mut got = std::vec::Vec::new();
-        parse_shards(frame, |r, h, p| got.push((r, h.to_vec(), p))).unwrap();
+        parse_shards(frame, false, |r, h, p| got.push((r, h.to_vec(), p))).unwrap();
         // `?` endpoint and no ip: the asked node's host (empty here). The
         // failed master is only listed (still a member), the replica kept
         // for discovery.
@@ -475,6 +481,26 @@ mod tests {
                 (Listed::Serves(0, 16383), none(), 7003)
             ]
         );
+    }
+
+    #[test]
+    fn shards_tls_ports() {
+        // A node of a `tls-cluster yes` cluster with a plain port too, and
+        // one with a TLS port only.
+        let reply = "*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*2\r\n\
+            %3\r\n$4\r\nport\r\n:7000\r\n$8\r\ntls-port\r\n:8000\r\n$4\r\nrole\r\n$6\r\nmaster\r\n\
+            %2\r\n$8\r\ntls-port\r\n:8001\r\n$4\r\nrole\r\n$7\r\nreplica\r\n";
+        for (tls, want) in [(false, [7000]), (true, [8000])] {
+            let (frame, _) = crate::resp::parse(reply.as_bytes()).unwrap().unwrap();
+            let mut got = std::vec::Vec::new();
+            parse_shards(frame, tls, |r, _, p| got.push((r, p))).unwrap();
+            let mut expect = std::vec::Vec::new();
+            if tls {
+                expect.push((Listed::Member, 8001));
+            }
+            expect.push((Listed::Serves(0, 16383), want[0]));
+            assert_eq!(got, expect, "tls {tls}");
+        }
     }
 
     #[test]

@@ -38,10 +38,56 @@ use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
 use tracklock_core::{Instant, NodeError, NodeId};
 
+use crate::error::TlsFailure;
 use crate::inner::{unix_ms, Inner, Signal};
 use crate::runtime::{connect_within, deadline_after};
 use crate::shared::Shared;
 use crate::{Error, Mode, Runtime};
+
+/// A node's connection: the runtime's stream, or TLS over it.
+enum Conn<S> {
+    Plain(S),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::TlsStream<S>>),
+}
+
+impl<S> embedded_io_async::ErrorType for Conn<S> {
+    type Error = io::Error;
+}
+
+impl<S> Read for Conn<S>
+where
+    S: Read<Error = io::Error> + Write<Error = io::Error>,
+{
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+impl<S> Write for Conn<S>
+where
+    S: Read<Error = io::Error> + Write<Error = io::Error>,
+{
+    async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf).await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush().await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => s.flush().await,
+        }
+    }
+}
 
 /// First reconnection delay (before jitter).
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -60,13 +106,31 @@ enum Cause {
     /// The handshake did not finish within the connect timeout.
     HandshakeTimeout,
     TooLarge,
+    /// TLS failed (or, on a plain connection, looks like a TLS port).
+    Tls(TlsFailure, Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Cause {
     fn into_error(self, addr: &str) -> Error {
         let addr = addr.to_owned();
         match self {
+            #[cfg(feature = "tls")]
+            Cause::Io(source) if crate::tls::rustls_error(&source).is_some() => {
+                let failure = crate::tls::rustls_error(&source)
+                    .map_or(TlsFailure::Other, crate::tls::classify);
+                let source = source.into_inner().unwrap_or_else(|| "TLS error".into());
+                Error::Tls {
+                    addr,
+                    failure,
+                    source,
+                }
+            }
             Cause::Io(source) => Error::Connect { addr, source },
+            Cause::Tls(failure, source) => Error::Tls {
+                addr,
+                failure,
+                source,
+            },
             Cause::Eof => Error::Connect {
                 addr,
                 source: io::Error::new(
@@ -133,6 +197,9 @@ pub(crate) struct Driver<R: Runtime> {
     /// The handshake must finish by then: the connect timeout after the
     /// TCP connect started.
     handshake_deadline: Option<Instant>,
+    /// The current connection received bytes; `first` holds its first two.
+    got_bytes: bool,
+    first: [u8; 2],
     /// When bytes were last written, not told to the engine yet.
     wrote_at: Option<Instant>,
     /// Wakers collected under the lock, woken after it.
@@ -177,6 +244,8 @@ impl<R: Runtime> Driver<R> {
             tx_pos: 0,
             need_flush: false,
             handshake_deadline: None,
+            got_bytes: false,
+            first: [0; 2],
             wrote_at: None,
             wakers: Vec::new(),
             rng: jitter_seed | 1,
@@ -202,10 +271,10 @@ impl<R: Runtime> Driver<R> {
             // The connect timeout bounds TCP connect plus handshake: both
             // count from here (saturating for huge timeouts).
             let started = self.inner.now();
-            let connect = connect_within(&inner.rt, &addr, self.connect_timeout);
+            let connect = connect(&inner, self.idx, &addr, self.connect_timeout);
             let cause = match self.service_until(connect).await {
                 None => return,
-                Some(Err(e)) => Cause::Io(e),
+                Some(Err(e)) => e,
                 Some(Ok(mut stream)) => {
                     let readies = self.ready_count();
                     {
@@ -220,7 +289,10 @@ impl<R: Runtime> Driver<R> {
                             Some(started.saturating_add(self.connect_timeout));
                     }
                     self.reset_buffers();
-                    let exit = self.serve(&mut stream).await;
+                    let mut exit = self.serve(&mut stream).await;
+                    if matches!(stream, Conn::Plain(_)) && self.handshake_deadline.is_some() {
+                        exit = exit.map(|c| self.plain_on_tls(c));
+                    }
                     drop(stream);
                     self.reset_buffers();
                     let (node, idx) = (self.node, self.idx);
@@ -274,6 +346,34 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// A plain connection that failed in its handshake: reported as
+    /// [`TlsFailure::ServerExpectsTls`] when the server sent a TLS alert, or
+    /// closed or reset the connection before sending anything (what a Redis
+    /// TLS port does to a plain client).
+    fn plain_on_tls(&self, cause: Cause) -> Cause {
+        let alert = self.got_bytes && self.first == [0x15, 0x03];
+        let silent_close = !self.got_bytes
+            && match &cause {
+                Cause::Eof => true,
+                Cause::Io(e) => matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                ),
+                _ => false,
+            };
+        if !(alert || silent_close) {
+            return cause;
+        }
+        let source: Box<dyn std::error::Error + Send + Sync> = match cause {
+            Cause::Io(e) => Box::new(e),
+            _ if alert => "the server answered with a TLS alert".into(),
+            _ => "the server closed the connection before answering".into(),
+        };
+        Cause::Tls(TlsFailure::ServerExpectsTls, source)
+    }
+
     fn ready_count(&self) -> u64 {
         self.inner.lock().nodes[self.idx].ready_count
     }
@@ -285,6 +385,8 @@ impl<R: Runtime> Driver<R> {
         }
         self.filled = 0;
         self.fresh = false;
+        self.got_bytes = false;
+        self.first = [0; 2];
         self.tx.clear();
         self.tx_pos = 0;
         self.need_flush = false;
@@ -427,7 +529,7 @@ impl<R: Runtime> Driver<R> {
 
     /// Serves one connection. `None` when the locker stopped, else why the
     /// connection ended.
-    async fn serve(&mut self, stream: &mut R::Stream) -> Option<Cause> {
+    async fn serve(&mut self, stream: &mut Conn<R::Stream>) -> Option<Cause> {
         let signal = self.signal.clone();
         let signal = &*signal;
         loop {
@@ -489,6 +591,11 @@ impl<R: Runtime> Driver<R> {
                     Io::Flushed(Ok(())) => self.need_flush = false,
                     Io::Read(Ok(0)) => return Some(Cause::Eof),
                     Io::Read(Ok(n)) => {
+                        if !self.got_bytes {
+                            self.got_bytes = true;
+                            let b = &self.rx[self.filled..self.filled + n];
+                            self.first = [b[0], b.get(1).copied().unwrap_or(0)];
+                        }
                         self.filled += n;
                         self.fresh = true;
                         break;
@@ -518,6 +625,50 @@ impl<R: Runtime> Drop for Driver<R> {
             sh.stop(now);
         }
     }
+}
+
+/// Connects to `addr` with the runtime, and when the locker uses TLS runs
+/// the TLS handshake over it; both within `timeout`.
+async fn connect<R: Runtime>(
+    inner: &Inner<R>,
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))] idx: usize,
+    addr: &str,
+    timeout: Duration,
+) -> Result<Conn<R::Stream>, Cause> {
+    #[cfg(feature = "tls")]
+    let deadline = deadline_after(inner.rt.now(), timeout);
+    let tcp = connect_within(&inner.rt, addr, timeout)
+        .await
+        .map_err(Cause::Io)?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &inner.tls {
+        let host = crate::options::split_addr(addr).map_or(addr, |(h, _)| h);
+        let name = tls
+            .server_name(host)
+            .map_err(|f| Cause::Tls(f, format!("{host:?} is not a valid server name").into()))?;
+        let handshaking = |on: bool| {
+            if let Some(n) = inner.lock().nodes.get_mut(idx) {
+                n.tls_handshaking = on;
+            }
+        };
+        handshaking(true);
+        let handshake = async {
+            crate::tls::TlsStream::connect(tls.config.clone(), name, tcp)
+                .await
+                .map_err(Cause::Io)
+        };
+        let r = or(handshake, async {
+            inner.rt.sleep_until(deadline).await;
+            Err(Cause::Tls(
+                TlsFailure::HandshakeTimeout,
+                format!("no TLS handshake within {timeout:?}").into(),
+            ))
+        })
+        .await;
+        handshaking(false);
+        return r.map(|s| Conn::Tls(Box::new(s)));
+    }
+    Ok(Conn::Plain(tcp))
 }
 
 /// Resolves when `signal` is raised or `deadline` passes.

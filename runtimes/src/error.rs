@@ -58,6 +58,74 @@ pub enum AddressError {
     },
 }
 
+/// Why a TLS connection failed ([`Error::Tls`]). The error's source is the
+/// underlying error (a [`rustls::Error`](https://docs.rs/rustls) for the
+/// failures rustls found), for the details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server's certificate is not signed by a trusted certificate
+    /// authority: add its CA ([`crate::Options`]' `tls_ca_file`,
+    /// `tls_ca_pem`).
+    UnknownIssuer,
+    /// The server's certificate is not valid for the name verified (the
+    /// address's host, or `tls_server_name`). Connecting by IP address
+    /// needs the IP in the certificate's subject alternative names, or
+    /// `tls_server_name` set to a name it has.
+    NameMismatch,
+    /// The server's certificate has expired, or is not valid yet (check
+    /// the clocks).
+    Expired,
+    /// The server's certificate was refused for another reason (malformed,
+    /// wrong usage, unsupported signature, ...).
+    BadCertificate,
+    /// The server refused this client's certificate, or asked for one and
+    /// got none (`tls-auth-clients yes`): set a client certificate.
+    ClientCertificateRefused,
+    /// The server answered the TLS handshake with something that is not
+    /// TLS: most likely a plain (non-TLS) Redis port.
+    NotTls,
+    /// The TLS handshake did not finish within the connect timeout: a plain
+    /// Redis port that waits for a command (a TLS hello is not one), or a
+    /// stalled server.
+    HandshakeTimeout,
+    /// A plain (non-TLS) connection was closed or reset by the server
+    /// before it answered anything, which is what a Redis TLS port does to
+    /// a plain client: use `rediss://` (or a server that went away at that
+    /// very moment).
+    ServerExpectsTls,
+    /// Another TLS failure; see the source.
+    Other,
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsFailure::UnknownIssuer => {
+                "the server's certificate is signed by an unknown certificate authority"
+            }
+            TlsFailure::NameMismatch => {
+                "the server's certificate is not valid for the name verified                  (set tls_server_name when connecting by IP address)"
+            }
+            TlsFailure::Expired => "the server's certificate has expired or is not valid yet",
+            TlsFailure::BadCertificate => "the server's certificate was refused",
+            TlsFailure::ClientCertificateRefused => {
+                "the server refused the client certificate (or requires one)"
+            }
+            TlsFailure::NotTls => {
+                "the server does not speak TLS on this port (a plain Redis port? use redis://)"
+            }
+            TlsFailure::HandshakeTimeout => {
+                "the TLS handshake did not finish within the connect timeout                  (a plain Redis port? use redis://)"
+            }
+            TlsFailure::ServerExpectsTls => {
+                "the server closed the connection before answering                  (a TLS port? use rediss://)"
+            }
+            TlsFailure::Other => "TLS failure",
+        })
+    }
+}
+
 /// Everything that can go wrong, each with a message a person can act on.
 ///
 /// Errors that come from the protocol engine keep its typed value:
@@ -196,6 +264,37 @@ pub enum Error {
         #[source]
         source: NodeError,
     },
+    /// A TLS connection could not be set up (within the connect timeout);
+    /// [`TlsFailure`] says why, the source has the details (a
+    /// [`rustls::Error`](https://docs.rs/rustls) when rustls found it).
+    /// [`TlsFailure::ServerExpectsTls`] is reported for plain connections
+    /// too (no `tls` feature needed).
+    #[error("TLS to {addr}: {failure}: {source}")]
+    Tls {
+        /// The server's address.
+        addr: String,
+        /// What went wrong.
+        failure: TlsFailure,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The TLS options cannot be used: a PEM file that cannot be read or
+    /// holds no certificate (or key), a CA rustls refuses, an invalid
+    /// `tls_server_name`, no platform root certificates. Found by `connect`
+    /// before any connection.
+    #[error("TLS setup: {what}: {source}")]
+    TlsSetup {
+        /// What was being loaded (a file name, when it is one).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A `rediss://` URL (or TLS option) in a build without the `tls`
+    /// feature of `tracklock`.
+    #[error("TLS needs the `tls` feature of tracklock (features = [\"tls\"])")]
+    TlsNotEnabled,
     /// The operating system gave no random seed for lock values (they
     /// must be unguessable, so the locker does not start without one).
     #[error("no random seed from the operating system: {0}")]

@@ -36,6 +36,9 @@ pub(crate) struct Inner<R: Runtime> {
     pub(crate) connect_timeout: Duration,
     /// Seeds the drivers' backoff jitter.
     pub(crate) jitter: u64,
+    /// TLS for every connection, when on.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Connector>,
 }
 
 /// A driver's wake-up: a flag plus the driver task's waker.
@@ -105,6 +108,8 @@ impl<R: Runtime> Inner<R> {
             origin,
             connect_timeout,
             jitter,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

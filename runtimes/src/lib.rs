@@ -115,6 +115,8 @@ mod runtime;
 mod shared;
 mod startup;
 mod stats;
+#[cfg(feature = "tls")]
+mod tls;
 
 #[cfg(feature = "glommio")]
 pub mod glommio;
@@ -123,7 +125,7 @@ pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use error::{AddressError, Error};
+pub use error::{AddressError, Error, TlsFailure};
 pub use guard::Guard;
 pub use locker::Locker;
 pub use options::{Mode, Options};

@@ -132,6 +132,8 @@ impl<R: Runtime> Locker<R> {
     fn start(runtime: R, options: &Options) -> Result<Self, Error> {
         let config = options.to_config()?;
         let endpoints = options.endpoints()?;
+        #[cfg(feature = "tls")]
+        let tls = options.tls_connector()?;
         let mut seed = [0u8; 40];
         getrandom::fill(&mut seed).map_err(|e| Error::Entropy(e.into()))?;
         let mut engine_seed = [0u8; 32];
@@ -147,7 +149,13 @@ impl<R: Runtime> Locker<R> {
             }
         }
         let addrs = options.addresses().into();
-        let inner = Arc::new(Inner::new(runtime, engine, options.mode(), addrs, jitter));
+        #[allow(unused_mut)]
+        let mut inner = Inner::new(runtime, engine, options.mode(), addrs, jitter);
+        #[cfg(feature = "tls")]
+        {
+            inner.tls = tls;
+        }
+        let inner = Arc::new(inner);
         inner.spawn_drivers();
         Ok(Locker {
             handle: Arc::new(Handle { inner }),

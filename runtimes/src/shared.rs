@@ -124,6 +124,9 @@ pub(crate) struct NodeState {
     pub(crate) failed_first: bool,
     /// Why, until `connect` takes it to report.
     pub(crate) first_error: Option<Error>,
+    /// The TLS handshake is under way (so a startup timeout now is a TLS
+    /// handshake timeout).
+    pub(crate) tls_handshaking: bool,
 }
 
 impl NodeState {

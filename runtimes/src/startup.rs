@@ -69,6 +69,13 @@ impl<R: Runtime> Inner<R> {
             .as_deref()
             .map(|e| format!("; last error: {e}"))
             .unwrap_or_default();
+        if self.mode() == Mode::Single && sh.nodes.first().is_some_and(|n| n.tls_handshaking) {
+            return Error::Tls {
+                addr: self.addresses().join(","),
+                failure: crate::TlsFailure::HandshakeTimeout,
+                source: format!("no TLS handshake within {timeout:?}").into(),
+            };
+        }
         let message = match self.mode() {
             Mode::Single => format!("not connected within {timeout:?}"),
             Mode::Instances => format!(

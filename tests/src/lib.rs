@@ -37,8 +37,8 @@ pub use runner::{
 };
 pub use tracklock_testkit::{
     default_keys, free_port, fresh, lock_keys, Admin, Client, ClusterNode, RedisCluster,
-    RedisInstances, RedisServer, Role, Rtt, StartError, CLUSTER_ENV, INSTALL_HINT, INSTANCES_ENV,
-    SLOTS,
+    RedisInstances, RedisServer, Role, Rtt, StartError, TlsCerts, CLUSTER_ENV, INSTALL_HINT,
+    INSTANCES_ENV, SLOTS,
 };
 
 /// What a scenario file needs, in one `use`.

@@ -588,6 +588,8 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::InvalidName => "InvalidName",
         Error::Connect { .. } => "Connect",
         Error::Node { .. } => "Node",
+        Error::Tls { .. } => "Tls",
+        Error::TlsSetup { .. } => "TlsSetup",
         _ => "other",
     }
 }

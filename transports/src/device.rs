@@ -26,6 +26,13 @@
 //!   call lost no data), as the `embedded-io-adapters` wrappers of
 //!   tokio/futures streams and the usual embedded TCP sockets are: a pending
 //!   read is dropped whenever a timer or the work wins the race;
+//! - TLS is the stream's business: the device speaks RESP over whatever it
+//!   is given, so a TLS client connection that implements
+//!   `embedded_io_async::{Read, Write}` (for example `embedded-tls`'s
+//!   `TlsConnection`, opened over the TCP socket before
+//!   [`Device::handshake`]) goes in place of the socket. It must be
+//!   cancel-safe too: a TLS stream whose `read` keeps the partial record it
+//!   was decrypting in the connection (not in the future) is;
 //! - the [`Clock`] is monotonic and the [`Delay`] counts on the same clock
 //!   (for example `embassy_time::Instant::now()` and `Timer::at`);
 //! - the engine has a single node ([`tracklock_core::Topology::Single`], the

@@ -18,6 +18,13 @@
 //! Always available, `no_std` and allocation-free: [`device`], a
 //! single-task driver of one engine over one stream, for firmware.
 //!
+//! TLS: nothing here knows about it. The `tracklock` crate (feature `tls`)
+//! runs rustls over these streams; on firmware, put a TLS client stream that
+//! implements `embedded_io_async::{Read, Write}` (for example
+//! `embedded_tls::TlsConnection` over the TCP socket, opened before the
+//! [`device::Device`] handshake) under [`device::Device`] in place of the
+//! plain socket. Its `read` must be cancel-safe like the ones below.
+//!
 //! Cancel safety: the adapters implement `read` and `write` as a single
 //! `poll_read` / `poll_write` of the inner stream, and the three TCP streams
 //! are readiness-based. A pending call has neither consumed input nor written

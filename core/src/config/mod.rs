@@ -91,6 +91,7 @@ pub struct Config {
     pub(crate) ping_interval: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) local_handoff: u8,
+    pub(crate) tls_ports: bool,
 }
 
 impl Default for Config {
@@ -114,6 +115,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(1),
             handshake_timeout: Config::DEFAULT_HANDSHAKE_TIMEOUT,
             local_handoff: 0,
+            tls_ports: false,
         }
     }
 }
@@ -139,6 +141,7 @@ impl fmt::Debug for Config {
             .field("ping_interval", &self.ping_interval)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("local_handoff", &self.local_handoff)
+            .field("tls_ports", &self.tls_ports)
             .finish()
     }
 }
@@ -222,6 +225,14 @@ options! {
     /// trip) up to this many consecutive times, then the lock is released to
     /// Redis so other lockers compete. 0 (the default) turns it off.
     local_handoff, with_local_handoff: u8;
+    /// The connections use TLS (the transport's business; the engine only
+    /// reads topology replies for it): cluster nodes discovered from
+    /// `CLUSTER SHARDS` are dialled at their `tls-port` (the `port` field
+    /// of a node started with `tls-cluster yes` is its plain port, if it
+    /// has one). A node listed without a `tls-port` is dialled at its
+    /// `port`. `CLUSTER SLOTS` and redirections need nothing: a TLS client
+    /// is told TLS ports there. Default false.
+    tls_ports, with_tls_ports: bool;
 }
 
 impl Config {

@@ -274,6 +274,7 @@ impl Engine {
         // room: they serve no key, only topology queries once every master
         // we know is gone.
         let mut others: Seq<Addr, NODE_CAP> = Seq::default();
+        let tls = self.config.tls_ports;
         let mut add = |listed: Listed, host: &[u8], port: u16| {
             let host = if host.is_empty() {
                 match &asked {
@@ -318,7 +319,7 @@ impl Engine {
             }
         };
         let parsed = if shards {
-            cluster::parse_shards(frame, &mut add)
+            cluster::parse_shards(frame, tls, &mut add)
         } else {
             cluster::parse_slots(frame, &mut add)
         };

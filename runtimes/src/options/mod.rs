@@ -74,16 +74,21 @@ pub struct Options {
     /// by [`Options::to_config`], and its handshake timeout is the connect
     /// timeout.
     config: Config,
+    /// TLS, when on.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsSettings>,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `Config`'s `Debug` hides the password.
-        f.debug_struct("Options")
-            .field("mode", &self.mode)
+        let mut f = f.debug_struct("Options");
+        f.field("mode", &self.mode)
             .field("addrs", &self.addrs)
-            .field("config", &self.config)
-            .finish()
+            .field("config", &self.config);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls);
+        f.finish()
     }
 }
 
@@ -147,6 +152,8 @@ impl Options {
             mode,
             addrs,
             config: Config::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -295,6 +302,116 @@ impl Options {
         self
     }
 
+    /// TLS on every connection (feature `tls`), verified against the
+    /// platform's root certificates unless a CA is set
+    /// ([`Options::tls_ca_file`], [`Options::tls_ca_pem`]); `false` turns
+    /// it off again, with every TLS setting. The `rediss://` URL schemes
+    /// turn it on. Each connection verifies the host of the address it
+    /// dials (a Redis Cluster's discovered nodes included), or
+    /// [`Options::tls_server_name`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on.then(|| self.tls.take().unwrap_or_default());
+        self
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls_mut(&mut self) -> &mut crate::tls::TlsSettings {
+        self.tls.get_or_insert_with(Default::default)
+    }
+
+    /// Trusts the certificate authorities of the PEM file at `path` (read
+    /// when connecting; one or more `CERTIFICATE` sections), instead of the
+    /// platform's roots (unless [`Options::tls_platform_roots`] says both).
+    /// May be called more than once. Turns TLS on.
+    #[cfg(feature = "tls")]
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_mut().cas.push(crate::tls::Pem::File(path.into()));
+        self
+    }
+
+    /// Like [`Options::tls_ca_file`], with the PEM text itself.
+    #[cfg(feature = "tls")]
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_mut().cas.push(crate::tls::Pem::Bytes(pem.into()));
+        self
+    }
+
+    /// Whether the platform's root certificates are trusted (loaded with
+    /// `rustls-native-certs` when connecting). Default: yes, unless a CA is
+    /// set. Turns TLS on.
+    #[cfg(feature = "tls")]
+    pub fn tls_platform_roots(mut self, on: bool) -> Self {
+        self.tls_mut().platform_roots = Some(on);
+        self
+    }
+
+    /// Mutual TLS: presents the certificate chain of the PEM file `cert`
+    /// and the private key of the PEM file `key` (PKCS#8, PKCS#1 or SEC1),
+    /// for servers with `tls-auth-clients yes`. Read when connecting. Turns
+    /// TLS on.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_cert_files(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls_mut().client = Some((
+            crate::tls::Pem::File(cert.into()),
+            crate::tls::Pem::File(key.into()),
+        ));
+        self
+    }
+
+    /// Like [`Options::tls_client_cert_files`], with the PEM texts.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_mut().client = Some((
+            crate::tls::Pem::Bytes(cert.into()),
+            crate::tls::Pem::Bytes(key.into()),
+        ));
+        self
+    }
+
+    /// The name every server's certificate is verified against, instead of
+    /// the host of the address dialled: for connecting by IP address to a
+    /// server whose certificate names only host names (or a cluster whose
+    /// nodes share one certificate). A DNS name or an IP address. Turns
+    /// TLS on.
+    #[cfg(feature = "tls")]
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_mut().server_name = Some(name.into());
+        self
+    }
+
+    /// **Dangerous**: accepts any server certificate, whoever signed it and
+    /// whatever name it has (the connection is encrypted, but to anyone who
+    /// answers). For tests against throwaway servers only; off by default.
+    /// Turns TLS on.
+    #[cfg(feature = "tls")]
+    pub fn danger_accept_invalid_certificates(mut self, yes: bool) -> Self {
+        self.tls_mut().danger_accept_invalid = yes;
+        self
+    }
+
+    /// Whether connections use TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// The TLS connector, built from the settings (PEM files read now).
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_connector(&self) -> Result<Option<crate::tls::Connector>, Error> {
+        self.tls.as_ref().map(|t| t.connector()).transpose()
+    }
+
     /// The first address (the server's in single mode), `host:port`; empty
     /// when the list is empty.
     pub fn address(&self) -> &str {
@@ -366,7 +483,11 @@ impl Options {
         if self.config.handshake_timeout() < Config::MIN_HANDSHAKE_TIMEOUT {
             return Err(ConfigError::ConnectTimeout.into());
         }
-        let config = self.config.clone().with_topology(topology);
+        let config = self
+            .config
+            .clone()
+            .with_topology(topology)
+            .with_tls_ports(self.is_tls());
         config.validate()?;
         if self.mode == Mode::Instances {
             check_instances(n, usize::from(config.key_majority()))?;

@@ -168,7 +168,6 @@ fn url_errors() {
         "",
         "localhost:6379",
         "http://h",
-        "rediss://h",
         "unix:///tmp/redis.sock",
         "redis://",
         "redis://:6379",
@@ -191,6 +190,45 @@ fn url_errors() {
     // The message does not leak the password.
     let e = Options::from_url("redis://u:topsecret@h:bad").unwrap_err();
     assert!(!e.to_string().contains("topsecret"), "{e}");
+}
+
+#[test]
+fn url_tls_schemes() {
+    for (url, mode) in [
+        ("rediss://h", Mode::Single),
+        ("REDISS+CLUSTER://a:1,b:2", Mode::Cluster),
+        ("rediss+instances://:pw@a:1,b:2,c:3/2", Mode::Instances),
+    ] {
+        let r = Options::from_url(url);
+        #[cfg(feature = "tls")]
+        {
+            let o = r.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(o.mode(), mode);
+            assert!(o.is_tls(), "{url}");
+            assert!(o.to_config().unwrap().tls_ports());
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = mode;
+            assert!(matches!(r, Err(Error::TlsNotEnabled)), "{url}: {r:?}");
+        }
+    }
+    let o = Options::from_url("redis://h").unwrap();
+    assert!(!o.is_tls());
+    assert!(!o.to_config().unwrap().tls_ports());
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_setters() {
+    let o = Options::new("h:1").tls_server_name("redis.example");
+    assert!(o.is_tls(), "a TLS setter turns TLS on");
+    assert!(!o.clone().tls(false).is_tls());
+    assert!(o.tls(true).is_tls(), "tls(true) keeps the settings");
+    // Debug shows the settings, never key material.
+    let o = Options::new("h:1").tls_client_cert_pem("CERT", "SECRET KEY");
+    let d = format!("{o:?}");
+    assert!(!d.contains("SECRET"), "{d}");
 }
 
 fn address_err(o: Options) -> AddressError {
@@ -383,7 +421,6 @@ fn url_host_lists() {
         "redis+cluster://a:1,b:0",
         "redis+cluster://a:1/1",
         "redis+instances://a:1,[::1",
-        "rediss+cluster://a:1",
         "redis+sentinel://a:1",
     ] {
         match Options::from_url(url) {

@@ -7,8 +7,13 @@ use crate::Error;
 impl Options {
     /// Parses `redis://[user[:password]@]host[:port][/db]` (port 6379 by
     /// default; user and password may be percent-encoded; IPv6 hosts in
-    /// brackets). TLS (`rediss://`), Unix sockets and query parameters are
-    /// not supported and are refused rather than ignored.
+    /// brackets). Unix sockets and query parameters are not supported and
+    /// are refused rather than ignored.
+    ///
+    /// `rediss://`, `rediss+cluster://` and `rediss+instances://` are the
+    /// same with TLS ([`Options::tls`], platform root certificates; add a CA
+    /// or a client certificate with the setters). Without the `tls` feature
+    /// they fail with [`Error::TlsNotEnabled`].
     ///
     /// A comma-separated host list picks a multi-node mode by scheme:
     /// `redis+cluster://h1:p1,h2:p2` for a Redis Cluster (seed nodes; the
@@ -21,20 +26,25 @@ impl Options {
             return bad("the URL must start with redis://");
         };
         let scheme = scheme.to_ascii_lowercase();
-        let mode = match scheme.as_str() {
-            "redis" => Mode::Single,
-            "redis+cluster" => Mode::Cluster,
-            "redis+instances" => Mode::Instances,
-            "rediss" | "rediss+cluster" | "rediss+instances" => {
-                return bad("TLS (rediss://) is not supported yet");
-            }
+        let (mode, tls) = match scheme.as_str() {
+            "redis" => (Mode::Single, false),
+            "redis+cluster" => (Mode::Cluster, false),
+            "redis+instances" => (Mode::Instances, false),
+            "rediss" => (Mode::Single, true),
+            "rediss+cluster" => (Mode::Cluster, true),
+            "rediss+instances" => (Mode::Instances, true),
             "unix" => return bad("Unix sockets (unix://) are not supported"),
             _ => {
                 return bad(
-                    "the URL must start with redis://, redis+cluster:// or redis+instances://",
+                    "the URL must start with redis://, redis+cluster:// or redis+instances:// \
+                     (rediss… for TLS)",
                 )
             }
         };
+        #[cfg(not(feature = "tls"))]
+        if tls {
+            return Err(Error::TlsNotEnabled);
+        }
         if rest.contains(['?', '#']) {
             return bad("query parameters and fragments are not supported");
         }
@@ -57,6 +67,10 @@ impl Options {
             return bad("a host list needs redis+cluster:// or redis+instances://");
         }
         let mut o = Options::with_mode(mode, addrs);
+        #[cfg(feature = "tls")]
+        if tls {
+            o = o.tls(true);
+        }
         if let Some(info) = userinfo {
             let (user, pass) = match info.split_once(':') {
                 Some((u, p)) => (u, Some(p)),

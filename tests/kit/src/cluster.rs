@@ -13,6 +13,7 @@ use crate::instances::{env_addrs, reap_on_exit};
 use crate::offload::blocking;
 use crate::resp::{self, Conn, FromValue, Value};
 use crate::server::{free_port, signal, RedisServer, StartError};
+use crate::tls::TlsCerts;
 
 /// Environment variable naming the nodes of an already running cluster
 /// (comma-separated `127.0.0.1:PORT`) for [`RedisCluster::shared`].
@@ -95,6 +96,8 @@ pub struct RedisCluster {
     killed_slots: Mutex<HashMap<usize, Vec<(u16, u16)>>>,
     /// Nodes stopped by [`RedisCluster::freeze`].
     frozen: Mutex<HashSet<usize>>,
+    /// A TLS cluster's certificates (dropped after the nodes).
+    tls: Option<TlsCerts>,
 }
 
 struct Node {
@@ -164,6 +167,52 @@ impl RedisCluster {
         replicas_per_master: usize,
         node_timeout: Duration,
     ) -> Result<RedisCluster, StartError> {
+        RedisCluster::try_start_inner(masters, replicas_per_master, node_timeout, None)
+    }
+
+    /// Like [`RedisCluster::try_start`] over TLS: fresh [`TlsCerts`]
+    /// ([`RedisCluster::tls_certs`]), every node with a TLS port
+    /// ([`RedisCluster::tls_port`]) besides its plain one (used by the
+    /// kit's own admin connections), `--tls-cluster yes` (the cluster bus
+    /// over TLS; nodes announce their TLS ports to TLS clients) and
+    /// `--tls-replication yes`. Clients need no certificate.
+    pub fn try_start_tls(
+        masters: usize,
+        replicas_per_master: usize,
+    ) -> Result<RedisCluster, StartError> {
+        let certs = TlsCerts::try_generate().map_err(StartError::Failed)?;
+        RedisCluster::try_start_inner(
+            masters,
+            replicas_per_master,
+            DEFAULT_NODE_TIMEOUT,
+            Some(certs),
+        )
+    }
+
+    /// The certificates of a TLS cluster.
+    pub fn tls_certs(&self) -> Option<&TlsCerts> {
+        self.tls.as_ref()
+    }
+
+    /// The TLS port of node `i` of a TLS cluster.
+    pub fn tls_port(&self, i: usize) -> Option<u16> {
+        self.nodes[i].server.as_ref()?.tls_port()
+    }
+
+    /// `127.0.0.1:TLS_PORT` of every node of a TLS cluster (seeds for a TLS
+    /// client).
+    pub fn tls_seeds(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.tls_port(i).map(|p| format!("127.0.0.1:{p}")))
+            .collect()
+    }
+
+    fn try_start_inner(
+        masters: usize,
+        replicas_per_master: usize,
+        node_timeout: Duration,
+        tls: Option<TlsCerts>,
+    ) -> Result<RedisCluster, StartError> {
         assert!(
             (1..=SLOTS as usize).contains(&masters),
             "a cluster needs 1..=16384 masters, not {masters}"
@@ -176,7 +225,18 @@ impl RedisCluster {
             let mut bus = 0;
             let server = RedisServer::try_start_with_fn(|port, dir| {
                 bus = free_bus_port(port);
-                cluster_args(dir, bus, &timeout_ms)
+                let mut args = cluster_args(dir, bus, &timeout_ms);
+                if let Some(certs) = &tls {
+                    let mut tls_port = free_bus_port(port);
+                    while tls_port == bus {
+                        tls_port = free_bus_port(port);
+                    }
+                    args.extend(certs.server_args(tls_port, false, false));
+                    args.extend(
+                        ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from),
+                    );
+                }
+                args
             })?;
             nodes.push(Node {
                 port: server.port(),
@@ -192,6 +252,7 @@ impl RedisCluster {
             shared: false,
             killed_slots: Mutex::new(HashMap::new()),
             frozen: Mutex::new(HashSet::new()),
+            tls,
         };
         cluster
             .form(replicas_per_master, &bus_ports)
@@ -235,6 +296,7 @@ impl RedisCluster {
             shared: true,
             killed_slots: Mutex::new(HashMap::new()),
             frozen: Mutex::new(HashSet::new()),
+            tls: None,
         };
         for i in 0..cluster.nodes.len() {
             let id: String = cluster

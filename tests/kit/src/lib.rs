@@ -14,6 +14,9 @@
 //! - [`Admin`]: an independent admin connection ([`resp`], a small sync
 //!   RESP2 client over `std::net::TcpStream`, whose reader the simulator's
 //!   Redis uses too).
+//! - [`TlsCerts`]: a throwaway CA and certificates (made with the `openssl`
+//!   tool) for TLS servers ([`RedisServer::try_start_tls`],
+//!   [`RedisCluster::try_start_tls`]).
 //! - [`alloc::Counting`]: the counting global allocator.
 //! - [`hostile`]: random RESP3 frames and their mutations, for the core
 //!   reader's tests and the simulator's mangling node.
@@ -35,6 +38,7 @@ pub mod offload;
 pub mod resp;
 mod rtt;
 mod server;
+mod tls;
 
 pub use admin::{Admin, Client};
 pub use cluster::{
@@ -45,3 +49,4 @@ pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use keys::{default_keys, fresh, lock_keys};
 pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
 pub use server::{free_port, is_installed, version, RedisServer, StartError, INSTALL_HINT};
+pub use tls::TlsCerts;

@@ -142,6 +142,43 @@ impl RedisServer {
         )))
     }
 
+    /// Starts a server with a TLS port too (its plain port stays open for
+    /// the admin client), using `certs` (which must outlive the server: a
+    /// restart reads them again): mutual TLS when `auth_clients`, the
+    /// `localhost`-only certificate when `localhost_only`, and `extra`
+    /// arguments. [`RedisServer::tls_port`] is the TLS port.
+    pub fn try_start_tls(
+        certs: &crate::TlsCerts,
+        auth_clients: bool,
+        localhost_only: bool,
+        extra: &[&str],
+    ) -> Result<RedisServer, StartError> {
+        RedisServer::try_start_with_fn(|port, _| {
+            let tls_port = loop {
+                match free_port() {
+                    Ok(p) if p != port => break p,
+                    Ok(_) => {}
+                    Err(e) => panic!("no free port for TLS: {e}"),
+                }
+            };
+            let mut args = certs.server_args(tls_port, auth_clients, localhost_only);
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args
+        })
+    }
+
+    /// The TLS port (`--tls-port`), if the server has one.
+    pub fn tls_port(&self) -> Option<u16> {
+        let i = self.args.iter().position(|a| a == "--tls-port")?;
+        self.args.get(i + 1)?.parse().ok()
+    }
+
+    /// `127.0.0.1:TLS_PORT`; panics when the server has no TLS port.
+    pub fn tls_addr(&self) -> String {
+        let port = self.tls_port().expect("the server has no TLS port");
+        format!("127.0.0.1:{port}")
+    }
+
     /// Starts a server on `port` (chosen by the caller, for example with
     /// [`free_port`] earlier: a server that "comes up later" where a client
     /// already dials), with extra arguments. No other port is tried.
