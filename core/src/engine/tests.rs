@@ -2,6 +2,7 @@
 
 extern crate std;
 
+use std::boxed::Box;
 use std::vec::Vec;
 
 use super::*;
@@ -69,8 +70,10 @@ fn invalidate(key: &str) -> Vec<u8> {
     v
 }
 
-pub(super) fn ready(config: Config) -> Engine {
-    let mut e = Engine::new(config, [7; 32]).unwrap();
+/// A ready engine, boxed: the no-alloc engine is a quarter megabyte, and
+/// debug builds copy a returned value through several frames.
+pub(super) fn ready(config: Config) -> Box<Engine> {
+    let mut e = Box::new(Engine::new(config, [7; 32]).unwrap());
     e.handle_connected(N0, ms(0));
     let hello = sent(&mut e);
     assert_eq!(hello[0][..2], [b"HELLO".to_vec(), b"3".to_vec()]);
@@ -90,7 +93,7 @@ pub(super) fn ready(config: Config) -> Engine {
 
 /// A ready engine (see [`ready`]) with a request for `a` in `mode` made at
 /// 0 ms, its commands taken.
-pub(super) fn requested(mode: LockMode) -> (Engine, LockId) {
+pub(super) fn requested(mode: LockMode) -> (Box<Engine>, LockId) {
     let mut e = ready(Config::default());
     let id = e.lock("a", mode, ms(0)).unwrap();
     sent(&mut e);
