@@ -8,7 +8,7 @@ use serde_json::json;
 use tracklock::Options;
 
 use crate::args::StatusArgs;
-use crate::exit::{Failure, NOT_HELD, UNAVAILABLE};
+use crate::exit::{Failure, NOT_HELD, UNAVAILABLE, USAGE};
 use crate::resp::Reply;
 use crate::route::Nodes;
 
@@ -51,6 +51,15 @@ pub(crate) fn key_names(
 
 /// Reads every key (`GET` and `PTTL` in one pipeline per key).
 pub(crate) fn read(options: &Options, name: &str) -> Result<Report, Failure> {
+    if options.is_tls() {
+        // The admin client below is plain TCP; `run` goes through the
+        // library, which speaks TLS.
+        return Err(Failure::new(
+            USAGE,
+            "status and unlock do not speak TLS yet: use a redis:// URL to the same servers \
+             (`run` works over rediss://)",
+        ));
+    }
     let (prefix, majority, names) = key_names(options, name)?;
     let mut nodes = Nodes::new(options)?;
     let keys = names

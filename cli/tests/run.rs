@@ -278,6 +278,11 @@ fn cli_usage_and_connection_errors() {
         let out = output(tracklock(url).args(["status", "a"]));
         assert_eq!(out.code(), Some(64), "{url}: {out:?}");
     }
+    // `status` and `unlock` use a plain admin client: over TLS they refuse
+    // up front, before any connection.
+    let out = output(tracklock("rediss://127.0.0.1:1").args(["status", "a"]));
+    assert_eq!(out.code(), Some(64), "{out:?}");
+    assert!(out.stderr.contains("TLS"), "{out:?}");
     // No URL at all.
     let out = output(
         std::process::Command::new(common::BIN)
