@@ -80,12 +80,15 @@ impl core::error::Error for LostReason {
 pub enum Command {
     /// The acquisition's `SET key value [NX] PX validity`.
     Set,
-    /// The acquisition's `PTTL key` (reads the TTL and arms tracking).
+    /// The acquisition's `PTTL key` (reads the TTL and arms tracking); with
+    /// fencing, the script that reads the TTL and the fencing counter.
     Pttl,
     /// The extend script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
     Extend,
     /// The release script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
     Release,
+    /// The fencing counter raise script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
+    Fence,
 }
 
 impl fmt::Display for Command {
@@ -95,6 +98,7 @@ impl fmt::Display for Command {
             Command::Pttl => "PTTL",
             Command::Extend => "the extend script (EVALSHA/EVAL)",
             Command::Release => "the release script (EVALSHA/EVAL)",
+            Command::Fence => "the fencing script (EVALSHA/EVAL)",
         })
     }
 }

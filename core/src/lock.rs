@@ -43,6 +43,20 @@ pub(crate) enum Outcome {
     Refused(bool),
 }
 
+/// Where a key's fencing counter raise stands (`crate::fence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Raise {
+    /// Not sent in this attempt.
+    #[default]
+    None,
+    /// In flight.
+    Sent,
+    /// The counter now holds the attempt's token.
+    Accepted,
+    /// Refused, redirected, not ours any more, or its connection dropped.
+    Failed,
+}
+
 /// One key of a lock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Key {
@@ -72,6 +86,11 @@ pub(crate) struct Key {
     pub(crate) extend_refused: bool,
     /// A release of this key was refused (cleared if a retry succeeds).
     pub(crate) release_refused: bool,
+    /// Fenced: the counter read with this key's acquisition (`None`: not
+    /// read, or the key was not ours when read).
+    pub(crate) counter: Option<u64>,
+    /// Fenced: the raise of this key's counter in the current attempt.
+    pub(crate) raise: Raise,
     /// Cluster: the key's hash slot.
     pub(crate) hash_slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
@@ -85,6 +104,8 @@ impl Key {
     pub(crate) fn new(node: NodeId, hash_slot: u16) -> Self {
         Key {
             hash_slot,
+            counter: None,
+            raise: Raise::None,
             recheck_at: None,
             redirects: 0,
             redirect: None,
@@ -158,6 +179,12 @@ pub(crate) struct Lock {
     pub(crate) failures: u8,
     /// The last error reply to any of this request's commands.
     pub(crate) error: Option<ServerError>,
+    /// Fencing tokens are on for this request (`crate::fence`).
+    pub(crate) fenced: bool,
+    /// Fenced: the token being raised in the current attempt (0: none yet).
+    pub(crate) token: u64,
+    /// Fenced: the token of the grant (kept until the request ends).
+    pub(crate) granted: Option<u64>,
 }
 
 impl Lock {
@@ -307,11 +334,24 @@ impl Key {
                 _ => return Err(NodeError::Protocol("unexpected reply to SET")),
             },
             KeyOp::AcquireTtl => {
-                let ttl = match frame {
-                    Frame::Int(t) => Some(t),
-                    Frame::Error(_) => None,
+                // Fenced: `{PTTL, counter}`, the counter -1 when the key
+                // was not ours any more when read.
+                let (ttl, counter) = match frame {
+                    Frame::Int(t) => (Some(t), None),
+                    Frame::Array(a) => match {
+                        let mut it = a.iter();
+                        (it.next(), it.next())
+                    } {
+                        (Some(Frame::Int(t)), Some(Frame::Int(c))) => {
+                            (Some(t), u64::try_from(c).ok())
+                        }
+                        _ => return Err(NodeError::Protocol("unexpected reply to the fence read")),
+                    },
+                    Frame::Error(_) => (None, None),
                     _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
                 };
+                let not_ours = matches!(frame, Frame::Array(_)) && counter.is_none();
+                self.counter = counter;
                 if self.state != KeyState::Acquiring {
                     // Answered after the attempt moved on: nothing to count.
                 } else if self.set_ok == Some(true) {
@@ -328,6 +368,12 @@ impl Key {
                             out.refusal = Some((Command::Pttl, text));
                         }
                         (Some(-2), _) => self.state = KeyState::Free,
+                        // Overwritten (a forced takeover) right after our
+                        // `SET`: someone else's now.
+                        _ if not_ours => {
+                            self.state = KeyState::Free;
+                            self.outcome = Outcome::Taken;
+                        }
                         (Some(t), _) if t >= 0 => {
                             self.state = KeyState::Held;
                             self.bound = rules.bound(self.sent, Duration::from_millis(t as u64));
@@ -380,6 +426,30 @@ impl Key {
                     }
                 }
                 _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
+            },
+            KeyOp::Raise { .. } => match frame {
+                Frame::Int(n) => {
+                    if self.raise == Raise::Sent {
+                        self.raise = if n == 1 {
+                            Raise::Accepted
+                        } else {
+                            Raise::Failed
+                        };
+                    }
+                    if n == -1 && self.state == KeyState::Held {
+                        // Not ours any more (overwritten or gone).
+                        self.state = KeyState::Free;
+                        self.outcome = Outcome::Taken;
+                    }
+                }
+                Frame::Error(text) => {
+                    if self.raise == Raise::Sent {
+                        self.raise = Raise::Failed;
+                    }
+                    self.outcome = Outcome::Refused(is_transient(text));
+                    out.refusal = Some((Command::Fence, text));
+                }
+                _ => return Err(NodeError::Protocol("unexpected reply to the fence raise")),
             },
             KeyOp::Release { .. } => match frame {
                 Frame::Int(n) => {
@@ -467,6 +537,14 @@ impl Key {
                 }
             }
             KeyOp::Extend { .. } => Follow::Nothing,
+            // Not raised here: the attempt counts the key as failed (the
+            // counter is only ever raised on the node that holds the key).
+            KeyOp::Raise { .. } => {
+                if self.raise == Raise::Sent {
+                    self.raise = Raise::Failed;
+                }
+                Follow::Nothing
+            }
             KeyOp::Release { .. } => Follow::Release(match go {
                 Some((t, true)) => Some(t),
                 _ => None,

@@ -40,7 +40,9 @@ impl Engine {
             }
         }
         if let (
-            KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
+            KeyOp::Extend { by_sha: true, .. }
+            | KeyOp::Release { by_sha: true }
+            | KeyOp::Raise { by_sha: true },
             Frame::Error(text),
         ) = (op, frame)
         {
