@@ -127,9 +127,9 @@ async fn contend_fenced<T: TestRt>(
                 };
                 let granted = Instant::now();
                 let guard = result.unwrap_or_else(|e| panic!("locker {i} round {r}: {e} ({e:?})"));
-                let token = guard
-                    .token()
-                    .unwrap_or_else(|| panic!("locker {i} round {r}: a fenced guard without a token"));
+                let token = guard.token().unwrap_or_else(|| {
+                    panic!("locker {i} round {r}: a fenced guard without a token")
+                });
                 grants.lock().unwrap().push(Grant {
                     asked,
                     granted,
@@ -159,7 +159,10 @@ async fn contend_fenced<T: TestRt>(
 fn wait_rounds(done: &AtomicUsize, n: usize) {
     let start = Instant::now();
     while done.load(Ordering::SeqCst) < n {
-        assert!(start.elapsed() < Duration::from_secs(120), "contention stalled");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "contention stalled"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -193,7 +196,10 @@ async fn fenced_names<T: TestRt>(
         }
         assert_eq!(grants.len(), 10 * rounds(ctx));
         let pairs = check_order(&grants);
-        assert!(pairs > grants.len(), "the check compared grants ({pairs} pairs)");
+        assert!(
+            pairs > grants.len(),
+            "the check compared grants ({pairs} pairs)"
+        );
         assert!(grants.iter().any(|g| g.forced));
         let max = grants.iter().map(|g| g.token).max().unwrap();
         let stored: Vec<Option<u64>> = keys(name)
