@@ -335,7 +335,8 @@ impl Key {
             },
             KeyOp::AcquireTtl => {
                 // Fenced: `{PTTL, counter}`, the counter -1 when the key
-                // was not ours any more when read.
+                // carried another value when read, -2 when it was gone.
+                let mut other = false;
                 let (ttl, counter) = match frame {
                     Frame::Int(t) => (Some(t), None),
                     Frame::Array(a) => match {
@@ -343,6 +344,7 @@ impl Key {
                         (it.next(), it.next())
                     } {
                         (Some(Frame::Int(t)), Some(Frame::Int(c))) => {
+                            other = c == -1;
                             (Some(t), u64::try_from(c).ok())
                         }
                         _ => return Err(NodeError::Protocol("unexpected reply to the fence read")),
@@ -368,11 +370,13 @@ impl Key {
                             out.refusal = Some((Command::Pttl, text));
                         }
                         (Some(-2), _) => self.state = KeyState::Free,
-                        // Overwritten (a forced takeover) right after our
-                        // `SET`: someone else's now.
+                        // Overwritten (a forced takeover: someone else's
+                        // now) or deleted right after our `SET`.
                         _ if not_ours => {
                             self.state = KeyState::Free;
-                            self.outcome = Outcome::Taken;
+                            if other {
+                                self.outcome = Outcome::Taken;
+                            }
                         }
                         (Some(t), _) if t >= 0 => {
                             self.state = KeyState::Held;
@@ -436,10 +440,13 @@ impl Key {
                             Raise::Failed
                         };
                     }
-                    if n == -1 && self.state == KeyState::Held {
-                        // Not ours any more (overwritten or gone).
+                    if n < 0 && self.state == KeyState::Held {
+                        // Not ours any more: overwritten (-1, someone
+                        // else's now) or gone (-2).
                         self.state = KeyState::Free;
-                        self.outcome = Outcome::Taken;
+                        if n == -1 {
+                            self.outcome = Outcome::Taken;
+                        }
                     }
                 }
                 Frame::Error(text) => {

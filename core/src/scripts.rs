@@ -32,21 +32,21 @@ pub(crate) const RELEASE: &str =
 
 /// Fenced acquisition's read, in place of the `PTTL` behind `SET NX`.
 /// `KEYS = [K, C(K)]`, `ARGV = [value]`. Returns `{PTTL K, counter}`, the
-/// counter being `-1` when `K` does not carry `value` (not ours) and `0`
-/// when it does not exist. Reads `K` after the `SET`, so tracking is armed
+/// counter being `-1` when `K` carries another value, `-2` when `K` is
+/// gone (either way not ours), and `0` when the counter does not exist. Reads `K` after the `SET`, so tracking is armed
 /// as the `PTTL` armed it. A counter that is not a whole number is an
 /// error reply (someone wrote there), never read as 0.
 pub(crate) const FENCE_READ: &str = "local t=redis.call('PTTL',KEYS[1]) \
-if redis.call('GET',KEYS[1])~=ARGV[1] then return {t,-1} end \
+local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return {t,-1} end return {t,-2} end \
 local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
 if not f or f<0 or f~=math.floor(f) then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
 return {t,f}";
 
 /// Fenced acquisition's raise. `KEYS = [K, C(K)]`, `ARGV = [value, token]`.
 /// Sets the counter to `token` only while `K` carries `value` and the
-/// counter is lower. Returns 1 (raised), 0 (the counter was not lower) or
-/// -1 (`K` is not ours). Reads `K`, which keeps tracking armed.
-pub(crate) const FENCE_RAISE: &str = "if redis.call('GET',KEYS[1])~=ARGV[1] then return -1 end \
+/// counter is lower. Returns 1 (raised), 0 (the counter was not lower),
+/// -1 (`K` carries another value) or -2 (`K` is gone). Reads `K`, which keeps tracking armed.
+pub(crate) const FENCE_RAISE: &str = "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
 local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
 if not f then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
 if f>=tonumber(ARGV[2]) then return 0 end \

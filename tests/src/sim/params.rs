@@ -144,6 +144,8 @@ pub enum Bug {
     SpuriousNotReleased,
     /// The nodes' release script answers 1 without deleting the key.
     ReleaseNoop,
+    /// The nodes' fencing raise answers 1 without raising the counter.
+    FenceRaiseNoop,
 }
 
 /// Every error-reply kind (`NOPERM` with each single command denied, and all).
@@ -201,6 +203,9 @@ const CLUSTER_STREAM: u64 = 0xc105_7e12_5eed_0001;
 /// Seeds the draws of error-reply and starvation faults.
 const REFUSE_STREAM: u64 = 0x2ef0_5e00_57a2_0001;
 
+/// Seeds the fencing draw.
+const FENCE_STREAM: u64 = 0xfe4c_e000_0000_0001;
+
 /// The HELLO versions nodes may report.
 pub const VERSIONS: [&str; 3] = ["7.0.15", "7.2.4", "7.0.4"];
 
@@ -216,7 +221,18 @@ impl Params {
         } else {
             p
         };
-        p.with_refusals(seed)
+        p.with_refusals(seed).with_fencing(seed)
+    }
+
+    /// Turns fencing tokens on for half of the seeds (drawn from a stream
+    /// of their own, so every other draw of a seed stays the same). The
+    /// checker then also checks the token order (`check/fencing.rs`).
+    pub fn with_fencing(mut self, seed: u64) -> Params {
+        if SimRng::new(seed ^ FENCE_STREAM).chance(0.5) {
+            self.config = self.config.with_fencing(true);
+            self.profile = Box::leak(format!("{}+fencing", self.profile).into_boxed_str());
+        }
+        self
     }
 
     /// Adds error-reply windows and starved lockers to some of the
@@ -258,7 +274,7 @@ impl Params {
         };
         p.refuse_kinds = all_refuse_kinds();
         p.force = false;
-        p
+        p.with_fencing(seed)
     }
 
     /// A crowd: one locker with 1,200 workers (each with a request at a
@@ -289,7 +305,9 @@ impl Params {
     pub fn cluster(seed: u64) -> Params {
         let mut pick = SimRng::new(seed ^ CLUSTER_STREAM);
         let _ = pick.chance(0.25);
-        Params::standalone(seed).into_cluster(&mut pick)
+        Params::standalone(seed)
+            .into_cluster(&mut pick)
+            .with_fencing(seed)
     }
 
     /// Teeth for the cluster: one key per lock (`m = 1`), every master with
