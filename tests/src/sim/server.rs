@@ -72,7 +72,8 @@ if not f or f<0 or f~=math.floor(f) then return redis.error_reply('ERR tracklock
 return {t,f}";
 
 /// Copy of `tracklock_core`'s fencing counter raise.
-pub const FENCE_RAISE: &str = "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
+pub const FENCE_RAISE: &str =
+    "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
 local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
 if not f then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
 if f>=tonumber(ARGV[2]) then return 0 end \
@@ -614,7 +615,9 @@ impl Node {
         // Lock keys, and fencing counters (`{prefix:i:name}:fence`), whose
         // loss the checker must hear of.
         let ours = key.starts_with(&self.prefix)
-            || key.strip_prefix(b"{").is_some_and(|k| k.starts_with(&self.prefix));
+            || key
+                .strip_prefix(b"{")
+                .is_some_and(|k| k.starts_with(&self.prefix));
         if ours && !self.replica {
             fx.changes.push(Change {
                 node: self.id,
@@ -1361,10 +1364,7 @@ impl Node {
         let stored = self.lookup(ctx, counter, fx);
         self.track(ctx, counter);
         let Some(c) = stored.as_deref().map_or(Some(0), parse_u64) else {
-            error(
-                out,
-                "ERR tracklock: fencing counter is not a whole number",
-            );
+            error(out, "ERR tracklock: fencing counter is not a whole number");
             return;
         };
         if let Some(t) = t {

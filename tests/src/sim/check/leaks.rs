@@ -43,7 +43,10 @@ impl Checker {
     /// Past every TTL: nothing remains, every engine idle.
     pub(super) fn final_check(&mut self, f: &dyn Facts) {
         for n in 0..f.node_count() {
-            let left = f.live_keys(n).into_iter().find(|(k, _)| !self.rules.is_counter(k));
+            let left = f
+                .live_keys(n)
+                .into_iter()
+                .find(|(k, _)| !self.rules.is_counter(k));
             if let Some((k, _)) = left {
                 self.fail(format!(
                     "leak: {} remains on node {n} past every TTL",

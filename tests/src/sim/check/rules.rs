@@ -73,9 +73,9 @@ impl Rules {
     /// True for the fencing counter of a key of one of the names: counters
     /// never expire, so they are no leak.
     pub(super) fn is_counter(&self, key: &[u8]) -> bool {
-        self.names.iter().any(|name| {
-            (0..self.keys).any(|i| counter_name(&self.prefix, i, name) == key)
-        })
+        self.names
+            .iter()
+            .any(|name| (0..self.keys).any(|i| counter_name(&self.prefix, i, name) == key))
     }
 
     /// `i` stretched by the largest rate difference of two clocks.
