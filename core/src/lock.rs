@@ -41,6 +41,9 @@ pub(crate) enum Outcome {
     Taken,
     /// An error reply (`true`: a transient one).
     Refused(bool),
+    /// Fenced: the key was ours, then gone before its counter was raised
+    /// (deleted or flushed meanwhile).
+    Vanished,
 }
 
 /// Where a key's fencing counter raise stands (`crate::fence`).
@@ -179,6 +182,9 @@ pub(crate) struct Lock {
     pub(crate) failures: u8,
     /// The last error reply to any of this request's commands.
     pub(crate) error: Option<ServerError>,
+    /// Fenced `Try`/`Force`: attempts begun again because keys vanished
+    /// under them.
+    pub(crate) fence_retries: u8,
     /// Fencing tokens are on for this request (`crate::fence`).
     pub(crate) fenced: bool,
     /// Fenced: the token being raised in the current attempt (0: none yet).
@@ -369,14 +375,21 @@ impl Key {
                             self.outcome = Outcome::Refused(is_transient(text));
                             out.refusal = Some((Command::Pttl, text));
                         }
-                        (Some(-2), _) => self.state = KeyState::Free,
+                        (Some(-2), _) => {
+                            self.state = KeyState::Free;
+                            if counter.is_none() && matches!(frame, Frame::Array(_)) {
+                                self.outcome = Outcome::Vanished;
+                            }
+                        }
                         // Overwritten (a forced takeover: someone else's
                         // now) or deleted right after our `SET`.
                         _ if not_ours => {
                             self.state = KeyState::Free;
-                            if other {
-                                self.outcome = Outcome::Taken;
-                            }
+                            self.outcome = if other {
+                                Outcome::Taken
+                            } else {
+                                Outcome::Vanished
+                            };
                         }
                         (Some(t), _) if t >= 0 => {
                             self.state = KeyState::Held;
@@ -444,9 +457,11 @@ impl Key {
                         // Not ours any more: overwritten (-1, someone
                         // else's now) or gone (-2).
                         self.state = KeyState::Free;
-                        if n == -1 {
-                            self.outcome = Outcome::Taken;
-                        }
+                        self.outcome = if n == -1 {
+                            Outcome::Taken
+                        } else {
+                            Outcome::Vanished
+                        };
                     }
                 }
                 Frame::Error(text) => {

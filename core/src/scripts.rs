@@ -46,7 +46,8 @@ return {t,f}";
 /// Sets the counter to `token` only while `K` carries `value` and the
 /// counter is lower. Returns 1 (raised), 0 (the counter was not lower),
 /// -1 (`K` carries another value) or -2 (`K` is gone). Reads `K`, which keeps tracking armed.
-pub(crate) const FENCE_RAISE: &str = "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
+pub(crate) const FENCE_RAISE: &str =
+    "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
 local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
 if not f then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
 if f>=tonumber(ARGV[2]) then return 0 end \

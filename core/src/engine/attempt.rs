@@ -14,6 +14,9 @@ use crate::time::Instant;
 use super::send::Op;
 use super::{Engine, ReqIdx, BACKOFF_MAX};
 
+/// Fresh attempts of a fenced `Try`/`Force` request whose keys vanished.
+const FENCE_RETRIES: u8 = 2;
+
 /// Where the fencing step of an attempt stands.
 enum Fence {
     /// Raises in flight.
@@ -257,6 +260,28 @@ impl Engine {
             .keys
             .iter()
             .any(|k| k.outcome == Outcome::Refused(true));
+        // A fenced attempt's keys can vanish (deleted, flushed) between its
+        // `SET` and its raise, a round trip later: nobody holds the name,
+        // and no node refused. `try_lock`/`force_lock` begin again (twice
+        // at most) instead of reporting a failure that did not happen.
+        let vanished = lock.fenced
+            && lock.mode != LockMode::Wait
+            && !too_slow
+            && !fatal
+            && !transient
+            && !seen_holder
+            && lock.fence_retries < FENCE_RETRIES
+            && lock.keys.iter().any(|k| k.outcome == Outcome::Vanished);
+        if vanished {
+            lock.fence_retries += 1;
+            self.set_phase(req, LockPhase::Waiting);
+            let lock = self.requests.at(req);
+            lock.retry_at = Some(now);
+            lock.wake = true;
+            self.notify_name(req);
+            return;
+        }
+        let lock = self.requests.at(req);
         let failure = if seen_holder {
             None
         } else if fatal || (transient && lock.mode != LockMode::Wait) {

@@ -241,3 +241,50 @@ fn unfenced_locks_have_no_token() {
     let id = super::tests::acquired(&mut e, "a", ms(0));
     assert_eq!(e.token(id), None);
 }
+
+#[test]
+fn keys_vanishing_before_the_raise_begin_a_try_again() {
+    // A flush between our `SET` and our raise: nobody holds the name and
+    // no node refused, so `try_lock` begins again instead of failing.
+    let (mut e, id) = requested(LockMode::Try);
+    feed(&mut e, ms(1), &acquire_replies(b"+OK\r\n", [2, 2, 2]));
+    sent(&mut e);
+    feed(&mut e, ms(2), &raise_replies([b":-2\r\n"; 3]));
+    assert!(events(&mut e).is_empty(), "not a failure");
+    assert_eq!(
+        names(&sent(&mut e)),
+        [&b"SET"[..], b"EVAL", b"SET", b"EVAL", b"SET", b"EVAL"],
+        "a fresh attempt (nothing of ours left to release)"
+    );
+    feed(&mut e, ms(3), &acquire_replies(b"+OK\r\n", [0, 0, 2]));
+    assert_eq!(sent(&mut e)[0][6], b"3");
+    feed(&mut e, ms(3), &raise_replies([b":1\r\n"; 3]));
+    assert_eq!(events(&mut e), std::vec![Event::Acquired { id }]);
+    assert_eq!(e.token(id), Some(3));
+
+    // Keys that keep vanishing: after two fresh attempts the request ends
+    // (never as "held by someone else").
+    let (mut e, id) = requested(LockMode::Force);
+    for round in 0..3 {
+        feed(&mut e, ms(1), &acquire_replies(b"+OK\r\n", [0, 0, 0]));
+        assert_eq!(names(&sent(&mut e)), [&b"EVALSHA"[..]; 3]);
+        feed(&mut e, ms(1), &raise_replies([b":-2\r\n"; 3]));
+        let ev = events(&mut e);
+        if round < 2 {
+            assert!(ev.is_empty(), "round {round}: {ev:?}");
+            assert_eq!(
+                names(&sent(&mut e)).len(),
+                6,
+                "round {round}: a fresh attempt"
+            );
+        } else {
+            match &ev[..] {
+                [Event::Failed { id: f, error }] => {
+                    assert_eq!(*f, id);
+                    assert!(!matches!(error, LockFailure::Refused(_)), "{error:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -400,6 +400,7 @@ impl Engine {
             handoffs: 0,
             failures: 0,
             error: None,
+            fence_retries: 0,
             fenced: self.config.fencing,
             token: 0,
             granted: None,
