@@ -345,10 +345,7 @@ impl Key {
                 let mut other = false;
                 let (ttl, counter) = match frame {
                     Frame::Int(t) => (Some(t), None),
-                    Frame::Array(a) => match {
-                        let mut it = a.iter();
-                        (it.next(), it.next())
-                    } {
+                    Frame::Array(a) => match first_two(a.iter()) {
                         (Some(Frame::Int(t)), Some(Frame::Int(c))) => {
                             other = c == -1;
                             (Some(t), u64::try_from(c).ok())
@@ -579,4 +576,10 @@ impl Key {
         self.state = KeyState::Doubt;
         self.doubt_until = until;
     }
+}
+
+/// The first two items of an iterator.
+fn first_two<T>(mut it: impl Iterator<Item = T>) -> (Option<T>, Option<T>) {
+    let first = it.next();
+    (first, it.next())
 }

@@ -212,9 +212,9 @@ async fn demo(redis: &Redis) -> Result<bool, Box<dyn StdError>> {
     Ok(ok)
 }
 
-/// 4. Fencing tokens: a holder whose lease ran out while it was paused
-/// (simulated by deleting its keys) writes late with its old token, and
-/// the resource (`Redis::write_if_newer`) refuses it. True when it did.
+/// Step 4, fencing tokens: a holder whose lease ran out while it was
+/// paused (simulated by deleting its keys) writes late with its old token,
+/// and the resource (`Redis::write_if_newer`) refuses it. True when it did.
 async fn fencing_refuses_a_stale_write(
     redis: &Redis,
     opts: &Options,
