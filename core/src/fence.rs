@@ -17,9 +17,12 @@
 //!    (`scripts::FENCE_RAISE`) sets `C(K) = t` on each held key, only while
 //!    `K` still carries `v` and only if `C(K) < t`.
 //! 3. The lock is granted with token `t` once a majority of counters
-//!    accepted the raise. Fewer than a majority (keys lost meanwhile, error
-//!    replies) is a failed attempt like a contended one: its keys are
-//!    released and `lock` retries, `try_lock` reports why.
+//!    accepted the raise. Fewer than a majority is a failed attempt like a
+//!    contended one: its keys are released and a `Wait` request retries.
+//!    A `Try`/`Force` request reports [`crate::Event::NotLocked`] when
+//!    another value took the keys (another `force_lock`), the error reply
+//!    when a node refused; keys that merely vanished (deleted, flushed:
+//!    nobody holds the name) make it begin again, twice at most.
 //!
 //! **Guarantee.** If holder `B` started acquiring after holder `A` was
 //! granted its lock (in particular: whenever `B` was granted after `A`

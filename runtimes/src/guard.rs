@@ -76,8 +76,9 @@ impl<R: Runtime> Guard<R> {
     /// The lock's fencing token with [`Options::fencing`](crate::Options::fencing)
     /// on, `None` otherwise. Every holder of this name whose acquisition
     /// began after this guard was handed out gets a larger token, as long
-    /// as a majority of the name's counters keep their values (see the
-    /// crate docs, "Fencing tokens"). Pass it with every write to the
+    /// as a majority of the name's counters keep their values (the
+    /// argument and the faults that break it: `tracklock_core::fence`, and
+    /// the README's "Fencing tokens"). Pass it with every write to the
     /// resource the lock protects, and have the resource refuse a token
     /// smaller than the largest it has seen: a holder that lost the lock
     /// without knowing it (paused past its lease) is then refused.
