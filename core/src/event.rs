@@ -80,14 +80,15 @@ impl core::error::Error for LostReason {
 pub enum Command {
     /// The acquisition's `SET key value [NX] PX validity`.
     Set,
-    /// The acquisition's `PTTL key` (reads the TTL and arms tracking); with
-    /// fencing, the script that reads the TTL and the fencing counter.
+    /// The acquisition's `PTTL key` (reads the TTL and arms tracking).
     Pttl,
     /// The extend script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
     Extend,
     /// The release script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
     Release,
-    /// The fencing counter raise script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
+    /// A fencing script (`crate::fence`): the read that replaces `PTTL`
+    /// behind a fenced `SET` (`EVAL`), or the counter raise (`EVALSHA`,
+    /// `EVAL` after `NOSCRIPT`).
     Fence,
 }
 
@@ -98,7 +99,7 @@ impl fmt::Display for Command {
             Command::Pttl => "PTTL",
             Command::Extend => "the extend script (EVALSHA/EVAL)",
             Command::Release => "the release script (EVALSHA/EVAL)",
-            Command::Fence => "the fencing script (EVALSHA/EVAL)",
+            Command::Fence => "a fencing script (EVAL/EVALSHA)",
         })
     }
 }

@@ -175,7 +175,7 @@ fn error_replies_are_refusals_never_someone_else() {
         [Event::Failed {
             error: LockFailure::Refused(err),
             ..
-        }] => assert_eq!(err.command, Command::Pttl),
+        }] => assert_eq!(err.command, Command::Fence),
         other => panic!("{other:?}"),
     }
     assert_eq!(e.token(id), None);

@@ -5,7 +5,7 @@
 
 use crate::cluster::parse_redirect;
 use crate::conn::{Echo, KeyOp};
-use crate::event::{Event, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId};
+use crate::event::{Command, Event, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId};
 use crate::lease::majority_deadline;
 use crate::lock::{KeyState, LockPhase, ReplyRules};
 use crate::resp::Frame;
@@ -69,6 +69,11 @@ impl Engine {
             .ok_or(NodeError::Protocol("reply for an unknown key"))?
             .on_reply(op, frame, now, &rules)?;
         if let Some((command, text)) = reply.refusal {
+            // A fenced lock's `PTTL` is the fencing read script.
+            let command = match command {
+                Command::Pttl if lock.fenced => Command::Fence,
+                c => c,
+            };
             lock.record_error(node, command, text);
         }
         let caching = self.config.client_caching;
