@@ -115,16 +115,17 @@ impl Cause {
         let addr = addr.to_owned();
         match self {
             #[cfg(feature = "tls")]
-            Cause::Io(source) if crate::tls::rustls_error(&source).is_some() => {
-                let failure = crate::tls::rustls_error(&source)
-                    .map_or(TlsFailure::Other, crate::tls::classify);
-                let source = source.into_inner().unwrap_or_else(|| "TLS error".into());
-                Error::Tls {
-                    addr,
-                    failure,
-                    source,
+            Cause::Io(source) => {
+                match crate::tls::rustls_error(&source).map(crate::tls::classify) {
+                    Some(failure) => Error::Tls {
+                        addr,
+                        failure,
+                        source: source.into_inner().unwrap_or_else(|| "TLS error".into()),
+                    },
+                    None => Error::Connect { addr, source },
                 }
             }
+            #[cfg(not(feature = "tls"))]
             Cause::Io(source) => Error::Connect { addr, source },
             Cause::Tls(failure, source) => Error::Tls {
                 addr,
@@ -310,9 +311,10 @@ impl<R: Runtime> Driver<R> {
                 }
             };
             let error = cause.into_error(&addr);
+            let message = error.to_string();
             let first = {
                 let mut sh = self.inner.lock();
-                sh.last_error = Some(error.to_string());
+                sh.last_error = Some(message.clone());
                 let n = &mut sh.nodes[self.idx];
                 n.failures += 1;
                 let first = n.ready_count == 0;
@@ -333,7 +335,7 @@ impl<R: Runtime> Driver<R> {
             let delay = self.backoff(attempt);
             #[cfg(feature = "tracing")]
             tracing::warn!(
-                error = %self.inner.lock().last_error.as_deref().unwrap_or(""),
+                error = %message,
                 retry_in = ?delay,
                 attempt,
                 "connection failed; reconnecting"

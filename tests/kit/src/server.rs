@@ -103,6 +103,20 @@ impl RedisServer {
         RedisServer::try_start_with_fn(|_, _| args.clone())
     }
 
+    /// A server with extra `args` for a test that is skipped without
+    /// `redis-server`: `None` (with a note on stderr) when it is not
+    /// installed; any other failure to start panics, as the test cannot run.
+    pub fn start_or_skip(args: &[&str]) -> Option<RedisServer> {
+        match RedisServer::try_start_with(args) {
+            Ok(r) => Some(r),
+            Err(StartError::NotInstalled) => {
+                eprintln!("redis-server not found: skipping ({INSTALL_HINT})");
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Like [`RedisServer::try_start_with`], but the extra arguments are
     /// computed for each attempt from the chosen port and the server's
     /// directory (which survives [`RedisServer::restart`]), so they can name
