@@ -323,7 +323,13 @@ fn cli_run_through_sentinel() {
     assert!(wait_for_file(&scratch.path("started"), PATIENCE).is_some());
     // The keys are on the master the sentinels name.
     let master = deployment.master().admin();
-    assert!(default_keys(&name).iter().filter(|k| master.exists(k)).count() >= 2);
+    assert!(
+        default_keys(&name)
+            .iter()
+            .filter(|k| master.exists(k))
+            .count()
+            >= 2
+    );
     let out = output(tracklock(&url).args(["run", "--try", "--name", &name, "--", "true"]));
     assert_eq!(out.code(), Some(75), "{out:?}");
     holder.signal(Signal::SIGTERM);

@@ -181,7 +181,9 @@ impl Sentinels {
         loop {
             let addrs = self.addrs();
             let Some(addr) = addrs.get(next % addrs.len().max(1)).cloned() else {
-                return;
+                // No sentinel (refused by the options): nothing to follow,
+                // and returning would end the driver polled beside this.
+                return std::future::pending().await;
             };
             next = next.wrapping_add(1);
             if self.subscribed(inner, &addr, node).await {
