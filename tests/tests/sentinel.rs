@@ -393,6 +393,28 @@ mod sentinel_passwords_and_errors {
             "wrong data password: {e:?}"
         );
 
+        // A sentinel that is down, and one that does not answer (frozen),
+        // are skipped: each gets its share of the connect timeout.
+        let dead = format!("127.0.0.1:{}", free_port().expect("a free port"));
+        let mut list = vec![dead, s.sentinel(0).addr()];
+        list.extend(s.sentinel_addrs().into_iter().skip(1));
+        let master = s.master().addr();
+        let s2 = s.clone();
+        off::<T, _>(move || s2.sentinel(0).freeze()).await;
+        let start = Instant::now();
+        let l = connect::<T>(
+            Options::sentinel(RedisSentinel::MASTER, list)
+                .sentinel_password("sentinel-pw")
+                .password("data-pw")
+                .connect_timeout(CONNECT_TIMEOUT),
+        )
+        .await;
+        assert!(start.elapsed() < CONNECT_TIMEOUT + SLACK);
+        assert_eq!(node_addr(&l), master);
+        l.close().await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.sentinel(0).thaw()).await;
+
         let dead: Vec<String> = (0..2)
             .map(|_| format!("127.0.0.1:{}", free_port().expect("a free port")))
             .collect();
