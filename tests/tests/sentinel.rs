@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracklock::{Error, Locker, LostReason, Mode, Options, SentinelFailure};
-use tracklock_testkit::{free_port, RedisSentinel, SentinelSetup, FAILOVER_TIMEOUT};
+use tracklock_testkit::{free_port, RedisSentinel, SentinelSetup, TlsCerts, FAILOVER_TIMEOUT};
 use tracklock_tests::topo::*;
 use tracklock_tests::{scenario, Ctx, TestRt, Topology, Variant};
 
@@ -160,7 +160,7 @@ mod sentinel_lock_and_wait {
         assert_eq!(o.mode(), Mode::Sentinel);
         let a = connect::<T>(o.clone()).await;
         let b = connect::<T>(o).await;
-        let master = s.master().addr();
+        let master = s.client_addr(s.master());
         assert_eq!(node_addr(&a), master);
 
         let name = fresh("sentinel-wait");
@@ -258,7 +258,7 @@ mod sentinel_master_killed {
         let s2 = s.clone();
         let (old, new) = off::<T, _>(move || {
             s2.wait_replicated();
-            let old = s2.master().addr();
+            let old = s2.client_addr(s2.master());
             (old, s2.kill_master())
         })
         .await;
@@ -286,7 +286,7 @@ mod sentinel_master_killed {
 
     /// The new master is one of the deployment's data nodes.
     fn old_addr_check(s: &RedisSentinel, addr: &str) -> String {
-        s.data_at(addr).addr()
+        s.client_addr(s.data_at(addr))
     }
 
     rts!(body, Duration::from_secs(150));
@@ -302,7 +302,7 @@ mod sentinel_unreplicated_lock_lost {
     async fn body<T: TestRt>(_: Ctx<T>) {
         let setup = SentinelSetup {
             data_password: Some("data-pw".into()),
-            sentinel_password: None,
+            ..SentinelSetup::default()
         };
         let s = deployment::<T>(setup).await;
         let a = connect::<T>(opts(&s)).await;
@@ -335,6 +335,7 @@ mod sentinel_passwords_and_errors {
         let setup = SentinelSetup {
             data_password: Some("data-pw".into()),
             sentinel_password: Some("sentinel-pw".into()),
+            ..SentinelSetup::default()
         };
         let s = deployment::<T>(setup).await;
         let l = connect::<T>(opts(&s)).await;
@@ -396,9 +397,9 @@ mod sentinel_passwords_and_errors {
         // A sentinel that is down, and one that does not answer (frozen),
         // are skipped: each gets its share of the connect timeout.
         let dead = format!("127.0.0.1:{}", free_port().expect("a free port"));
-        let mut list = vec![dead, s.sentinel(0).addr()];
+        let mut list = vec![dead, s.client_addr(s.sentinel(0))];
         list.extend(s.sentinel_addrs().into_iter().skip(1));
-        let master = s.master().addr();
+        let master = s.client_addr(s.master());
         let s2 = s.clone();
         off::<T, _>(move || s2.sentinel(0).freeze()).await;
         let start = Instant::now();
@@ -432,4 +433,42 @@ mod sentinel_passwords_and_errors {
     }
 
     rts!(body, Duration::from_secs(90));
+}
+
+mod sentinel_tls {
+    use super::*;
+
+    /// `rediss+sentinel://`: TLS to the sentinels (their TLS ports) and to
+    /// the master they name (its TLS port, as the sentinels monitor it over
+    /// TLS), verified against the kit's CA; a forced failover is followed
+    /// over TLS with the lock kept.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let certs = Arc::new(off::<T, _>(TlsCerts::generate).await);
+        let setup = SentinelSetup {
+            tls: Some(certs.clone()),
+            ..SentinelSetup::default()
+        };
+        let s = deployment::<T>(setup).await;
+        assert!(s.url().starts_with("rediss+sentinel://"), "{}", s.url());
+        let o = opts(&s).tls_ca_file(certs.ca_cert());
+        assert!(o.is_tls());
+        let a = connect::<T>(o).await;
+        let master = s.client_addr(s.master());
+        assert_eq!(node_addr(&a), master, "the master's TLS port");
+        let name = fresh("sentinel-tls");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        assert!(keys_on(&s, &master, &name) >= 2);
+        let s2 = s.clone();
+        let new = off::<T, _>(move || {
+            s2.wait_replicated();
+            s2.failover()
+        })
+        .await;
+        follows::<T>(&a, &new).await;
+        assert!(g.is_held(), "the replicated lock is kept");
+        g.unlock().await.expect("unlock over TLS");
+        a.close().await;
+    }
+
+    rts!(body, Duration::from_secs(120));
 }

@@ -4,11 +4,11 @@
 //! failovers tests need: forced (`SENTINEL FAILOVER`), by killing the
 //! master, and restarts of the sentinels.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::resp::Value;
-use crate::{Admin, RedisServer, StartError};
+use crate::{free_port, Admin, RedisServer, StartError, TlsCerts};
 
 /// Sentinels declare a master down after this long without an answer.
 pub const SENTINEL_DOWN_AFTER: Duration = Duration::from_millis(1000);
@@ -25,6 +25,11 @@ pub struct SentinelSetup {
     pub data_password: Option<String>,
     /// The sentinels' own `requirepass`.
     pub sentinel_password: Option<String>,
+    /// TLS everywhere with these certificates (no client certificates):
+    /// every process also listens on a TLS port, replication and the
+    /// sentinels' connections use TLS, and the sentinels name TLS ports.
+    /// Their plain ports stay open for the kit's admin client.
+    pub tls: Option<Arc<TlsCerts>>,
 }
 
 /// A master and a replica watched by three sentinels as
@@ -72,14 +77,24 @@ impl RedisSentinel {
                 p.clone(),
             ]);
         }
-        let master = RedisServer::try_start_with_fn(|_, _| auth.clone())?;
+        let tls = setup.tls.clone();
+        let with_tls = |port: u16, mut args: Vec<String>| {
+            if let Some(certs) = &tls {
+                args.extend(certs.server_args(other_port(port), false, false));
+                args.extend(["--tls-replication".into(), "yes".into()]);
+            }
+            args
+        };
+        let master = RedisServer::try_start_with_fn(|port, _| with_tls(port, auth.clone()))?;
+        let master_port = master.tls_port().unwrap_or(master.port());
         let mut replica_args = auth.clone();
         replica_args.extend([
             "--replicaof".into(),
             "127.0.0.1".into(),
-            master.port().to_string(),
+            master_port.to_string(),
         ]);
-        let replica = RedisServer::try_start_with_fn(|_, _| replica_args.clone())?;
+        let replica =
+            RedisServer::try_start_with_fn(|port, _| with_tls(port, replica_args.clone()))?;
         let this = RedisSentinel {
             setup,
             data: vec![master, replica],
@@ -92,7 +107,6 @@ impl RedisSentinel {
                 .try_cmd::<String>("INFO", &["replication"])
                 .is_ok_and(|i| i.contains("master_link_status:up"))
         });
-        let master_port = this.data[0].port();
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             let setup = this.setup.clone();
@@ -106,13 +120,28 @@ impl RedisSentinel {
         Ok(this)
     }
 
-    /// The sentinels' addresses, `127.0.0.1:PORT` each.
+    /// The sentinels' addresses, `127.0.0.1:PORT` each (their TLS ports
+    /// with TLS).
     pub fn sentinel_addrs(&self) -> Vec<String> {
-        self.sentinels.iter().map(RedisServer::addr).collect()
+        self.sentinels.iter().map(|s| self.client_addr(s)).collect()
     }
 
-    /// `redis+sentinel://[:data_password@]s1,s2,s3/MASTER[?sentinel_password=…]`.
+    /// Where clients reach `s`: its TLS port with TLS, else its port.
+    pub fn client_addr(&self, s: &RedisServer) -> String {
+        match s.tls_port() {
+            Some(_) if self.setup.tls.is_some() => s.tls_addr(),
+            _ => s.addr(),
+        }
+    }
+
+    /// `redis+sentinel://[:data_password@]s1,s2,s3/MASTER[?sentinel_password=…]`
+    /// (`rediss+sentinel://` with TLS).
     pub fn url(&self) -> String {
+        let scheme = if self.setup.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         let auth = match &self.setup.data_password {
             Some(p) => format!(":{p}@"),
             None => String::new(),
@@ -122,7 +151,7 @@ impl RedisSentinel {
             None => String::new(),
         };
         format!(
-            "redis+sentinel://{auth}{}/{}{query}",
+            "{scheme}+sentinel://{auth}{}/{}{query}",
             self.sentinel_addrs().join(","),
             Self::MASTER
         )
@@ -179,7 +208,7 @@ impl RedisSentinel {
     pub fn data_at(&self, addr: &str) -> &RedisServer {
         self.data
             .iter()
-            .find(|s| s.addr() == addr)
+            .find(|s| s.addr() == addr || self.client_addr(s) == addr)
             .unwrap_or_else(|| panic!("no data node at {addr}"))
     }
 
@@ -213,7 +242,7 @@ impl RedisSentinel {
     /// the new master's address.
     pub fn failover(&self) -> String {
         let _busy = self.busy();
-        let old = self.master().addr();
+        let old = self.client_addr(self.master());
         let i = (0..self.sentinels.len())
             .find(|&i| self.sentinels[i].is_running())
             .expect("a running sentinel");
@@ -231,7 +260,7 @@ impl RedisSentinel {
     pub fn kill_master(&self) -> String {
         let _busy = self.busy();
         let old = self.master();
-        let addr = old.addr();
+        let addr = self.client_addr(old);
         old.kill();
         self.wait_switched_from(&addr)
     }
@@ -297,7 +326,7 @@ impl RedisSentinel {
             let is_master = self
                 .data
                 .iter()
-                .find(|s| &s.addr() == first)
+                .find(|s| &self.client_addr(s) == first)
                 .and_then(|s| s.admin().try_cmd::<Value>("ROLE", &[]).ok())
                 .is_some_and(|r| matches!(r, Value::Array(v) if v.first() == Some(&Value::Data(b"master".to_vec()))));
             new.clone_from(first);
@@ -342,6 +371,17 @@ impl RedisSentinel {
     }
 }
 
+/// A free port other than `port` (for a TLS port).
+fn other_port(port: u16) -> u16 {
+    loop {
+        match free_port() {
+            Ok(p) if p != port => return p,
+            Ok(_) => {}
+            Err(e) => panic!("no free port for TLS: {e}"),
+        }
+    }
+}
+
 /// A sentinel's command line: its configuration file (written into its
 /// directory, where it rewrites it) first, then `--sentinel`.
 fn sentinel_args(
@@ -365,6 +405,10 @@ fn sentinel_args(
     let path = dir.join("sentinel.conf");
     std::fs::write(&path, conf).expect("write sentinel.conf");
     let mut args = vec![path.display().to_string(), "--sentinel".to_owned()];
+    if let Some(certs) = &setup.tls {
+        args.extend(certs.server_args(other_port(port), false, false));
+        args.extend(["--tls-replication".into(), "yes".into()]);
+    }
     if let Some(p) = &setup.sentinel_password {
         args.extend(["--requirepass".to_owned(), p.clone()]);
     }
