@@ -127,6 +127,22 @@ async fn connect_fails<T: TestRt>(o: Options) -> Error {
     }
 }
 
+/// Also on glommio (feature `glommio`).
+macro_rules! all_rts {
+    ($body:ident, $limit:expr) => {
+        rts!($body, $limit);
+        scenario!(
+            #[cfg(feature = "glommio")]
+            glommio,
+            GlommioRt,
+            Topology::Own,
+            Variant::caching(true),
+            $limit,
+            $body
+        );
+    };
+}
+
 macro_rules! rts {
     ($body:ident, $limit:expr) => {
         scenario!(
@@ -175,16 +191,7 @@ mod sentinel_lock_and_wait {
         b.close().await;
     }
 
-    rts!(body, Duration::from_secs(90));
-    scenario!(
-        #[cfg(feature = "glommio")]
-        glommio,
-        GlommioRt,
-        Topology::Own,
-        Variant::caching(true),
-        Duration::from_secs(90),
-        body
-    );
+    all_rts!(body, Duration::from_secs(90));
 }
 
 mod sentinel_failover_keeps_replicated_lock {
@@ -233,7 +240,7 @@ mod sentinel_failover_keeps_replicated_lock {
         b.close().await;
     }
 
-    rts!(body, Duration::from_secs(120));
+    all_rts!(body, Duration::from_secs(120));
 }
 
 mod sentinel_master_killed {
@@ -289,7 +296,7 @@ mod sentinel_master_killed {
         s.client_addr(s.data_at(addr))
     }
 
-    rts!(body, Duration::from_secs(150));
+    all_rts!(body, Duration::from_secs(150));
 }
 
 mod sentinel_unreplicated_lock_lost {
@@ -321,7 +328,7 @@ mod sentinel_unreplicated_lock_lost {
         a.close().await;
     }
 
-    rts!(body, Duration::from_secs(120));
+    all_rts!(body, Duration::from_secs(120));
 }
 
 mod sentinel_passwords_and_errors {
