@@ -220,10 +220,35 @@ impl Sentinels {
         if let Answer::Master(m) = self.ask(inner, addr, timeout).await {
             self.switched(inner, node, &m);
         }
+        // A sentinel that stops answering (frozen, or gone without a
+        // reset) is found like a data node: pinged after `ping_interval`
+        // of silence, dropped when the pong does not come as long again.
+        let ping_every = inner.lock().engine.config().ping_interval();
+        let mut pinged = false;
         loop {
-            let Ok(Reply::Array(items)) = c.read().await else {
-                return true;
+            let wake = deadline_after(inner.rt.now(), ping_every);
+            let step = or(async { Some(c.read().await) }, async {
+                inner.rt.sleep_until(wake).await;
+                None
+            })
+            .await;
+            let items = match step {
+                None if pinged => return true,
+                None => {
+                    if c.send(&[b"PING"]).await.is_err() {
+                        return true;
+                    }
+                    pinged = true;
+                    continue;
+                }
+                Some(Err(_)) => return true,
+                Some(Ok(Reply::Array(items))) => items,
+                Some(Ok(_)) => {
+                    pinged = false;
+                    continue;
+                }
             };
+            pinged = false;
             // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
             let Some(Reply::BulkString(text)) = items.get(2) else {
                 continue;
@@ -303,6 +328,12 @@ where
 
     /// Sends a command and reads its reply.
     async fn call(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
+        self.send(args).await?;
+        self.read().await
+    }
+
+    /// Sends a command.
+    async fn send(&mut self, args: &[&[u8]]) -> io::Result<()> {
         use embedded_io_async::Write;
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
@@ -311,8 +342,7 @@ where
             out.extend_from_slice(b"\r\n");
         }
         self.conn.write_all(&out).await?;
-        self.conn.flush().await?;
-        self.read().await
+        self.conn.flush().await
     }
 
     /// Reads the next reply (or published message).

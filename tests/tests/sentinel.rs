@@ -479,3 +479,38 @@ mod sentinel_tls {
 
     rts!(body, Duration::from_secs(120));
 }
+
+mod sentinel_subscription_moves_past_a_frozen_sentinel {
+    use super::*;
+
+    /// The sentinel the failover follower subscribed to (the first that
+    /// answered) freezes: its pings go unanswered, the follower moves to
+    /// the next sentinel, and an idle locker still follows a failover
+    /// before any write of its own is refused.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let s = deployment::<T>(SentinelSetup::default()).await;
+        let ping = Duration::from_millis(200);
+        let a = connect::<T>(opts(&s).ping_interval(ping)).await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.freeze_sentinel(0)).await;
+        // Unanswered for two ping intervals, then the next sentinel.
+        T::sleep(ping * 5).await;
+        let s2 = s.clone();
+        let new = off::<T, _>(move || s2.failover()).await;
+        let start = Instant::now();
+        while node_addr(&a) != new {
+            assert!(
+                start.elapsed() < FAILOVER_VALIDITY / 4,
+                "the idle locker still uses {} after the switch to {new}",
+                node_addr(&a)
+            );
+            T::sleep(Duration::from_millis(20)).await;
+        }
+        follows::<T>(&a, &new).await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.thaw_sentinel(0)).await;
+        a.close().await;
+    }
+
+    rts!(body, Duration::from_secs(90));
+}

@@ -39,6 +39,8 @@ pub struct RedisSentinel {
     /// The data nodes; which one is the master changes with failovers.
     data: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
+    /// The sentinels frozen by [`RedisSentinel::freeze_sentinel`].
+    frozen: Mutex<Vec<usize>>,
     /// Serialises the helpers that restart processes.
     busy: Mutex<()>,
 }
@@ -99,6 +101,7 @@ impl RedisSentinel {
             setup,
             data: vec![master, replica],
             sentinels: Vec::new(),
+            frozen: Mutex::new(Vec::new()),
             busy: Mutex::new(()),
         };
         this.wait_until("the replica's link is up", || {
@@ -179,7 +182,7 @@ impl RedisSentinel {
     /// The master as sentinel `i` names it, `host:port`; `None` when it
     /// does not answer.
     pub fn master_addr_at(&self, i: usize) -> Option<String> {
-        if !self.sentinels[i].is_running() {
+        if !self.answering(i) {
             return None;
         }
         let a = Admin::try_connect(&self.sentinel_url(i)).ok()?;
@@ -194,6 +197,36 @@ impl RedisSentinel {
             },
             _ => None,
         }
+    }
+
+    /// SIGSTOPs sentinel `i`: it keeps its connections but answers
+    /// nothing; the helpers leave it out until
+    /// [`RedisSentinel::thaw_sentinel`].
+    pub fn freeze_sentinel(&self, i: usize) {
+        self.sentinels[i].freeze();
+        self.frozen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(i);
+    }
+
+    /// SIGCONTs sentinel `i` after [`RedisSentinel::freeze_sentinel`].
+    pub fn thaw_sentinel(&self, i: usize) {
+        self.sentinels[i].thaw();
+        self.frozen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&f| f != i);
+    }
+
+    /// Sentinel `i` runs and is not frozen.
+    fn answering(&self, i: usize) -> bool {
+        self.sentinels[i].is_running()
+            && !self
+                .frozen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&i)
     }
 
     fn sentinel_url(&self, i: usize) -> String {
@@ -244,8 +277,8 @@ impl RedisSentinel {
         let _busy = self.busy();
         let old = self.client_addr(self.master());
         let i = (0..self.sentinels.len())
-            .find(|&i| self.sentinels[i].is_running())
-            .expect("a running sentinel");
+            .find(|&i| self.answering(i))
+            .expect("an answering sentinel");
         let reply = self
             .sentinel_admin(i)
             .try_cmd::<String>("SENTINEL", &["FAILOVER", Self::MASTER]);
@@ -314,7 +347,7 @@ impl RedisSentinel {
         let mut new = String::new();
         self.wait_until("the sentinels agree on a new master", || {
             let named: Vec<Option<String>> = (0..self.sentinels.len())
-                .filter(|&i| self.sentinels[i].is_running())
+                .filter(|&i| self.answering(i))
                 .map(|i| self.master_addr_at(i))
                 .collect();
             let Some(Some(first)) = named.first() else {
