@@ -25,6 +25,13 @@
 //! it); in the multi-node modes the driver keeps retrying, since the other
 //! nodes may be enough.
 //!
+//! In sentinel mode the driver asks the sentinels for the master before
+//! every connection attempt ([`crate::sentinel`]) and polls their
+//! `+switch-master` subscription beside its own work. A first attempt ends
+//! `connect` only for a misconfiguration (no master named, a refused
+//! handshake, TLS); a replica or a master not up yet is what a failover
+//! looks like, and is retried until the connect timeout.
+//!
 //! [`Task`]: crate::Task
 
 use std::future::{poll_fn, Future};
