@@ -92,6 +92,7 @@ pub struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) local_handoff: u8,
     pub(crate) tls_ports: bool,
+    pub(crate) follow_failover: bool,
 }
 
 impl Default for Config {
@@ -116,6 +117,7 @@ impl Default for Config {
             handshake_timeout: Config::DEFAULT_HANDSHAKE_TIMEOUT,
             local_handoff: 0,
             tls_ports: false,
+            follow_failover: false,
         }
     }
 }
@@ -142,6 +144,7 @@ impl fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("local_handoff", &self.local_handoff)
             .field("tls_ports", &self.tls_ports)
+            .field("follow_failover", &self.follow_failover)
             .finish()
     }
 }
@@ -233,6 +236,13 @@ options! {
     /// `port`. `CLUSTER SLOTS` and redirections need nothing: a TLS client
     /// is told TLS ports there. Default false.
     tls_ports, with_tls_ports: bool;
+    /// The single node's address is resolved anew at every connection (Redis
+    /// Sentinel), so a `READONLY` reply or a replica at the handshake means
+    /// a failover is under way, not a misconfiguration: the connection is
+    /// dropped (what was in flight on it is in doubt, holders re-verify
+    /// their keys on the next connection) and requests wait for the
+    /// reconnection instead of failing with the refusal. Default false.
+    follow_failover, with_follow_failover: bool;
 }
 
 impl Config {

@@ -644,6 +644,9 @@ mod tests;
 mod cluster_tests;
 
 #[cfg(test)]
+mod failover_tests;
+
+#[cfg(test)]
 mod refusal_tests;
 
 // Needs more requests than the no-alloc capacity.

@@ -335,6 +335,13 @@ impl RedisServer {
         let log = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new("redis-server");
+        // A configuration file (a sentinel's, which it rewrites) must come
+        // first on the command line.
+        let (conf, args) = match self.args.split_first() {
+            Some((c, rest)) if !c.starts_with("--") => (Some(c), rest),
+            _ => (None, &self.args[..]),
+        };
+        cmd.args(conf);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1"])
@@ -345,7 +352,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
-            .args(&self.args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
