@@ -32,7 +32,8 @@ pub(crate) struct Connection {
         hide_env_values = true,
         global = true,
         help = "Redis URL: redis://[user[:pass]@]host[:port][/db], \
-                redis+cluster://h1:p1,h2:p2 or redis+instances://h1:p1,h2:p2,h3:p3"
+                redis+cluster://h1:p1,h2:p2, redis+instances://h1:p1,h2:p2,h3:p3 or \
+                redis+sentinel://s1:p1,s2:p2/master_name (run only)"
     )]
     pub(crate) url: Option<String>,
     /// Key prefix: keys are {prefix}:{i}:{name} [default: rueidislock]

@@ -60,6 +60,14 @@ pub(crate) fn read(options: &Options, name: &str) -> Result<Report, Failure> {
              (`run` works over rediss://)",
         ));
     }
+    if options.mode() == tracklock::Mode::Sentinel {
+        // The admin client would send the key reads to the sentinels.
+        return Err(Failure::new(
+            USAGE,
+            "status and unlock do not resolve masters through Redis Sentinel yet: use a \
+             redis:// URL to the current master (`run` works over redis+sentinel://)",
+        ));
+    }
     let (prefix, majority, names) = key_names(options, name)?;
     let mut nodes = Nodes::new(options)?;
     let keys = names

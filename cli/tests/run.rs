@@ -325,6 +325,12 @@ fn cli_usage_and_connection_errors() {
     let out = output(tracklock("rediss://127.0.0.1:1").args(["status", "a"]));
     assert_eq!(out.code(), Some(64), "{out:?}");
     assert!(out.stderr.contains("TLS"), "{out:?}");
+    // Nor do they resolve masters through sentinels.
+    for cmd in [&["status", "a"][..], &["unlock", "--force", "--yes", "a"]] {
+        let out = output(tracklock("redis+sentinel://127.0.0.1:1/m").args(cmd));
+        assert_eq!(out.code(), Some(64), "{out:?}");
+        assert!(out.stderr.contains("Sentinel"), "{out:?}");
+    }
     // No URL at all.
     let out = output(
         std::process::Command::new(common::BIN)
@@ -342,4 +348,34 @@ fn cli_usage_and_connection_errors() {
     assert_eq!(out.code(), Some(69), "{out:?}");
     let out = output(tracklock(&down).args(["status", "a"]));
     assert_eq!(out.code(), Some(69), "{out:?}");
+}
+
+#[test]
+fn cli_run_through_sentinel() {
+    let deployment = tracklock_testkit::RedisSentinel::start(Default::default());
+    let url = deployment.url();
+    let scratch = Scratch::new("sentinel");
+    let name = fresh("cli-sentinel");
+    let script = format!(r#"touch "$1/started"; {LOOP}"#);
+    let holder = Running::spawn(
+        tracklock(&url)
+            .args(["run", "--name", &name, "--", "sh", "-c", &script, "sh"])
+            .arg(scratch.dir()),
+    );
+    assert!(wait_for_file(&scratch.path("started"), PATIENCE).is_some());
+    // The keys are on the master the sentinels name.
+    let master = deployment.master().admin();
+    assert!(
+        default_keys(&name)
+            .iter()
+            .filter(|k| master.exists(k))
+            .count()
+            >= 2
+    );
+    let out = output(tracklock(&url).args(["run", "--try", "--name", &name, "--", "true"]));
+    assert_eq!(out.code(), Some(75), "{out:?}");
+    holder.signal(Signal::SIGTERM);
+    assert_eq!(holder.finish(PATIENCE).code(), Some(143));
+    let out = output(tracklock(&url).args(["run", "--try", "--name", &name, "--", "true"]));
+    assert_eq!(out.code(), Some(0), "{out:?}");
 }

@@ -25,6 +25,13 @@
 //! it); in the multi-node modes the driver keeps retrying, since the other
 //! nodes may be enough.
 //!
+//! In sentinel mode the driver asks the sentinels for the master before
+//! every connection attempt ([`crate::sentinel`]) and polls their
+//! `+switch-master` subscription beside its own work. A first attempt ends
+//! `connect` only for a misconfiguration (no master named, a refused
+//! handshake, TLS); a replica or a master not up yet is what a failover
+//! looks like, and is retried until the connect timeout.
+//!
 //! [`Task`]: crate::Task
 
 use std::future::{poll_fn, Future};
@@ -41,11 +48,12 @@ use tracklock_core::{Instant, NodeError, NodeId};
 use crate::error::TlsFailure;
 use crate::inner::{unix_ms, Inner, Signal};
 use crate::runtime::{connect_within, deadline_after};
+use crate::sentinel::Sentinels;
 use crate::shared::Shared;
 use crate::{Error, Mode, Runtime};
 
 /// A node's connection: the runtime's stream, or TLS over it.
-enum Conn<S> {
+pub(crate) enum Conn<S> {
     Plain(S),
     #[cfg(feature = "tls")]
     Tls(Box<crate::tls::TlsStream<S>>),
@@ -99,7 +107,7 @@ const RX_INITIAL: usize = 8 * 1024;
 const RX_MAX: usize = 16 * 1024 * 1024;
 
 /// Why a connection ended.
-enum Cause {
+pub(crate) enum Cause {
     Io(io::Error),
     Eof,
     Node(NodeError),
@@ -108,23 +116,41 @@ enum Cause {
     TooLarge,
     /// TLS failed (or, on a plain connection, looks like a TLS port).
     Tls(TlsFailure, Box<dyn std::error::Error + Send + Sync>),
+    /// Sentinel mode: no master to connect to ([`Error::Sentinel`]).
+    Resolve(Error),
 }
 
 impl Cause {
-    fn into_error(self, addr: &str) -> Error {
+    /// Sentinel mode: whether a first connection that failed this way makes
+    /// `connect` fail at once. Misconfigurations do; what a failover under
+    /// way looks like (a replica, a master that does not answer yet) is
+    /// retried until the connect timeout.
+    fn ends_sentinel_startup(&self) -> bool {
+        match self {
+            Cause::Resolve(_) | Cause::Tls(..) | Cause::TooLarge => true,
+            Cause::Node(e) => matches!(
+                e,
+                NodeError::Handshake(_) | NodeError::Resp3Unsupported(_) | NodeError::Topology(_)
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn into_error(self, addr: &str) -> Error {
         let addr = addr.to_owned();
         match self {
             #[cfg(feature = "tls")]
-            Cause::Io(source) if crate::tls::rustls_error(&source).is_some() => {
-                let failure = crate::tls::rustls_error(&source)
-                    .map_or(TlsFailure::Other, crate::tls::classify);
-                let source = source.into_inner().unwrap_or_else(|| "TLS error".into());
-                Error::Tls {
-                    addr,
-                    failure,
-                    source,
+            Cause::Io(source) => {
+                match crate::tls::rustls_error(&source).map(crate::tls::classify) {
+                    Some(failure) => Error::Tls {
+                        addr,
+                        failure,
+                        source: source.into_inner().unwrap_or_else(|| "TLS error".into()),
+                    },
+                    None => Error::Connect { addr, source },
                 }
             }
+            #[cfg(not(feature = "tls"))]
             Cause::Io(source) => Error::Connect { addr, source },
             Cause::Tls(failure, source) => Error::Tls {
                 addr,
@@ -146,6 +172,7 @@ impl Cause {
                 ),
             },
             Cause::Node(source) => Error::Node { addr, source },
+            Cause::Resolve(e) => e,
             Cause::TooLarge => Error::Node {
                 addr,
                 source: NodeError::Protocol("a reply exceeded the 16 MiB read limit"),
@@ -261,62 +288,118 @@ impl<R: Runtime> Driver<R> {
         &self.addr
     }
 
-    /// Serves the node until the locker is closed and settled.
+    /// Serves the node until the locker is closed and settled; in sentinel
+    /// mode, follows the sentinels' `+switch-master` meanwhile.
     pub(crate) async fn run(&mut self) {
-        let addr = self.addr.clone();
+        match self.inner.sentinel.clone() {
+            Some(s) => {
+                let (inner, idx) = (self.inner.clone(), self.idx);
+                or(self.run_node(Some(&s)), s.follow(&inner, idx)).await;
+            }
+            None => self.run_node(None).await,
+        }
+    }
+
+    /// The master the sentinels name, which becomes the node's address.
+    async fn resolve(&mut self, sentinels: &Sentinels) -> Option<Result<String, Cause>> {
+        let inner = self.inner.clone();
+        let master = match self
+            .service_until(sentinels.resolve(&inner, self.connect_timeout))
+            .await?
+        {
+            Ok(m) => m,
+            Err(e) => return Some(Err(Cause::Resolve(e))),
+        };
+        if master != self.addr {
+            #[cfg(feature = "tracing")]
+            tracing::info!(master = %master, "sentinel: master resolved");
+            self.addr.clone_from(&master);
+            self.inner.lock().nodes[self.idx].addr.clone_from(&master);
+        }
+        Some(Ok(master))
+    }
+
+    async fn run_node(&mut self, sentinels: Option<&Sentinels>) {
         // The connect future borrows the runtime while `self` serves.
         let inner = self.inner.clone();
         let mut attempt: u32 = 0;
         loop {
+            let resolved = match sentinels {
+                Some(s) => match self.resolve(s).await {
+                    None => return,
+                    Some(r) => r,
+                },
+                None => Ok(self.addr.clone()),
+            };
+            let addr = match &resolved {
+                Ok(a) => a.clone(),
+                Err(_) => inner.addresses().join(","),
+            };
             // The connect timeout bounds TCP connect plus handshake: both
             // count from here (saturating for huge timeouts).
             let started = self.inner.now();
-            let connect = connect(&inner, self.idx, &addr, self.connect_timeout);
-            let cause = match self.service_until(connect).await {
-                None => return,
-                Some(Err(e)) => e,
-                Some(Ok(mut stream)) => {
-                    let readies = self.ready_count();
-                    {
-                        let mut sh = self.inner.lock();
-                        let now = self.inner.now();
-                        sh.nodes[self.idx].connects += 1;
-                        sh.nodes[self.idx].connected = true;
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(attempt, "connected");
-                        sh.engine.handle_connected(self.node, now);
-                        self.handshake_deadline =
-                            Some(started.saturating_add(self.connect_timeout));
+            let cause = match resolved {
+                Err(cause) => cause,
+                Ok(addr) => match self
+                    .service_until(connect(&inner, self.idx, &addr, self.connect_timeout))
+                    .await
+                {
+                    None => return,
+                    Some(Err(e)) => e,
+                    // The master switched while this connected to the old one.
+                    Some(Ok(_)) if sentinels.is_some_and(|s| s.moved_from(&addr)) => {
+                        Cause::Node(NodeError::Replica)
                     }
-                    self.reset_buffers();
-                    let mut exit = self.serve(&mut stream).await;
-                    if matches!(stream, Conn::Plain(_)) && self.handshake_deadline.is_some() {
-                        exit = exit.map(|c| self.plain_on_tls(c));
+                    Some(Ok(mut stream)) => {
+                        let readies = self.ready_count();
+                        {
+                            let mut sh = self.inner.lock();
+                            let now = self.inner.now();
+                            sh.nodes[self.idx].connects += 1;
+                            sh.nodes[self.idx].connected = true;
+                            #[cfg(feature = "tracing")]
+                            tracing::debug!(attempt, "connected");
+                            sh.engine.handle_connected(self.node, now);
+                            self.handshake_deadline =
+                                Some(started.saturating_add(self.connect_timeout));
+                        }
+                        self.reset_buffers();
+                        let mut exit = self.serve(&mut stream).await;
+                        if matches!(stream, Conn::Plain(_)) && self.handshake_deadline.is_some() {
+                            exit = exit.map(|c| self.plain_on_tls(c));
+                        }
+                        drop(stream);
+                        self.reset_buffers();
+                        let (node, idx) = (self.node, self.idx);
+                        self.with_lock(|sh, now| {
+                            sh.nodes[idx].connected = false;
+                            sh.engine.handle_disconnected(node, now);
+                        });
+                        if self.ready_count() != readies {
+                            attempt = 0;
+                        }
+                        match exit {
+                            None => return,
+                            Some(cause) => cause,
+                        }
                     }
-                    drop(stream);
-                    self.reset_buffers();
-                    let (node, idx) = (self.node, self.idx);
-                    self.with_lock(|sh, now| {
-                        sh.nodes[idx].connected = false;
-                        sh.engine.handle_disconnected(node, now);
-                    });
-                    if self.ready_count() != readies {
-                        attempt = 0;
-                    }
-                    match exit {
-                        None => return,
-                        Some(cause) => cause,
-                    }
-                }
+                },
+            };
+            let mode = self.inner.mode();
+            let ends_startup = match mode {
+                Mode::Single => true,
+                Mode::Sentinel => cause.ends_sentinel_startup(),
+                _ => false,
             };
             let error = cause.into_error(&addr);
+            let message = error.to_string();
             let first = {
                 let mut sh = self.inner.lock();
-                sh.last_error = Some(error.to_string());
+                sh.last_error = Some(message.clone());
                 let n = &mut sh.nodes[self.idx];
                 n.failures += 1;
                 let first = n.ready_count == 0;
-                if first && !n.failed_first {
+                if first && !n.failed_first && (mode != Mode::Sentinel || ends_startup) {
                     // `connect` reports it when it makes success impossible.
                     n.failed_first = true;
                     n.first_error = Some(error);
@@ -326,14 +409,14 @@ impl<R: Runtime> Driver<R> {
                 }
                 first
             };
-            if first && self.inner.mode() == Mode::Single {
+            if first && ends_startup && matches!(mode, Mode::Single | Mode::Sentinel) {
                 // `connect` fails: nobody needs this node any more.
                 return;
             }
             let delay = self.backoff(attempt);
             #[cfg(feature = "tracing")]
             tracing::warn!(
-                error = %self.inner.lock().last_error.as_deref().unwrap_or(""),
+                error = %message,
                 retry_in = ?delay,
                 attempt,
                 "connection failed; reconnecting"
@@ -628,8 +711,9 @@ impl<R: Runtime> Drop for Driver<R> {
 }
 
 /// Connects to `addr` with the runtime, and when the locker uses TLS runs
-/// the TLS handshake over it; both within `timeout`.
-async fn connect<R: Runtime>(
+/// the TLS handshake over it; both within `timeout`. `idx` is the node's
+/// (out of range for a sentinel).
+pub(crate) async fn connect<R: Runtime>(
     inner: &Inner<R>,
     #[cfg_attr(not(feature = "tls"), allow(unused_variables))] idx: usize,
     addr: &str,

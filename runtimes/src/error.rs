@@ -25,6 +25,14 @@ pub enum AddressError {
     /// names of one server are not detected).
     #[error("{0} is listed twice")]
     Duplicate(String),
+    /// Sentinel mode without a master name, or with one that has spaces or
+    /// control characters.
+    #[error("the sentinel master name must be non-empty, without spaces or control characters")]
+    MasterName,
+    /// Sentinel options (`sentinel_username`, `sentinel_password`) outside
+    /// sentinel mode.
+    #[error("sentinel options set, but the mode is not sentinel (use Options::sentinel)")]
+    NotSentinel,
     /// More addresses than the mode takes: one in single mode, at most
     /// 65535 otherwise.
     #[error("too many addresses ({0}) for the mode")]
@@ -123,6 +131,37 @@ impl std::fmt::Display for TlsFailure {
             }
             TlsFailure::Other => "TLS failure",
         })
+    }
+}
+
+/// Why the sentinels named no master ([`Error::Sentinel`]). When the
+/// sentinels disagree, the first of these that applies is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SentinelFailure {
+    /// A sentinel refused a command with an error reply (its own text): a
+    /// wrong or missing sentinel password (`WRONGPASS`, `NOAUTH`), an ACL
+    /// without `SENTINEL`, ...
+    Refused(String),
+    /// Every sentinel that answered knows no master by that name
+    /// (`SENTINEL GET-MASTER-ADDR-BY-NAME` answered nil).
+    UnknownMaster,
+    /// No sentinel answered in time (each gets its share of the connect
+    /// timeout); the last error seen.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for SentinelFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SentinelFailure::Refused(text) => write!(f, "a sentinel refused: {text}"),
+            SentinelFailure::UnknownMaster => {
+                f.write_str("no sentinel knows a master by this name")
+            }
+            SentinelFailure::Unreachable(last) => {
+                write!(f, "no sentinel answered in time (last error: {last})")
+            }
+        }
     }
 }
 
@@ -290,6 +329,20 @@ pub enum Error {
         /// Why it failed.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Redis Sentinel did not name a master to connect to
+    /// ([`crate::Options::sentinel`]): [`SentinelFailure`] says why. The
+    /// sentinels are asked at every connection of the data node; `connect`
+    /// returns this when the first resolution fails, later failures are
+    /// retried with backoff.
+    #[error("sentinels {sentinels}: master {master:?}: {failure}")]
+    Sentinel {
+        /// The master name asked for.
+        master: String,
+        /// The sentinels asked, comma-separated.
+        sentinels: String,
+        /// Why no master was found.
+        failure: SentinelFailure,
     },
     /// A `rediss://` URL (or TLS option) in a build without the `tls`
     /// feature of `tracklock`.

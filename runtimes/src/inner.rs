@@ -39,6 +39,8 @@ pub(crate) struct Inner<R: Runtime> {
     /// TLS for every connection, when on.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::Connector>,
+    /// Sentinel mode: where to ask for the master.
+    pub(crate) sentinel: Option<Arc<crate::sentinel::Sentinels>>,
 }
 
 /// A driver's wake-up: a flag plus the driver task's waker.
@@ -110,6 +112,7 @@ impl<R: Runtime> Inner<R> {
             jitter,
             #[cfg(feature = "tls")]
             tls: None,
+            sentinel: None,
         }
     }
 

@@ -112,6 +112,7 @@ mod inner;
 mod locker;
 mod options;
 mod runtime;
+mod sentinel;
 mod shared;
 mod startup;
 mod stats;
@@ -125,7 +126,7 @@ pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use error::{AddressError, Error, TlsFailure};
+pub use error::{AddressError, Error, SentinelFailure, TlsFailure};
 pub use guard::Guard;
 pub use locker::Locker;
 pub use options::{Mode, Options};

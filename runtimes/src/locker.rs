@@ -155,6 +155,12 @@ impl<R: Runtime> Locker<R> {
         {
             inner.tls = tls;
         }
+        if let Some(settings) = options.sentinel_settings() {
+            let sentinels = options.addresses().to_vec();
+            inner.sentinel = Some(crate::sentinel::Sentinels::new(settings.clone(), sentinels));
+            // Unknown until the sentinels name it.
+            inner.lock().nodes[0].addr.clear();
+        }
         let inner = Arc::new(inner);
         inner.spawn_drivers();
         Ok(Locker {

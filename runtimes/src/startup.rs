@@ -78,6 +78,10 @@ impl<R: Runtime> Inner<R> {
         }
         let message = match self.mode() {
             Mode::Single => format!("not connected within {timeout:?}"),
+            Mode::Sentinel => format!(
+                "sentinel mode: master {:?} not connected within {timeout:?}{last}",
+                self.sentinel.as_ref().map_or("", |s| s.master())
+            ),
             Mode::Instances => format!(
                 "instances mode: not usable within {timeout:?} \
                  ({ready} of {total} instances ready, a lock needs its key majority{last})"

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracklock::tokio::Locker;
 use tracklock::{Error, NodeError, Options};
-use tracklock_testkit::{RedisServer, StartError};
+use tracklock_testkit::RedisServer;
 
 #[test]
 fn resp2_server_works_with_caching_off_and_is_refused_with_it_on() {
@@ -21,13 +21,8 @@ fn resp2_server_works_with_caching_off_and_is_refused_with_it_on() {
         "--requirepass",
         "sesame",
     ];
-    let redis = match RedisServer::try_start_with(&args) {
-        Ok(r) => r,
-        Err(StartError::NotInstalled) => {
-            eprintln!("redis-server not found: skipping");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(redis) = RedisServer::start_or_skip(&args) else {
+        return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

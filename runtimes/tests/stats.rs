@@ -8,17 +8,12 @@ use std::time::{Duration, Instant};
 
 use tracklock::tokio::Locker;
 use tracklock::{ConnectionState, Error, LostReason, Options};
-use tracklock_testkit::{RedisServer, StartError};
+use tracklock_testkit::RedisServer;
 
 #[test]
 fn stats_follow_locks_losses_and_reconnections() {
-    let redis = match RedisServer::try_start() {
-        Ok(r) => r,
-        Err(StartError::NotInstalled) => {
-            eprintln!("redis-server not found: skipping");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+        return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -20,7 +20,7 @@ use std::time::Duration;
 use embedded_io_adapters::tokio_1::FromTokio;
 use tracklock_core::{Config, Engine, Instant, LostReason};
 use tracklock_testkit::alloc::{counted_on_this_thread, counting, with_counting, Counting};
-use tracklock_testkit::{Admin, RedisServer, StartError};
+use tracklock_testkit::{Admin, RedisServer};
 use tracklock_transports::device::{Clock, Delay, Device, Error, Outcome};
 
 // ---- counting allocator ---------------------------------------------------
@@ -95,16 +95,6 @@ async fn sleep(d: Duration) {
 
 // ---- a throwaway redis-server ---------------------------------------------
 
-/// The test kit's throwaway server, or `None` (the test is skipped) when
-/// `redis-server` is not installed.
-fn start_redis() -> Option<RedisServer> {
-    match RedisServer::try_start() {
-        Ok(r) => Some(r),
-        Err(StartError::NotInstalled) => None,
-        Err(e) => panic!("{e}"),
-    }
-}
-
 /// `EXISTS` of `keys`.
 fn existing(admin: &Admin, keys: &[&str]) -> i64 {
     admin.cmd("EXISTS", keys)
@@ -121,8 +111,7 @@ fn wake_slack(admin: &Admin) -> Duration {
 /// runtime, in a thread with room for two heapless engines on its stack;
 /// skipped when `redis-server` is not installed.
 fn on_redis(body: impl AsyncFnOnce(&RedisServer) + Send) {
-    let Some(redis) = start_redis() else {
-        eprintln!("redis-server not found: skipping (apt-get install redis-server)");
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
         return;
     };
     let redis = &redis;

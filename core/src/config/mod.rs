@@ -93,6 +93,7 @@ pub struct Config {
     pub(crate) local_handoff: u8,
     pub(crate) tls_ports: bool,
     pub(crate) fencing: bool,
+    pub(crate) follow_failover: bool,
 }
 
 impl Default for Config {
@@ -118,6 +119,7 @@ impl Default for Config {
             local_handoff: 0,
             tls_ports: false,
             fencing: false,
+            follow_failover: false,
         }
     }
 }
@@ -145,6 +147,7 @@ impl fmt::Debug for Config {
             .field("local_handoff", &self.local_handoff)
             .field("tls_ports", &self.tls_ports)
             .field("fencing", &self.fencing)
+            .field("follow_failover", &self.follow_failover)
             .finish()
     }
 }
@@ -243,6 +246,13 @@ options! {
     /// Fenced locks are never handed off locally. Default false: the wire
     /// traffic is then exactly that of Go's `rueidislock`.
     fencing, with_fencing: bool;
+    /// The single node's address is resolved anew at every connection (Redis
+    /// Sentinel), so a `READONLY` reply or a replica at the handshake means
+    /// a failover is under way, not a misconfiguration: the connection is
+    /// dropped (what was in flight on it is in doubt, holders re-verify
+    /// their keys on the next connection) and requests wait for the
+    /// reconnection instead of failing with the refusal. Default false.
+    follow_failover, with_follow_failover: bool;
 }
 
 impl Config {

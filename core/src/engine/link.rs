@@ -75,7 +75,10 @@ impl Engine {
             .conn(node)
             .is_some_and(|c| c.phase == ConnPhase::Handshake);
         self.drop_connection(node, now);
-        if handshake && is_refusal(&error) {
+        // Following failovers, a replica is a master being replaced: the
+        // runtime resolves the master again, and requests wait for it.
+        let failover = self.config.follow_failover && error == NodeError::Replica;
+        if handshake && is_refusal(&error) && !failover {
             if let Some(c) = self.conn_mut(node) {
                 c.refusal = Some(error.clone());
             }

@@ -669,6 +669,9 @@ mod cluster_tests;
 mod fence_tests;
 
 #[cfg(test)]
+mod failover_tests;
+
+#[cfg(test)]
 mod refusal_tests;
 
 // Needs more requests than the no-alloc capacity.

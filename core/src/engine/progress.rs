@@ -39,6 +39,20 @@ impl Engine {
                 return self.on_redirect(node, req, k, op, r, now);
             }
         }
+        if let (true, Frame::Error(text)) = (self.config.follow_failover, frame) {
+            if text.starts_with(b"READONLY") {
+                // Demoted by a failover: the reply says nothing about the
+                // key. Dropping the connection puts everything sent on it
+                // in doubt (this key included: nothing is in flight for it
+                // once its reply is counted) and makes the runtime resolve
+                // the new master.
+                let key = self.requests.at(req).keys.get_mut(usize::from(k));
+                if let Some(key) = key {
+                    key.inflight = key.inflight.saturating_sub(1);
+                }
+                return Err(NodeError::Replica);
+            }
+        }
         if let (
             KeyOp::Extend { by_sha: true, .. }
             | KeyOp::Release { by_sha: true }

@@ -9,7 +9,10 @@ use tracklock_core::{Config, ConfigError, NoLoop, Text, Topology, TtlMode};
 use crate::error::AddressError;
 use crate::Error;
 
+mod sentinel;
 mod url;
+
+pub(crate) use sentinel::SentinelSettings;
 
 /// Which Redis deployment a locker talks to, and so where a lock's keys
 /// live.
@@ -26,6 +29,10 @@ pub enum Mode {
     /// a lock on instance `i mod n`, so a lock survives the loss of any
     /// instance whose keys are not needed for its majority.
     Instances,
+    /// One master found through Redis Sentinel ([`Options::sentinel`]):
+    /// every key on it, like [`Mode::Single`]; the master is asked of the
+    /// sentinels at every connection, and failovers are followed.
+    Sentinel,
 }
 
 impl fmt::Display for Mode {
@@ -34,6 +41,7 @@ impl fmt::Display for Mode {
             Mode::Single => "single",
             Mode::Cluster => "cluster",
             Mode::Instances => "instances",
+            Mode::Sentinel => "sentinel",
         })
     }
 }
@@ -77,6 +85,8 @@ pub struct Options {
     /// TLS, when on.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsSettings>,
+    /// Sentinel mode: the master name and the sentinels' own `AUTH`.
+    sentinel: Option<SentinelSettings>,
 }
 
 impl fmt::Debug for Options {
@@ -88,6 +98,7 @@ impl fmt::Debug for Options {
             .field("config", &self.config);
         #[cfg(feature = "tls")]
         f.field("tls", &self.tls);
+        f.field("sentinel", &self.sentinel);
         f.finish()
     }
 }
@@ -154,6 +165,7 @@ impl Options {
             config: Config::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            sentinel: None,
         }
     }
 
@@ -432,8 +444,8 @@ impl Options {
         self.addrs.first().map_or("", String::as_str)
     }
 
-    /// Every address, in the order given: the server, the cluster seeds or
-    /// the instances (instance `i` holds key `i mod n`).
+    /// Every address, in the order given: the server, the cluster seeds,
+    /// the instances (instance `i` holds key `i mod n`) or the sentinels.
     pub fn addresses(&self) -> &[String] {
         &self.addrs
     }
@@ -452,6 +464,7 @@ impl Options {
         if self.addrs.len() > usize::from(u16::MAX) {
             return Err(AddressError::TooMany(self.addrs.len()));
         }
+        self.check_sentinel()?;
         if self.mode == Mode::Single && self.addrs.len() > 1 {
             return Err(AddressError::TooMany(self.addrs.len()));
         }
@@ -489,7 +502,7 @@ impl Options {
         // Fits: `endpoints` refuses more than `u16::MAX` addresses.
         let n16 = u16::try_from(n).unwrap_or(u16::MAX);
         let topology = match self.mode {
-            Mode::Single => Topology::Single,
+            Mode::Single | Mode::Sentinel => Topology::Single,
             Mode::Cluster => Topology::Cluster(n16),
             Mode::Instances => Topology::Instances(n16),
         };
@@ -501,7 +514,8 @@ impl Options {
             .config
             .clone()
             .with_topology(topology)
-            .with_tls_ports(self.is_tls());
+            .with_tls_ports(self.is_tls())
+            .with_follow_failover(self.mode == Mode::Sentinel);
         config.validate()?;
         if self.mode == Mode::Instances {
             check_instances(n, usize::from(config.key_majority()))?;

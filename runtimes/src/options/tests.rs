@@ -429,3 +429,104 @@ fn url_host_lists() {
         }
     }
 }
+
+#[test]
+fn sentinel_builder() {
+    let o = Options::sentinel("mymaster", ["s1:26379", "s2:26380"])
+        .sentinel_username("su")
+        .sentinel_password("sp")
+        .password("dp")
+        .database(2);
+    assert_eq!(o.mode(), Mode::Sentinel);
+    assert_eq!(o.sentinel_master(), Some("mymaster"));
+    let s = o.sentinel_settings().unwrap();
+    assert_eq!(
+        (s.username.as_deref(), s.password.as_deref()),
+        (Some("su"), Some("sp"))
+    );
+    let c = o.to_config().unwrap();
+    assert_eq!(c.topology(), Topology::Single);
+    assert!(c.follow_failover());
+    assert_eq!(c.password(), Some("dp"), "the data node's password");
+    assert_eq!(c.database(), 2);
+    // Neither password shows in Debug.
+    let debug = format!("{o:?}");
+    assert!(
+        !debug.contains("\"sp\"") && !debug.contains("dp\""),
+        "{debug}"
+    );
+    // Other modes do not follow failovers.
+    assert!(!Options::new("h:1").to_config().unwrap().follow_failover());
+}
+
+#[test]
+fn sentinel_options_are_checked() {
+    for bad in ["", "two words", "tab\there"] {
+        assert!(
+            matches!(
+                Options::sentinel(bad, ["s:1"]).to_config(),
+                Err(Error::Addresses(AddressError::MasterName))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        Options::sentinel("m", Vec::<String>::new()).to_config(),
+        Err(Error::Addresses(AddressError::Empty))
+    ));
+    assert!(matches!(
+        Options::sentinel("m", ["s:1", "S:1"]).to_config(),
+        Err(Error::Addresses(AddressError::Duplicate(_)))
+    ));
+    assert!(matches!(
+        Options::new("h:1").sentinel_password("x").to_config(),
+        Err(Error::Addresses(AddressError::NotSentinel))
+    ));
+}
+
+#[test]
+fn url_sentinel() {
+    let o = Options::from_url(
+        "redis+sentinel://u:d%40p@s1,[::1]:26380,s3:1/my%2Dmaster/3\
+         ?sentinel_username=su&sentinel_password=s%26p",
+    )
+    .unwrap();
+    assert_eq!(o.mode(), Mode::Sentinel);
+    assert_eq!(o.addresses(), ["s1:26379", "[::1]:26380", "s3:1"]);
+    assert_eq!(o.sentinel_master(), Some("my-master"));
+    let s = o.sentinel_settings().unwrap();
+    assert_eq!(s.username.as_deref(), Some("su"));
+    assert_eq!(s.password.as_deref(), Some("s&p"));
+    let c = o.to_config().unwrap();
+    assert_eq!((c.username(), c.password()), (Some("u"), Some("d@p")));
+    assert_eq!(c.database(), 3);
+    assert!(!o.is_tls());
+
+    let r = Options::from_url("rediss+sentinel://s1/m");
+    #[cfg(feature = "tls")]
+    assert!(r.unwrap().is_tls());
+    #[cfg(not(feature = "tls"))]
+    assert!(matches!(r, Err(Error::TlsNotEnabled)), "{r:?}");
+
+    for url in [
+        "redis+sentinel://s1",
+        "redis+sentinel://s1/",
+        "redis+sentinel://s1/m/x",
+        "redis+sentinel://s1/m?password=x",
+        "redis+sentinel://s1/m?sentinel_password=%zz",
+        "redis+sentinel://s1:0/m",
+        "redis+sentinel://s1/m#f",
+        "redis://h/0?sentinel_password=x",
+    ] {
+        match Options::from_url(url) {
+            Err(Error::InvalidUrl(m)) => assert!(!m.is_empty()),
+            other => panic!("{url:?}: expected InvalidUrl, got {other:?}"),
+        }
+    }
+    // A master name with a space is refused when connecting.
+    let o = Options::from_url("redis+sentinel://s1/a%20b").unwrap();
+    assert!(matches!(
+        o.to_config(),
+        Err(Error::Addresses(AddressError::MasterName))
+    ));
+}

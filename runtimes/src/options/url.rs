@@ -1,5 +1,5 @@
-//! [`Options::from_url`]: `redis://`, `redis+cluster://` and
-//! `redis+instances://` URLs.
+//! [`Options::from_url`]: `redis://`, `redis+cluster://`,
+//! `redis+instances://` and `redis+sentinel://` URLs.
 
 use super::{Mode, Options};
 use crate::Error;
@@ -20,6 +20,25 @@ impl Options {
     /// database must be 0) and `redis+instances://h1:p1,h2:p2,h3:p3` for
     /// independent instances. User, password and database apply to every
     /// node. `redis://` takes exactly one host.
+    ///
+    /// `redis+sentinel://[user[:password]@]h1:p1,h2:p2/master_name[/db]`
+    /// (and `rediss+sentinel://` with TLS to the sentinels and the data
+    /// node) is [`Options::sentinel`]: the hosts are sentinels (port 26379
+    /// by default), the first path segment is the master name, user and
+    /// password are the data node's. The sentinels' own `AUTH` goes in the
+    /// only query parameters accepted, `sentinel_username` and
+    /// `sentinel_password` (percent-encoded):
+    /// `redis+sentinel://:data-pw@s1,s2/mymaster?sentinel_password=s-pw`.
+    ///
+    /// ```
+    /// use tracklock::{Mode, Options};
+    ///
+    /// let o = Options::from_url("redis+sentinel://s1,s2:26380/mymaster/2?sentinel_password=pw")?;
+    /// assert_eq!(o.mode(), Mode::Sentinel);
+    /// assert_eq!(o.sentinel_master(), Some("mymaster"));
+    /// assert_eq!(o.addresses(), ["s1:26379", "s2:26380"]);
+    /// # Ok::<(), tracklock::Error>(())
+    /// ```
     pub fn from_url(url: &str) -> Result<Options, Error> {
         let bad = |m: &str| Err(Error::InvalidUrl(m.to_owned()));
         let Some((scheme, rest)) = url.split_once("://") else {
@@ -33,11 +52,13 @@ impl Options {
             "rediss" => (Mode::Single, true),
             "rediss+cluster" => (Mode::Cluster, true),
             "rediss+instances" => (Mode::Instances, true),
+            "redis+sentinel" => (Mode::Sentinel, false),
+            "rediss+sentinel" => (Mode::Sentinel, true),
             "unix" => return bad("Unix sockets (unix://) are not supported"),
             _ => {
                 return bad(
-                    "the URL must start with redis://, redis+cluster:// or redis+instances:// \
-                     (rediss… for TLS)",
+                    "the URL must start with redis://, redis+cluster://, redis+instances:// \
+                     or redis+sentinel:// (rediss… for TLS)",
                 )
             }
         };
@@ -45,9 +66,16 @@ impl Options {
         if tls {
             return Err(Error::TlsNotEnabled);
         }
-        if rest.contains(['?', '#']) {
-            return bad("query parameters and fragments are not supported");
+        if rest.contains('#') {
+            return bad("fragments are not supported");
         }
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) if mode == Mode::Sentinel => (r, Some(q)),
+            Some(_) => {
+                return bad("query parameters are not supported (only sentinel URLs take some)")
+            }
+            None => (rest, None),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
@@ -56,9 +84,10 @@ impl Options {
             Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
             None => (None, authority),
         };
+        let default_port = if mode == Mode::Sentinel { 26379 } else { 6379 };
         let mut addrs = Vec::new();
         for hostport in hosts.split(',') {
-            match url_host(hostport) {
+            match url_host(hostport, default_port) {
                 Ok(a) => addrs.push(a),
                 Err(m) => return bad(m),
             }
@@ -66,7 +95,35 @@ impl Options {
         if mode == Mode::Single && addrs.len() > 1 {
             return bad("a host list needs redis+cluster:// or redis+instances://");
         }
-        let mut o = Options::with_mode(mode, addrs);
+        let (master, path) = if mode == Mode::Sentinel {
+            let (name, db) = path.split_once('/').unwrap_or((path, ""));
+            let Some(name) = percent_decode(name).filter(|n| !n.is_empty()) else {
+                return bad("a sentinel URL needs the master name as its path: /master_name");
+            };
+            (Some(name), db)
+        } else {
+            (None, path)
+        };
+        let mut o = match master {
+            Some(m) => Options::sentinel(m, addrs),
+            None => Options::with_mode(mode, addrs),
+        };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(v) = percent_decode(v) else {
+                return bad("bad percent-encoding in a query parameter");
+            };
+            o = match k {
+                "sentinel_username" => o.sentinel_username(v),
+                "sentinel_password" => o.sentinel_password(v),
+                _ => {
+                    return bad(
+                        "unknown query parameter (sentinel URLs take sentinel_username and \
+                         sentinel_password)",
+                    )
+                }
+            };
+        }
         #[cfg(feature = "tls")]
         if tls {
             o = o.tls(true);
@@ -103,8 +160,9 @@ impl Options {
     }
 }
 
-/// One host of a URL's host list, as `host:port` (port 6379 by default).
-fn url_host(hostport: &str) -> Result<String, &'static str> {
+/// One host of a URL's host list, as `host:port` (`default_port` when
+/// none is given).
+fn url_host(hostport: &str, default_port: u16) -> Result<String, &'static str> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let Some((h, after)) = v6.split_once(']') else {
             return Err("unclosed '[' in the host");
@@ -127,7 +185,7 @@ fn url_host(hostport: &str) -> Result<String, &'static str> {
         return Err("the host is missing");
     }
     let port = match port {
-        None => 6379,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p != 0 => p,
             _ => return Err("the port must be a number from 1 to 65535"),

@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --example demo                       # throwaway redis-server
 //! cargo run --example demo -- --cluster          # throwaway 3-master Redis Cluster
+//! cargo run --example demo -- --tls              # throwaway redis-server over TLS
+//! cargo run --example demo -- --tls --cluster    # throwaway Redis Cluster over TLS
 //! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example demo
 //! REDIS_URL=redis+cluster://127.0.0.1:7000,127.0.0.1:7001 cargo run --example demo
 //! ```
@@ -11,7 +13,10 @@
 //! Without `REDIS_URL` it starts its own `redis-server` on a free port (and
 //! stops it at the end); `--cluster` (or `TRACKLOCK_DEMO_CLUSTER=1`) starts a
 //! throwaway Redis Cluster of 3 masters and 3 replicas on loopback ports
-//! instead, and the lock's keys then live on different masters.
+//! instead, and the lock's keys then live on different masters. `--tls`
+//! (or `TRACKLOCK_DEMO_TLS=1`) makes the throwaway servers speak TLS with
+//! certificates of a throwaway CA (made with `openssl`), and the lockers
+//! connect with `rediss://` and verify them against that CA.
 //! `redis-server` must be on PATH. The throwaway servers come from the
 //! test kit (`tracklock_demo::Redis`); the demo itself is tracklock on
 //! tokio.
@@ -22,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracklock::{LostReason, Options};
-use tracklock_demo::Redis;
+use tracklock_demo::{Redis, Want};
 
 type Locker = tracklock::tokio::Locker;
 
@@ -40,9 +45,14 @@ struct Stats {
 }
 
 fn main() -> ExitCode {
-    let cluster = std::env::args().skip(1).any(|a| a == "--cluster")
-        || std::env::var("TRACKLOCK_DEMO_CLUSTER").is_ok_and(|v| v == "1");
-    let redis = match Redis::start(cluster) {
+    let flag = |arg: &str, env: &str| {
+        std::env::args().skip(1).any(|a| a == arg) || std::env::var(env).is_ok_and(|v| v == "1")
+    };
+    let want = Want {
+        cluster: flag("--cluster", "TRACKLOCK_DEMO_CLUSTER"),
+        tls: flag("--tls", "TRACKLOCK_DEMO_TLS"),
+    };
+    let redis = match Redis::start(want) {
         Ok(r) => r,
         Err(message) => {
             eprintln!("{message}");
@@ -79,8 +89,15 @@ fn lock_keys(name: &str) -> Vec<String> {
 }
 
 async fn demo(redis: &Redis) -> Result<bool, Box<dyn StdError>> {
-    let opts = Options::from_url(&redis.url())?.validity(Duration::from_secs(2));
-    println!("mode: {}", opts.mode());
+    let mut opts = Options::from_url(&redis.url())?.validity(Duration::from_secs(2));
+    if let Some(ca) = redis.ca_file() {
+        opts = opts.tls_ca_file(ca);
+    }
+    println!(
+        "mode: {}{}",
+        opts.mode(),
+        if opts.is_tls() { " over TLS" } else { "" }
+    );
     let mut lockers = Vec::new();
     for i in 0..WORKERS {
         lockers.push(Locker::connect(opts.clone().client_name(format!("demo-worker-{i}"))).await?);

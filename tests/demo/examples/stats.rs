@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tracklock::{Options, Stats};
-use tracklock_demo::Redis;
+use tracklock_demo::{Redis, Want};
 
 fn report(s: &Stats) {
     let e = &s.engine;
@@ -38,7 +38,7 @@ fn report(s: &Stats) {
 }
 
 fn main() -> ExitCode {
-    let redis = match Redis::start(false) {
+    let redis = match Redis::start(Want::default()) {
         Ok(r) => r,
         Err(message) => {
             eprintln!("{message}");

@@ -3,8 +3,9 @@
 //! Redis Cluster started by the test kit and stopped when dropped.
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
 
-use tracklock_testkit::{Admin, RedisCluster, RedisServer, StartError, INSTALL_HINT};
+use tracklock_testkit::{Admin, RedisCluster, RedisServer, StartError, TlsCerts, INSTALL_HINT};
 
 /// The demo's Redis.
 #[derive(Debug)]
@@ -15,17 +16,53 @@ pub enum Redis {
     Server(RedisServer),
     /// A throwaway cluster of 3 masters and 3 replicas (stopped on drop).
     Cluster(RedisCluster),
+    /// A throwaway server with a TLS port, signed by a throwaway CA (the
+    /// certificates are removed on drop, after the server stops).
+    TlsServer(RedisServer, TlsCerts),
+    /// A throwaway cluster speaking TLS between clients and nodes.
+    TlsCluster(RedisCluster),
+}
+
+/// Which throwaway Redis the demo starts when `REDIS_URL` is not set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Want {
+    /// A 3-master Redis Cluster instead of one server.
+    pub cluster: bool,
+    /// TLS (`rediss://`) with a throwaway CA.
+    pub tls: bool,
 }
 
 impl Redis {
     /// `REDIS_URL` when it is set; otherwise a throwaway cluster when
     /// `cluster`, else a throwaway server (announced on stdout). The error
     /// is what to tell the user.
-    pub fn start(cluster: bool) -> Result<Redis, String> {
+    pub fn start(want: Want) -> Result<Redis, String> {
         if let Ok(url) = std::env::var("REDIS_URL") {
             return Ok(Redis::Given(url));
         }
-        if cluster {
+        if !tracklock_testkit::is_installed() {
+            return Err(not_installed());
+        }
+        if want.tls && want.cluster {
+            let c = RedisCluster::try_start_tls(3, 1).map_err(|e| e.to_string())?;
+            println!(
+                "started a throwaway Redis Cluster over TLS: TLS seeds {}",
+                c.tls_seeds().join(", ")
+            );
+            return Ok(Redis::TlsCluster(c));
+        }
+        if want.tls {
+            let certs = TlsCerts::try_generate()?;
+            let s =
+                RedisServer::try_start_tls(&certs, false, false, &[]).map_err(|e| e.to_string())?;
+            println!(
+                "started a throwaway redis-server with TLS at {} (CA {})",
+                s.tls_addr(),
+                certs.ca_cert().display()
+            );
+            return Ok(Redis::TlsServer(s, certs));
+        }
+        if want.cluster {
             let c = RedisCluster::try_start(3, 1).map_err(|e| e.to_string())?;
             println!(
                 "started a throwaway Redis Cluster: masters {}",
@@ -38,11 +75,7 @@ impl Redis {
                 println!("started a throwaway redis-server at {}", s.addr());
                 Ok(Redis::Server(s))
             }
-            Err(StartError::NotInstalled) => Err(format!(
-                "redis-server was not found and REDIS_URL is not set.\n\
-                 Either {INSTALL_HINT},\n\
-                 or point REDIS_URL at a running server, e.g. REDIS_URL=redis://127.0.0.1:6379/0"
-            )),
+            Err(StartError::NotInstalled) => Err(not_installed()),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -53,6 +86,31 @@ impl Redis {
             Redis::Given(url) => url.clone(),
             Redis::Server(s) => s.url(),
             Redis::Cluster(c) => format!("redis+cluster://{}", c.seeds().join(",")),
+            Redis::TlsServer(s, _) => format!("rediss://{}", s.tls_addr()),
+            Redis::TlsCluster(c) => format!("rediss+cluster://{}", c.tls_seeds().join(",")),
+        }
+    }
+
+    /// The throwaway CA's certificate (PEM file) that signed a TLS server's
+    /// certificate, for `Options::tls_ca_file`; `None` for plain servers
+    /// and for `REDIS_URL` (whose server is verified against the
+    /// platform's roots).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        match self {
+            Redis::TlsServer(_, certs) => Some(certs.ca_cert()),
+            Redis::TlsCluster(c) => c.tls_certs().map(TlsCerts::ca_cert),
+            _ => None,
+        }
+    }
+
+    /// Where the administrator connects: the plain port of a throwaway
+    /// server (a TLS server keeps one open for the test kit's plain admin
+    /// client), or the lockers' URL.
+    fn admin_url(&self) -> String {
+        match self {
+            Redis::TlsServer(s, _) => s.url(),
+            Redis::TlsCluster(c) => format!("redis+cluster://{}", c.seeds().join(",")),
+            _ => self.url(),
         }
     }
 
@@ -60,10 +118,10 @@ impl Redis {
     /// cluster, each on the master serving its slot, which it names);
     /// returns how many existed.
     pub fn delete(&self, keys: &[String]) -> Result<usize, Box<dyn StdError>> {
-        let url = self.url();
+        let url = self.admin_url();
         let attached;
         let cluster = match self {
-            Redis::Cluster(c) => Some(c),
+            Redis::Cluster(c) | Redis::TlsCluster(c) => Some(c),
             _ => match url.strip_prefix("redis+cluster://") {
                 Some(hosts) => {
                     let seeds: Vec<String> = hosts.split(',').map(str::to_owned).collect();
@@ -137,4 +195,12 @@ impl Redis {
         };
         Ok(taken == 1)
     }
+}
+
+fn not_installed() -> String {
+    format!(
+        "redis-server was not found and REDIS_URL is not set.\n\
+         Either {INSTALL_HINT},\n\
+         or point REDIS_URL at a running server, e.g. REDIS_URL=redis://127.0.0.1:6379/0"
+    )
 }

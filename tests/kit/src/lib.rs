@@ -8,7 +8,9 @@
 //!   `--maxmemory-policy`, `--replicaof`, …).
 //! - [`RedisCluster`]: a real Redis Cluster of N masters and R replicas
 //!   each, formed and settled (failovers, restarts, slot migrations,
-//!   divergent replicas); [`RedisInstances`]: N independent servers. Both
+//!   divergent replicas); [`RedisInstances`]: N independent servers;
+//!   [`RedisSentinel`]: a master, a replica and three sentinels, with
+//!   forced and real failovers. Both
 //!   have a `shared()` form for non-destructive tests (the servers named by
 //!   [`CLUSTER_ENV`] / [`INSTANCES_ENV`], or one private set per process).
 //! - [`Admin`]: an independent admin connection ([`resp`], a small sync
@@ -37,6 +39,7 @@ mod keys;
 pub mod offload;
 pub mod resp;
 mod rtt;
+mod sentinel;
 mod server;
 mod tls;
 
@@ -48,5 +51,6 @@ pub use durations::edge_durations;
 pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use keys::{default_keys, fresh, lock_keys};
 pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
+pub use sentinel::{RedisSentinel, SentinelSetup, FAILOVER_TIMEOUT, SENTINEL_DOWN_AFTER};
 pub use server::{free_port, is_installed, version, RedisServer, StartError, INSTALL_HINT};
 pub use tls::TlsCerts;

@@ -103,6 +103,20 @@ impl RedisServer {
         RedisServer::try_start_with_fn(|_, _| args.clone())
     }
 
+    /// A server with extra `args` for a test that is skipped without
+    /// `redis-server`: `None` (with a note on stderr) when it is not
+    /// installed; any other failure to start panics, as the test cannot run.
+    pub fn start_or_skip(args: &[&str]) -> Option<RedisServer> {
+        match RedisServer::try_start_with(args) {
+            Ok(r) => Some(r),
+            Err(StartError::NotInstalled) => {
+                eprintln!("redis-server not found: skipping ({INSTALL_HINT})");
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Like [`RedisServer::try_start_with`], but the extra arguments are
     /// computed for each attempt from the chosen port and the server's
     /// directory (which survives [`RedisServer::restart`]), so they can name
@@ -321,6 +335,13 @@ impl RedisServer {
         let log = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new("redis-server");
+        // A configuration file (a sentinel's, which it rewrites) must come
+        // first on the command line.
+        let (conf, args) = match self.args.split_first() {
+            Some((c, rest)) if !c.starts_with("--") => (Some(c), rest),
+            _ => (None, &self.args[..]),
+        };
+        cmd.args(conf);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1"])
@@ -331,7 +352,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
-            .args(&self.args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

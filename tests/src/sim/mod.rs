@@ -48,13 +48,14 @@ pub mod server;
 pub mod world;
 mod world_check;
 mod world_cluster;
+mod world_sentinel;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-pub use params::{Bug, FaultRates, Params, RefuseKind};
+pub use params::{Bug, FaultRates, Params, RefuseKind, SentinelParams};
 pub use rng::SimRng;
 pub use world::World;
 

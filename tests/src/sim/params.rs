@@ -44,6 +44,9 @@ pub struct FaultRates {
     /// network reaches its engine up to `Params::starve_lag_max` late
     /// (its clock and timers run on).
     pub starve: f64,
+    /// Sentinel runs: the master is replaced by its replica, which has
+    /// what was replicated (see [`SentinelParams`]).
+    pub sentinel_switch: f64,
 }
 
 impl FaultRates {
@@ -62,6 +65,7 @@ impl FaultRates {
             + self.migration
             + self.refuse
             + self.starve
+            + self.sentinel_switch
     }
 }
 
@@ -111,6 +115,8 @@ pub struct Params {
     pub lease_checks: bool,
     /// A Redis Cluster run (`config.topology` is `Topology::Cluster`).
     pub cluster: Option<ClusterParams>,
+    /// A Redis Sentinel run (single node, `config.follow_failover`).
+    pub sentinel: Option<SentinelParams>,
     /// Exempt from mutual exclusion a holder that a failover left without a
     /// majority of its keys (asynchronous replication lost them: no lock
     /// can survive that). Off to see the checker catch it.
@@ -196,6 +202,24 @@ impl ClusterParams {
         self.masters + self.replicas.iter().filter(|r| **r).count()
     }
 }
+
+/// The shape of a Redis Sentinel run: one master whose replica copies it
+/// every `sync_min..=sync_max` ns (a snapshot: a prefix of the master's
+/// writes); a switch replaces the master's data with the last copy, or,
+/// with probability `catch_up`, with everything (a failover after the
+/// replica caught up).
+#[derive(Debug, Clone)]
+pub struct SentinelParams {
+    /// Shortest replication period, ns.
+    pub sync_min: u64,
+    /// Longest replication period, ns.
+    pub sync_max: u64,
+    /// Probability that a switch loses nothing.
+    pub catch_up: f64,
+}
+
+/// Seeds the draws of a sentinel run, apart from the standalone ones.
+const SENTINEL_STREAM: u64 = 0x5e47_19e1_0000_0001;
 
 /// Seeds the draws of a cluster run, apart from the standalone ones.
 const CLUSTER_STREAM: u64 = 0xc105_7e12_5eed_0001;
@@ -340,6 +364,67 @@ impl Params {
         c.repl_base = 100 * MS;
         c.repl_jitter = 300 * MS;
         c.node_timeout = 200 * MS;
+        p
+    }
+
+    /// A Redis Sentinel run for `seed`: a standalone draw on one node that
+    /// follows failovers, with master switches (some losing what the
+    /// replica had not copied yet) on top of the profile's faults.
+    pub fn sentinel(seed: u64) -> Params {
+        let mut p = Params::standalone(seed);
+        let mut rng = SimRng::new(seed ^ SENTINEL_STREAM);
+        p.profile = match p.profile {
+            "calm" => "sentinel-calm",
+            "network" => "sentinel-network",
+            "nodes" => "sentinel-nodes",
+            "admin" => "sentinel-admin",
+            _ => "sentinel-chaos",
+        };
+        p.config = p
+            .config
+            .with_topology(Topology::Single)
+            .with_follow_failover(true);
+        // Wall clocks agree: with absolute TTLs, a node whose wall clock
+        // lags keeps a key past the engine's "certainly expired" (which
+        // allows for drift and the margin only). That is not about
+        // Sentinel; the standalone runs cover offsets.
+        p.wall_offset_ms = 0;
+        p.faults.sentinel_switch = *rng.pick(&[0.3, 0.6, 1.0]);
+        let sync_max = *rng.pick(&[MS, 10 * MS, 50 * MS, 300 * MS]);
+        p.sentinel = Some(SentinelParams {
+            sync_min: sync_max / 10,
+            sync_max,
+            catch_up: *rng.pick(&[0.0, 0.5, 0.9]),
+        });
+        p
+    }
+
+    /// Teeth for sentinel mode: a slow replica, switches often, nothing
+    /// caught up, and the failover exemption off. A switch that loses a
+    /// held lock's keys hands the lock out twice; the checker must see it.
+    pub fn sentinel_teeth(seed: u64) -> Params {
+        let mut p = Params::sentinel(seed);
+        p.profile = "sentinel-teeth";
+        p.config = p
+            .config
+            .with_validity(Duration::from_millis(2000))
+            .with_extend_interval(None);
+        p.lockers = 3;
+        p.workers = 2;
+        p.names = vec!["n0".into()];
+        p.think_mean = 5 * MS;
+        p.faults = FaultRates {
+            sentinel_switch: 3.0,
+            ..FaultRates::default()
+        };
+        p.force = false;
+        p.lease_checks = false;
+        p.failover_exemption = false;
+        p.sentinel = Some(SentinelParams {
+            sync_min: 200 * MS,
+            sync_max: 500 * MS,
+            catch_up: 0.0,
+        });
         p
     }
 
@@ -574,6 +659,7 @@ impl Params {
             think_mean: 30 * MS,
             lease_checks: true,
             cluster: None,
+            sentinel: None,
             failover_exemption: true,
             starve_lag_max: 0,
             refuse_kinds: Vec::new(),

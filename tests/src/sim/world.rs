@@ -19,6 +19,7 @@ use super::params::{Bug, Params, RefuseKind, VERSIONS};
 use super::rng::SimRng;
 use super::server::{Fx, Node, NodeState, UNIX_BASE_MS};
 use super::world_cluster::ClusterWorld;
+use super::world_sentinel::NodeData;
 use super::Stats;
 
 const MS: u64 = 1_000_000;
@@ -81,6 +82,8 @@ pub(crate) enum Ev {
     },
     /// Cluster: the slot migration in progress moves on.
     Migrate,
+    /// Sentinel: the replica copies the master.
+    SentinelSync,
     /// A starved locker's event loop gets to what arrived from `node`.
     Feed {
         locker: usize,
@@ -203,6 +206,8 @@ pub struct World {
     pub(crate) trace: VecDeque<String>,
     /// Redis Cluster state (cluster runs).
     pub(crate) cl: Option<ClusterWorld>,
+    /// Sentinel runs: the replica's copy of the master's data.
+    pub(crate) sentinel_replica: Option<NodeData>,
     /// When the latest error-reply window ends (or ended), real ns.
     pub(crate) last_refuse_end: u64,
 }
@@ -348,11 +353,13 @@ impl World {
             echo,
             trace: VecDeque::new(),
             cl: None,
+            sentinel_replica: None,
             last_refuse_end: 0,
             p,
         };
         w.stats.seeds = 1;
         w.init_cluster();
+        w.init_sentinel();
         w
     }
 
@@ -519,6 +526,7 @@ impl World {
             Ev::Repl { shard, epoch } => self.deliver_repl(shard, epoch),
             Ev::FailoverCheck { node, since } => self.failover_check(node, since),
             Ev::Migrate => self.migrate_step(),
+            Ev::SentinelSync => self.sentinel_sync(),
             Ev::Feed { locker, node, conn } => {
                 let ls = &self.lockers[locker];
                 if ls.links[node] == LinkState::Up(conn) && !ls.paused && !ls.pending_conn[node] {
@@ -1237,6 +1245,7 @@ impl World {
             f.migration,
             f.refuse,
             f.starve,
+            f.sentinel_switch,
         ];
         let total: f64 = weights.iter().sum();
         let mut x = self.rng.f64() * total;
@@ -1410,6 +1419,7 @@ impl World {
                 self.last_refuse_end = self.last_refuse_end.max(self.now + d);
                 self.at(self.now + d, Ev::RefuseEnd { node: n });
             }
+            14 => self.sentinel_switch(),
             13 => {
                 if self.now < self.lockers[l].starve_until || self.p.starve_lag_max == 0 {
                     return;

@@ -1,0 +1,516 @@
+//! Redis Sentinel mode against real sentinels ([`RedisSentinel`]: a master,
+//! a replica, three sentinels with a 1 s `down-after-milliseconds`): the
+//! master resolved through the sentinels, failovers (forced and by killing
+//! the master) followed, locks kept when replicated and reported lost when
+//! not, restarted sentinels, passwords, and the typed errors. Every test's
+//! path contains `sentinel`: `cargo test -p tracklock-tests sentinel`.
+//!
+//! Each test starts its own deployment, so they run in parallel. The kit's
+//! blocking helpers (failovers take seconds) run on a helper thread
+//! ([`off`]), never on the runtime's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracklock::{Error, Locker, LostReason, Mode, Options, SentinelFailure};
+use tracklock_testkit::{free_port, RedisSentinel, SentinelSetup, TlsCerts, FAILOVER_TIMEOUT};
+use tracklock_tests::topo::*;
+use tracklock_tests::{scenario, Ctx, TestRt, Topology, Variant};
+
+/// Validity of the locks held through a failover: a switch (detection
+/// after 1 s, election, promotion, reconnection) takes a few seconds on a
+/// busy machine, and a held lock must outlive it.
+const FAILOVER_VALIDITY: Duration = Duration::from_secs(20);
+/// Connect timeout of the tests (also bounds each failing `connect`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Slack over a bound for a busy machine.
+const SLACK: Duration = Duration::from_secs(5);
+
+/// Runs the kit's blocking `f` on a helper thread while the runtime keeps
+/// serving the lockers.
+async fn off<T: TestRt, R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let handle = std::thread::spawn(f);
+    while !handle.is_finished() {
+        T::sleep(Duration::from_millis(20)).await;
+    }
+    handle
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+async fn deployment<T: TestRt>(setup: SentinelSetup) -> Arc<RedisSentinel> {
+    off::<T, _>(move || Arc::new(RedisSentinel::start(setup))).await
+}
+
+fn opts(s: &RedisSentinel) -> Options {
+    Options::from_url(&s.url())
+        .expect("sentinel URL")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .validity(FAILOVER_VALIDITY)
+}
+
+/// The address the locker's only node is connected to now.
+fn node_addr<R: tracklock::Runtime>(l: &Locker<R>) -> String {
+    l.stats().nodes[0].addr.clone()
+}
+
+/// How many of `name`'s keys the data node at `addr` holds.
+fn keys_on(s: &RedisSentinel, addr: &str, name: &str) -> usize {
+    let a = s.data_at(addr).admin();
+    keys(name).iter().filter(|k| a.get(k).is_some()).count()
+}
+
+/// Waits until the locker's node is connected to `addr` and a lock can be
+/// taken there.
+async fn follows<T: TestRt>(l: &Locker<T::R>, addr: &str) {
+    let start = Instant::now();
+    loop {
+        if node_addr(l) == addr {
+            if let Ok(g) = l.try_lock(&fresh("sentinel-probe")).await {
+                g.unlock().await.expect("unlock the probe");
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < FAILOVER_TIMEOUT,
+            "the locker did not follow the switch to {addr} (at {:?})",
+            node_addr(l)
+        );
+        T::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A task of `waiter` asks for `name` (held by `g`) and still waits 200 ms
+/// later; `g`'s unlock must get it the lock well before the validity
+/// (so by the release, not by expiry).
+async fn waiter_served<T: TestRt>(waiter: &Locker<T::R>, g: tracklock::Guard<T::R>, name: &str) {
+    let w = waiter.clone();
+    let n = name.to_owned();
+    let waiting = T::spawn(async move {
+        let g = w.lock(&n).await.expect("the waiter's lock");
+        g.unlock().await.expect("the waiter's unlock");
+    });
+    T::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the waiter waits while the lock is held"
+    );
+    g.unlock().await.expect("unlock");
+    let within = FAILOVER_VALIDITY / 4;
+    assert!(
+        T::timeout(within, waiting).await.is_some(),
+        "the waiter was not served within {within:?} of the release"
+    );
+}
+
+/// `connect` must fail within the connect timeout (plus slack).
+async fn connect_fails<T: TestRt>(o: Options) -> Error {
+    let start = Instant::now();
+    match T::timeout(
+        CONNECT_TIMEOUT + SLACK,
+        T::connect(o.connect_timeout(CONNECT_TIMEOUT)),
+    )
+    .await
+    {
+        None => panic!("connect hung past the connect timeout"),
+        Some(Ok(l)) => {
+            l.close().await;
+            panic!("connect succeeded where it must fail")
+        }
+        Some(Err(e)) => {
+            assert!(
+                start.elapsed() < CONNECT_TIMEOUT + SLACK,
+                "failed late: {e}"
+            );
+            e
+        }
+    }
+}
+
+/// Also on glommio (feature `glommio`).
+macro_rules! all_rts {
+    ($body:ident, $limit:expr) => {
+        rts!($body, $limit);
+        scenario!(
+            #[cfg(feature = "glommio")]
+            glommio,
+            GlommioRt,
+            Topology::Own,
+            Variant::caching(true),
+            $limit,
+            $body
+        );
+    };
+}
+
+macro_rules! rts {
+    ($body:ident, $limit:expr) => {
+        scenario!(
+            tokio,
+            TokioRt,
+            Topology::Own,
+            Variant::caching(true),
+            $limit,
+            $body
+        );
+        scenario!(
+            smol,
+            SmolRt,
+            Topology::Own,
+            Variant::caching(true),
+            $limit,
+            $body
+        );
+    };
+}
+
+mod sentinel_lock_and_wait {
+    use super::*;
+
+    /// Through the sentinels: the master is found (the node's address is
+    /// the master's), locks exclude each other, a waiter is served when
+    /// the holder unlocks.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let s = deployment::<T>(SentinelSetup::default()).await;
+        let o = opts(&s);
+        assert_eq!(o.mode(), Mode::Sentinel);
+        let a = connect::<T>(o.clone()).await;
+        let b = connect::<T>(o).await;
+        let master = s.client_addr(s.master());
+        assert_eq!(node_addr(&a), master);
+
+        let name = fresh("sentinel-wait");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        assert!(
+            keys_on(&s, &master, &name) >= 2,
+            "the keys are on the master"
+        );
+        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
+        waiter_served::<T>(&b, g, &name).await;
+        a.close().await;
+        b.close().await;
+    }
+
+    all_rts!(body, Duration::from_secs(90));
+}
+
+mod sentinel_failover_keeps_replicated_lock {
+    use super::*;
+
+    /// `SENTINEL FAILOVER` while a replicated lock is held: the locker
+    /// follows the switch, the holder keeps the lock (its keys are on the
+    /// new master), a waiter of another locker is served there once the
+    /// holder unlocks.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let s = deployment::<T>(SentinelSetup::default()).await;
+        let a = connect::<T>(opts(&s)).await;
+        let b = connect::<T>(opts(&s)).await;
+        let name = fresh("sentinel-kept");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        let s2 = s.clone();
+        let new = off::<T, _>(move || {
+            s2.wait_replicated();
+            s2.failover()
+        })
+        .await;
+        // Followed without any write of ours being refused first: the
+        // sentinels' `+switch-master` (or the demoted master dropping the
+        // connection) moves the connection before the next extension.
+        let start = Instant::now();
+        while node_addr(&b) != new {
+            assert!(
+                start.elapsed() < FAILOVER_VALIDITY / 4,
+                "the idle locker still uses {} after the switch to {new}",
+                node_addr(&b)
+            );
+            T::sleep(Duration::from_millis(20)).await;
+        }
+        follows::<T>(&a, &new).await;
+        follows::<T>(&b, &new).await;
+        assert!(g.is_held(), "the replicated lock is kept");
+        assert!(
+            keys_on(&s, &new, &name) >= 2,
+            "the keys are on the new master"
+        );
+        // An extension period passes on the new master without a loss.
+        expect_held_for::<T>(&g, FAILOVER_VALIDITY / 4).await;
+        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
+        waiter_served::<T>(&b, g, &name).await;
+        a.close().await;
+        b.close().await;
+    }
+
+    all_rts!(body, Duration::from_secs(120));
+}
+
+mod sentinel_master_killed {
+    use super::*;
+
+    /// The master is killed while a replicated lock is held and another
+    /// locker waits for it: the sentinels promote the replica, both lockers
+    /// follow, the holder keeps the lock and the waiter gets it after the
+    /// unlock. Then the old master comes back (as a replica), the sentinels
+    /// are restarted, and a second failover is followed too.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let s = deployment::<T>(SentinelSetup::default()).await;
+        let a = connect::<T>(opts(&s)).await;
+        let b = connect::<T>(opts(&s)).await;
+        let name = fresh("sentinel-killed");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        let waiter = {
+            let b = b.clone();
+            let name = name.clone();
+            T::spawn(async move { b.lock(&name).await.map(|g| g.name().to_owned()) })
+        };
+        let s2 = s.clone();
+        let (old, new) = off::<T, _>(move || {
+            s2.wait_replicated();
+            let old = s2.client_addr(s2.master());
+            (old, s2.kill_master())
+        })
+        .await;
+        follows::<T>(&a, &new).await;
+        assert!(g.is_held(), "the replicated lock is kept");
+        g.unlock().await.expect("unlock on the new master");
+        let got = T::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiter is served after the switch");
+        assert_eq!(got.expect("the waiter's lock"), name);
+
+        let s2 = s.clone();
+        let newer = off::<T, _>(move || {
+            s2.restart_old(&old);
+            s2.restart_sentinels();
+            s2.failover()
+        })
+        .await;
+        assert_eq!(newer, old_addr_check(&s, &newer));
+        follows::<T>(&a, &newer).await;
+        follows::<T>(&b, &newer).await;
+        a.close().await;
+        b.close().await;
+    }
+
+    /// The new master is one of the deployment's data nodes.
+    fn old_addr_check(s: &RedisSentinel, addr: &str) -> String {
+        s.client_addr(s.data_at(addr))
+    }
+
+    all_rts!(body, Duration::from_secs(150));
+}
+
+mod sentinel_unreplicated_lock_lost {
+    use super::*;
+
+    /// The replica is cut off before the lock is taken, then the master is
+    /// killed: the new master never had the keys, and the holder is told
+    /// the lock is lost (its keys changed) once it reconnects there; the
+    /// name can be locked again on the new master.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let setup = SentinelSetup {
+            data_password: Some("data-pw".into()),
+            ..SentinelSetup::default()
+        };
+        let s = deployment::<T>(setup).await;
+        let a = connect::<T>(opts(&s)).await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.cut_replica()).await;
+        let name = fresh("sentinel-lost");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        let s2 = s.clone();
+        let new = off::<T, _>(move || s2.kill_master()).await;
+        assert_eq!(keys_on(&s, &new, &name), 0, "the new master lacks the keys");
+        let (reason, _) = expect_lost::<T>(&g, FAILOVER_TIMEOUT).await;
+        assert_eq!(reason, LostReason::KeysChanged);
+        follows::<T>(&a, &new).await;
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        g.unlock().await.expect("unlock");
+        a.close().await;
+    }
+
+    all_rts!(body, Duration::from_secs(120));
+}
+
+mod sentinel_passwords_and_errors {
+    use super::*;
+
+    /// Sentinels with their own password and data nodes with another: the
+    /// right pair works (from the URL, and from the builder); a wrong
+    /// sentinel password, an unknown master name and sentinels that are
+    /// all down are typed errors within the connect timeout.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let setup = SentinelSetup {
+            data_password: Some("data-pw".into()),
+            sentinel_password: Some("sentinel-pw".into()),
+            ..SentinelSetup::default()
+        };
+        let s = deployment::<T>(setup).await;
+        let l = connect::<T>(opts(&s)).await;
+        let g = lock_within::<T>(&l, &fresh("sentinel-pw"), Duration::from_secs(5)).await;
+        g.unlock().await.expect("unlock");
+        l.close().await;
+
+        let built = Options::sentinel(RedisSentinel::MASTER, s.sentinel_addrs())
+            .sentinel_password("sentinel-pw")
+            .password("data-pw");
+        let l = connect::<T>(built.clone()).await;
+        l.close().await;
+
+        let e = connect_fails::<T>(
+            Options::sentinel(RedisSentinel::MASTER, s.sentinel_addrs())
+                .sentinel_password("wrong")
+                .password("data-pw"),
+        )
+        .await;
+        match &e {
+            Error::Sentinel {
+                failure: SentinelFailure::Refused(text),
+                ..
+            } => assert!(
+                text.contains("WRONGPASS") || text.contains("invalid"),
+                "{e}"
+            ),
+            other => panic!("wrong sentinel password: {other:?}"),
+        }
+
+        let e = connect_fails::<T>(
+            Options::sentinel("no-such-master", s.sentinel_addrs())
+                .sentinel_password("sentinel-pw"),
+        )
+        .await;
+        assert!(
+            matches!(
+                e,
+                Error::Sentinel {
+                    failure: SentinelFailure::UnknownMaster,
+                    ..
+                }
+            ),
+            "unknown master: {e:?}"
+        );
+
+        // The data password is the data node's, not the sentinels'.
+        let e = connect_fails::<T>(
+            Options::sentinel(RedisSentinel::MASTER, s.sentinel_addrs())
+                .sentinel_password("sentinel-pw")
+                .password("wrong"),
+        )
+        .await;
+        assert!(
+            matches!(e, Error::Node { .. }),
+            "wrong data password: {e:?}"
+        );
+
+        // A sentinel that is down, and one that does not answer (frozen),
+        // are skipped: each gets its share of the connect timeout.
+        let dead = format!("127.0.0.1:{}", free_port().expect("a free port"));
+        let mut list = vec![dead, s.client_addr(s.sentinel(0))];
+        list.extend(s.sentinel_addrs().into_iter().skip(1));
+        let master = s.client_addr(s.master());
+        let s2 = s.clone();
+        off::<T, _>(move || s2.sentinel(0).freeze()).await;
+        let start = Instant::now();
+        let l = connect::<T>(
+            Options::sentinel(RedisSentinel::MASTER, list)
+                .sentinel_password("sentinel-pw")
+                .password("data-pw")
+                .connect_timeout(CONNECT_TIMEOUT),
+        )
+        .await;
+        assert!(start.elapsed() < CONNECT_TIMEOUT + SLACK);
+        assert_eq!(node_addr(&l), master);
+        l.close().await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.sentinel(0).thaw()).await;
+
+        let dead: Vec<String> = (0..2)
+            .map(|_| format!("127.0.0.1:{}", free_port().expect("a free port")))
+            .collect();
+        let e = connect_fails::<T>(Options::sentinel(RedisSentinel::MASTER, dead)).await;
+        assert!(
+            matches!(
+                e,
+                Error::Sentinel {
+                    failure: SentinelFailure::Unreachable(_),
+                    ..
+                }
+            ),
+            "no sentinel up: {e:?}"
+        );
+    }
+
+    rts!(body, Duration::from_secs(90));
+}
+
+mod sentinel_tls {
+    use super::*;
+
+    /// `rediss+sentinel://`: TLS to the sentinels (their TLS ports) and to
+    /// the master they name (its TLS port, as the sentinels monitor it over
+    /// TLS), verified against the kit's CA; a forced failover is followed
+    /// over TLS with the lock kept.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let certs = Arc::new(off::<T, _>(TlsCerts::generate).await);
+        let setup = SentinelSetup {
+            tls: Some(certs.clone()),
+            ..SentinelSetup::default()
+        };
+        let s = deployment::<T>(setup).await;
+        assert!(s.url().starts_with("rediss+sentinel://"), "{}", s.url());
+        let o = opts(&s).tls_ca_file(certs.ca_cert());
+        assert!(o.is_tls());
+        let a = connect::<T>(o).await;
+        let master = s.client_addr(s.master());
+        assert_eq!(node_addr(&a), master, "the master's TLS port");
+        let name = fresh("sentinel-tls");
+        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        assert!(keys_on(&s, &master, &name) >= 2);
+        let s2 = s.clone();
+        let new = off::<T, _>(move || {
+            s2.wait_replicated();
+            s2.failover()
+        })
+        .await;
+        follows::<T>(&a, &new).await;
+        assert!(g.is_held(), "the replicated lock is kept");
+        g.unlock().await.expect("unlock over TLS");
+        a.close().await;
+    }
+
+    rts!(body, Duration::from_secs(120));
+}
+
+mod sentinel_subscription_moves_past_a_frozen_sentinel {
+    use super::*;
+
+    /// The sentinel the failover follower subscribed to (the first that
+    /// answered) freezes: its pings go unanswered, the follower moves to
+    /// the next sentinel, and an idle locker still follows a failover
+    /// before any write of its own is refused.
+    async fn body<T: TestRt>(_: Ctx<T>) {
+        let s = deployment::<T>(SentinelSetup::default()).await;
+        let ping = Duration::from_millis(200);
+        let a = connect::<T>(opts(&s).ping_interval(ping)).await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.freeze_sentinel(0)).await;
+        // Unanswered for two ping intervals, then the next sentinel.
+        T::sleep(ping * 5).await;
+        let s2 = s.clone();
+        let new = off::<T, _>(move || s2.failover()).await;
+        let start = Instant::now();
+        while node_addr(&a) != new {
+            assert!(
+                start.elapsed() < FAILOVER_VALIDITY / 4,
+                "the idle locker still uses {} after the switch to {new}",
+                node_addr(&a)
+            );
+            T::sleep(Duration::from_millis(20)).await;
+        }
+        follows::<T>(&a, &new).await;
+        let s2 = s.clone();
+        off::<T, _>(move || s2.thaw_sentinel(0)).await;
+        a.close().await;
+    }
+
+    rts!(body, Duration::from_secs(90));
+}
