@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tracklock::Options;
-use tracklock_demo::Redis;
+use tracklock_demo::{Redis, Want};
 
 type Locker = tracklock::tokio::Locker;
 
@@ -28,7 +28,7 @@ const NAME: &str = "fencing-demo";
 const LEDGER: &str = "fencing-demo:ledger";
 
 fn main() -> ExitCode {
-    let redis = match Redis::start(false) {
+    let redis = match Redis::start(Want::default()) {
         Ok(r) => r,
         Err(message) => {
             eprintln!("{message}");

@@ -178,9 +178,11 @@ impl Redis {
             redis.call('HSET',KEYS[1],'token',ARGV[1],'data',ARGV[2]) return 1";
         let token = token.to_string();
         let args = [SCRIPT, "1", key, token.as_str(), data];
-        let url = self.url();
+        let url = self.admin_url();
         let taken: i64 = match (self, url.strip_prefix("redis+cluster://")) {
-            (Redis::Cluster(c), _) => c.try_cmd_for_key(key, "EVAL", &args)?,
+            (Redis::Cluster(c) | Redis::TlsCluster(c), _) => {
+                c.try_cmd_for_key(key, "EVAL", &args)?
+            }
             (_, Some(hosts)) => {
                 let seeds: Vec<String> = hosts.split(',').map(str::to_owned).collect();
                 RedisCluster::attach(&seeds)?.try_cmd_for_key(key, "EVAL", &args)?
