@@ -53,8 +53,8 @@ pub(crate) enum Command {
     /// Run a command while holding the lock NAME.
     ///
     /// Waits for the lock (forever unless --wait or --try), runs the
-    /// command in its own process group with TRACKLOCK_NAME=NAME in its
-    /// environment, keeps the lock extended while it runs and releases it
+    /// command in its own process group with TRACKLOCK_NAME=NAME (and with
+    /// --fencing TRACKLOCK_TOKEN=N) in its environment, keeps the lock extended while it runs and releases it
     /// when it exits. SIGINT, SIGTERM and SIGHUP are passed on to the
     /// command's group. If the lock is lost, the group gets SIGTERM, then
     /// SIGKILL after --kill-after, and tracklock exits 79.
@@ -84,6 +84,11 @@ pub(crate) struct RunArgs {
     /// Take the lock from whoever holds it (they are told they lost it)
     #[arg(long)]
     pub(crate) force: bool,
+    /// Fencing token: TRACKLOCK_TOKEN=N in the command's environment, N
+    /// larger than the token of every run of NAME that held the lock
+    /// before this one started waiting (costs one more round trip)
+    #[arg(long)]
+    pub(crate) fencing: bool,
     /// After the lock is lost, how long the command gets between SIGTERM
     /// and SIGKILL
     #[arg(long, value_parser = duration, default_value = "10s")]

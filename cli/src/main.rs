@@ -53,6 +53,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .enable_all()
                 .build()
                 .map_err(|e| Failure::new(OSERR, format!("cannot start the runtime: {e}")))?;
+            let options = options.fencing(args.fencing);
             runtime.block_on(run::run(options, args))
         }
         Command::Status(args) => status::status(&options, &args),

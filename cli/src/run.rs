@@ -45,7 +45,7 @@ async fn supervise(
         // Dropping the pending acquisition releases any key it had.
         sig = signals.recv() => return Ok(signal_exit(sig)),
     };
-    let mut child = match spawn(args) {
+    let mut child = match spawn(args, guard.token()) {
         Ok(child) => child,
         Err(failure) => {
             release(guard).await;
@@ -118,23 +118,23 @@ async fn acquire(locker: &Locker, args: &RunArgs) -> Result<Guard, Failure> {
 
 /// Starts the command in a process group of its own, so that a signal
 /// reaches everything it started (`sh -c` and its children alike).
-fn spawn(args: &RunArgs) -> Result<Child, Failure> {
+fn spawn(args: &RunArgs, token: Option<u64>) -> Result<Child, Failure> {
     let Some((program, rest)) = args.command.split_first() else {
         return Err(Failure::new(crate::exit::USAGE, "no command given"));
     };
-    Command::new(program)
-        .args(rest)
-        .env("TRACKLOCK_NAME", &args.name)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            let code = if e.kind() == io::ErrorKind::NotFound {
-                NOT_FOUND
-            } else {
-                CANNOT_EXECUTE
-            };
-            Failure::new(code, format!("cannot run {program:?}: {e}"))
-        })
+    let mut command = Command::new(program);
+    command.args(rest).env("TRACKLOCK_NAME", &args.name);
+    if let Some(token) = token {
+        command.env("TRACKLOCK_TOKEN", token.to_string());
+    }
+    command.process_group(0).spawn().map_err(|e| {
+        let code = if e.kind() == io::ErrorKind::NotFound {
+            NOT_FOUND
+        } else {
+            CANNOT_EXECUTE
+        };
+        Failure::new(code, format!("cannot run {program:?}: {e}"))
+    })
 }
 
 /// After the lock was lost: SIGTERM to the group, SIGKILL once `grace`

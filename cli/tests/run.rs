@@ -34,6 +34,48 @@ fn cli_redis_url_env_gives_the_name_to_the_command() {
 }
 
 #[test]
+fn cli_fencing_gives_increasing_tokens_to_consecutive_runs() {
+    let server = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", server.port());
+    let name = fresh("cli-fence{x}}");
+    let token = || {
+        let out = output(tracklock(&url).args([
+            "run",
+            "--fencing",
+            "--name",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "echo $TRACKLOCK_TOKEN",
+        ]));
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        out.stdout
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("TRACKLOCK_TOKEN {:?}: {e}", out.stdout))
+    };
+    let tokens: Vec<u64> = (0..3).map(|_| token()).collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "each run a larger token: {tokens:?}"
+    );
+    // Without --fencing the command gets no token; the next fenced run
+    // still gets a larger one.
+    let out = output(tracklock(&url).args([
+        "run",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo \"${TRACKLOCK_TOKEN-none}\"",
+    ]));
+    assert_eq!(out.stdout, "none\n", "{out:?}");
+    assert!(token() > tokens[2]);
+}
+
+#[test]
 fn cli_run_never_overlaps() {
     let server = RedisServer::start();
     let scratch = Scratch::new("overlap");

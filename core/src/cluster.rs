@@ -45,6 +45,25 @@ pub(crate) fn key_slot(parts: &[&[u8]]) -> u16 {
     digest.finalize() % SLOTS
 }
 
+/// True when the key made of `parts` has a hash tag (a `{` followed later
+/// by a `}` with at least one byte between them).
+pub(crate) fn has_hash_tag(parts: &[&[u8]]) -> bool {
+    let bytes = || parts.iter().flat_map(|p| p.iter().copied());
+    bytes()
+        .position(|b| b == b'{')
+        .and_then(|o| bytes().skip(o + 1).position(|b| b == b'}'))
+        .is_some_and(|len| len > 0)
+}
+
+/// CRC16/XMODEM of `parts` concatenated (no hash tag rule).
+pub(crate) fn crc16<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u16 {
+    let mut digest = CRC16.digest();
+    for p in parts {
+        digest.update(p);
+    }
+    digest.finalize()
+}
+
 /// Where a node listens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Addr {

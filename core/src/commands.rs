@@ -1,6 +1,7 @@
 //! The Redis commands the engine sends, written straight into a connection's
 //! transmit buffer.
 
+use crate::fence::CounterKey;
 use crate::keys::key_parts;
 use crate::resp::{array_header, bulk, bulk_concat, bulk_uint, Full, Sink};
 use crate::scripts::Script;
@@ -21,6 +22,14 @@ impl KeyRef<'_> {
             &key_parts(self.prefix, self.index, self.name, &mut digits),
         )
     }
+
+    /// The key's fencing counter (`crate::fence`), in the key's slot.
+    fn write_counter(&self, out: &mut impl Sink) -> Result<(), Full> {
+        let mut digits = [0u8; 2];
+        let [a, b, c, d, e] = key_parts(self.prefix, self.index, self.name, &mut digits);
+        let counter = CounterKey::of_parts(&[a, b, c, d, e]);
+        bulk_concat(out, &[counter.head(), a, b, c, d, e, counter.tail()])
+    }
 }
 
 /// How a TTL is written.
@@ -33,8 +42,11 @@ pub(crate) enum Ttl {
 }
 
 /// `SET key value [NX] PX|PXAT t` then `PTTL key` (the read re-arms tracking
-/// after our own write and reports the TTL the server holds). With `asking`
-/// (a cluster `ASK` redirect) each command is preceded by `ASKING`.
+/// after our own write and reports the TTL the server holds), or with
+/// `fence` that script (`EVAL`, so that no `NOSCRIPT` can split the pair)
+/// reading the TTL and the key's fencing counter. With `asking` (a cluster
+/// `ASK` redirect) each command is preceded by `ASKING`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn acquire(
     out: &mut impl Sink,
     key: KeyRef<'_>,
@@ -42,6 +54,7 @@ pub(crate) fn acquire(
     nx: bool,
     ttl: Ttl,
     asking: bool,
+    fence: Option<&Script>,
 ) -> Result<(), Full> {
     if asking {
         self::asking(out)?;
@@ -66,9 +79,40 @@ pub(crate) fn acquire(
     if asking {
         self::asking(out)?;
     }
+    if let Some(read) = fence {
+        return fenced_script(out, read, false, key, value, &[]);
+    }
     array_header(out, 2)?;
     bulk(out, b"PTTL")?;
     key.write(out)
+}
+
+/// `EVALSHA sha 2 key counter value args...` (or `EVAL body ...`): a
+/// fencing script over the key and its counter.
+pub(crate) fn fenced_script(
+    out: &mut impl Sink,
+    script: &Script,
+    by_sha: bool,
+    key: KeyRef<'_>,
+    value: &[u8],
+    numbers: &[u64],
+) -> Result<(), Full> {
+    array_header(out, 6 + numbers.len())?;
+    if by_sha {
+        bulk(out, b"EVALSHA")?;
+        bulk(out, &script.sha)?;
+    } else {
+        bulk(out, b"EVAL")?;
+        bulk(out, script.body.as_bytes())?;
+    }
+    bulk(out, b"2")?;
+    key.write(out)?;
+    key.write_counter(out)?;
+    bulk(out, value)?;
+    for &n in numbers {
+        bulk_uint(out, n)?;
+    }
+    Ok(())
 }
 
 /// `ASKING`: the next command may touch a slot being imported.

@@ -39,6 +39,11 @@ pub(crate) enum KeyOp {
         /// The refresh threshold it was sent with.
         refresh_below: u64,
     },
+    /// Reply to the fencing raise script (`crate::fence`).
+    Raise {
+        /// Sent by `EVALSHA`.
+        by_sha: bool,
+    },
     /// Reply to the release script.
     Release {
         /// Sent by `EVALSHA`.

@@ -86,6 +86,10 @@ pub enum Command {
     Extend,
     /// The release script (`EVALSHA`, `EVAL` after `NOSCRIPT`).
     Release,
+    /// A fencing script (`crate::fence`): the read that replaces `PTTL`
+    /// behind a fenced `SET` (`EVAL`), or the counter raise (`EVALSHA`,
+    /// `EVAL` after `NOSCRIPT`).
+    Fence,
 }
 
 impl fmt::Display for Command {
@@ -95,6 +99,7 @@ impl fmt::Display for Command {
             Command::Pttl => "PTTL",
             Command::Extend => "the extend script (EVALSHA/EVAL)",
             Command::Release => "the release script (EVALSHA/EVAL)",
+            Command::Fence => "a fencing script (EVAL/EVALSHA)",
         })
     }
 }

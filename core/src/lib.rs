@@ -38,6 +38,7 @@ mod conn;
 pub mod contract;
 mod engine;
 mod event;
+pub mod fence;
 mod keys;
 mod lease;
 mod lock;
@@ -62,6 +63,7 @@ pub use event::{
     Command, Event, LockError, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId,
     ServerError,
 };
+pub use fence::CounterKey;
 pub use keys::MAX_MAJORITY;
 pub use stats::{Losses, Stats};
 pub use storage::Text;

@@ -41,6 +41,23 @@ pub(crate) enum Outcome {
     Taken,
     /// An error reply (`true`: a transient one).
     Refused(bool),
+    /// Fenced: the key was ours, then gone before its counter was raised
+    /// (deleted or flushed meanwhile).
+    Vanished,
+}
+
+/// Where a key's fencing counter raise stands (`crate::fence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Raise {
+    /// Not sent in this attempt.
+    #[default]
+    None,
+    /// In flight.
+    Sent,
+    /// The counter now holds the attempt's token.
+    Accepted,
+    /// Refused, redirected, not ours any more, or its connection dropped.
+    Failed,
 }
 
 /// One key of a lock.
@@ -72,6 +89,11 @@ pub(crate) struct Key {
     pub(crate) extend_refused: bool,
     /// A release of this key was refused (cleared if a retry succeeds).
     pub(crate) release_refused: bool,
+    /// Fenced: the counter read with this key's acquisition (`None`: not
+    /// read, or the key was not ours when read).
+    pub(crate) counter: Option<u64>,
+    /// Fenced: the raise of this key's counter in the current attempt.
+    pub(crate) raise: Raise,
     /// Cluster: the key's hash slot.
     pub(crate) hash_slot: u16,
     /// Cluster: redirects in a row (reset by any other reply).
@@ -85,6 +107,8 @@ impl Key {
     pub(crate) fn new(node: NodeId, hash_slot: u16) -> Self {
         Key {
             hash_slot,
+            counter: None,
+            raise: Raise::None,
             recheck_at: None,
             redirects: 0,
             redirect: None,
@@ -158,6 +182,15 @@ pub(crate) struct Lock {
     pub(crate) failures: u8,
     /// The last error reply to any of this request's commands.
     pub(crate) error: Option<ServerError>,
+    /// Fenced `Try`/`Force`: attempts begun again because keys vanished
+    /// under them.
+    pub(crate) fence_retries: u8,
+    /// Fencing tokens are on for this request (`crate::fence`).
+    pub(crate) fenced: bool,
+    /// Fenced: the token being raised in the current attempt (0: none yet).
+    pub(crate) token: u64,
+    /// Fenced: the token of the grant (kept until the request ends).
+    pub(crate) granted: Option<u64>,
 }
 
 impl Lock {
@@ -307,11 +340,23 @@ impl Key {
                 _ => return Err(NodeError::Protocol("unexpected reply to SET")),
             },
             KeyOp::AcquireTtl => {
-                let ttl = match frame {
-                    Frame::Int(t) => Some(t),
-                    Frame::Error(_) => None,
+                // Fenced: `{PTTL, counter}`, the counter -1 when the key
+                // carried another value when read, -2 when it was gone.
+                let mut other = false;
+                let (ttl, counter) = match frame {
+                    Frame::Int(t) => (Some(t), None),
+                    Frame::Array(a) => match first_two(a.iter()) {
+                        (Some(Frame::Int(t)), Some(Frame::Int(c))) => {
+                            other = c == -1;
+                            (Some(t), u64::try_from(c).ok())
+                        }
+                        _ => return Err(NodeError::Protocol("unexpected reply to the fence read")),
+                    },
+                    Frame::Error(_) => (None, None),
                     _ => return Err(NodeError::Protocol("unexpected reply to PTTL")),
                 };
+                let not_ours = matches!(frame, Frame::Array(_)) && counter.is_none();
+                self.counter = counter;
                 if self.state != KeyState::Acquiring {
                     // Answered after the attempt moved on: nothing to count.
                 } else if self.set_ok == Some(true) {
@@ -327,7 +372,22 @@ impl Key {
                             self.outcome = Outcome::Refused(is_transient(text));
                             out.refusal = Some((Command::Pttl, text));
                         }
-                        (Some(-2), _) => self.state = KeyState::Free,
+                        (Some(-2), _) => {
+                            self.state = KeyState::Free;
+                            if counter.is_none() && matches!(frame, Frame::Array(_)) {
+                                self.outcome = Outcome::Vanished;
+                            }
+                        }
+                        // Overwritten (a forced takeover: someone else's
+                        // now) or deleted right after our `SET`.
+                        _ if not_ours => {
+                            self.state = KeyState::Free;
+                            self.outcome = if other {
+                                Outcome::Taken
+                            } else {
+                                Outcome::Vanished
+                            };
+                        }
                         (Some(t), _) if t >= 0 => {
                             self.state = KeyState::Held;
                             self.bound = rules.bound(self.sent, Duration::from_millis(t as u64));
@@ -380,6 +440,35 @@ impl Key {
                     }
                 }
                 _ => return Err(NodeError::Protocol("unexpected reply to the extend script")),
+            },
+            KeyOp::Raise { .. } => match frame {
+                Frame::Int(n) => {
+                    if self.raise == Raise::Sent {
+                        self.raise = if n == 1 {
+                            Raise::Accepted
+                        } else {
+                            Raise::Failed
+                        };
+                    }
+                    if n < 0 && self.state == KeyState::Held {
+                        // Not ours any more: overwritten (-1, someone
+                        // else's now) or gone (-2).
+                        self.state = KeyState::Free;
+                        self.outcome = if n == -1 {
+                            Outcome::Taken
+                        } else {
+                            Outcome::Vanished
+                        };
+                    }
+                }
+                Frame::Error(text) => {
+                    if self.raise == Raise::Sent {
+                        self.raise = Raise::Failed;
+                    }
+                    self.outcome = Outcome::Refused(is_transient(text));
+                    out.refusal = Some((Command::Fence, text));
+                }
+                _ => return Err(NodeError::Protocol("unexpected reply to the fence raise")),
             },
             KeyOp::Release { .. } => match frame {
                 Frame::Int(n) => {
@@ -467,6 +556,14 @@ impl Key {
                 }
             }
             KeyOp::Extend { .. } => Follow::Nothing,
+            // Not raised here: the attempt counts the key as failed (the
+            // counter is only ever raised on the node that holds the key).
+            KeyOp::Raise { .. } => {
+                if self.raise == Raise::Sent {
+                    self.raise = Raise::Failed;
+                }
+                Follow::Nothing
+            }
             KeyOp::Release { .. } => Follow::Release(match go {
                 Some((t, true)) => Some(t),
                 _ => None,
@@ -479,4 +576,10 @@ impl Key {
         self.state = KeyState::Doubt;
         self.doubt_until = until;
     }
+}
+
+/// The first two items of an iterator.
+fn first_two<T>(mut it: impl Iterator<Item = T>) -> (Option<T>, Option<T>) {
+    let first = it.next();
+    (first, it.next())
 }

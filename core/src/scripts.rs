@@ -3,7 +3,8 @@
 //! Every script reads the key after its last write (`PTTL` is a read), so
 //! that tracking stays armed on this connection: tracking is one-shot and our
 //! own write clears it. Acquisition needs no script: `SET NX PX` followed by a
-//! pipelined `PTTL` does the same with two cheap commands.
+//! pipelined `PTTL` does the same with two cheap commands (fenced locks
+//! replace that `PTTL` by [`FENCE_READ`]; see `crate::fence`).
 
 /// Extend (relative TTL). `ARGV = [value, ttl_ms, refresh_below_ms]`.
 /// When the key still carries `value`, refreshes its TTL to `ttl_ms` if it
@@ -28,6 +29,29 @@ if t<0 then t=0 end return {t,w}";
 /// Byte for byte the script Go's `rueidislock` uses, so both share its cache slot.
 pub(crate) const RELEASE: &str =
     "if redis.call(\"GET\",KEYS[1]) == ARGV[1] then return redis.call(\"DEL\",KEYS[1]) else return 0 end";
+
+/// Fenced acquisition's read, in place of the `PTTL` behind `SET NX`.
+/// `KEYS = [K, C(K)]`, `ARGV = [value]`. Returns `{PTTL K, counter}`, the
+/// counter being `-1` when `K` carries another value, `-2` when `K` is
+/// gone (either way not ours), and `0` when the counter does not exist. Reads `K` after the `SET`, so tracking is armed
+/// as the `PTTL` armed it. A counter that is not a whole number is an
+/// error reply (someone wrote there), never read as 0.
+pub(crate) const FENCE_READ: &str = "local t=redis.call('PTTL',KEYS[1]) \
+local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return {t,-1} end return {t,-2} end \
+local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
+if not f or f<0 or f~=math.floor(f) then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
+return {t,f}";
+
+/// Fenced acquisition's raise. `KEYS = [K, C(K)]`, `ARGV = [value, token]`.
+/// Sets the counter to `token` only while `K` carries `value` and the
+/// counter is lower. Returns 1 (raised), 0 (the counter was not lower),
+/// -1 (`K` carries another value) or -2 (`K` is gone). Reads `K`, which keeps tracking armed.
+pub(crate) const FENCE_RAISE: &str =
+    "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
+local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
+if not f then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
+if f>=tonumber(ARGV[2]) then return 0 end \
+redis.call('SET',KEYS[2],ARGV[2]) return 1";
 
 /// A script with its hex SHA1, as `EVALSHA` wants it.
 #[derive(Debug, Clone, Copy)]

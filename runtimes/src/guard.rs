@@ -40,16 +40,18 @@ pub struct Guard<R: Runtime> {
     locker: Locker<R>,
     id: LockId,
     name: Name,
+    token: Option<u64>,
     /// False once `unlock` took over the release.
     armed: bool,
 }
 
 impl<R: Runtime> Guard<R> {
-    pub(crate) fn new(locker: Locker<R>, id: LockId, name: &str) -> Self {
+    pub(crate) fn new(locker: Locker<R>, id: LockId, name: &str, token: Option<u64>) -> Self {
         Guard {
             locker,
             id,
             name: Name::new(name),
+            token,
             armed: true,
         }
     }
@@ -60,6 +62,7 @@ impl<R: Runtime> fmt::Debug for Guard<R> {
         f.debug_struct("Guard")
             .field("name", &self.name())
             .field("held", &self.is_held())
+            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -68,6 +71,19 @@ impl<R: Runtime> Guard<R> {
     /// The lock's name.
     pub fn name(&self) -> &str {
         self.name.as_str()
+    }
+
+    /// The lock's fencing token with [`Options::fencing`](crate::Options::fencing)
+    /// on, `None` otherwise. Every holder of this name whose acquisition
+    /// began after this guard was handed out gets a larger token, as long
+    /// as a majority of the name's counters keep their values (the
+    /// argument and the faults that break it: `tracklock_core::fence`, and
+    /// the README's "Fencing tokens"). Pass it with every write to the
+    /// resource the lock protects, and have the resource refuse a token
+    /// smaller than the largest it has seen: a holder that lost the lock
+    /// without knowing it (paused past its lease) is then refused.
+    pub fn token(&self) -> Option<u64> {
+        self.token
     }
 
     /// True while the lock is held (not lost, not released). Fires a due

@@ -296,8 +296,8 @@ impl<R: Runtime> Locker<R> {
             id,
             armed: true,
         };
-        poll_fn(|cx| pending.poll(cx)).await?;
-        Ok(Guard::new(self.clone(), id, name))
+        let token = poll_fn(|cx| pending.poll(cx)).await?;
+        Ok(Guard::new(self.clone(), id, name, token))
     }
 }
 
@@ -309,7 +309,8 @@ struct Pending<'a, R: Runtime> {
 }
 
 impl<R: Runtime> Pending<'_, R> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Ready with the grant's fencing token (`None` when not fenced).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<u64>, Error>> {
         if !self.armed {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -329,11 +330,12 @@ impl<R: Runtime> Pending<'_, R> {
             }
             // Acquired (and maybe lost already: the guard reports it).
             State::Held | State::Lost(_) => {
-                if let Some(s) = sh.slots.get_mut(&self.id) {
+                let token = sh.slots.get_mut(&self.id).and_then(|s| {
                     s.waker = None;
-                }
+                    s.token
+                });
                 self.armed = false;
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(token));
             }
             State::NotLocked => Err(Error::NotLocked),
             State::Failed(failure) => Err(sh.failure_error(failure)),

@@ -52,6 +52,8 @@ pub(crate) struct Slot {
     pub(crate) released: bool,
     /// [`Event::NotReleased`]: a release was refused.
     pub(crate) release_error: Option<ServerError>,
+    /// The fencing token of the grant (fenced lockers only).
+    pub(crate) token: Option<u64>,
     /// The lock future, then the unlock future.
     pub(crate) waker: Option<Waker>,
     /// The lock's name and when it was asked for (for its events).
@@ -84,6 +86,7 @@ impl Slot {
             state: State::Pending,
             released: false,
             release_error: None,
+            token: None,
             waker: None,
             lost_wakers: Vec::new(),
             #[cfg(feature = "tracing")]
@@ -197,7 +200,13 @@ impl Shared {
                 Event::NodeAdded { node } => self.add_node(node),
                 // Its driver sees `Engine::is_retired` and exits.
                 Event::NodeRemoved { node } => self.node_news.push(usize::from(node.0)),
-                Event::Acquired { id } => self.set_state(id, State::Held),
+                Event::Acquired { id } => {
+                    let token = self.engine.token(id);
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.token = token;
+                    }
+                    self.set_state(id, State::Held);
+                }
                 Event::NotLocked { id } => self.set_state(id, State::NotLocked),
                 Event::Failed { id, error } => self.set_state(id, State::Failed(error)),
                 Event::NotReleased { id, error } => {

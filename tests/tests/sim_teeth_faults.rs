@@ -75,3 +75,18 @@ fn sim_teeth_spurious_not_released_is_caught() {
 fn sim_teeth_release_that_deletes_nothing_is_caught() {
     catches(|s| with(s, Bug::ReleaseNoop), "unlock");
 }
+
+#[test]
+fn sim_teeth_fencing_raise_that_raises_nothing_is_caught() {
+    // The nodes' raise answers "raised" and leaves the counter: every
+    // holder reads the same counters, so tokens stop growing.
+    catches(
+        |s| {
+            let mut p = Params::random(s);
+            p.config = p.config.with_fencing(true);
+            p.bug = Some(Bug::FenceRaiseNoop);
+            p
+        },
+        "fencing:",
+    );
+}

@@ -94,12 +94,19 @@ pub trait Delay {
 #[derive(Debug, PartialEq, Eq)]
 pub struct HeldLock {
     id: LockId,
+    token: Option<u64>,
 }
 
 impl HeldLock {
     /// The engine's id of the lock.
     pub fn id(&self) -> LockId {
         self.id
+    }
+
+    /// The fencing token of the grant when the engine's configuration has
+    /// `fencing` on (`tracklock_core::fence`), `None` otherwise.
+    pub fn token(&self) -> Option<u64> {
+        self.token
     }
 }
 
@@ -336,7 +343,10 @@ where
             .await;
         self.abandoned = None;
         match r {
-            Ok(_) => Ok(HeldLock { id }),
+            Ok(_) => Ok(HeldLock {
+                id,
+                token: self.engine.token(id),
+            }),
             Err(e) => {
                 // A refused or failed request still needs ending.
                 let now = self.clock.now();

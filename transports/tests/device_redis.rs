@@ -313,3 +313,34 @@ fn reconnect_keeps_a_held_lock() {
         check_no_allocations("reconnect");
     });
 }
+
+/// Fenced locks through the device: each grant a larger token, the same
+/// counter keys as the library's, no allocation.
+#[test]
+fn fencing_tokens_grow_without_allocating() {
+    on_redis(async |redis: &RedisServer| {
+        let admin = redis.admin();
+        let t0 = std::time::Instant::now();
+        let config = Config::default().with_fencing(true);
+        let mut ea = engine(&config, 4);
+        let mut eb = engine(&config, 5);
+        let mut a = device(&mut ea, connect(&redis.addr()).await, t0);
+        let mut b = device(&mut eb, connect(&redis.addr()).await, t0);
+        counted(a.handshake()).await.unwrap();
+        counted(b.handshake()).await.unwrap();
+        let mut last = 0;
+        for round in 0..4 {
+            let d = if round % 2 == 0 { &mut a } else { &mut b };
+            let l = counted(d.lock("gate{x}")).await.unwrap();
+            let token = l.token().expect("a fenced lock has a token");
+            assert!(token > last, "round {round}: token {token} after {last}");
+            last = token;
+            counted(d.unlock(l)).await.unwrap();
+        }
+        let counter: Option<Vec<u8>> = admin.get("rueidislock:0:gate{x}:fence");
+        assert_eq!(counter, Some(last.to_string().into_bytes()));
+        counted(a.close()).await.unwrap();
+        counted(b.close()).await.unwrap();
+        check_no_allocations("fencing");
+    });
+}

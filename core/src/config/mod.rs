@@ -92,6 +92,7 @@ pub struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) local_handoff: u8,
     pub(crate) tls_ports: bool,
+    pub(crate) fencing: bool,
     pub(crate) follow_failover: bool,
 }
 
@@ -117,6 +118,7 @@ impl Default for Config {
             handshake_timeout: Config::DEFAULT_HANDSHAKE_TIMEOUT,
             local_handoff: 0,
             tls_ports: false,
+            fencing: false,
             follow_failover: false,
         }
     }
@@ -144,6 +146,7 @@ impl fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("local_handoff", &self.local_handoff)
             .field("tls_ports", &self.tls_ports)
+            .field("fencing", &self.fencing)
             .field("follow_failover", &self.follow_failover)
             .finish()
     }
@@ -236,6 +239,13 @@ options! {
     /// `port`. `CLUSTER SLOTS` and redirections need nothing: a TLS client
     /// is told TLS ports there. Default false.
     tls_ports, with_tls_ports: bool;
+    /// Fencing tokens (see [`crate::fence`]): every granted lock gets a
+    /// token ([`crate::Engine::token`]) larger than that of every holder
+    /// granted before its acquisition began. Costs one more round trip per
+    /// acquisition and one counter key per lock key (never expiring).
+    /// Fenced locks are never handed off locally. Default false: the wire
+    /// traffic is then exactly that of Go's `rueidislock`.
+    fencing, with_fencing: bool;
     /// The single node's address is resolved anew at every connection (Redis
     /// Sentinel), so a `READONLY` reply or a replica at the handshake means
     /// a failover is under way, not a misconfiguration: the connection is

@@ -8,11 +8,24 @@ use rand_core::RngCore;
 
 use crate::event::{Event, LockFailure, LockMode, NodeError, NodeId};
 use crate::lease::majority_deadline;
-use crate::lock::{KeyState, LockPhase, Outcome, VALUE_LEN};
+use crate::lock::{KeyState, LockPhase, Outcome, Raise, VALUE_LEN};
 use crate::time::Instant;
 
 use super::send::Op;
 use super::{Engine, ReqIdx, BACKOFF_MAX};
+
+/// Fresh attempts of a fenced `Try`/`Force` request whose keys vanished.
+const FENCE_RETRIES: u8 = 2;
+
+/// Where the fencing step of an attempt stands.
+enum Fence {
+    /// Raises in flight.
+    Pending,
+    /// A majority of counters holds the token: grant.
+    Raised,
+    /// A majority is out of reach: the attempt failed.
+    Failed,
+}
 
 impl Engine {
     /// True when every ready connection of the lock in `req` has room for a
@@ -34,7 +47,15 @@ impl Engine {
             .names
             .of(req)
             .map_or(0, |n| self.names.text(n).as_bytes().len());
-        let per_key = 96 + 2 * (self.config.prefix.as_bytes().len() + name_len) + VALUE_LEN;
+        let mut per_key = 96 + 2 * (self.config.prefix.as_bytes().len() + name_len) + VALUE_LEN;
+        if lock.fenced {
+            // The read script's body and the counter key (the key plus at
+            // most 12 bytes).
+            per_key += self.settings.fence_read.body.len()
+                + 32
+                + self.config.prefix.as_bytes().len()
+                + name_len;
+        }
         self.conns.as_slice().iter().enumerate().all(|(i, c)| {
             let keys = lock
                 .keys
@@ -68,6 +89,8 @@ impl Engine {
         lock.wake = false;
         lock.retry_at = None;
         lock.error = None;
+        lock.token = 0;
+        lock.granted = None;
         let nx = lock.mode != LockMode::Force;
         let n = lock.keys.len();
         for k in 0..n {
@@ -75,6 +98,8 @@ impl Engine {
             key.taken_ttl = None;
             key.set_ok = None;
             key.outcome = Outcome::None;
+            key.counter = None;
+            key.raise = Raise::None;
             self.send(req, k, Op::Acquire { nx }, now);
         }
         self.evaluate_attempt(req, now);
@@ -105,8 +130,18 @@ impl Engine {
             );
             match deadline {
                 Some(d) if d > now => {
+                    if self.requests.at(req).fenced {
+                        match self.fence(req, now) {
+                            Fence::Pending => return,
+                            Fence::Failed => return self.attempt_failed(req, now, false),
+                            Fence::Raised => {}
+                        }
+                    }
                     self.set_phase(req, LockPhase::Held);
                     let lock = self.requests.at(req);
+                    if lock.fenced {
+                        lock.granted = Some(lock.token);
+                    }
                     lock.handoffs = 0;
                     lock.failures = 0;
                     lock.deadline = d;
@@ -152,6 +187,50 @@ impl Engine {
         }
     }
 
+    /// The fencing step of an attempt that holds a majority (see
+    /// `crate::fence`): the first call raises the counters of the held keys
+    /// to one more than the largest counter they had; the attempt is
+    /// granted once a majority accepted, and fails once that is out of
+    /// reach.
+    fn fence(&mut self, req: ReqIdx, now: Instant) -> Fence {
+        let m = self.settings.majority;
+        let lock = self.requests.at(req);
+        if lock.token == 0 {
+            let held = || lock.keys.iter().filter(|k| k.state == KeyState::Held);
+            // The counters read while each key was ours: a majority of
+            // them is what orders this holder after every earlier one.
+            if held().filter(|k| k.counter.is_some()).count() < m {
+                return Fence::Failed;
+            }
+            let max = held().filter_map(|k| k.counter).max().unwrap_or(0);
+            lock.token = max.saturating_add(1);
+            for k in 0..lock.keys.len() {
+                let key = self.requests.at(req).keys[k];
+                if key.state == KeyState::Held
+                    && key.inflight == 0
+                    && !self.send(req, k, Op::Raise, now)
+                {
+                    self.requests.at(req).keys[k].raise = Raise::Failed;
+                }
+            }
+        }
+        let lock = self.requests.at(req);
+        let count = |r: Raise| {
+            lock.keys
+                .iter()
+                .filter(|k| k.state == KeyState::Held && k.raise == r)
+                .count()
+        };
+        let (accepted, sent) = (count(Raise::Accepted), count(Raise::Sent));
+        if accepted >= m {
+            Fence::Raised
+        } else if accepted + sent < m {
+            Fence::Failed
+        } else {
+            Fence::Pending
+        }
+    }
+
     /// An attempt cannot reach a majority (`too_slow`: it did, after the
     /// lease ran out). `NotLocked` only when other holders were seen on
     /// enough keys; an error reply that keeps the majority out of reach ends
@@ -181,6 +260,28 @@ impl Engine {
             .keys
             .iter()
             .any(|k| k.outcome == Outcome::Refused(true));
+        // A fenced attempt's keys can vanish (deleted, flushed) between its
+        // `SET` and its raise, a round trip later: nobody holds the name,
+        // and no node refused. `try_lock`/`force_lock` begin again (twice
+        // at most) instead of reporting a failure that did not happen.
+        let vanished = lock.fenced
+            && lock.mode != LockMode::Wait
+            && !too_slow
+            && !fatal
+            && !transient
+            && !seen_holder
+            && lock.fence_retries < FENCE_RETRIES
+            && lock.keys.iter().any(|k| k.outcome == Outcome::Vanished);
+        if vanished {
+            lock.fence_retries += 1;
+            self.set_phase(req, LockPhase::Waiting);
+            let lock = self.requests.at(req);
+            lock.retry_at = Some(now);
+            lock.wake = true;
+            self.notify_name(req);
+            return;
+        }
+        let lock = self.requests.at(req);
         let failure = if seen_holder {
             None
         } else if fatal || (transient && lock.mode != LockMode::Wait) {

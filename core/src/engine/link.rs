@@ -7,7 +7,7 @@ use crate::config::{Config, NoLoop};
 use crate::conn::{self, Conn, ConnPhase, Expect, KeyOp};
 use crate::event::{is_transient, Event, NodeError, NodeId};
 use crate::keys::parse_key;
-use crate::lock::{KeyState, LockPhase};
+use crate::lock::{KeyState, LockPhase, Raise};
 use crate::resp::{self, Frame};
 use crate::storage::Text;
 use crate::time::Instant;
@@ -116,6 +116,10 @@ impl Engine {
                     }
                 }
                 KeyOp::Extend { .. } => key.verify = true,
+                KeyOp::Raise { .. } => {
+                    key.verify = true;
+                    key.raise = Raise::Failed;
+                }
             }
         }
         for req in self.requests.indices() {

@@ -86,6 +86,8 @@ struct Settings {
     recheck_refresh_below: u64,
     extend: Script,
     release: Script,
+    fence_read: Script,
+    fence_raise: Script,
 }
 
 /// The sans-I/O lock engine of one locker. See the crate docs.
@@ -142,6 +144,8 @@ impl Engine {
                 TtlMode::Absolute => scripts::EXTEND_PXAT,
             }),
             release: Script::new(scripts::RELEASE),
+            fence_read: Script::new(scripts::FENCE_READ),
+            fence_raise: Script::new(scripts::FENCE_RAISE),
         };
         let mut conns = Seq::default();
         let mut addrs = Seq::default();
@@ -396,6 +400,10 @@ impl Engine {
             handoffs: 0,
             failures: 0,
             error: None,
+            fence_retries: 0,
+            fenced: self.config.fencing,
+            token: 0,
+            granted: None,
         };
         let req = self.requests.insert(lock)?;
         let Ok(n) = self.names.join(req, name, seq, LockPhase::Waiting) else {
@@ -446,9 +454,12 @@ impl Engine {
         lock.ended = true;
         let was_held = lock.phase == LockPhase::Held;
         let handoffs = lock.handoffs;
+        let fenced = lock.fenced;
         if lock.phase != LockPhase::Draining {
             self.set_phase(req, LockPhase::Draining);
-            if was_held && max_handoffs > 0 {
+            // A hand-off cannot raise the fencing counters: fenced locks
+            // go through Redis (`crate::fence`).
+            if was_held && max_handoffs > 0 && !fenced {
                 if handoffs < max_handoffs && self.hand_off(req, now) {
                     self.pump(now);
                     return;
@@ -514,6 +525,17 @@ impl Engine {
             .find(id)
             .and_then(|req| self.requests.get(req))
             .is_some_and(|l| l.phase == LockPhase::Held)
+    }
+
+    /// The fencing token of `id` (see [`crate::fence`]): `Some` once a
+    /// fenced request was granted ([`Event::Acquired`]), until it is
+    /// forgotten ([`Event::Released`]); `None` for unfenced or pending
+    /// requests and unknown ids.
+    pub fn token(&self, id: LockId) -> Option<u64> {
+        self.requests
+            .find(id)
+            .and_then(|req| self.requests.get(req))
+            .and_then(|l| l.granted)
     }
 
     /// How many of the lock's keys carry its value as far as the engine
@@ -642,6 +664,9 @@ mod tests;
 
 #[cfg(test)]
 mod cluster_tests;
+
+#[cfg(test)]
+mod fence_tests;
 
 #[cfg(test)]
 mod failover_tests;

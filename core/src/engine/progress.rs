@@ -5,7 +5,7 @@
 
 use crate::cluster::parse_redirect;
 use crate::conn::{Echo, KeyOp};
-use crate::event::{Event, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId};
+use crate::event::{Command, Event, LockFailure, LockId, LockMode, LostReason, NodeError, NodeId};
 use crate::lease::majority_deadline;
 use crate::lock::{KeyState, LockPhase, ReplyRules};
 use crate::resp::Frame;
@@ -54,7 +54,9 @@ impl Engine {
             }
         }
         if let (
-            KeyOp::Extend { by_sha: true, .. } | KeyOp::Release { by_sha: true },
+            KeyOp::Extend { by_sha: true, .. }
+            | KeyOp::Release { by_sha: true }
+            | KeyOp::Raise { by_sha: true },
             Frame::Error(text),
         ) = (op, frame)
         {
@@ -81,6 +83,11 @@ impl Engine {
             .ok_or(NodeError::Protocol("reply for an unknown key"))?
             .on_reply(op, frame, now, &rules)?;
         if let Some((command, text)) = reply.refusal {
+            // A fenced lock's `PTTL` is the fencing read script.
+            let command = match command {
+                Command::Pttl if lock.fenced => Command::Fence,
+                c => c,
+            };
             lock.record_error(node, command, text);
         }
         let caching = self.config.client_caching;

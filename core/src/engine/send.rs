@@ -15,8 +15,14 @@ use super::{Engine, ReqIdx};
 /// What to send for one key.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
-    Acquire { nx: bool },
-    Extend { refresh_below: u64 },
+    Acquire {
+        nx: bool,
+    },
+    Extend {
+        refresh_below: u64,
+    },
+    /// Raise the key's fencing counter to the attempt's token.
+    Raise,
     Release,
 }
 
@@ -124,9 +130,10 @@ impl Engine {
         };
         let k8 = k as u8;
         let mark = c.tx.len();
+        let fence = lock.fenced.then_some(&settings.fence_read);
         let ok = match op {
             Op::Acquire { nx } => {
-                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking).is_ok()
+                commands::acquire(&mut c.tx, key, &lock.value, nx, ttl, asking, fence).is_ok()
                     && (!asking || c.expect(Expect::Asking))
                     && c.expect(Expect::Op {
                         id,
@@ -163,6 +170,23 @@ impl Engine {
                             by_sha,
                             refresh_below,
                         },
+                    })
+            }
+            Op::Raise => {
+                (!asking || (commands::asking(&mut c.tx).is_ok() && c.expect(Expect::Asking)))
+                    && commands::fenced_script(
+                        &mut c.tx,
+                        &settings.fence_raise,
+                        by_sha,
+                        key,
+                        &lock.value,
+                        &[lock.token],
+                    )
+                    .is_ok()
+                    && c.expect(Expect::Op {
+                        id,
+                        key: k8,
+                        op: KeyOp::Raise { by_sha },
                     })
             }
             Op::Release => {
@@ -209,6 +233,10 @@ impl Engine {
                 key.verify = false;
                 key.recheck_at = None;
             }
+            Op::Raise => {
+                key.inflight += 1;
+                key.raise = crate::lock::Raise::Sent;
+            }
             Op::Release => {
                 key.state = KeyState::Releasing;
                 key.inflight += 1;
@@ -225,6 +253,7 @@ impl Op {
         match op {
             KeyOp::Extend { refresh_below, .. } => Some(Op::Extend { refresh_below }),
             KeyOp::Release { .. } => Some(Op::Release),
+            KeyOp::Raise { .. } => Some(Op::Raise),
             KeyOp::AcquireSet | KeyOp::AcquireTtl => None,
         }
     }

@@ -302,6 +302,20 @@ impl Options {
         self
     }
 
+    /// Fencing tokens (default off): every guard carries a token
+    /// ([`Guard::token`](crate::Guard::token)) larger than that of every
+    /// holder of the name granted before its acquisition began, as long as
+    /// a majority of the name's counter keys survive. Costs one more round
+    /// trip per acquisition (the read of the counters travels with the
+    /// `SET NX`; raising them is the extra trip) and one counter key per
+    /// lock key that never expires. Fenced locks are never handed off
+    /// locally ([`Options::local_handoff`] is ignored for them). Off, the
+    /// locker sends exactly what Go's `rueidislock` sends.
+    pub fn fencing(mut self, on: bool) -> Self {
+        self.config = self.config.with_fencing(on);
+        self
+    }
+
     /// Bound on TCP connect plus handshake together, for the first
     /// connection and every reconnection attempt (default 5 s); `connect`
     /// itself returns within it. Checked when connecting: at least 1 ms

@@ -196,6 +196,9 @@ async fn demo(redis: &Redis) -> Result<bool, Box<dyn StdError>> {
     let g = lockers[2].try_lock(NAME).await?;
     println!("  worker 2 can take the lock right away");
     g.unlock().await?;
+    if !fencing_refuses_a_stale_write(redis, &opts).await? {
+        return Ok(false);
+    }
 
     for l in &lockers {
         l.close().await;
@@ -224,4 +227,41 @@ async fn demo(redis: &Redis) -> Result<bool, Box<dyn StdError>> {
     let ok = s.rounds == WORKERS * ROUNDS && s.max_holders == 1 && forced && lost;
     println!("  result:            {}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
+}
+
+/// Step 4, fencing tokens: a holder whose lease ran out while it was
+/// paused (simulated by deleting its keys) writes late with its old token,
+/// and the resource (`Redis::write_if_newer`) refuses it. True when it did.
+async fn fencing_refuses_a_stale_write(
+    redis: &Redis,
+    opts: &Options,
+) -> Result<bool, Box<dyn StdError>> {
+    println!("\n== fencing tokens: a paused holder's late write ==");
+    let (name, ledger) = ("tracklock-demo-fenced", "tracklock-demo:ledger");
+    let a = Locker::connect(opts.clone().fencing(true)).await?;
+    let b = Locker::connect(opts.clone().fencing(true)).await?;
+    let ga = a.lock(name).await?;
+    let ta = ga.token().ok_or("fencing is on, yet no token")?;
+    let first = redis.write_if_newer(ledger, ta, "A")?;
+    println!("  worker A holds it with token {ta} and writes (taken: {first}), then pauses");
+    redis.delete(&lock_keys(name))?;
+    println!("  (its lease runs out while it is paused: here an admin deletes its keys)");
+    let gb = b.lock(name).await?;
+    let tb = gb.token().ok_or("fencing is on, yet no token")?;
+    let second = redis.write_if_newer(ledger, tb, "B")?;
+    println!("  worker B takes the lock with token {tb} and writes (taken: {second})");
+    let late = redis.write_if_newer(ledger, ta, "A, late")?;
+    println!(
+        "  worker A wakes up and writes with token {ta}: {}",
+        if late {
+            "TAKEN (not fenced!)"
+        } else {
+            "refused"
+        }
+    );
+    gb.unlock().await?;
+    drop(ga);
+    a.close().await;
+    b.close().await;
+    Ok(first && second && !late)
 }

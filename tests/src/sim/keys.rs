@@ -16,3 +16,10 @@ pub(crate) fn parse_lock_key(prefix: &str, names: &[String], key: &[u8]) -> Opti
     let n = names.iter().position(|x| x.as_bytes() == name)?;
     Some((i, n))
 }
+
+/// The fencing counter of key `i` of lock `name` (`tracklock_core::fence`).
+pub(crate) fn counter_name(prefix: &str, i: usize, name: &str) -> Vec<u8> {
+    let key = key_name(prefix, i, name);
+    let c = tracklock_core::CounterKey::of(&key);
+    [c.head(), &key[..], c.tail()].concat()
+}

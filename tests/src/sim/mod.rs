@@ -104,6 +104,8 @@ pub struct Stats {
     pub mangled: u64,
     /// Local hand-offs seen.
     pub handoffs: u64,
+    /// Pairs of fenced grants whose token order the checker compared.
+    pub fence_checked: u64,
     /// Redis Cluster counters (redirects, topology queries, nodes learned,
     /// keys lost by failovers...).
     pub cluster: BTreeMap<&'static str, u64>,
@@ -139,6 +141,7 @@ impl Stats {
         self.orphan_writes += o.orphan_writes;
         self.mangled += o.mangled;
         self.handoffs += o.handoffs;
+        self.fence_checked += o.fence_checked;
         for (k, v) in &o.cluster {
             *self.cluster.entry(k).or_default() += v;
         }
@@ -196,13 +199,14 @@ impl fmt::Display for Stats {
         writeln!(f, "faults {:?}", self.faults)?;
         write!(
             f,
-            "prompt-loss checks {} (skipped {}), liveness samples {}, orphan writes {}, mangled batches {}, local hand-offs {}",
+            "prompt-loss checks {} (skipped {}), liveness samples {}, orphan writes {}, mangled batches {}, local hand-offs {}, fenced grant pairs checked {}",
             self.prompt_checked,
             self.prompt_skipped,
             self.liveness_samples,
             self.orphan_writes,
             self.mangled,
-            self.handoffs
+            self.handoffs,
+            self.fence_checked
         )?;
         if !self.cluster.is_empty() {
             write!(f, "\ncluster {:?}", self.cluster)?;

@@ -150,6 +150,8 @@ pub enum Bug {
     SpuriousNotReleased,
     /// The nodes' release script answers 1 without deleting the key.
     ReleaseNoop,
+    /// The nodes' fencing raise answers 1 without raising the counter.
+    FenceRaiseNoop,
 }
 
 /// Every error-reply kind (`NOPERM` with each single command denied, and all).
@@ -225,6 +227,11 @@ const CLUSTER_STREAM: u64 = 0xc105_7e12_5eed_0001;
 /// Seeds the draws of error-reply and starvation faults.
 const REFUSE_STREAM: u64 = 0x2ef0_5e00_57a2_0001;
 
+/// Seeds the fencing draw. Chosen so that `sim_regressions`' seed 2086 of
+/// `Params::random` keeps the unfenced run it was recorded with (the
+/// same-run seeds get both kinds).
+const FENCE_STREAM: u64 = 0xfe4c_e000_0000_000c;
+
 /// The HELLO versions nodes may report.
 pub const VERSIONS: [&str; 3] = ["7.0.15", "7.2.4", "7.0.4"];
 
@@ -240,7 +247,18 @@ impl Params {
         } else {
             p
         };
-        p.with_refusals(seed)
+        p.with_refusals(seed).with_fencing(seed)
+    }
+
+    /// Turns fencing tokens on for half of the seeds (drawn from a stream
+    /// of their own, so every other draw of a seed stays the same). The
+    /// checker then also checks the token order (`check/fencing.rs`).
+    pub fn with_fencing(mut self, seed: u64) -> Params {
+        if SimRng::new(seed ^ FENCE_STREAM).chance(0.5) {
+            self.config = self.config.with_fencing(true);
+            self.profile = Box::leak(format!("{}+fencing", self.profile).into_boxed_str());
+        }
+        self
     }
 
     /// Adds error-reply windows and starved lockers to some of the
@@ -282,7 +300,7 @@ impl Params {
         };
         p.refuse_kinds = all_refuse_kinds();
         p.force = false;
-        p
+        p.with_fencing(seed)
     }
 
     /// A crowd: one locker with 1,200 workers (each with a request at a
@@ -313,7 +331,9 @@ impl Params {
     pub fn cluster(seed: u64) -> Params {
         let mut pick = SimRng::new(seed ^ CLUSTER_STREAM);
         let _ = pick.chance(0.25);
-        Params::standalone(seed).into_cluster(&mut pick)
+        Params::standalone(seed)
+            .into_cluster(&mut pick)
+            .with_fencing(seed)
     }
 
     /// Teeth for the cluster: one key per lock (`m = 1`), every master with

@@ -64,6 +64,21 @@ if t<0 then t=0 end return {t,w}";
 pub const RELEASE: &str =
     "if redis.call(\"GET\",KEYS[1]) == ARGV[1] then return redis.call(\"DEL\",KEYS[1]) else return 0 end";
 
+/// Copy of `tracklock_core`'s fenced read (replaces `PTTL` behind `SET NX`).
+pub const FENCE_READ: &str = "local t=redis.call('PTTL',KEYS[1]) \
+local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return {t,-1} end return {t,-2} end \
+local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
+if not f or f<0 or f~=math.floor(f) then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
+return {t,f}";
+
+/// Copy of `tracklock_core`'s fencing counter raise.
+pub const FENCE_RAISE: &str =
+    "local v=redis.call('GET',KEYS[1]) if v~=ARGV[1] then if v then return -1 end return -2 end \
+local f=tonumber(redis.call('GET',KEYS[2]) or '0') \
+if not f then return redis.error_reply('ERR tracklock: fencing counter is not a whole number') end \
+if f>=tonumber(ARGV[2]) then return 0 end \
+redis.call('SET',KEYS[2],ARGV[2]) return 1";
+
 /// The Unix time (ms) every node's wall clock reads at real time zero, before
 /// its own offset.
 pub const UNIX_BASE_MS: u64 = 1_700_000_000_000;
@@ -76,6 +91,19 @@ enum ScriptKind {
     ExtendPx,
     ExtendPxat,
     Release,
+    FenceRead,
+    FenceRaise,
+}
+
+impl ScriptKind {
+    /// Keys the script takes: the fencing scripts name the lock key and
+    /// its counter (same slot), the others the lock key.
+    fn keys(self) -> u64 {
+        match self {
+            ScriptKind::FenceRead | ScriptKind::FenceRaise => 2,
+            _ => 1,
+        }
+    }
 }
 
 fn sha_hex(body: &str) -> [u8; 40] {
@@ -306,7 +334,7 @@ pub struct Node {
     tracking: BTreeMap<Vec<u8>, BTreeSet<u64>>,
     clients: BTreeMap<u64, Client>,
     scripts: BTreeSet<[u8; 40]>,
-    known: [([u8; 40], ScriptKind, &'static str); 3],
+    known: [([u8; 40], ScriptKind, &'static str); 5],
     /// Counters: commands served.
     pub commands: u64,
     /// Cluster mode: the node's view and migration state.
@@ -322,6 +350,8 @@ pub struct Node {
     pub refuse: Option<(RefuseKind, u64)>,
     /// Teeth: the release script answers 1 without deleting the key.
     pub bug_release_noop: bool,
+    /// Teeth: the fencing raise answers 1 without raising the counter.
+    pub bug_fence_noop: bool,
 }
 
 fn simple(out: &mut Vec<u8>, s: &str) {
@@ -400,6 +430,8 @@ impl Node {
             (sha_hex(EXTEND_PX), ScriptKind::ExtendPx, EXTEND_PX),
             (sha_hex(EXTEND_PXAT), ScriptKind::ExtendPxat, EXTEND_PXAT),
             (sha_hex(RELEASE), ScriptKind::Release, RELEASE),
+            (sha_hex(FENCE_READ), ScriptKind::FenceRead, FENCE_READ),
+            (sha_hex(FENCE_RAISE), ScriptKind::FenceRaise, FENCE_RAISE),
         ];
         let mut n = Node {
             id,
@@ -421,6 +453,7 @@ impl Node {
             cluster_counts: [0; 6],
             refuse: None,
             bug_release_noop: false,
+            bug_fence_noop: false,
         };
         n.add_admin();
         n
@@ -579,7 +612,13 @@ impl Node {
     }
 
     fn report(&self, fx: &mut Fx, key: Vec<u8>, e: Entry, cause: Cause) {
-        if key.starts_with(&self.prefix) && !self.replica {
+        // Lock keys, and fencing counters (`{prefix:i:name}:fence`), whose
+        // loss the checker must hear of.
+        let ours = key.starts_with(&self.prefix)
+            || key
+                .strip_prefix(b"{")
+                .is_some_and(|k| k.starts_with(&self.prefix));
+        if ours && !self.replica {
             fx.changes.push(Change {
                 node: self.id,
                 key,
@@ -1197,16 +1236,32 @@ impl Node {
             error(out, "ERR simulator: unknown script");
             return;
         };
-        if parse_u64(&args[2]) != Some(1) || args.len() < 4 {
+        let nkeys = kind.keys();
+        if parse_u64(&args[2]) != Some(nkeys) || args.len() < 3 + nkeys as usize {
             fx.errors.push(format!(
-                "node {}: script called without exactly one key",
+                "node {}: {kind:?} called without exactly {nkeys} keys",
                 self.id
             ));
             error(out, "ERR simulator: bad script call");
             return;
         }
         let key = &args[3];
-        let argv = &args[4..];
+        let argv = &args[3 + nkeys as usize..];
+        if nkeys == 2 {
+            let counter = &args[4];
+            // Redis Cluster refuses keys of two slots in one script.
+            if self.cluster.is_some() && key_slot(counter) != key_slot(key) {
+                fx.errors.push(format!(
+                    "node {}: counter {} outside the slot of {}",
+                    self.id,
+                    show(counter),
+                    show(key)
+                ));
+                error(out, "CROSSSLOT Keys in request don't hash to the same slot");
+                return;
+            }
+            return self.fence(ctx, kind, key, counter, argv, out, fx);
+        }
         match kind {
             ScriptKind::Release => {
                 let Some(value) = argv.first() else {
@@ -1223,6 +1278,9 @@ impl Node {
                 } else {
                     int(out, 0)
                 }
+            }
+            ScriptKind::FenceRead | ScriptKind::FenceRaise => {
+                unreachable!("two-key scripts are served by `fence`")
             }
             ScriptKind::ExtendPx | ScriptKind::ExtendPxat => {
                 let (Some(value), Some(ttl), Some(below)) = (
@@ -1259,6 +1317,83 @@ impl Node {
                 out.extend_from_slice(format!("*2\r\n:{t}\r\n:{w}\r\n").as_bytes());
             }
         }
+    }
+
+    /// The fencing scripts (`FENCE_READ`, `FENCE_RAISE`) over `key` and its
+    /// `counter`.
+    #[allow(clippy::too_many_arguments)]
+    fn fence(
+        &mut self,
+        ctx: Ctx,
+        kind: ScriptKind,
+        key: &[u8],
+        counter: &[u8],
+        argv: &[Vec<u8>],
+        out: &mut Vec<u8>,
+        fx: &mut Fx,
+    ) {
+        let Some(value) = argv.first() else {
+            error(out, "ERR simulator: bad script call");
+            return;
+        };
+        let t = if kind == ScriptKind::FenceRead {
+            let t = self.pttl(ctx, key, fx);
+            self.track(ctx, key);
+            Some(t)
+        } else {
+            None
+        };
+        let got = self.lookup(ctx, key, fx);
+        self.track(ctx, key);
+        if got.as_ref() != Some(value) {
+            let c = if got.is_some() {
+                // Another value: the engine may read it as a holder.
+                if let Writer::Locker(l) = ctx.writer {
+                    fx.taken.push((l, key.to_vec()));
+                }
+                -1
+            } else {
+                -2
+            };
+            match t {
+                Some(t) => out.extend_from_slice(format!("*2\r\n:{t}\r\n:{c}\r\n").as_bytes()),
+                None => int(out, c),
+            }
+            return;
+        }
+        let stored = self.lookup(ctx, counter, fx);
+        self.track(ctx, counter);
+        let Some(c) = stored.as_deref().map_or(Some(0), parse_u64) else {
+            error(out, "ERR tracklock: fencing counter is not a whole number");
+            return;
+        };
+        if let Some(t) = t {
+            out.extend_from_slice(format!("*2\r\n:{t}\r\n:{c}\r\n").as_bytes());
+            return;
+        }
+        let Some(token) = argv.get(1).and_then(|v| parse_u64(v)) else {
+            error(out, "ERR simulator: bad script call");
+            return;
+        };
+        if c >= token {
+            int(out, 0);
+            return;
+        }
+        if !self.bug_fence_noop {
+            // Counters never expire and are not lock values: no `Change`.
+            self.db(ctx.db).insert(
+                counter.to_vec(),
+                Entry {
+                    value: token.to_string().into_bytes(),
+                    expire_ms: None,
+                    writer: ctx.writer,
+                    orphan: ctx.orphan,
+                },
+            );
+            self.signal(Some(ctx.client), counter);
+            self.replicate(ctx.db, counter, fx);
+        }
+        int(out, 1);
     }
 
     // ---- cluster -------------------------------------------------------------

@@ -256,6 +256,7 @@ impl World {
                 n.trace = tracing;
                 n.prefix = prefix.clone();
                 n.bug_release_noop = p.bug == Some(super::params::Bug::ReleaseNoop);
+                n.bug_fence_noop = p.bug == Some(super::params::Bug::FenceRaiseNoop);
                 n
             })
             .collect();
@@ -1073,7 +1074,8 @@ impl World {
                     }
                 }
                 self.lockers[l].workers[w].state = WState::Holding { id };
-                self.observe(Obs::Acquired { l, id });
+                let token = self.lockers[l].engine.token(id);
+                self.observe(Obs::Acquired { l, id, token });
                 let v = self.validity_ns();
                 let hold = match self.rng.below(20) {
                     0..=13 => self.rng.range(MS, 100 * MS),

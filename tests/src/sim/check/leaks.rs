@@ -15,6 +15,9 @@ impl Checker {
                 continue;
             }
             for (k, e) in f.live_keys(n) {
+                if self.rules.is_counter(&k) {
+                    continue;
+                }
                 if f.clustered() && !f.key_nodes(0, &k).contains(&n) {
                     // A stale copy in a slot the node does not serve.
                     continue;
@@ -40,7 +43,11 @@ impl Checker {
     /// Past every TTL: nothing remains, every engine idle.
     pub(super) fn final_check(&mut self, f: &dyn Facts) {
         for n in 0..f.node_count() {
-            if let Some((k, _)) = f.live_keys(n).into_iter().next() {
+            let left = f
+                .live_keys(n)
+                .into_iter()
+                .find(|(k, _)| !self.rules.is_counter(k));
+            if let Some((k, _)) = left {
                 self.fail(format!(
                     "leak: {} remains on node {n} past every TTL",
                     String::from_utf8_lossy(&k)

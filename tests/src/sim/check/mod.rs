@@ -73,6 +73,7 @@ mod answers;
 mod exclusion;
 mod facts;
 mod failover;
+mod fencing;
 mod leaks;
 mod loss;
 mod nodes;
@@ -89,6 +90,8 @@ pub(crate) use facts::Facts;
 pub(crate) use obs::{LostKey, Note, Obs};
 pub(crate) use rules::{Rules, BACKOFF_MAX};
 use tally::Tally;
+
+use crate::sim::server::Cause;
 
 /// A request: `(locker, lock id)`.
 type ReqKey = (usize, u64);
@@ -130,6 +133,9 @@ struct Req {
     /// (see `Checker::calls_end`), and the counters seen then.
     clock_from: u64,
     disturb_seen: (u64, u64),
+    /// When the request was made, and the fencing epoch then.
+    asked: u64,
+    fence_epoch: u64,
 }
 
 /// A pending prompt-loss check: the holder's majority was taken at
@@ -161,6 +167,10 @@ pub(crate) struct Checker {
     /// for the leak check, but `released` still sees them).
     refused_values: BTreeSet<Vec<u8>>,
     tally: Tally,
+    /// Fencing: counters may have been lost this many times.
+    fence_epoch: u64,
+    /// Fencing: per name, the clean grants of the current epoch.
+    grants: BTreeMap<usize, Vec<fencing::FencedGrant>>,
     /// What to hand back from the current observation.
     notes: Vec<Note>,
 }
@@ -179,6 +189,8 @@ impl Checker {
             handoff_from: None,
             refused_values: BTreeSet::new(),
             tally: Tally::default(),
+            fence_epoch: 0,
+            grants: BTreeMap::new(),
             notes: Vec::new(),
         }
     }
@@ -188,7 +200,10 @@ impl Checker {
     pub(crate) fn observe(&mut self, obs: Obs<'_>, facts: &dyn Facts) -> Vec<Note> {
         match obs {
             Obs::Requested { l, id, name, mode } => self.requested(l, id, name, mode, facts),
-            Obs::Acquired { l, id } => self.acquired(l, id, facts),
+            Obs::Acquired { l, id, token } => {
+                self.fenced_grant(l, id, token, facts.now());
+                self.acquired(l, id, facts);
+            }
             Obs::NotLocked { l, id } => self.not_locked(l, id),
             Obs::Failed { l, id, error } => self.failed(l, id, error, facts),
             Obs::NotReleased { l, id } => self.not_released(l, id),
@@ -206,6 +221,9 @@ impl Checker {
             Obs::Refused(r) => self.refused(r),
             Obs::Taken { l, key } => self.taken(l, key),
             Obs::Keyspace(changes) => {
+                if changes.iter().any(|c| c.cause == Cause::DataLoss) {
+                    self.counters_lost();
+                }
                 self.settle_prompts(facts);
                 for ch in changes {
                     // How many keys with this value the same command removed.
@@ -216,14 +234,20 @@ impl Checker {
                     self.change(ch, together, facts);
                 }
             }
-            Obs::FailoverLoss(lost) => self.failover_loss(lost, facts),
+            Obs::FailoverLoss(lost) => {
+                self.counters_lost();
+                self.failover_loss(lost, facts);
+            }
             Obs::ReleaseRefused { value } => {
                 self.refused_values.insert(value.to_vec());
             }
             Obs::AdminWrite { name } => self.taint(|r| r.name == name),
             // (Every request, not only those with a key there: tainting
             // too many only weakens the checks.)
-            Obs::AdminFlush => self.taint(|_| true),
+            Obs::AdminFlush => {
+                self.counters_lost();
+                self.taint(|_| true);
+            }
             Obs::PromptDue { index } => self.prompt_due(index, facts),
             Obs::Tick => {
                 self.liveness(facts);
@@ -290,6 +314,8 @@ impl Checker {
                 disturb_start: disturb,
                 clock_from: f.now(),
                 disturb_seen: disturb,
+                asked: f.now(),
+                fence_epoch: self.fence_epoch,
             },
         );
     }

@@ -15,8 +15,12 @@ pub(crate) enum Obs<'a> {
         name: usize,
         mode: LockMode,
     },
-    /// Engine event `Acquired`.
-    Acquired { l: usize, id: LockId },
+    /// Engine event `Acquired`, with `Engine::token` of the request.
+    Acquired {
+        l: usize,
+        id: LockId,
+        token: Option<u64>,
+    },
     /// Engine event `NotLocked`.
     NotLocked { l: usize, id: LockId },
     /// Engine event `Failed`.

@@ -4,7 +4,7 @@
 
 use tracklock_core::TtlMode;
 
-use crate::sim::keys::parse_lock_key;
+use crate::sim::keys::{counter_name, parse_lock_key};
 use crate::sim::params::Params;
 use crate::sim::server::{EXTEND_PX, EXTEND_PXAT};
 
@@ -35,6 +35,8 @@ pub(crate) struct Rules {
     pub(super) clock_ppm: u64,
     /// The largest one-way latency of any link.
     pub(super) lat_max: u64,
+    /// Fencing tokens are on (`Config::fencing`).
+    pub(super) fencing: bool,
 }
 
 impl Rules {
@@ -59,12 +61,21 @@ impl Rules {
             validity: c.validity().as_nanos() as u64,
             clock_ppm: p.clock_ppm as u64,
             lat_max,
+            fencing: c.fencing(),
         }
     }
 
     /// `(key index, name)` of a lock key.
     pub(super) fn parse_key(&self, key: &[u8]) -> Option<(usize, usize)> {
         parse_lock_key(&self.prefix, &self.names, key)
+    }
+
+    /// True for the fencing counter of a key of one of the names: counters
+    /// never expire, so they are no leak.
+    pub(super) fn is_counter(&self, key: &[u8]) -> bool {
+        self.names
+            .iter()
+            .any(|name| (0..self.keys).any(|i| counter_name(&self.prefix, i, name) == key))
     }
 
     /// `i` stretched by the largest rate difference of two clocks.

@@ -10,6 +10,8 @@ pub(super) struct Tally {
     pub(super) orphan_writes: u64,
     pub(super) handoffs: u64,
     pub(super) undermined: u64,
+    /// Pairs of fenced grants whose token order was checked.
+    pub(super) fence_checked: u64,
 }
 
 impl Tally {
@@ -19,6 +21,7 @@ impl Tally {
         stats.liveness_samples += self.liveness_samples;
         stats.orphan_writes += self.orphan_writes;
         stats.handoffs += self.handoffs;
+        stats.fence_checked += self.fence_checked;
         // Only when it happened: the cluster counters print when any is there.
         if self.undermined > 0 {
             *stats.cluster.entry("undermined").or_default() += self.undermined;
