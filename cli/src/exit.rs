@@ -69,7 +69,7 @@ impl Failure {
     pub(crate) fn from_lock_error(e: &tracklock::Error) -> Failure {
         use tracklock::Error as E;
         let code = match e {
-            E::NotLocked => TEMPFAIL,
+            E::NotLocked | E::KeysVanished => TEMPFAIL,
             E::Config(_) | E::Addresses(_) | E::InvalidUrl(_) | E::InvalidName | E::NameTooLong => {
                 USAGE
             }

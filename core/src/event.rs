@@ -169,6 +169,10 @@ pub enum LockFailure {
     /// A majority answered only after the lease had already run out (the
     /// server or this process is far too slow for the validity).
     TooSlow,
+    /// A fenced `try_lock`/`force_lock` got its keys, but they were deleted
+    /// (or flushed) before their fencing counters could be raised, on every
+    /// one of its attempts: someone keeps removing the lock's keys.
+    KeysVanished,
 }
 
 impl fmt::Display for LockFailure {
@@ -185,6 +189,9 @@ impl fmt::Display for LockFailure {
             LockFailure::TooSlow => {
                 f.write_str("a majority answered only after the lease had run out")
             }
+            LockFailure::KeysVanished => f.write_str(
+                "the lock's keys were deleted before its fencing counters were raised, on every attempt",
+            ),
         }
     }
 }

@@ -239,6 +239,13 @@ pub enum Error {
         "the servers answered only after the lease had run out (validity too short for this load)"
     )]
     TooSlow,
+    /// A fenced `try_lock`/`force_lock` got the lock's keys, but they were
+    /// deleted before its fencing counters were raised, on every attempt
+    /// (someone keeps deleting them).
+    #[error(
+        "the lock's keys were deleted before its fencing counters were raised, on every attempt"
+    )]
+    KeysVanished,
     /// The locker was closed (by [`crate::Locker::close`] or because every
     /// handle to it was dropped).
     #[error("locker is closed")]

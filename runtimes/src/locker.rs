@@ -212,14 +212,16 @@ impl<R: Runtime> Locker<R> {
     /// other failure is its own error: [`Error::Refused`] (an error reply,
     /// transient ones included), [`Error::Unavailable`] (a needed node is
     /// reconnecting), [`Error::Node`] (its handshake is refused),
-    /// [`Error::TooSlow`].
+    /// [`Error::TooSlow`], and with fencing [`Error::KeysVanished`].
     pub async fn try_lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Try).await
     }
 
     /// Takes `name` whoever holds it (the holder is told its lock is lost).
-    /// Never [`Error::NotLocked`]: it takes the lock or returns the real
-    /// error, as [`Locker::try_lock`] does.
+    /// Never [`Error::NotLocked`] without fencing: it takes the lock or
+    /// returns the real error, as [`Locker::try_lock`] does. With fencing,
+    /// [`Error::NotLocked`] when another `force_lock` overwrote its keys
+    /// before its counters were raised.
     pub async fn force_lock(&self, name: &str) -> Result<Guard<R>, Error> {
         self.acquire(name, LockMode::Force).await
     }

@@ -337,6 +337,7 @@ impl Shared {
                 addr: self.addr(node),
             },
             LockFailure::TooSlow => Error::TooSlow,
+            LockFailure::KeysVanished => Error::KeysVanished,
             // A failure a newer core added: still the end of the call.
             other => Error::Other(Box::new(other)),
         }

@@ -270,9 +270,8 @@ impl Engine {
             && !fatal
             && !transient
             && !seen_holder
-            && lock.fence_retries < FENCE_RETRIES
             && lock.keys.iter().any(|k| k.outcome == Outcome::Vanished);
-        if vanished {
+        if vanished && lock.fence_retries < FENCE_RETRIES {
             lock.fence_retries += 1;
             self.set_phase(req, LockPhase::Waiting);
             let lock = self.requests.at(req);
@@ -284,6 +283,10 @@ impl Engine {
         let lock = self.requests.at(req);
         let failure = if seen_holder {
             None
+        } else if vanished {
+            // No node is missing and nobody was seen holding the name:
+            // someone keeps deleting its keys.
+            Some(LockFailure::KeysVanished)
         } else if fatal || (transient && lock.mode != LockMode::Wait) {
             lock.error.clone().map(LockFailure::Refused)
         } else if lock.mode == LockMode::Wait {

@@ -281,7 +281,7 @@ fn keys_vanishing_before_the_raise_begin_a_try_again() {
             match &ev[..] {
                 [Event::Failed { id: f, error }] => {
                     assert_eq!(*f, id);
-                    assert!(!matches!(error, LockFailure::Refused(_)), "{error:?}");
+                    assert_eq!(*error, LockFailure::KeysVanished);
                 }
                 other => panic!("{other:?}"),
             }
