@@ -248,6 +248,10 @@ pub(crate) struct Window {
     /// Tasks that had not returned `grace` after the window's end and were
     /// cancelled: the row did not finish.
     pub stuck: usize,
+    /// Commands the server executed during the window (`INFO
+    /// commandstats` before and after, minus the one `INFO`); `None` when
+    /// the probe failed.
+    pub server_cmds: Option<u64>,
 }
 
 impl Window {
@@ -259,6 +263,11 @@ impl Window {
     /// Allocations per operation.
     pub(crate) fn allocs_per_op(&self) -> f64 {
         self.allocs as f64 / self.ops.max(1) as f64
+    }
+
+    /// Server commands per operation.
+    pub(crate) fn server_cmds_per_op(&self) -> Option<f64> {
+        self.server_cmds.map(|c| c as f64 / self.ops.max(1) as f64)
     }
 }
 
