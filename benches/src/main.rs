@@ -79,6 +79,8 @@
 mod exec;
 mod libs;
 mod report;
+#[cfg(feature = "timeline")]
+mod timeline;
 mod workload;
 
 use std::future::Future;
@@ -178,6 +180,8 @@ struct Args {
     runtimes: Vec<String>,
     scenarios: Vec<Scenario>,
     libs: Vec<Lib>,
+    /// `--timeline`: lay out one contended hand-off per runtime.
+    timeline: bool,
     /// The CA of the server's TLS port (set once the TLS server started).
     tls_ca: Option<std::path::PathBuf>,
     /// The server's TLS `host:port` (set with `tls_ca`).
@@ -195,6 +199,8 @@ usage: cargo run --release -p tracklock-benches -- [options]
                       every one of the 2,000 tasks should get a turn within a window)
   --grace SECS        after a window ends, how long its tasks may take to return before they are
                       cancelled and the row is reported as not finishing (default 2)
+  --timeline          (feature `timeline`) after the contended rows, one more window of each runtime's
+                      tracklock-m1 with timestamps: where one hand-off spends its time
   --handoff N         local_handoff(N) of the tracklock-m1-handoff row (default 8)
   --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
                       p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,max_task_ops,
@@ -221,11 +227,21 @@ impl Args {
             libs: Lib::ALL.to_vec(),
             tls_ca: None,
             tls_addr: None,
+            timeline: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
             if flag == "-h" || flag == "--help" {
                 return Err(String::new());
+            }
+            if flag == "--timeline" {
+                if !cfg!(feature = "timeline") {
+                    return Err("--timeline needs the `timeline` feature \
+                                (cargo run --release -p tracklock-benches --features timeline)"
+                        .into());
+                }
+                a.timeline = true;
+                continue;
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |what: &str| format!("bad {flag} value `{value}`: {what}");
@@ -683,6 +699,8 @@ fn main() -> ExitCode {
 
     let t_run = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
+    #[cfg(feature = "timeline")]
+    let mut timelines = Vec::new();
     for &scenario in &args.scenarios {
         let t0 = Instant::now();
         let window = if scenario.is_many() {
@@ -719,6 +737,19 @@ fn main() -> ExitCode {
                     // The later INFO is counted in it; the earlier is not.
                     .map(|(a, b)| b.saturating_sub(a).saturating_sub(1));
                 rows[first + i].windows.push(w);
+            }
+        }
+        #[cfg(feature = "timeline")]
+        if args.timeline && scenario == Scenario::Contended {
+            for e in entries.iter_mut() {
+                if e.library() != Lib::TrackM1.id() {
+                    continue;
+                }
+                tracklock::timeline::start();
+                let _ = e.window(window, args.grace);
+                if let Some(b) = timeline::analyse(&tracklock::timeline::stop()) {
+                    timelines.push((e.runtime(), e.library(), b));
+                }
             }
         }
         for e in entries.iter_mut() {
@@ -760,6 +791,11 @@ fn main() -> ExitCode {
          below)."
     );
     println!();
+    #[cfg(feature = "timeline")]
+    if !timelines.is_empty() {
+        print!("{}", timeline::table(&timelines, report.rtt.client));
+        println!();
+    }
     let progress = report.progress();
     if !progress.is_empty() {
         print!("{progress}");

@@ -542,7 +542,11 @@ async fn pairs<L: LockLib>(lib: &L, name: &str, ctl: &Ctl, r: &mut TaskResult) {
                 ctl.hist.record_censored(t0.elapsed().as_nanos() as u64);
                 return;
             }
-            Some(Ok(g)) => g,
+            Some(Ok(g)) => {
+                #[cfg(feature = "timeline")]
+                tracklock::timeline::record(tracklock::timeline::Kind::Acquired);
+                g
+            }
             Some(Err(e)) => {
                 fail(r, e);
                 if ctl.stop.is_set() {
@@ -560,6 +564,8 @@ async fn pairs<L: LockLib>(lib: &L, name: &str, ctl: &Ctl, r: &mut TaskResult) {
             }
             clock.store((nanos() << 8) | tag, Ordering::Release);
         }
+        #[cfg(feature = "timeline")]
+        tracklock::timeline::record(tracklock::timeline::Kind::Unlock);
         match lib.unlock(name, guard).await {
             Ok(()) => {
                 r.ops += 1;

@@ -579,11 +579,17 @@ impl<R: Runtime> Driver<R> {
                 })
                 .await;
                 match step {
-                    Io::Tick => break,
+                    Io::Tick => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::DriverWoken);
+                        break;
+                    }
                     // A stream that accepts nothing is as good as closed
                     // (looping on it would spin).
                     Io::Wrote(Ok(0)) => return Some(Cause::Eof),
                     Io::Wrote(Ok(n)) => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::Wrote);
                         self.wrote_at = Some(self.inner.now());
                         self.tx_pos += n;
                         if self.tx_pos >= self.tx.len() {
@@ -595,6 +601,8 @@ impl<R: Runtime> Driver<R> {
                     Io::Flushed(Ok(())) => self.need_flush = false,
                     Io::Read(Ok(0)) => return Some(Cause::Eof),
                     Io::Read(Ok(n)) => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::Read);
                         if !self.got_bytes {
                             self.got_bytes = true;
                             let b = &self.rx[self.filled..self.filled + n];

@@ -115,6 +115,9 @@ mod runtime;
 mod shared;
 mod startup;
 mod stats;
+#[cfg(feature = "timeline")]
+#[doc(hidden)]
+pub mod timeline;
 #[cfg(feature = "tls")]
 mod tls;
 
