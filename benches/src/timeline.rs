@@ -44,8 +44,7 @@ pub(crate) fn analyse(recs: &[(u64, Kind)]) -> Option<Breakdown> {
     };
     let (mut uk, mut kw, mut wr, mut ra, mut au) = (vec![], vec![], vec![], vec![], vec![]);
     let mut i = next(0, Kind::Unlock)?;
-    loop {
-        let Some(w) = next(i, Kind::Wrote) else { break };
+    while let Some(w) = next(i, Kind::Wrote) {
         // The wake-up that led to the write: the last one before it.
         let k = recs[i..w].iter().rposition(|r| r.1 == Kind::DriverWoken);
         let Some(r) = next(w, Kind::Read) else { break };
