@@ -23,7 +23,7 @@ const BOUND: f64 = 2.05;
 /// reactor turn while any timer is pending) and collects wakers in a fresh
 /// `Vec`; glommio does the same split and builds two preemption-timer
 /// `Source`s per sleep and one `Source` per read that waits. The count thus
-/// follows how often the executor parks (about 9 to 13 per pair on smol and
+/// follows how often the executor parks (about 8 to 13 per pair on smol and
 /// 19 to 25 on glommio in the one-task loop on 2 busy cores). These
 /// ceilings catch tracklock adding per-turn allocations on top (a new timer
 /// or buffer per turn adds one per turn, several per pair), not the goal.
