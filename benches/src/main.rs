@@ -16,6 +16,8 @@
 //!   setting Go's README benchmarks and the one comparable with single-key
 //!   peers), with the default `key_majority` 2 (`tracklock-m2`: 3 keys on the
 //!   one node), and with the opt-in local hand-off (`tracklock-m1-handoff`).
+//!   `tracklock-m1-tls` is `tracklock-m1` on tokio over TLS (rustls) to the
+//!   same server's TLS port, so the cost of TLS shows next to the plain row.
 //!   The peers run on tokio: `rslock` (Redlock given the one server) with its
 //!   default retries and tuned to retry at once, and `redis-setnx`, the usual
 //!   hand-rolled lock on the `redis` crate (`SET NX PX` retried at once,
@@ -48,6 +50,11 @@
 //!   window spawns the tasks, sleeps, raises a stop flag, and waits until
 //!   every task finished its pair in flight; ops/s = pairs / that whole time.
 //!   Rows report the **median** window. `spread` is (max − min) / median.
+//! - **Server commands** (`cmds/op`): `INFO commandstats` before and after
+//!   each timed window (the sum of `calls`, minus the probe's own `INFO`)
+//!   over the window's pairs. Only one row runs at a time, but the idle
+//!   lockers of the other rows still send their periodic `PING`s: a small
+//!   overcount, the same for every row.
 //! - **Allocations** come from a counting global allocator: allocations in the
 //!   whole process during the window / pairs (spawning the 10 tasks is
 //!   included; it is noise next to thousands of pairs).
@@ -72,6 +79,8 @@
 mod exec;
 mod libs;
 mod report;
+#[cfg(feature = "timeline")]
+mod timeline;
 mod workload;
 
 use std::future::Future;
@@ -84,7 +93,7 @@ use std::time::{Duration, Instant};
 use exec::{Exec, SmolExec, TokioExec};
 use libs::{LockLib, Rslock, SetNx, Tracklock};
 use report::{Report, Row, Rtt};
-use tracklock_testkit::{alloc, RedisServer};
+use tracklock_testkit::{alloc, Admin, RedisServer, TlsCerts};
 use workload::{Entry, LibEntry, Scenario};
 
 #[global_allocator]
@@ -96,16 +105,18 @@ enum Lib {
     TrackM1,
     TrackM2,
     TrackHandoff,
+    TrackTls,
     RslockDefault,
     RslockTuned,
     SetNx,
 }
 
 impl Lib {
-    const ALL: [Lib; 6] = [
+    const ALL: [Lib; 7] = [
         Lib::TrackM1,
         Lib::TrackM2,
         Lib::TrackHandoff,
+        Lib::TrackTls,
         Lib::RslockDefault,
         Lib::RslockTuned,
         Lib::SetNx,
@@ -116,6 +127,7 @@ impl Lib {
             Lib::TrackM1 => "tracklock-m1",
             Lib::TrackM2 => "tracklock-m2",
             Lib::TrackHandoff => "tracklock-m1-handoff",
+            Lib::TrackTls => "tracklock-m1-tls",
             Lib::RslockDefault => "rslock-default",
             Lib::RslockTuned => "rslock-tuned",
             Lib::SetNx => "redis-setnx",
@@ -134,6 +146,9 @@ impl Lib {
                 "tracklock, key_majority(1), opt-in local_handoff({handoff}): held keys pass between \
                  tasks of one locker without a round trip, at most {handoff} in a row"
             ),
+            Lib::TrackTls => "tracklock-m1 over TLS (rustls, the server's TLS port; tokio only): \
+                              what TLS costs next to the plain tracklock-m1 row"
+                .into(),
             Lib::RslockDefault => "rslock 0.10 (Redlock given the one server), default retries: \
                                    3 attempts per lock() spaced by random 0..200 ms, acquire() loops"
                 .into(),
@@ -165,6 +180,12 @@ struct Args {
     runtimes: Vec<String>,
     scenarios: Vec<Scenario>,
     libs: Vec<Lib>,
+    /// `--timeline`: lay out one contended hand-off per runtime.
+    timeline: bool,
+    /// The CA of the server's TLS port (set once the TLS server started).
+    tls_ca: Option<std::path::PathBuf>,
+    /// The server's TLS `host:port` (set with `tls_ca`).
+    tls_addr: Option<String>,
 }
 
 const USAGE: &str = "\
@@ -178,12 +199,16 @@ usage: cargo run --release -p tracklock-benches -- [options]
                       every one of the 2,000 tasks should get a turn within a window)
   --grace SECS        after a window ends, how long its tasks may take to return before they are
                       cancelled and the row is reported as not finishing (default 2)
+  --timeline          (feature `timeline`) after the contended rows, one more window of each runtime's
+                      tracklock-m1 with timestamps: where one hand-off spends its time
   --handoff N         local_handoff(N) of the tracklock-m1-handoff row (default 8)
   --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
-                      p99_latency_us,errors,tasks,tasks_done,min_task_ops,max_task_ops,stuck
+                      p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,max_task_ops,
+                      stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top
   --runtimes LIST     of tokio,smol,glommio (default: all built) — where tracklock runs; peers always run on tokio
   --scenarios LIST    of contended,contended-lockers,uncontended,many,many-one-name (default: all)
-  --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,rslock-default,rslock-tuned,redis-setnx (default: all)";
+  --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,tracklock-m1-tls,rslock-default,rslock-tuned,
+                      redis-setnx (default: all; tracklock-m1-tls runs on tokio only)";
 
 impl Args {
     fn parse() -> Result<Args, String> {
@@ -200,11 +225,23 @@ impl Args {
             runtimes: vec!["tokio".into(), "smol".into(), "glommio".into()],
             scenarios: Scenario::ALL.to_vec(),
             libs: Lib::ALL.to_vec(),
+            tls_ca: None,
+            tls_addr: None,
+            timeline: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
             if flag == "-h" || flag == "--help" {
                 return Err(String::new());
+            }
+            if flag == "--timeline" {
+                if !cfg!(feature = "timeline") {
+                    return Err("--timeline needs the `timeline` feature \
+                                (cargo run --release -p tracklock-benches --features timeline)"
+                        .into());
+                }
+                a.timeline = true;
+                continue;
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |what: &str| format!("bad {flag} value `{value}`: {what}");
@@ -319,6 +356,10 @@ where
         Lib::TrackM1 => base.key_majority(1),
         Lib::TrackM2 => base,
         Lib::TrackHandoff => base.key_majority(1).local_handoff(args.handoff),
+        Lib::TrackTls => match &args.tls_ca {
+            Some(ca) => base.key_majority(1).tls(true).tls_ca_file(ca.clone()),
+            None => unreachable!("the TLS row runs only with a TLS server"),
+        },
         _ => unreachable!("not a tracklock row"),
     };
     Box::new(LibEntry::<E, Tracklock<E::Rt>>::new(
@@ -378,10 +419,29 @@ fn entries(
     scenario: Scenario,
 ) -> Vec<Box<dyn Entry>> {
     let mut v: Vec<Box<dyn Entry>> = Vec::new();
-    let tracklock_libs: Vec<Lib> = args.libs.iter().copied().filter(|l| !l.is_peer()).collect();
+    let tracklock_libs: Vec<Lib> = args
+        .libs
+        .iter()
+        .copied()
+        .filter(|l| !l.is_peer() && *l != Lib::TrackTls)
+        .collect();
     if args.wants("tokio") {
         for &lib in &tracklock_libs {
             v.push(tracklock_entry(&rts.tokio, lib, addr, scenario, args));
+        }
+        if let Some(tls_addr) = args
+            .libs
+            .contains(&Lib::TrackTls)
+            .then_some(())
+            .and(args.tls_addr.as_deref())
+        {
+            v.push(tracklock_entry(
+                &rts.tokio,
+                Lib::TrackTls,
+                tls_addr,
+                scenario,
+                args,
+            ));
         }
     }
     if let Some(smol) = &rts.smol {
@@ -436,6 +496,25 @@ fn client_rtt(tokio: &TokioExec, conn: &redis::aio::MultiplexedConnection, n: us
     })
 }
 
+/// Calls of every command so far, from `INFO commandstats`; `None` when the
+/// probe failed (the column then shows `-`).
+fn server_calls(admin: &Admin) -> Option<u64> {
+    let info: String = admin.try_cmd("INFO", &["commandstats"]).ok()?;
+    Some(
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum(),
+    )
+}
+
 /// `n` PINGs on a blocking socket.
 fn raw_rtt(s: &mut TcpStream, n: usize) -> Vec<f64> {
     let mut buf = [0u8; 7];
@@ -485,13 +564,37 @@ fn main() -> ExitCode {
     let smol = args.wants("smol").then(|| Arc::new(SmolExec::new()));
     let tokio = Arc::new(TokioExec::new());
 
-    let server = match RedisServer::try_start() {
+    let mut args = args;
+    // The TLS row needs a server with a TLS port (its plain port serves the
+    // other rows); the certificates must outlive it.
+    let certs = if args.libs.contains(&Lib::TrackTls) {
+        match TlsCerts::try_generate() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("tracklock-m1-tls: skipped, no test certificates: {e}");
+                args.libs.retain(|l| *l != Lib::TrackTls);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let started = match &certs {
+        Some(c) => RedisServer::try_start_tls(c, false, false, &[]),
+        None => RedisServer::try_start(),
+    };
+    let server = match started {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(c) = &certs {
+        args.tls_ca = Some(c.ca_cert());
+        args.tls_addr = Some(server.tls_addr());
+    }
+    let args = args;
     // A panic on any thread ends the run (panics on worker threads do not
     // unwind the main thread); the server goes with it.
     let default_hook = std::panic::take_hook();
@@ -589,12 +692,15 @@ fn main() -> ExitCode {
                 .expect("redis connection for the RTT probe")
         })
     };
+    let admin = server.admin();
     let mut raw = TcpStream::connect(("127.0.0.1", server.port())).expect("raw connection");
     raw.set_nodelay(true).expect("TCP_NODELAY");
     let (mut client_samples, mut raw_samples) = (Vec::new(), Vec::new());
 
     let t_run = Instant::now();
     let mut rows: Vec<Row> = Vec::new();
+    #[cfg(feature = "timeline")]
+    let mut timelines = Vec::new();
     for &scenario in &args.scenarios {
         let t0 = Instant::now();
         let window = if scenario.is_many() {
@@ -624,8 +730,26 @@ fn main() -> ExitCode {
             // the same one.
             for k in 0..n {
                 let i = (round + k) % n;
-                let w = entries[i].window(window, args.grace);
+                let before = server_calls(&admin);
+                let mut w = entries[i].window(window, args.grace);
+                w.server_cmds = before
+                    .zip(server_calls(&admin))
+                    // The later INFO is counted in it; the earlier is not.
+                    .map(|(a, b)| b.saturating_sub(a).saturating_sub(1));
                 rows[first + i].windows.push(w);
+            }
+        }
+        #[cfg(feature = "timeline")]
+        if args.timeline && scenario == Scenario::Contended {
+            for e in entries.iter_mut() {
+                if e.library() != Lib::TrackM1.id() {
+                    continue;
+                }
+                tracklock::timeline::start();
+                let _ = e.window(window, args.grace);
+                if let Some(b) = timeline::analyse(&tracklock::timeline::stop()) {
+                    timelines.push((e.runtime(), e.library(), b));
+                }
             }
         }
         for e in entries.iter_mut() {
@@ -656,7 +780,9 @@ fn main() -> ExitCode {
     print!("{}", report.table());
     println!(
         "ops/s, allocs/op, top: medians of the timed windows. ns/op = 1e9 / ops/s (all tasks). \
-         vs peer = ops/s / best peer's\n(same scenario, peers on tokio, finished peers only). \
+         cmds/op = commands the server executed per pair (INFO commandstats around the window,\nidle \
+         lockers' periodic pings included). vs peer = ops/s / best peer's (same scenario, peers on tokio, finished \
+         peers only). \
          RTT/op = ns/op / RTT. p99: one lock+unlock (lock call to the release's answer),\nover \
          every pair of the timed windows. spread = (max - min) / median of the windows' ops/s. \
          top = the busiest task's share of the pairs\n(fair: 1/tasks). errors: failed lock or \
@@ -665,6 +791,11 @@ fn main() -> ExitCode {
          below)."
     );
     println!();
+    #[cfg(feature = "timeline")]
+    if !timelines.is_empty() {
+        print!("{}", timeline::table(&timelines, report.rtt.client));
+        println!();
+    }
     let progress = report.progress();
     if !progress.is_empty() {
         print!("{progress}");

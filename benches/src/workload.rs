@@ -248,6 +248,10 @@ pub(crate) struct Window {
     /// Tasks that had not returned `grace` after the window's end and were
     /// cancelled: the row did not finish.
     pub stuck: usize,
+    /// Commands the server executed during the window (`INFO
+    /// commandstats` before and after, minus the one `INFO`); `None` when
+    /// the probe failed.
+    pub server_cmds: Option<u64>,
 }
 
 impl Window {
@@ -259,6 +263,11 @@ impl Window {
     /// Allocations per operation.
     pub(crate) fn allocs_per_op(&self) -> f64 {
         self.allocs as f64 / self.ops.max(1) as f64
+    }
+
+    /// Server commands per operation.
+    pub(crate) fn server_cmds_per_op(&self) -> Option<f64> {
+        self.server_cmds.map(|c| c as f64 / self.ops.max(1) as f64)
     }
 }
 
@@ -533,7 +542,11 @@ async fn pairs<L: LockLib>(lib: &L, name: &str, ctl: &Ctl, r: &mut TaskResult) {
                 ctl.hist.record_censored(t0.elapsed().as_nanos() as u64);
                 return;
             }
-            Some(Ok(g)) => g,
+            Some(Ok(g)) => {
+                #[cfg(feature = "timeline")]
+                tracklock::timeline::record(tracklock::timeline::Kind::Acquired);
+                g
+            }
             Some(Err(e)) => {
                 fail(r, e);
                 if ctl.stop.is_set() {
@@ -551,6 +564,8 @@ async fn pairs<L: LockLib>(lib: &L, name: &str, ctl: &Ctl, r: &mut TaskResult) {
             }
             clock.store((nanos() << 8) | tag, Ordering::Release);
         }
+        #[cfg(feature = "timeline")]
+        tracklock::timeline::record(tracklock::timeline::Kind::Unlock);
         match lib.unlock(name, guard).await {
             Ok(()) => {
                 r.ops += 1;

@@ -36,7 +36,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -591,6 +591,7 @@ impl<R: Runtime> Driver<R> {
     /// engine's timers and wake-ups. `None` when the locker stopped.
     async fn service_until<F: Future>(&mut self, fut: F) -> Option<F::Output> {
         let mut fut = pin!(fut);
+        let mut timer = Timer::<R>::new();
         loop {
             let deadline = match self.turn(false) {
                 Turn::Stop => return None,
@@ -599,8 +600,9 @@ impl<R: Runtime> Driver<R> {
             };
             let signal = self.signal.clone();
             let signal = &*signal;
+            timer.arm(&self.inner.rt, deadline);
             let done = or(async { Some(fut.as_mut().await) }, async {
-                wait(&self.inner.rt, signal, deadline).await;
+                timer.wait(signal).await;
                 None
             })
             .await;
@@ -615,6 +617,7 @@ impl<R: Runtime> Driver<R> {
     async fn serve(&mut self, stream: &mut Conn<R::Stream>) -> Option<Cause> {
         let signal = self.signal.clone();
         let signal = &*signal;
+        let mut timer = Timer::<R>::new();
         loop {
             let deadline = match self.turn(true) {
                 Turn::Stop => return None,
@@ -630,7 +633,8 @@ impl<R: Runtime> Driver<R> {
             };
             // The timer and the signal stay armed across the I/O steps
             // below; only a wake-up, a deadline or new bytes need a turn.
-            let mut tick = pin!(wait(&self.inner.rt, signal, deadline));
+            timer.arm(&self.inner.rt, deadline);
+            let mut tick = pin!(timer.wait(signal));
             loop {
                 if self.filled == self.rx.len() {
                     if self.rx.len() >= RX_MAX {
@@ -658,11 +662,17 @@ impl<R: Runtime> Driver<R> {
                 })
                 .await;
                 match step {
-                    Io::Tick => break,
+                    Io::Tick => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::DriverWoken);
+                        break;
+                    }
                     // A stream that accepts nothing is as good as closed
                     // (looping on it would spin).
                     Io::Wrote(Ok(0)) => return Some(Cause::Eof),
                     Io::Wrote(Ok(n)) => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::Wrote);
                         self.wrote_at = Some(self.inner.now());
                         self.tx_pos += n;
                         if self.tx_pos >= self.tx.len() {
@@ -674,6 +684,8 @@ impl<R: Runtime> Driver<R> {
                     Io::Flushed(Ok(())) => self.need_flush = false,
                     Io::Read(Ok(0)) => return Some(Cause::Eof),
                     Io::Read(Ok(n)) => {
+                        #[cfg(feature = "timeline")]
+                        crate::timeline::record(crate::timeline::Kind::Read);
                         if !self.got_bytes {
                             self.got_bytes = true;
                             let b = &self.rx[self.filled..self.filled + n];
@@ -755,16 +767,60 @@ pub(crate) async fn connect<R: Runtime>(
     Ok(Conn::Plain(tcp))
 }
 
-/// Resolves when `signal` is raised or `deadline` passes.
-async fn wait<R: Runtime>(rt: &R, signal: &Signal, deadline: Option<std::time::Instant>) {
-    let woken = poll_fn(|cx| signal.poll(cx));
-    match deadline {
-        Some(d) => {
-            or(woken, async {
-                rt.sleep_until(d).await;
-            })
-            .await
+/// A driver's timer: one runtime timer kept across turns and moved
+/// ([`Runtime::reset_sleep`]) only when the engine's next deadline changes,
+/// so a turn neither allocates nor re-registers a timer.
+struct Timer<R: Runtime> {
+    sleep: Option<Pin<Box<R::Sleep>>>,
+    /// The deadline `sleep` is set to and has not fired at yet.
+    armed: Option<std::time::Instant>,
+}
+
+impl<R: Runtime> Timer<R> {
+    fn new() -> Self {
+        Timer {
+            sleep: None,
+            armed: None,
         }
-        None => woken.await,
+    }
+
+    /// Sets the timer to `deadline` (`None`: no deadline, never fires).
+    fn arm(&mut self, rt: &R, deadline: Option<std::time::Instant>) {
+        let Some(d) = deadline else {
+            // A stale registration only costs a spurious turn, if it fires.
+            self.armed = None;
+            return;
+        };
+        if self.armed == Some(d) {
+            return;
+        }
+        match &mut self.sleep {
+            Some(s) => rt.reset_sleep(s.as_mut(), d),
+            None => self.sleep = Some(Box::pin(rt.sleep_until(d))),
+        }
+        self.armed = Some(d);
+    }
+
+    /// Resolves when `signal` is raised or the armed deadline passes.
+    async fn wait(&mut self, signal: &Signal) {
+        let woken = poll_fn(|cx| signal.poll(cx));
+        match (self.armed, &mut self.sleep) {
+            (Some(_), Some(sleep)) => {
+                let fired = async {
+                    sleep.as_mut().await;
+                    true
+                };
+                if or(fired, async {
+                    woken.await;
+                    false
+                })
+                .await
+                {
+                    // Spent: the next `arm` sets it again, same deadline or not.
+                    self.armed = None;
+                }
+            }
+            _ => woken.await,
+        }
     }
 }

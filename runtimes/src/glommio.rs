@@ -22,6 +22,7 @@
 //! (256 KiB, 32).
 
 use std::io;
+use std::pin::Pin;
 use std::time::Instant;
 
 use crate::runtime::MAX_WAIT;
@@ -41,12 +42,11 @@ impl Runtime for Glommio {
     type Stream = tracklock_transports::tcp::GlommioTcp;
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        // glommio adds the duration to `Instant::now()` unchecked: cut it.
-        glommio::timer::Timer::new(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .min(MAX_WAIT),
-        )
+        glommio::timer::Timer::new(until(deadline))
+    }
+
+    fn reset_sleep(&self, sleep: Pin<&mut Self::Sleep>, deadline: Instant) {
+        sleep.get_mut().reset(until(deadline));
     }
 
     async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {
@@ -58,6 +58,14 @@ impl Runtime for Glommio {
     fn spawn(&self, task: Task<Self>) {
         glommio::spawn_local(task.run()).detach();
     }
+}
+
+/// The wait until `deadline`, cut so that glommio's unchecked
+/// `Instant::now() + duration` cannot overflow.
+fn until(deadline: Instant) -> std::time::Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .min(MAX_WAIT)
 }
 
 impl crate::Locker<Glommio> {

@@ -116,6 +116,9 @@ mod sentinel;
 mod shared;
 mod startup;
 mod stats;
+#[cfg(feature = "timeline")]
+#[doc(hidden)]
+pub mod timeline;
 #[cfg(feature = "tls")]
 mod tls;
 

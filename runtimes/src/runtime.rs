@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::or;
@@ -104,6 +105,18 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// are cut), but a runtime whose timers take a duration must still not
     /// overflow when adding it to its own clock.
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+
+    /// Moves `sleep` (made by [`Runtime::sleep_until`], pending or already
+    /// fired) to `deadline`: it resolves then, as a new one would. A driver
+    /// keeps one timer per connection and moves it whenever the engine's
+    /// next deadline changes, so its turns allocate nothing for timers.
+    ///
+    /// The default replaces the timer with a new one; override it when the
+    /// runtime's timers can be re-armed in place (tokio `Sleep::reset`,
+    /// async-io `Timer::set_at`, glommio `Timer::reset`).
+    fn reset_sleep(&self, mut sleep: Pin<&mut Self::Sleep>, deadline: Instant) {
+        sleep.set(self.sleep_until(deadline));
+    }
 
     /// Opens a TCP connection to `addr` (`host:port`, IPv6 hosts in
     /// brackets; host names resolved as the runtime resolves them). No

@@ -5,6 +5,7 @@
 //! executor).
 
 use std::io;
+use std::pin::Pin;
 use std::time::Instant;
 
 use crate::{Error, Options, Runtime, Task};
@@ -25,6 +26,10 @@ impl Runtime for Smol {
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         async_io::Timer::at(deadline)
+    }
+
+    fn reset_sleep(&self, sleep: Pin<&mut Self::Sleep>, deadline: Instant) {
+        sleep.get_mut().set_at(deadline);
     }
 
     async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {

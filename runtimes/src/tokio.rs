@@ -4,6 +4,7 @@
 //! `#[tokio::main]`); the drivers run on that runtime.
 
 use std::io;
+use std::pin::Pin;
 use std::time::Instant;
 
 use tokio::runtime::Handle;
@@ -48,6 +49,10 @@ impl Runtime for Tokio {
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         let _context = self.handle.enter();
         tokio::time::sleep_until(deadline.into())
+    }
+
+    fn reset_sleep(&self, sleep: Pin<&mut Self::Sleep>, deadline: Instant) {
+        sleep.reset(deadline.into());
     }
 
     async fn connect_tcp(&self, addr: &str) -> io::Result<Self::Stream> {
