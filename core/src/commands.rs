@@ -97,22 +97,7 @@ pub(crate) fn fenced_script(
     value: &[u8],
     numbers: &[u64],
 ) -> Result<(), Full> {
-    array_header(out, 6 + numbers.len())?;
-    if by_sha {
-        bulk(out, b"EVALSHA")?;
-        bulk(out, &script.sha)?;
-    } else {
-        bulk(out, b"EVAL")?;
-        bulk(out, script.body.as_bytes())?;
-    }
-    bulk(out, b"2")?;
-    key.write(out)?;
-    key.write_counter(out)?;
-    bulk(out, value)?;
-    for &n in numbers {
-        bulk_uint(out, n)?;
-    }
-    Ok(())
+    script_over(out, script, by_sha, key, true, value, numbers)
 }
 
 /// `ASKING`: the next command may touch a slot being imported.
@@ -137,7 +122,21 @@ pub(crate) fn script(
     value: &[u8],
     numbers: &[u64],
 ) -> Result<(), Full> {
-    array_header(out, 5 + numbers.len())?;
+    script_over(out, script, by_sha, key, false, value, numbers)
+}
+
+/// A script call over `key` (and its fencing counter when `counter`).
+fn script_over(
+    out: &mut impl Sink,
+    script: &Script,
+    by_sha: bool,
+    key: KeyRef<'_>,
+    counter: bool,
+    value: &[u8],
+    numbers: &[u64],
+) -> Result<(), Full> {
+    let keys = if counter { 2 } else { 1 };
+    array_header(out, 4 + keys + numbers.len())?;
     if by_sha {
         bulk(out, b"EVALSHA")?;
         bulk(out, &script.sha)?;
@@ -145,8 +144,11 @@ pub(crate) fn script(
         bulk(out, b"EVAL")?;
         bulk(out, script.body.as_bytes())?;
     }
-    bulk(out, b"1")?;
+    bulk_uint(out, keys as u64)?;
     key.write(out)?;
+    if counter {
+        key.write_counter(out)?;
+    }
     bulk(out, value)?;
     for &n in numbers {
         bulk_uint(out, n)?;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracklock::{LostReason, Options};
-use tracklock_demo::{Redis, Want};
+use tracklock_demo::{run_example, Redis, Want};
 
 type Locker = tracklock::tokio::Locker;
 
@@ -52,34 +52,7 @@ fn main() -> ExitCode {
         cluster: flag("--cluster", "TRACKLOCK_DEMO_CLUSTER"),
         tls: flag("--tls", "TRACKLOCK_DEMO_TLS"),
     };
-    let redis = match Redis::start(want) {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(1);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = rt.block_on(demo(&redis));
-    drop(redis);
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            ExitCode::from(1)
-        }
-    }
+    run_example(want, "demo", demo)
 }
 
 /// The keys of lock `name` with the default prefix and majority:

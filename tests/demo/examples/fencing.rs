@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tracklock::Options;
-use tracklock_demo::{Redis, Want};
+use tracklock_demo::{run_example, Redis, Want};
 
 type Locker = tracklock::tokio::Locker;
 
@@ -28,34 +28,7 @@ const NAME: &str = "fencing-demo";
 const LEDGER: &str = "fencing-demo:ledger";
 
 fn main() -> ExitCode {
-    let redis = match Redis::start(Want::default()) {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(1);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = rt.block_on(fencing(&redis));
-    drop(redis);
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("fencing example failed: {e}");
-            ExitCode::from(1)
-        }
-    }
+    run_example(Want::default(), "fencing example", fencing)
 }
 
 async fn fencing(redis: &Redis) -> Result<bool, Box<dyn StdError>> {

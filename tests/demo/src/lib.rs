@@ -4,6 +4,7 @@
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use tracklock_testkit::{Admin, RedisCluster, RedisServer, StartError, TlsCerts, INSTALL_HINT};
 
@@ -21,6 +22,45 @@ pub enum Redis {
     TlsServer(RedisServer, TlsCerts),
     /// A throwaway cluster speaking TLS between clients and nodes.
     TlsCluster(RedisCluster),
+}
+
+/// Runs an example's `body` on a two-thread tokio runtime against the Redis
+/// `want` names (or `REDIS_URL`), stopped afterwards: exit 0 when `body`
+/// returns `Ok(true)`, 1 (with the error, prefixed by `what`, on stderr)
+/// otherwise.
+pub fn run_example(
+    want: Want,
+    what: &str,
+    body: impl AsyncFnOnce(&Redis) -> Result<bool, Box<dyn StdError>>,
+) -> ExitCode {
+    let redis = match Redis::start(want) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(body(&redis));
+    drop(redis);
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{what} failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Which throwaway Redis the demo starts when `REDIS_URL` is not set.
