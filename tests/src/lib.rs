@@ -35,6 +35,7 @@ pub use rt::{SmolRt, Task, TestRt, TokioRt};
 pub use runner::{
     error_kind, run, Ctx, Mode, Topology, Variant, EXTEND_INTERVAL, SCENARIO_TIMEOUT, VALIDITY,
 };
+pub use tracklock_testkit::timer_lateness;
 pub use tracklock_testkit::{
     default_keys, free_port, fresh, lock_keys, Admin, Client, ClusterNode, RedisCluster,
     RedisInstances, RedisServer, Role, Rtt, StartError, TlsCerts, CLUSTER_ENV, INSTALL_HINT,

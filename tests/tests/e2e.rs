@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tracklock::{Error, Locker, LostReason, NodeError, Options};
 use tracklock_tests::{
-    free_port, lock_keys, scenario, Admin, Ctx, RedisCluster, RedisServer, TestRt, Topology,
-    Variant,
+    free_port, lock_keys, scenario, timer_lateness, Admin, Ctx, RedisCluster, RedisServer, TestRt,
+    Topology, Variant,
 };
 
 /// Overall bound on one check.
@@ -363,8 +363,9 @@ async fn frozen_server_expires_the_holder_in_time<T: TestRt>(ctx: Ctx<T>) {
     assert_eq!(reason.expect("holder never told"), LostReason::Expired);
     // Never later than the lease: at most one validity after the last
     // successful extension, which was sent before the freeze; plus the
-    // wake-ups that tell the test, on a busy machine.
-    let slack = wake_slack(ctx.admin());
+    // wake-ups that tell the test, on a busy machine: the driver's timer
+    // and the test's task (measured now, as the load comes in bursts).
+    let slack = wake_slack(ctx.admin()) + timer_lateness();
     assert!(
         after <= validity + slack,
         "told after {after:?} (validity {validity:?}, wake-up slack {slack:?})"

@@ -50,7 +50,7 @@ pub use cluster::{
 pub use durations::edge_durations;
 pub use instances::{RedisInstances, INSTANCES_ENV, SHARED_INSTANCES};
 pub use keys::{default_keys, fresh, lock_keys};
-pub use rtt::{Rtt, HEADROOM, RTT_SAMPLES};
+pub use rtt::{timer_lateness, Rtt, HEADROOM, RTT_SAMPLES};
 pub use sentinel::{RedisSentinel, SentinelSetup, FAILOVER_TIMEOUT, SENTINEL_DOWN_AFTER};
 pub use server::{free_port, is_installed, version, RedisServer, StartError, INSTALL_HINT};
 pub use tls::TlsCerts;
