@@ -79,6 +79,21 @@ impl std::fmt::Display for Rtt {
     }
 }
 
+/// How late a thread's timer wake-up is on this machine right now: the
+/// slowest of [`RTT_SAMPLES`] 1 ms sleeps' overshoot, times [`HEADROOM`].
+/// A locker learns of an expired lease from a timer; on a busy machine that
+/// wake-up waits for a CPU, which a `PING` round trip need not show.
+pub fn timer_lateness() -> Duration {
+    const NAP: Duration = Duration::from_millis(1);
+    let mut worst = Duration::ZERO;
+    for _ in 0..RTT_SAMPLES {
+        let start = Instant::now();
+        std::thread::sleep(NAP);
+        worst = worst.max(start.elapsed().saturating_sub(NAP));
+    }
+    worst * HEADROOM
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,19 +116,4 @@ mod tests {
         assert_eq!(rtt.at_least(base, 1), base);
         assert_eq!(rtt.at_least(Duration::ZERO, 1), rtt.trips(1));
     }
-}
-
-/// How late a thread's timer wake-up is on this machine right now: the
-/// slowest of [`RTT_SAMPLES`] 1 ms sleeps' overshoot, times [`HEADROOM`].
-/// A locker learns of an expired lease from a timer; on a busy machine that
-/// wake-up waits for a CPU, which a `PING` round trip need not show.
-pub fn timer_lateness() -> Duration {
-    const NAP: Duration = Duration::from_millis(1);
-    let mut worst = Duration::ZERO;
-    for _ in 0..RTT_SAMPLES {
-        let start = Instant::now();
-        std::thread::sleep(NAP);
-        worst = worst.max(start.elapsed().saturating_sub(NAP));
-    }
-    worst * HEADROOM
 }
