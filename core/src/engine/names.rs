@@ -18,6 +18,7 @@ use core::hash::Hasher;
 
 use crate::lock::LockPhase;
 use crate::storage::{Full, Seq, Text};
+use crate::time::Instant;
 
 use super::{ReqIdx, LOCK_CAP};
 
@@ -61,6 +62,8 @@ struct Name {
     /// The clock of the latest wake-up and of the latest hold-back.
     last_wake: u64,
     last_hold: u64,
+    /// Waiters of the name attempt no earlier than this (`Config::fair`).
+    fair_until: Option<Instant>,
 }
 
 /// Which list a request is in.
@@ -441,6 +444,19 @@ impl Names {
     pub(crate) fn leader(&self, n: NameIdx) -> Option<ReqIdx> {
         let e = self.name(n.0);
         (e.engaged.head == NIL && e.waiting.head != NIL).then_some(ReqIdx::new(e.waiting.head))
+    }
+
+    /// The instant before which waiters of `n` do not attempt, if it is
+    /// after `now` (`Config::fair`).
+    pub(crate) fn paused(&self, n: NameIdx, now: Instant) -> Option<Instant> {
+        self.name(n.0).fair_until.filter(|&t| t > now)
+    }
+
+    /// Waiters of `n` attempt no earlier than `until` (a later pause
+    /// already set stays).
+    pub(crate) fn pause(&mut self, n: NameIdx, until: Instant) {
+        let e = self.name_mut(n.0);
+        e.fair_until = Some(e.fair_until.map_or(until, |t| t.max(until)));
     }
 
     /// The oldest waiter of `n`.
