@@ -172,3 +172,31 @@ fn local_hand_offs_are_not_paused_the_release_that_ends_them_is() {
     feed(&mut e, ms(25), &b"+OK\r\n:5000\r\n".repeat(3));
     assert_eq!(events(&mut e), std::vec![Event::Acquired { id: c }]);
 }
+
+#[test]
+fn a_request_made_after_the_release_landed_waits_too() {
+    let mut e = ready(Config::default().with_fair(true));
+    let a = e.lock("a", LockMode::Wait, ms(0)).unwrap();
+    sent(&mut e);
+    feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
+    events(&mut e);
+    e.unlock(a, ms(10));
+    sent(&mut e);
+    feed(&mut e, ms(11), &b":1\r\n".repeat(3));
+    assert_eq!(events(&mut e), std::vec![Event::Released { id: a }]);
+    assert_eq!(e.lock_count(), 0, "no request of the name is left");
+    // A release of another name does not pause this one.
+    let o = e.lock("other", LockMode::Wait, ms(11)).unwrap();
+    assert_eq!(sets(&mut e), 3);
+    // Asked again after its release landed (as `unlock().await` then
+    // `lock()` does): still paused until 10 + 4 ms.
+    let b = e.lock("a", LockMode::Wait, ms(12)).unwrap();
+    assert_eq!(sets(&mut e), 0);
+    e.handle_timeout(ms(14));
+    assert_eq!(sets(&mut e), 3);
+    feed(&mut e, ms(15), &b"+OK\r\n:5000\r\n".repeat(6));
+    assert_eq!(
+        events(&mut e),
+        std::vec![Event::Acquired { id: o }, Event::Acquired { id: b }]
+    );
+}

@@ -28,6 +28,12 @@ const NIL: u32 = u32::MAX;
 /// Buckets in the no-alloc build: load factor at most 1/2.
 const BUCKET_CAP: usize = 2 * LOCK_CAP;
 
+/// Pauses (`Config::fair`) remembered after their name's entry went: a
+/// locker that awaits its release before asking again leaves no request
+/// of the name meanwhile. The latest this many are kept, whatever the
+/// build: looking one up is a short scan, done only when an entry is made.
+const RECENT_PAUSES: usize = 16;
+
 /// An entry of the index: one name that live requests have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NameIdx(u32);
@@ -132,6 +138,9 @@ pub(crate) struct Names {
     links: Seq<Link, LOCK_CAP>,
     /// SipHash keys, from the engine's seed.
     keys: (u64, u64),
+    /// The latest pauses: `(name hash, until)`, a ring written at `next`.
+    recent: [Option<(u64, Instant)>; RECENT_PAUSES],
+    next: usize,
 }
 
 impl Names {
@@ -151,6 +160,8 @@ impl Names {
                 word(16) ^ 0x736f_6d65_7073_6575,
                 word(24) ^ 0x646f_7261_6e64_6f6d,
             ),
+            recent: [None; RECENT_PAUSES],
+            next: 0,
         }
     }
 
@@ -231,9 +242,17 @@ impl Names {
         if (self.names.len() - self.free.len() + 1) * 2 > self.buckets.len() {
             self.grow()?;
         }
+        let hash = self.hash(name.as_bytes());
+        let fair_until = self
+            .recent
+            .iter()
+            .flatten()
+            .find(|r| r.0 == hash)
+            .map(|r| r.1);
         let entry = Name {
             text,
-            hash: self.hash(name.as_bytes()),
+            hash,
+            fair_until,
             ..Name::default()
         };
         let n = match self.free.pop() {
@@ -456,7 +475,22 @@ impl Names {
     /// already set stays).
     pub(crate) fn pause(&mut self, n: NameIdx, until: Instant) {
         let e = self.name_mut(n.0);
-        e.fair_until = Some(e.fair_until.map_or(until, |t| t.max(until)));
+        let until = e.fair_until.map_or(until, |t| t.max(until));
+        e.fair_until = Some(until);
+        let hash = e.hash;
+        let slot = match self
+            .recent
+            .iter()
+            .position(|r| r.is_some_and(|r| r.0 == hash))
+        {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (i + 1) % RECENT_PAUSES;
+                i
+            }
+        };
+        self.recent[slot] = Some((hash, until));
     }
 
     /// The oldest waiter of `n`.
