@@ -15,7 +15,8 @@
 //!   selected runtime with `key_majority(1)` (`tracklock-m1`: one key, the
 //!   setting Go's README benchmarks and the one comparable with single-key
 //!   peers), with the default `key_majority` 2 (`tracklock-m2`: 3 keys on the
-//!   one node), and with the opt-in local hand-off (`tracklock-m1-handoff`).
+//!   one node), with the opt-in local hand-off (`tracklock-m1-handoff`) and
+//!   with the opt-in fairness across lockers (`tracklock-m1-fair`).
 //!   `tracklock-m1-tls` is `tracklock-m1` on tokio over TLS (rustls) to the
 //!   same server's TLS port, so the cost of TLS shows next to the plain row.
 //!   The peers run on tokio: `rslock` (Redlock given the one server) with its
@@ -105,6 +106,7 @@ enum Lib {
     TrackM1,
     TrackM2,
     TrackHandoff,
+    TrackFair,
     TrackTls,
     RslockDefault,
     RslockTuned,
@@ -112,10 +114,11 @@ enum Lib {
 }
 
 impl Lib {
-    const ALL: [Lib; 7] = [
+    const ALL: [Lib; 8] = [
         Lib::TrackM1,
         Lib::TrackM2,
         Lib::TrackHandoff,
+        Lib::TrackFair,
         Lib::TrackTls,
         Lib::RslockDefault,
         Lib::RslockTuned,
@@ -127,6 +130,7 @@ impl Lib {
             Lib::TrackM1 => "tracklock-m1",
             Lib::TrackM2 => "tracklock-m2",
             Lib::TrackHandoff => "tracklock-m1-handoff",
+            Lib::TrackFair => "tracklock-m1-fair",
             Lib::TrackTls => "tracklock-m1-tls",
             Lib::RslockDefault => "rslock-default",
             Lib::RslockTuned => "rslock-tuned",
@@ -146,6 +150,10 @@ impl Lib {
                 "tracklock, key_majority(1), opt-in local_handoff({handoff}): held keys pass between \
                  tasks of one locker without a round trip, at most {handoff} in a row"
             ),
+            Lib::TrackFair => "tracklock, key_majority(1), opt-in fair(true): after a release \
+                               the same locker's next attempt on the name waits about two round \
+                               trips, so other lockers get their turn (see `top`)"
+                .into(),
             Lib::TrackTls => "tracklock-m1 over TLS (rustls, the server's TLS port; tokio only): \
                               what TLS costs next to the plain tracklock-m1 row"
                 .into(),
@@ -207,7 +215,8 @@ usage: cargo run --release -p tracklock-benches -- [options]
                       stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top
   --runtimes LIST     of tokio,smol,glommio (default: all built) — where tracklock runs; peers always run on tokio
   --scenarios LIST    of contended,contended-lockers,uncontended,many,many-one-name (default: all)
-  --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,tracklock-m1-tls,rslock-default,rslock-tuned,
+  --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,tracklock-m1-fair,tracklock-m1-tls,
+                      rslock-default,rslock-tuned,
                       redis-setnx (default: all; tracklock-m1-tls runs on tokio only)";
 
 impl Args {
@@ -356,6 +365,7 @@ where
         Lib::TrackM1 => base.key_majority(1),
         Lib::TrackM2 => base,
         Lib::TrackHandoff => base.key_majority(1).local_handoff(args.handoff),
+        Lib::TrackFair => base.key_majority(1).fair(true),
         Lib::TrackTls => match &args.tls_ca {
             Some(ca) => base.key_majority(1).tls(true).tls_ca_file(ca.clone()),
             None => unreachable!("the TLS row runs only with a TLS server"),

@@ -1,6 +1,8 @@
 //! Per-node connection state: handshake progress, the queue of replies we
 //! expect (Redis answers in request order), the transmit buffer, liveness.
 
+use core::time::Duration;
+
 use crate::engine::NODE_CAP;
 use crate::event::{LockId, NodeError, NodeId};
 use crate::storage::{Bytes, Fifo};
@@ -127,6 +129,9 @@ pub(crate) struct Conn {
     /// need this node end with it. Kept across resets, cleared by a
     /// finished handshake.
     pub(crate) refusal: Option<NodeError>,
+    /// Smoothed round trip of key commands (request written to reply
+    /// read), for [`crate::Config::fair`]; kept across connections.
+    pub(crate) rtt: Option<Duration>,
 }
 
 impl Conn {
@@ -136,6 +141,15 @@ impl Conn {
         let ok = self.expects.push_back(e).is_ok();
         self.commands += u64::from(ok);
         ok
+    }
+
+    /// Folds a round-trip `sample` into [`Conn::rtt`] (weight 1/8, as
+    /// TCP's smoothed RTT: one slow reply moves it little).
+    pub(crate) fn note_rtt(&mut self, sample: Duration) {
+        self.rtt = Some(match self.rtt {
+            None => sample,
+            Some(r) => (r * 7 + sample) / 8,
+        });
     }
 
     /// True while a handshake reply is outstanding.

@@ -106,3 +106,14 @@ fn sim_same_seed_same_run() {
         assert_eq!(a.0.is_ok(), b.0.is_ok());
     }
 }
+
+/// `Params::random` turns `Config::fair` on for a quarter of the seeds
+/// (so `sim_safety` checks it) without changing the recorded run above.
+#[test]
+fn sim_fair_drawn_for_some_seeds_not_for_recorded_ones() {
+    let fair = (0..200u64)
+        .filter(|&s| Params::random(s).config.fair())
+        .count();
+    assert!((20..=80).contains(&fair), "{fair} of 200 seeds fair");
+    assert!(!Params::random(2086).config.fair());
+}

@@ -94,6 +94,7 @@ pub struct Config {
     pub(crate) tls_ports: bool,
     pub(crate) fencing: bool,
     pub(crate) follow_failover: bool,
+    pub(crate) fair: bool,
 }
 
 impl Default for Config {
@@ -120,6 +121,7 @@ impl Default for Config {
             tls_ports: false,
             fencing: false,
             follow_failover: false,
+            fair: false,
         }
     }
 }
@@ -148,6 +150,7 @@ impl fmt::Debug for Config {
             .field("tls_ports", &self.tls_ports)
             .field("fencing", &self.fencing)
             .field("follow_failover", &self.follow_failover)
+            .field("fair", &self.fair)
             .finish()
     }
 }
@@ -253,6 +256,22 @@ options! {
     /// their keys on the next connection) and requests wait for the
     /// reconnection instead of failing with the refusal. Default false.
     follow_failover, with_follow_failover: bool;
+    /// Fairness across lockers: after this locker releases a name to Redis,
+    /// its own next attempt on that name (a waiting `Wait` request, or one
+    /// made right after) waits two round trips from the unlock: the
+    /// release's own and one more, so other lockers, woken by the
+    /// release's invalidation, reach the server first. The round trip is
+    /// the engine's smoothed measure of its key replies per node (the
+    /// slowest node of the lock), capped at `try_next_after`. Without it
+    /// the releaser's next `SET` travels right behind its own release and
+    /// usually wins again. Local hand-offs are not releases to Redis:
+    /// [`Config::local_handoff`] keeps its budget, and the pause follows
+    /// the release that ends it. `try_lock` and `force_lock` are never
+    /// delayed. The pause lives with the name's entry, so it is forgotten
+    /// once no request of this locker has the name. Costs up to two round
+    /// trips per re-acquisition by the same locker; nothing on the wire.
+    /// Default false.
+    fair, with_fair: bool;
 }
 
 impl Config {

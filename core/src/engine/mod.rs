@@ -471,6 +471,9 @@ impl Engine {
             } else {
                 self.notify_name(req);
             }
+            if was_held && self.config.fair {
+                self.pause_name(req, now);
+            }
         }
         self.pump(now);
     }
@@ -664,6 +667,9 @@ mod tests;
 
 #[cfg(test)]
 mod cluster_tests;
+
+#[cfg(test)]
+mod fair_tests;
 
 #[cfg(test)]
 mod fence_tests;

@@ -18,6 +18,7 @@ use core::hash::Hasher;
 
 use crate::lock::LockPhase;
 use crate::storage::{Full, Seq, Text};
+use crate::time::Instant;
 
 use super::{ReqIdx, LOCK_CAP};
 
@@ -26,6 +27,12 @@ const NIL: u32 = u32::MAX;
 
 /// Buckets in the no-alloc build: load factor at most 1/2.
 const BUCKET_CAP: usize = 2 * LOCK_CAP;
+
+/// Pauses (`Config::fair`) remembered after their name's entry went: a
+/// locker that awaits its release before asking again leaves no request
+/// of the name meanwhile. The latest this many are kept, whatever the
+/// build: looking one up is a short scan, done only when an entry is made.
+const RECENT_PAUSES: usize = 16;
 
 /// An entry of the index: one name that live requests have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +68,8 @@ struct Name {
     /// The clock of the latest wake-up and of the latest hold-back.
     last_wake: u64,
     last_hold: u64,
+    /// Waiters of the name attempt no earlier than this (`Config::fair`).
+    fair_until: Option<Instant>,
 }
 
 /// Which list a request is in.
@@ -129,6 +138,9 @@ pub(crate) struct Names {
     links: Seq<Link, LOCK_CAP>,
     /// SipHash keys, from the engine's seed.
     keys: (u64, u64),
+    /// The latest pauses: `(name hash, until)`, a ring written at `next`.
+    recent: [Option<(u64, Instant)>; RECENT_PAUSES],
+    next: usize,
 }
 
 impl Names {
@@ -148,6 +160,8 @@ impl Names {
                 word(16) ^ 0x736f_6d65_7073_6575,
                 word(24) ^ 0x646f_7261_6e64_6f6d,
             ),
+            recent: [None; RECENT_PAUSES],
+            next: 0,
         }
     }
 
@@ -228,9 +242,17 @@ impl Names {
         if (self.names.len() - self.free.len() + 1) * 2 > self.buckets.len() {
             self.grow()?;
         }
+        let hash = self.hash(name.as_bytes());
+        let fair_until = self
+            .recent
+            .iter()
+            .flatten()
+            .find(|r| r.0 == hash)
+            .map(|r| r.1);
         let entry = Name {
             text,
-            hash: self.hash(name.as_bytes()),
+            hash,
+            fair_until,
             ..Name::default()
         };
         let n = match self.free.pop() {
@@ -441,6 +463,34 @@ impl Names {
     pub(crate) fn leader(&self, n: NameIdx) -> Option<ReqIdx> {
         let e = self.name(n.0);
         (e.engaged.head == NIL && e.waiting.head != NIL).then_some(ReqIdx::new(e.waiting.head))
+    }
+
+    /// The instant before which waiters of `n` do not attempt, if it is
+    /// after `now` (`Config::fair`).
+    pub(crate) fn paused(&self, n: NameIdx, now: Instant) -> Option<Instant> {
+        self.name(n.0).fair_until.filter(|&t| t > now)
+    }
+
+    /// Waiters of `n` attempt no earlier than `until` (a later pause
+    /// already set stays).
+    pub(crate) fn pause(&mut self, n: NameIdx, until: Instant) {
+        let e = self.name_mut(n.0);
+        let until = e.fair_until.map_or(until, |t| t.max(until));
+        e.fair_until = Some(until);
+        let hash = e.hash;
+        let slot = match self
+            .recent
+            .iter()
+            .position(|r| r.is_some_and(|r| r.0 == hash))
+        {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (i + 1) % RECENT_PAUSES;
+                i
+            }
+        };
+        self.recent[slot] = Some((hash, until));
     }
 
     /// The oldest waiter of `n`.

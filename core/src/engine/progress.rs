@@ -34,6 +34,16 @@ impl Engine {
             return Ok(());
         };
         self.requests.mark(req);
+        if self.config.fair {
+            let sent = match op {
+                KeyOp::AcquireSet => Some(self.requests.at(req).t0),
+                KeyOp::Extend { sent, .. } => Some(sent),
+                _ => None,
+            };
+            if let (Some(sent), Some(c)) = (sent, self.conn_mut(node)) {
+                c.note_rtt(now.saturating_duration_since(sent));
+            }
+        }
         if let (true, Frame::Error(text)) = (self.is_cluster(), frame) {
             if let Some(r) = parse_redirect(text) {
                 return self.on_redirect(node, req, k, op, r, now);
@@ -397,6 +407,13 @@ impl Engine {
         let unblocked = lock.settled()
             && (lock.mode != LockMode::Wait || self.leader_of(req) == Some(req))
             && self.ready_keys(req) >= self.settings.majority;
+        if unblocked {
+            if let Some(until) = self.fair_pause(req, now) {
+                // Still woken (or due) at `until`: its timer brings it back.
+                self.requests.at(req).retry_at = Some(until);
+                return;
+            }
+        }
         if unblocked && self.has_room(req) {
             self.start_attempt(req, now);
             return;

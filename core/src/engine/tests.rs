@@ -63,7 +63,7 @@ pub(super) fn events(e: &mut Engine) -> Vec<Event> {
     core::iter::from_fn(|| e.poll_event()).collect()
 }
 
-fn invalidate(key: &str) -> Vec<u8> {
+pub(super) fn invalidate(key: &str) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$");
     v.extend_from_slice(std::format!("{}\r\n{}\r\n", key.len(), key).as_bytes());

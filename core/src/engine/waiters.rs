@@ -9,8 +9,13 @@ use crate::event::{Event, LockMode};
 use crate::lock::{Key, KeyState, Lock, LockPhase};
 use crate::time::Instant;
 
+use core::time::Duration;
+
 use super::names::Missed;
 use super::{Engine, ReqIdx};
+
+/// The round trip assumed by `Config::fair` for a node not yet measured.
+const FAIR_FALLBACK_RTT: Duration = Duration::from_millis(1);
 
 impl Engine {
     /// Moves `req` to `phase`. The name index follows; the request, and its
@@ -100,6 +105,42 @@ impl Engine {
         let id = self.requests.id(to).expect("occupied");
         self.emit(Event::Acquired { id });
         true
+    }
+
+    /// `Config::fair`: the lock in `req` is being released to Redis at
+    /// `now`; this locker's waiters of its name attempt only after the
+    /// release's round trip and one more, so that other lockers, woken by
+    /// its invalidation, reach the server first. The round trip is the
+    /// smoothed one of the slowest node of the lock's keys; the pause is
+    /// capped at `try_next_after` (a stalled reply must not hold waiters
+    /// back long) and is a timer, so no wake-up is needed to end it.
+    pub(super) fn pause_name(&mut self, req: ReqIdx, now: Instant) {
+        let Some(n) = self.names.of(req) else {
+            return;
+        };
+        let Some(lock) = self.requests.get(req) else {
+            return;
+        };
+        let rtt = lock
+            .keys
+            .iter()
+            .filter_map(|k| self.conn(self.route(k)?)?.rtt)
+            .max()
+            // Never in practice: a released lock was acquired, and the
+            // replies of that attempt were measured.
+            .unwrap_or(FAIR_FALLBACK_RTT);
+        let pause = rtt.saturating_mul(2).min(self.settings.try_next_after);
+        self.names.pause(n, now.saturating_add(pause));
+    }
+
+    /// The instant before which `req`, a `Wait` request, must not attempt
+    /// (`Config::fair`), if it is after `now`.
+    pub(super) fn fair_pause(&self, req: ReqIdx, now: Instant) -> Option<Instant> {
+        let lock = self.requests.get(req)?;
+        if !self.config.fair || lock.mode != LockMode::Wait {
+            return None;
+        }
+        self.names.paused(self.names.of(req)?, now)
     }
 
     /// Local waiters of the name of `req` wait for the release to land: no

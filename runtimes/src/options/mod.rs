@@ -302,6 +302,22 @@ impl Options {
         self
     }
 
+    /// Fairness across lockers (default off): after this locker releases
+    /// a name to Redis, its own next waiting `lock` of that name (a task
+    /// already queued or one that asks right after) waits about two round
+    /// trips from the unlock (the release's own and one more, as measured
+    /// on its connections, at most [`Options::try_next_after`]), so other
+    /// lockers woken by the release reach the server first. Without it the
+    /// releaser's next `SET` travels right behind its own release and
+    /// usually wins again. `try_lock` and `force_lock` are never delayed;
+    /// local hand-offs ([`Options::local_handoff`]) are not releases to
+    /// Redis and keep their budget. Costs latency on re-acquisition by the
+    /// same locker, nothing on the wire.
+    pub fn fair(mut self, on: bool) -> Self {
+        self.config = self.config.with_fair(on);
+        self
+    }
+
     /// Fencing tokens (default off): every guard carries a token
     /// ([`Guard::token`](crate::Guard::token)) larger than that of every
     /// holder of the name granted before its acquisition began, as long as

@@ -27,6 +27,7 @@ fn defaults_match_go_rueidislock() {
     assert_eq!(c.ttl_mode(), TtlMode::Relative);
     assert_eq!(c.ping_interval(), Duration::from_secs(1));
     assert_eq!(c.database(), 0);
+    assert!(!c.fair());
     assert!(c.username().is_none() && c.password().is_none() && c.client_name().is_none());
     assert_eq!(o.connect_timeout_value(), Duration::from_secs(5));
 }
@@ -50,8 +51,10 @@ fn setters_reach_the_config() {
         .absolute_ttl(true)
         .ping_interval(Duration::from_millis(500))
         .connect_timeout(Duration::from_secs(1))
+        .fair(true)
         .to_config()
         .unwrap();
+    assert!(c.fair());
     assert_eq!(c.username(), Some("u"));
     assert_eq!(c.password(), Some("p"));
     assert_eq!(c.database(), 3);

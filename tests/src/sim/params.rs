@@ -232,6 +232,10 @@ const REFUSE_STREAM: u64 = 0x2ef0_5e00_57a2_0001;
 /// same-run seeds get both kinds).
 const FENCE_STREAM: u64 = 0xfe4c_e000_0000_000c;
 
+/// Seeds the fairness draw (`Config::fair`), a stream of its own so every
+/// other draw of a seed stays the same.
+const FAIR_STREAM: u64 = 0xfa12_0000_0000_0001;
+
 /// The HELLO versions nodes may report.
 pub const VERSIONS: [&str; 3] = ["7.0.15", "7.2.4", "7.0.4"];
 
@@ -247,7 +251,17 @@ impl Params {
         } else {
             p
         };
-        p.with_refusals(seed).with_fencing(seed)
+        p.with_refusals(seed).with_fencing(seed).with_fair(seed)
+    }
+
+    /// Turns `Config::fair` on for a quarter of the seeds: pauses after
+    /// releases must not break exclusion, stall a waiter or lose a wake-up.
+    pub fn with_fair(mut self, seed: u64) -> Params {
+        if SimRng::new(seed ^ FAIR_STREAM).chance(0.25) {
+            self.config = self.config.with_fair(true);
+            self.profile = Box::leak(format!("{}+fair", self.profile).into_boxed_str());
+        }
+        self
     }
 
     /// Turns fencing tokens on for half of the seeds (drawn from a stream
