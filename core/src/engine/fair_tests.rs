@@ -5,7 +5,7 @@ extern crate std;
 
 use std::boxed::Box;
 
-use super::tests::{events, feed, invalidate, ms, names, ready, sent};
+use super::tests::{acquired_at, events, feed, invalidate, ms, names, ready, sent};
 use super::*;
 
 fn sets(e: &mut Engine) -> usize {
@@ -17,10 +17,7 @@ fn sets(e: &mut Engine) -> usize {
 /// request queued behind it.
 fn held_with_waiter(config: Config) -> (Box<Engine>, LockId, LockId) {
     let mut e = ready(config);
-    let a = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    assert_eq!(sets(&mut e), 3);
-    feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
-    assert_eq!(events(&mut e), std::vec![Event::Acquired { id: a }]);
+    let a = acquired_at(&mut e, "a", ms(0), ms(2));
     let b = e.lock("a", LockMode::Wait, ms(3)).unwrap();
     assert_eq!(sets(&mut e), 0, "a local holder blocks it");
     (e, a, b)
@@ -72,10 +69,7 @@ fn on_the_waiter_attempts_two_round_trips_after_the_unlock() {
 #[test]
 fn a_request_made_right_after_the_unlock_waits_too_but_try_lock_does_not() {
     let mut e = ready(Config::default().with_fair(true));
-    let a = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
-    feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
-    events(&mut e);
+    let a = acquired_at(&mut e, "a", ms(0), ms(2));
     e.unlock(a, ms(10));
     let c = e.lock("a", LockMode::Wait, ms(10)).unwrap();
     assert_eq!(names(&sent(&mut e)), [&b"EVALSHA"[..]; 3]);
@@ -127,11 +121,8 @@ fn an_invalidation_during_the_pause_is_not_lost() {
 #[test]
 fn the_pause_is_capped_at_try_next_after() {
     let mut e = ready(Config::default().with_fair(true));
-    let a = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
     // A stalled reply: a 900 ms round trip.
-    feed(&mut e, ms(900), &b"+OK\r\n:5000\r\n".repeat(3));
-    events(&mut e);
+    let a = acquired_at(&mut e, "a", ms(0), ms(900));
     let b = e.lock("a", LockMode::Wait, ms(900)).unwrap();
     e.unlock(a, ms(1000));
     assert_eq!(names(&sent(&mut e)), [&b"EVALSHA"[..]; 3]);
@@ -176,10 +167,7 @@ fn local_hand_offs_are_not_paused_the_release_that_ends_them_is() {
 #[test]
 fn a_request_made_after_the_release_landed_waits_too() {
     let mut e = ready(Config::default().with_fair(true));
-    let a = e.lock("a", LockMode::Wait, ms(0)).unwrap();
-    sent(&mut e);
-    feed(&mut e, ms(2), &b"+OK\r\n:5000\r\n".repeat(3));
-    events(&mut e);
+    let a = acquired_at(&mut e, "a", ms(0), ms(2));
     e.unlock(a, ms(10));
     sent(&mut e);
     feed(&mut e, ms(11), &b":1\r\n".repeat(3));

@@ -112,13 +112,19 @@ fn close_error(e: &mut Engine) -> NodeError {
 }
 
 pub(super) fn acquired(e: &mut Engine, name: &str, now: Instant) -> LockId {
-    let id = e.lock(name, LockMode::Wait, now).unwrap();
+    acquired_at(e, name, now, now)
+}
+
+/// Like [`acquired`], with the replies arriving at `answered` (the engine
+/// measures that round trip).
+pub(super) fn acquired_at(e: &mut Engine, name: &str, asked: Instant, answered: Instant) -> LockId {
+    let id = e.lock(name, LockMode::Wait, asked).unwrap();
     let cmds = sent(e);
     assert_eq!(
         names(&cmds),
         [&b"SET"[..], b"PTTL", b"SET", b"PTTL", b"SET", b"PTTL"]
     );
-    feed(e, now, &b"+OK\r\n:5000\r\n".repeat(3));
+    feed(e, answered, &b"+OK\r\n:5000\r\n".repeat(3));
     assert_eq!(events(e), std::vec![Event::Acquired { id }]);
     id
 }
