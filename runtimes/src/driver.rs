@@ -45,6 +45,7 @@ use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
 use tracklock_core::{Instant, NodeError, NodeId};
 
+use crate::direct::Direct;
 use crate::error::TlsFailure;
 use crate::inner::{unix_ms, Inner, Signal};
 use crate::runtime::{connect_within, deadline_after};
@@ -221,6 +222,9 @@ pub(crate) struct Driver<R: Runtime> {
     tx: Vec<u8>,
     tx_pos: usize,
     need_flush: bool,
+    /// `tx` (or its flush) holds the node's bytes: the node's `backlog` is
+    /// raised until they are out.
+    backlog: bool,
     /// The handshake must finish by then: the connect timeout after the
     /// TCP connect started.
     handshake_deadline: Option<Instant>,
@@ -270,6 +274,7 @@ impl<R: Runtime> Driver<R> {
             tx: Vec::new(),
             tx_pos: 0,
             need_flush: false,
+            backlog: false,
             handshake_deadline: None,
             got_bytes: false,
             first: [0; 2],
@@ -357,6 +362,7 @@ impl<R: Runtime> Driver<R> {
                             let now = self.inner.now();
                             sh.nodes[self.idx].connects += 1;
                             sh.nodes[self.idx].connected = true;
+                            sh.nodes[self.idx].set_direct(self.direct_of(&stream));
                             #[cfg(feature = "tracing")]
                             tracing::debug!(attempt, "connected");
                             sh.engine.handle_connected(self.node, now);
@@ -368,6 +374,8 @@ impl<R: Runtime> Driver<R> {
                         if matches!(stream, Conn::Plain(_)) && self.handshake_deadline.is_some() {
                             exit = exit.map(|c| self.plain_on_tls(c));
                         }
+                        // Nobody sends on the socket once it is closed.
+                        self.inner.lock().nodes[self.idx].set_direct(None);
                         drop(stream);
                         self.reset_buffers();
                         let (node, idx) = (self.node, self.idx);
@@ -457,6 +465,17 @@ impl<R: Runtime> Driver<R> {
         Cause::Tls(TlsFailure::ServerExpectsTls, source)
     }
 
+    /// The socket of a plain connection, for direct writes
+    /// ([`crate::direct`]); TLS bytes go through the driver's session.
+    fn direct_of(&self, stream: &Conn<R::Stream>) -> Option<Direct> {
+        match stream {
+            #[cfg(unix)]
+            Conn::Plain(s) => self.inner.rt.socket(s).map(Direct::new),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     fn ready_count(&self) -> u64 {
         self.inner.lock().nodes[self.idx].ready_count
     }
@@ -473,6 +492,7 @@ impl<R: Runtime> Driver<R> {
         self.tx.clear();
         self.tx_pos = 0;
         self.need_flush = false;
+        self.backlog = false;
         self.wrote_at = None;
     }
 
@@ -527,6 +547,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 self.rx.copy_within(off..self.filled, 0);
                 self.filled -= off;
+                sh.nodes[self.idx].sent_since_read = false;
             }
             if let Some(t) = self.wrote_at.take() {
                 sh.engine.handle_written(self.node, t);
@@ -561,11 +582,15 @@ impl<R: Runtime> Driver<R> {
             } else if self.handshake_deadline.is_some_and(|d| now >= d) {
                 Turn::HandshakeTimeout
             } else {
-                let out = sh.engine.transmit(self.node);
-                if !out.is_empty() {
-                    let n = out.len();
-                    self.tx.extend_from_slice(out);
-                    sh.engine.consume_transmit(self.node, n);
+                if !sh.write_direct(self.idx, now, true) {
+                    let out = sh.engine.transmit(self.node);
+                    if !out.is_empty() {
+                        let n = out.len();
+                        self.tx.extend_from_slice(out);
+                        sh.engine.consume_transmit(self.node, n);
+                        self.backlog = true;
+                        sh.nodes[self.idx].backlog = true;
+                    }
                 }
                 let t = match (sh.earliest(), self.handshake_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -681,7 +706,15 @@ impl<R: Runtime> Driver<R> {
                             self.need_flush = true;
                         }
                     }
-                    Io::Flushed(Ok(())) => self.need_flush = false,
+                    Io::Flushed(Ok(())) => {
+                        self.need_flush = false;
+                        if self.backlog && self.tx.is_empty() {
+                            // Direct writes may go on (rare: only when the
+                            // socket once took less than was queued).
+                            self.backlog = false;
+                            self.inner.lock().nodes[self.idx].backlog = false;
+                        }
+                    }
                     Io::Read(Ok(0)) => return Some(Cause::Eof),
                     Io::Read(Ok(n)) => {
                         #[cfg(feature = "timeline")]
@@ -710,6 +743,11 @@ impl<R: Runtime> Drop for Driver<R> {
     fn drop(&mut self) {
         let mut sh = self.inner.lock();
         sh.running = sh.running.saturating_sub(1);
+        if let Some(n) = sh.nodes.get_mut(self.idx) {
+            // Dropped mid-connection (its runtime shut down): close the
+            // socket's duplicate too.
+            n.set_direct(None);
+        }
         if self.retired {
             sh.retired(self.idx);
             // Its timer is gone: another driver re-arms it.

@@ -53,6 +53,18 @@ impl Runtime for Glommio {
         tracklock_transports::tcp::connect_glommio(addr).await
     }
 
+    fn socket(&self, stream: &Self::Stream) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        let fd = stream.inner().as_raw_fd();
+        // SAFETY: glommio's stream owns `fd` and is borrowed for this whole
+        // call, so the descriptor is open; it is only duplicated here (the
+        // duplicate is owned), never closed. glommio's `TcpStream` offers
+        // `AsRawFd` but not `AsFd`, hence the raw borrow.
+        #[allow(unsafe_code)]
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        fd.try_clone_to_owned().ok()
+    }
+
     /// Spawns on the current glommio executor: `connect` runs on it, and so
     /// do the drivers that spawn the nodes a cluster adds.
     fn spawn(&self, task: Task<Self>) {

@@ -2,10 +2,11 @@
 //! mutex ([`Shared`]), one wake-up [`Signal`] per driver, and the runtime
 //! that spawns the drivers and tells the time.
 //!
-//! Every public call (lock, unlock, drop of a guard, close) only mutates the
-//! engine under the mutex and raises the drivers' signals; the drivers then
-//! write whatever the engine queued, so commands issued by many tasks at
-//! once leave in one write.
+//! Every public call (lock, unlock, drop of a guard, close) mutates the
+//! engine under the mutex, sends what it queued on the node's socket at once
+//! where the connection allows it ([`crate::direct`]), and raises the
+//! signals of the drivers left with work; those then write whatever the
+//! engine queued meanwhile in one write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -172,8 +173,10 @@ impl<R: Runtime> Inner<R> {
         }
     }
 
-    /// After the engine changed (under the shared lock): wakes only the
-    /// drivers with something to do, i.e. the nodes with new output
+    /// After the engine changed (under the shared lock): sends the nodes'
+    /// new output from here where their connection allows it
+    /// ([`crate::direct`]), and wakes only the drivers with something left
+    /// to do: the nodes with output not sent
     /// ([`tracklock_core::Engine::poll_output`]), a close request or a
     /// retirement. When none of those wakes a driver but the engine's next
     /// deadline moved earlier than the one the drivers sleep until, every
@@ -190,8 +193,17 @@ impl<R: Runtime> Inner<R> {
                 }
             }
         };
+        let mut now = None;
         while let Some(node) = sh.engine.poll_output() {
-            wake(usize::from(node.0));
+            let i = usize::from(node.0);
+            // The caller sends it itself when it can; the driver of the
+            // node (`except`) writes its own in its turn.
+            if Some(i) != except
+                && sh.write_direct(i, *now.get_or_insert_with(|| self.now()), false)
+            {
+                continue;
+            }
+            wake(i);
         }
         for &i in &sh.node_news {
             wake(i);

@@ -105,6 +105,7 @@
     allow(dead_code)
 )]
 
+mod direct;
 mod driver;
 mod error;
 mod guard;

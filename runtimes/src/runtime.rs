@@ -124,6 +124,25 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// timeout and drops the future when it passes.
     fn connect_tcp(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>>;
 
+    /// A duplicate of `stream`'s socket (a `dup`ed descriptor), or `None`
+    /// (the default).
+    ///
+    /// With it, the task that queues a command (a `lock`, an `unlock`, a
+    /// guard dropped, or another node's driver) sends it at once with a
+    /// non-blocking `send` instead of waking the node's driver to write it:
+    /// one task wake-up less per request and per contended hand-off. Only
+    /// what the socket does not take at once goes through the stream. The
+    /// locker sends on the duplicate only while the driver has no bytes of
+    /// its own pending on the stream (written and flushed), and closes it
+    /// when the connection ends, so a stream that buffers writes must have
+    /// sent them when `flush` returns. Without it (and always over TLS)
+    /// every byte goes through the stream.
+    #[cfg(unix)]
+    fn socket(&self, stream: &Self::Stream) -> Option<std::os::fd::OwnedFd> {
+        let _ = stream;
+        None
+    }
+
     /// Spawns `task`: poll [`Task::run`]'s future to completion on the
     /// runtime (detached: nobody awaits it). Called by
     /// [`Locker::connect_with`](crate::Locker::connect_with) for each

@@ -10,6 +10,7 @@ use tracklock_core::{
     Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
 };
 
+use crate::direct::Direct;
 use crate::stats::{ConnectionState, NodeStats, Stats};
 use crate::Error;
 
@@ -130,6 +131,16 @@ pub(crate) struct NodeState {
     /// The TLS handshake is under way (so a startup timeout now is a TLS
     /// handshake timeout).
     pub(crate) tls_handshaking: bool,
+    /// The open connection's socket, for writes from the task that queued
+    /// them ([`crate::direct`]).
+    direct: Option<Direct>,
+    /// The driver holds bytes of this node it has not written and flushed
+    /// yet: no direct write may overtake them.
+    pub(crate) backlog: bool,
+    /// A task other than the driver sent on the socket since the driver
+    /// last read from it: further commands go to the driver, which sends
+    /// everything queued meanwhile in one write.
+    pub(crate) sent_since_read: bool,
 }
 
 impl NodeState {
@@ -140,6 +151,14 @@ impl NodeState {
             has_driver: true,
             ..NodeState::default()
         }
+    }
+
+    /// A connection opened (`Some`: with a socket for direct writes) or
+    /// ended (`None`).
+    pub(crate) fn set_direct(&mut self, direct: Option<Direct>) {
+        self.direct = direct;
+        self.backlog = false;
+        self.sent_since_read = false;
     }
 
     /// Failed its first connection and never became ready since.
@@ -245,6 +264,32 @@ impl Shared {
             self.nodes[idx] = NodeState::new(addr);
             self.added.push(idx);
         }
+    }
+
+    /// Sends what the engine queued for node `idx` from here, when its
+    /// connection allows it ([`crate::direct`]). True when nothing is left
+    /// for the node's driver to write.
+    ///
+    /// `driver`: the node's own driver calls. Any other caller sends only
+    /// the first commands after a read (like Nagle's algorithm, without its
+    /// delay): that is the latency-bound case (a lone request, a hand-off),
+    /// while commands from many tasks at once still leave together in the
+    /// driver's next write instead of one `send` each.
+    pub(crate) fn write_direct(&mut self, idx: usize, now: Instant, driver: bool) -> bool {
+        let (Some(n), Ok(id)) = (self.nodes.get_mut(idx), u16::try_from(idx)) else {
+            return false;
+        };
+        if n.backlog || (!driver && n.sent_since_read) {
+            return false;
+        }
+        let Some(d) = &n.direct else {
+            return false;
+        };
+        let sent = crate::direct::flush(&mut self.engine, NodeId(id), d, now);
+        if !driver {
+            n.sent_since_read = true;
+        }
+        sent
     }
 
     /// The driver of retired node `idx` exited: the engine may give the

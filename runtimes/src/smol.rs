@@ -36,6 +36,12 @@ impl Runtime for Smol {
         tracklock_transports::tcp::connect_smol(addr).await
     }
 
+    #[cfg(unix)]
+    fn socket(&self, stream: &Self::Stream) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        stream.inner().as_fd().try_clone_to_owned().ok()
+    }
+
     fn spawn(&self, task: Task<Self>) {
         smol::spawn(task.run()).detach();
     }

@@ -1,6 +1,7 @@
 //! Bench-only instrumentation (feature `timeline`, off by default and
-//! compiled out without it): timestamps of the driver's socket writes and
-//! reads and of its wake-ups, so a benchmark can lay out where one lock
+//! compiled out without it): timestamps of the locker's socket writes
+//! (the driver's, or direct ones from the caller's task) and reads, and of
+//! the drivers' wake-ups, so a benchmark can lay out where one lock
 //! hand-off spends its time. Not a stable API.
 //!
 //! Recording is off until [`start`]; each record is one atomic increment
@@ -15,7 +16,8 @@ use std::time::Instant;
 pub enum Kind {
     /// A driver woke up (its signal or timer) and starts a turn.
     DriverWoken = 1,
-    /// A driver wrote bytes to its socket.
+    /// Bytes were written to a node's socket (by its driver, or directly
+    /// by the task that queued them).
     Wrote = 2,
     /// A driver read bytes from its socket.
     Read = 3,

@@ -59,6 +59,12 @@ impl Runtime for Tokio {
         tracklock_transports::tcp::connect_tokio(addr).await
     }
 
+    #[cfg(unix)]
+    fn socket(&self, stream: &Self::Stream) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        stream.inner().as_fd().try_clone_to_owned().ok()
+    }
+
     fn spawn(&self, task: Task<Self>) {
         drop(self.handle.spawn(task.run()));
     }

@@ -1,0 +1,229 @@
+//! Writes from the calling task (`runtimes/src/direct.rs`) against a real
+//! `redis-server`, on every runtime built: commands sent on the socket's
+//! duplicate never overtake bytes the driver still holds when the socket
+//! is full, and closing a locker really closes its connection (the
+//! duplicate included).
+
+#![cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tracklock::{Locker, Options, Runtime};
+use tracklock_testkit::RedisServer;
+
+/// Tasks, rounds and name length of the back-pressure test: 48 tasks × 3
+/// keys × 2 commands naming a 48 KiB key are ~14 MB per round, more than
+/// loopback socket buffers hold, so while the server is frozen the driver
+/// is left holding bytes the socket did not take.
+const TASKS: usize = 48;
+const ROUNDS: usize = 3;
+const NAME_LEN: usize = 48 * 1024;
+/// The server stays frozen this long: well inside the 1 s ping interval,
+/// so the connection is not given up meanwhile.
+const FREEZE: Duration = Duration::from_millis(300);
+
+/// Polls every future until all are done.
+async fn join_all<F: Future<Output = Result<(), String>>>(futs: Vec<F>) -> Vec<String> {
+    let mut futs: Vec<_> = futs.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut errors = Vec::new();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for slot in futs.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => {
+                        errors.extend(r.err());
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    errors
+}
+
+/// Every task locks and unlocks its own long name `ROUNDS` times, the first
+/// round queued while the server is frozen. Byte streams that interleaved
+/// would make the server answer a protocol error and drop the connection.
+async fn order_kept_when_the_socket_fills<R: Runtime>(
+    locker: &Locker<R>,
+    redis: &RedisServer,
+    sleep: impl Fn(Duration) -> R::Sleep,
+) {
+    let errors_before = error_replies(redis);
+    let names: Vec<String> = (0..TASKS)
+        .map(|i| format!("{i:03}-{}", "x".repeat(NAME_LEN)))
+        .collect();
+    redis.freeze();
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|n| async move {
+            for round in 0..ROUNDS {
+                let g = locker
+                    .lock(n)
+                    .await
+                    .map_err(|e| format!("lock, round {round}: {e}"))?;
+                g.unlock()
+                    .await
+                    .map_err(|e| format!("unlock, round {round}: {e}"))?;
+            }
+            Ok(())
+        })
+        .collect();
+    let thaw = async {
+        sleep(FREEZE).await;
+        redis.thaw();
+    };
+    let ((), errors) = futures_lite::future::zip(thaw, join_all(tasks)).await;
+    redis.thaw();
+    assert!(
+        errors.is_empty(),
+        "{} failed: {:?}",
+        errors.len(),
+        &errors[..1]
+    );
+    let node = &locker.stats().nodes[0];
+    assert_eq!(node.connects, 1, "the connection was dropped: {node:?}");
+    assert_eq!(
+        error_replies(redis),
+        errors_before,
+        "the server refused bytes"
+    );
+    let keys: i64 = redis.admin().cmd("DBSIZE", &[]);
+    assert_eq!(keys, 0, "every lock was released");
+}
+
+/// Error replies of the server other than `NOSCRIPT` (the first
+/// `EVALSHA` of each script is answered so, and falls back to `EVAL`), from
+/// `INFO errorstats` (`errorstat_<PREFIX>:count=N`).
+fn error_replies(redis: &RedisServer) -> u64 {
+    let info: String = redis.admin().cmd("INFO", &["errorstats"]);
+    info.lines()
+        .filter_map(|l| l.strip_prefix("errorstat_"))
+        .filter(|l| !l.starts_with("NOSCRIPT:"))
+        .filter_map(|l| {
+            l.split("count=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Connections the server lists under `name`.
+fn clients_named(redis: &RedisServer, name: &str) -> usize {
+    let list: String = redis.admin().cmd("CLIENT", &["LIST"]);
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f == format!("name={name}")))
+        .count()
+}
+
+/// After `close`, with the locker handle still alive, the server sees the
+/// connection gone: nothing (such as the socket's duplicate) keeps it open.
+async fn close_closes_the_socket<R: Runtime>(
+    locker: Locker<R>,
+    redis: &RedisServer,
+    name: &str,
+    sleep: impl Fn(Duration) -> R::Sleep,
+) {
+    let g = locker.lock("direct-close").await.unwrap();
+    g.unlock().await.unwrap();
+    assert_eq!(clients_named(redis, name), 1);
+    locker.close().await;
+    // The server notices a closed socket within a round trip; a second is
+    // hundreds of them, even on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while clients_named(redis, name) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the connection is still open 5 s after close"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    drop(locker);
+}
+
+fn options(redis: &RedisServer, name: &str) -> Options {
+    Options::new(redis.addr())
+        .client_name(name)
+        .validity(Duration::from_secs(30))
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn direct_writes_tokio() {
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sleep = |d| tokio::time::sleep(d);
+        let locker = tracklock::tokio::Locker::connect(options(&redis, "order-tokio"))
+            .await
+            .unwrap();
+        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
+        locker.close().await;
+        let locker = tracklock::tokio::Locker::connect(options(&redis, "close-tokio"))
+            .await
+            .unwrap();
+        close_closes_the_socket(locker, &redis, "close-tokio", sleep).await;
+    });
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn direct_writes_smol() {
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+        return;
+    };
+    smol::block_on(async {
+        let sleep = |d| async_io::Timer::after(d);
+        let locker = tracklock::smol::Locker::connect(options(&redis, "order-smol"))
+            .await
+            .unwrap();
+        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
+        locker.close().await;
+        let locker = tracklock::smol::Locker::connect(options(&redis, "close-smol"))
+            .await
+            .unwrap();
+        close_closes_the_socket(locker, &redis, "close-smol", sleep).await;
+    });
+}
+
+#[cfg(feature = "glommio")]
+#[test]
+fn direct_writes_glommio() {
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+        return;
+    };
+    let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .make()
+        .expect("glommio executor (io_uring)");
+    ex.run(async {
+        let sleep = |d| glommio::timer::Timer::new(d);
+        let locker = tracklock::glommio::Locker::connect(options(&redis, "order-glommio"))
+            .await
+            .unwrap();
+        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
+        locker.close().await;
+        let locker = tracklock::glommio::Locker::connect(options(&redis, "close-glommio"))
+            .await
+            .unwrap();
+        close_closes_the_socket(locker, &redis, "close-glommio", sleep).await;
+    });
+}
