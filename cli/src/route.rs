@@ -250,17 +250,25 @@ impl Dialer {
     }
 
     /// The master `target`'s sentinels name (checked to be a master with
-    /// `ROLE`), as `host:port`.
+    /// `ROLE`), as `host:port`: asked of each sentinel in turn until one
+    /// names it.
     fn master(&self, target: &Target, sentinels: &[String]) -> Result<String, String> {
-        let failed = |e: redis::RedisError| format!("sentinels {}: {e}", sentinels.join(","));
+        let mut errors = Vec::new();
+        for sentinel in sentinels {
+            match self.master_from(target, sentinel) {
+                Ok(master) => return Ok(master),
+                Err(e) => errors.push(format!("sentinel {sentinel}: {e}")),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    /// The master as one sentinel names it.
+    fn master_from(&self, target: &Target, sentinel: &str) -> Result<String, String> {
         let name = target.options.sentinel_master().unwrap_or_default();
-        let addrs = sentinels
-            .iter()
-            .map(|a| self.address(a))
-            .collect::<RedisResult<Vec<_>>>()
-            .map_err(failed)?;
-        let mut builder = SentinelClientBuilder::new(addrs, name, SentinelServerType::Master)
-            .map_err(failed)?
+        let addr = self.address(sentinel).map_err(|e| e.to_string())?;
+        let mut builder = SentinelClientBuilder::new([addr], name, SentinelServerType::Master)
+            .map_err(|e| e.to_string())?
             .set_client_to_redis_db(self.login.db());
         if let Some(user) = self.login.username() {
             builder = builder.set_client_to_redis_username(user);
@@ -281,24 +289,22 @@ impl Dialer {
                 .set_client_to_redis_tls_mode(TlsMode::Secure)
                 .set_client_to_redis_certificates(certs.clone());
         }
-        let mut client = builder.build().map_err(failed)?;
-        // The crate's blocking sentinel client sets no timeouts: it asks on
-        // a thread of its own, given a bound here (the thread is left
-        // behind when it hangs; the tool exits soon after).
-        let bound = TIMEOUT * (sentinels.len() as u32 + 1);
+        let mut client = builder.build().map_err(|e| e.to_string())?;
+        // The crate's blocking sentinel client sets no timeouts (a frozen
+        // sentinel would hang it): it asks on a thread of its own, and the
+        // whole exchange (connecting, the sentinel's reply, the master's
+        // `ROLE`) gets the bound of one connection's handshake before the
+        // next sentinel is asked. A thread that hangs is left behind; the
+        // tool exits soon after.
+        let bound = TIMEOUT;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(client.get_client());
         });
         let master = rx
             .recv_timeout(bound)
-            .map_err(|_| {
-                format!(
-                    "sentinels {}: no master named within {bound:?}",
-                    sentinels.join(",")
-                )
-            })?
-            .map_err(failed)?;
+            .map_err(|_| format!("no master named within {bound:?}"))?
+            .map_err(|e| e.to_string())?;
         Ok(match master.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 if host.contains(':') {
@@ -307,7 +313,7 @@ impl Dialer {
                     format!("{host}:{port}")
                 }
             }
-            other => return Err(format!("sentinels named {other}, not a TCP address")),
+            other => return Err(format!("named {other}, not a TCP address")),
         })
     }
 }

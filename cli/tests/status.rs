@@ -7,6 +7,7 @@ mod common;
 use std::io::Write as _;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{output, wait_for_file, Running, Scratch, LOOP, PATIENCE};
 use serde_json::Value;
@@ -278,6 +279,30 @@ fn cli_status_and_unlock_through_sentinels() {
     status_and_unlock(At::plain(&url), &fresh("cli-sentinel"), |_, _| {
         deployment.master().addr()
     });
+    // A sentinel that does not answer (frozen) is passed over for the
+    // next after the tool's 5 s bound: the first of the URL's list is
+    // frozen, and the keys are still read on the master, within that bound
+    // plus a few times what the same status takes with every sentinel up
+    // (and headroom for a busy machine).
+    let start = Instant::now();
+    assert_eq!(status(At::plain(&url), "free").0, Some(1));
+    let base = start.elapsed();
+    deployment.freeze_sentinel(0);
+    let start = Instant::now();
+    let (code, doc) = status(At::plain(&url), "free");
+    let took = start.elapsed();
+    deployment.thaw_sentinel(0);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["keys"][0]["node"], deployment.master().addr(), "{doc}");
+    let bound = Duration::from_secs(5);
+    assert!(
+        took >= bound,
+        "the frozen sentinel was asked first: {took:?}"
+    );
+    assert!(
+        took < bound + base * 4 + Duration::from_secs(3),
+        "{took:?} (base {base:?})"
+    );
     // Without the sentinels' password they refuse: 69.
     let bad = url.replace("sentinel_password=sentinel-pw", "sentinel_password=wrong");
     let (code, doc) = status(At::plain(&bad), "x");
