@@ -1,6 +1,7 @@
 //! The command line: subcommands, connection flags, durations.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,9 +34,14 @@ pub(crate) struct Connection {
         global = true,
         help = "Redis URL: redis://[user[:pass]@]host[:port][/db], \
                 redis+cluster://h1:p1,h2:p2, redis+instances://h1:p1,h2:p2,h3:p3 or \
-                redis+sentinel://s1:p1,s2:p2/master_name (run only)"
+                redis+sentinel://s1:p1,s2:p2/master_name[?sentinel_password=…]; \
+                rediss… for TLS"
     )]
     pub(crate) url: Option<String>,
+    /// PEM file of the certificate authorities to trust for rediss://
+    /// URLs, instead of the platform's root certificates
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) tls_ca_file: Option<PathBuf>,
     /// Key prefix: keys are {prefix}:{i}:{name} [default: rueidislock]
     #[arg(long, global = true)]
     pub(crate) prefix: Option<String>,
@@ -124,11 +130,53 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 10s, 500ms, 1m)"))
 }
 
+/// Where the lock lives, as every subcommand needs it.
+pub(crate) struct Target {
+    /// The library's options (`run` locks with them; `status` and
+    /// `unlock` take the mode, addresses, login and key layout from them).
+    pub(crate) options: Options,
+    /// `--tls-ca-file`'s PEM text, already checked to hold certificates.
+    pub(crate) tls_ca: Option<Vec<u8>>,
+    /// The sentinels' own `AUTH` from a sentinel URL's query: `Options`
+    /// keeps them but does not hand them out, and `status` and `unlock`
+    /// ask the sentinels themselves.
+    pub(crate) sentinel_username: Option<String>,
+    pub(crate) sentinel_password: Option<String>,
+}
+
 impl Connection {
-    /// The library's options from the URL and flags; every value is
-    /// checked here, so a bad one is a usage error before anything
-    /// connects.
-    pub(crate) fn options(&self) -> Result<Options, Failure> {
+    /// The library's options from the URL and flags, and what `status` and
+    /// `unlock` need besides; every value is checked here, so a bad one is
+    /// a usage error before anything connects.
+    pub(crate) fn target(&self) -> Result<Target, Failure> {
+        let mut options = self.options()?;
+        let tls_ca = match &self.tls_ca_file {
+            None => None,
+            Some(_) if !options.is_tls() => {
+                return Err(Failure::new(
+                    USAGE,
+                    "--tls-ca-file needs a rediss:// URL (TLS)",
+                ))
+            }
+            Some(path) => {
+                let pem = read_ca(path)?;
+                options = options.tls_ca_pem(pem.clone());
+                Some(pem)
+            }
+        };
+        let (sentinel_username, sentinel_password) = match &self.url {
+            Some(url) if options.mode() == tracklock::Mode::Sentinel => sentinel_auth(url)?,
+            _ => (None, None),
+        };
+        Ok(Target {
+            options,
+            tls_ca,
+            sentinel_username,
+            sentinel_password,
+        })
+    }
+
+    fn options(&self) -> Result<Options, Failure> {
         let Some(url) = &self.url else {
             return Err(Failure::new(
                 USAGE,
@@ -153,9 +201,61 @@ impl Connection {
     }
 }
 
+/// The PEM file of `--tls-ca-file`: read now, so that a missing file or
+/// one without a certificate is a usage error for every subcommand.
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let bad = |why: String| Failure::new(USAGE, format!("--tls-ca-file {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| bad(format!("not a PEM certificate ({e})")))?;
+        certs += 1;
+    }
+    if certs == 0 {
+        return Err(bad("no CERTIFICATE in the file".to_owned()));
+    }
+    Ok(pem)
+}
+
+/// `sentinel_username` and `sentinel_password` from the query of a
+/// sentinel URL that `Options::from_url` accepted (so the query holds no
+/// other parameter, and is cut at the first `?` as it does).
+fn sentinel_auth(url: &str) -> Result<(Option<String>, Option<String>), Failure> {
+    let (mut user, mut pass) = (None, None);
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .map_err(|_| Failure::new(USAGE, "bad percent-encoding in a query parameter"))?
+            .into_owned();
+        match k {
+            "sentinel_username" => user = Some(v),
+            "sentinel_password" => pass = Some(v),
+            _ => {}
+        }
+    }
+    Ok((user, pass))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_sentinel_auth_from_the_query() {
+        let got = sentinel_auth(
+            "redis+sentinel://:d@s1,s2/m/2?sentinel_username=u%40x&sentinel_password=p%26w",
+        );
+        let (user, pass) = got.unwrap();
+        assert_eq!(user.as_deref(), Some("u@x"));
+        assert_eq!(pass.as_deref(), Some("p&w"));
+        let (user, pass) = sentinel_auth("redis+sentinel://s1/m").unwrap();
+        assert_eq!((user, pass), (None, None));
+        assert!(sentinel_auth("redis+sentinel://s1/m?sentinel_password=%ff").is_err());
+    }
 
     #[test]
     fn cli_durations() {

@@ -5,7 +5,6 @@
 
 mod args;
 mod exit;
-mod resp;
 mod route;
 mod run;
 mod status;
@@ -39,7 +38,7 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
-    let options = cli.conn.options()?;
+    let target = cli.conn.target()?;
     match cli.command {
         Command::Run(args) => {
             if args.wait == Some(std::time::Duration::ZERO) {
@@ -53,10 +52,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .enable_all()
                 .build()
                 .map_err(|e| Failure::new(OSERR, format!("cannot start the runtime: {e}")))?;
-            let options = options.fencing(args.fencing);
+            let options = target.options.fencing(args.fencing);
             runtime.block_on(run::run(options, args))
         }
-        Command::Status(args) => status::status(&options, &args),
-        Command::Unlock(args) => unlock::unlock(&options, &args),
+        Command::Status(args) => status::status(&target, &args),
+        Command::Unlock(args) => unlock::unlock(&target, &args),
     }
 }

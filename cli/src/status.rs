@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use redis::Value;
 use serde_json::json;
 use tracklock::Options;
 
-use crate::args::StatusArgs;
-use crate::exit::{Failure, NOT_HELD, UNAVAILABLE, USAGE};
-use crate::resp::Reply;
-use crate::route::Nodes;
+use crate::args::{StatusArgs, Target};
+use crate::exit::{Failure, NOT_HELD, UNAVAILABLE};
+use crate::route::{error_text, Nodes};
 
 /// One key as read.
 #[derive(Debug)]
@@ -50,32 +50,15 @@ pub(crate) fn key_names(
 }
 
 /// Reads every key (`GET` and `PTTL` in one pipeline per key).
-pub(crate) fn read(options: &Options, name: &str) -> Result<Report, Failure> {
-    if options.is_tls() {
-        // The admin client below is plain TCP; `run` goes through the
-        // library, which speaks TLS.
-        return Err(Failure::new(
-            USAGE,
-            "status and unlock do not speak TLS yet: use a redis:// URL to the same servers \
-             (`run` works over rediss://)",
-        ));
-    }
-    if options.mode() == tracklock::Mode::Sentinel {
-        // The admin client would send the key reads to the sentinels.
-        return Err(Failure::new(
-            USAGE,
-            "status and unlock do not resolve masters through Redis Sentinel yet: use a \
-             redis:// URL to the current master (`run` works over redis+sentinel://)",
-        ));
-    }
+pub(crate) fn read(target: &Target, name: &str) -> Result<Report, Failure> {
+    let options = &target.options;
     let (prefix, majority, names) = key_names(options, name)?;
-    let mut nodes = Nodes::new(options)?;
+    let mut nodes = Nodes::new(target)?;
     let keys = names
         .into_iter()
         .enumerate()
         .map(|(i, key)| {
-            let k = key.as_bytes();
-            let read = nodes.send(i, &[&[b"GET", k], &[b"PTTL", k]]);
+            let read = nodes.send(i, redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key));
             let mut out = Key {
                 key,
                 node: None,
@@ -87,17 +70,17 @@ pub(crate) fn read(options: &Options, name: &str) -> Result<Report, Failure> {
                 Err(e) => out.error = Some(e),
                 Ok((node, replies)) => {
                     out.node = Some(node);
-                    match replies.as_slice() {
-                        [Reply::Bulk(v), Reply::Int(t)] => {
+                    // An error reply is the key's error, never a value
+                    // (nor "no key"): "not held" needs every key read.
+                    match (replies.iter().find_map(error_text), replies.as_slice()) {
+                        (Some(e), _) => out.error = Some(e),
+                        (None, [Value::BulkString(v), Value::Int(t)]) => {
                             out.value = Some(v.clone());
                             out.pttl_ms = (*t != -2).then_some(*t);
                         }
                         // No such key.
-                        [Reply::Nil, _] => {}
-                        [Reply::Error(e), _] | [_, Reply::Error(e)] => {
-                            out.error = Some(e.clone());
-                        }
-                        other => out.error = Some(format!("unexpected replies {other:?}")),
+                        (None, [Value::Nil, _]) => {}
+                        (None, other) => out.error = Some(format!("unexpected replies {other:?}")),
                     }
                 }
             }
@@ -229,8 +212,8 @@ fn shown(v: &[u8]) -> String {
     }
 }
 
-pub(crate) fn status(options: &Options, args: &StatusArgs) -> Result<ExitCode, Failure> {
-    let report = read(options, &args.name)?;
+pub(crate) fn status(target: &Target, args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let report = read(target, &args.name)?;
     if args.json {
         println!("{}", report.json());
     } else {

@@ -4,18 +4,17 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use tracklock::Options;
+use redis::Value;
 
-use crate::args::UnlockArgs;
+use crate::args::{Target, UnlockArgs};
 use crate::exit::{Failure, NOT_CONFIRMED, UNAVAILABLE, USAGE};
-use crate::resp::Reply;
-use crate::route::Nodes;
+use crate::route::{error_text, Nodes};
 use crate::status;
 
 /// Deletion rounds while the same holder still shows a majority.
 const ROUNDS: usize = 3;
 
-pub(crate) fn unlock(options: &Options, args: &UnlockArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn unlock(target: &Target, args: &UnlockArgs) -> Result<ExitCode, Failure> {
     let terminal = io::stdin().is_terminal();
     if !args.yes && !terminal {
         return Err(Failure::new(
@@ -23,7 +22,7 @@ pub(crate) fn unlock(options: &Options, args: &UnlockArgs) -> Result<ExitCode, F
             "unlock --force deletes someone's lock: confirm with --yes (no terminal to ask on)",
         ));
     }
-    let before = status::read(options, &args.name)?;
+    let before = status::read(target, &args.name)?;
     if !args.yes {
         // Show what is about to be deleted, then ask.
         print!("{}", before.text());
@@ -41,8 +40,8 @@ pub(crate) fn unlock(options: &Options, args: &UnlockArgs) -> Result<ExitCode, F
             ));
         }
     }
-    let (_, _, keys) = status::key_names(options, &args.name)?;
-    let mut nodes = Nodes::new(options)?;
+    let (_, _, keys) = status::key_names(&target.options, &args.name)?;
+    let mut nodes = Nodes::new(target)?;
     let (mut deleted, mut kept) = (0, false);
     for _ in 0..ROUNDS {
         deleted += delete(&mut nodes, &keys)?;
@@ -52,7 +51,7 @@ pub(crate) fn unlock(options: &Options, args: &UnlockArgs) -> Result<ExitCode, F
         // majority. A new holder (a waiter that got the lock since) is
         // left alone.
         let Some(holder) = before.holder() else { break };
-        kept = status::read(options, &args.name)?.holder() == Some(holder);
+        kept = status::read(target, &args.name)?.holder() == Some(holder);
         if !kept {
             break;
         }
@@ -76,10 +75,14 @@ pub(crate) fn unlock(options: &Options, args: &UnlockArgs) -> Result<ExitCode, F
 fn delete(nodes: &mut Nodes, keys: &[String]) -> Result<i64, Failure> {
     let (mut deleted, mut failed) = (0, 0);
     for (i, key) in keys.iter().enumerate() {
-        match nodes.send(i, &[&[b"DEL", key.as_bytes()]]) {
-            Ok((_, replies)) => match replies.as_slice() {
-                [Reply::Int(n)] => deleted += n,
-                other => {
+        match nodes.send(i, redis::pipe().cmd("DEL").arg(key)) {
+            Ok((_, replies)) => match (replies.iter().find_map(error_text), replies.as_slice()) {
+                (None, [Value::Int(n)]) => deleted += n,
+                (Some(e), _) => {
+                    failed += 1;
+                    eprintln!("tracklock: {key}: {e}");
+                }
+                (None, other) => {
                     failed += 1;
                     eprintln!("tracklock: {key}: unexpected reply {other:?}");
                 }

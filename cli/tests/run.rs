@@ -316,20 +316,38 @@ fn cli_usage_and_connection_errors() {
         assert_eq!(out.code(), Some(64), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
-    for url in ["http://x", "redis://a,b", "redis://h:99999", "rediss://h"] {
+    for url in [
+        "http://x",
+        "redis://a,b",
+        "redis://h:99999",
+        "redis+sentinel://h",
+        "redis+sentinel://h/m?x=1",
+    ] {
         let out = output(tracklock(url).args(["status", "a"]));
         assert_eq!(out.code(), Some(64), "{url}: {out:?}");
     }
-    // `status` and `unlock` use a plain admin client: over TLS they refuse
-    // up front, before any connection.
-    let out = output(tracklock("rediss://127.0.0.1:1").args(["status", "a"]));
-    assert_eq!(out.code(), Some(64), "{out:?}");
-    assert!(out.stderr.contains("TLS"), "{out:?}");
-    // Nor do they resolve masters through sentinels.
-    for cmd in [&["status", "a"][..], &["unlock", "--force", "--yes", "a"]] {
-        let out = output(tracklock("redis+sentinel://127.0.0.1:1/m").args(cmd));
-        assert_eq!(out.code(), Some(64), "{out:?}");
-        assert!(out.stderr.contains("Sentinel"), "{out:?}");
+    // A CA file must be a readable PEM file of certificates, for a TLS URL;
+    // checked before connecting, for every subcommand.
+    let scratch = Scratch::new("ca");
+    let not_pem = scratch.path("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+    let missing = scratch.path("missing.pem");
+    let missing = missing.to_str().unwrap();
+    for (url, ca) in [
+        ("rediss://127.0.0.1:1", missing),
+        ("rediss://127.0.0.1:1", not_pem),
+        (url.as_str(), missing),
+    ] {
+        for cmd in [
+            &["status", "a"][..],
+            &["unlock", "--force", "--yes", "a"],
+            &["run", "--name", "a", "--", "true"],
+        ] {
+            let out = output(tracklock(url).args(["--tls-ca-file", ca]).args(cmd));
+            assert_eq!(out.code(), Some(64), "{url} {ca} {cmd:?}: {out:?}");
+            assert!(out.stderr.contains("--tls-ca-file"), "{out:?}");
+        }
     }
     // No URL at all.
     let out = output(
@@ -348,6 +366,15 @@ fn cli_usage_and_connection_errors() {
     assert_eq!(out.code(), Some(69), "{out:?}");
     let out = output(tracklock(&down).args(["status", "a"]));
     assert_eq!(out.code(), Some(69), "{out:?}");
+    // Over TLS and through sentinels too: Redis unreachable is 69.
+    let tls = format!("rediss://127.0.0.1:{port}");
+    let sentinel = format!("redis+sentinel://127.0.0.1:{port}/m");
+    for url in [&tls, &sentinel] {
+        for cmd in [&["status", "a"][..], &["unlock", "--force", "--yes", "a"]] {
+            let out = output(tracklock(url).args(cmd));
+            assert_eq!(out.code(), Some(69), "{url} {cmd:?}: {out:?}");
+        }
+    }
 }
 
 #[test]
