@@ -217,8 +217,7 @@ impl<T, const N: usize> Fifo<T, N> {
             self.0.push_back(v).map_err(|_| Full)
         }
     }
-    /// Number of elements (only the no-alloc build has a limit to check).
-    #[cfg(not(feature = "alloc"))]
+    /// Number of elements.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

@@ -547,7 +547,6 @@ impl<R: Runtime> Driver<R> {
                 }
                 self.rx.copy_within(off..self.filled, 0);
                 self.filled -= off;
-                sh.nodes[self.idx].sent_since_read = false;
             }
             if let Some(t) = self.wrote_at.take() {
                 sh.engine.handle_written(self.node, t);
@@ -592,6 +591,7 @@ impl<R: Runtime> Driver<R> {
                         sh.nodes[self.idx].backlog = true;
                     }
                 }
+                sh.note_idle(self.idx);
                 let t = match (sh.earliest(), self.handshake_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),

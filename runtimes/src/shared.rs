@@ -137,10 +137,11 @@ pub(crate) struct NodeState {
     /// The driver holds bytes of this node it has not written and flushed
     /// yet: no direct write may overtake them.
     pub(crate) backlog: bool,
-    /// A task other than the driver sent on the socket since the driver
-    /// last read from it: further commands go to the driver, which sends
-    /// everything queued meanwhile in one write.
-    pub(crate) sent_since_read: bool,
+    /// No reply was outstanding when the driver last looked, and nothing
+    /// was sent since: the next command may leave at once from any task.
+    /// Otherwise commands go to the driver, which sends everything queued
+    /// meanwhile in one write.
+    pub(crate) idle: bool,
 }
 
 impl NodeState {
@@ -158,7 +159,7 @@ impl NodeState {
     pub(crate) fn set_direct(&mut self, direct: Option<Direct>) {
         self.direct = direct;
         self.backlog = false;
-        self.sent_since_read = false;
+        self.idle = false;
     }
 
     /// Failed its first connection and never became ready since.
@@ -271,25 +272,34 @@ impl Shared {
     /// for the node's driver to write.
     ///
     /// `driver`: the node's own driver calls. Any other caller sends only
-    /// the first commands after a read (like Nagle's algorithm, without its
-    /// delay): that is the latency-bound case (a lone request, a hand-off),
-    /// while commands from many tasks at once still leave together in the
-    /// driver's next write instead of one `send` each.
+    /// while the connection is idle, no reply outstanding (Nagle's rule,
+    /// without its delay): that is the latency-bound case (a lone request,
+    /// a hand-off), while the commands of many busy tasks still leave
+    /// together in the driver's next write instead of one `send` each.
     pub(crate) fn write_direct(&mut self, idx: usize, now: Instant, driver: bool) -> bool {
         let (Some(n), Ok(id)) = (self.nodes.get_mut(idx), u16::try_from(idx)) else {
             return false;
         };
-        if n.backlog || (!driver && n.sent_since_read) {
+        if n.backlog || !(driver || n.idle) {
             return false;
         }
         let Some(d) = &n.direct else {
             return false;
         };
-        let sent = crate::direct::flush(&mut self.engine, NodeId(id), d, now);
-        if !driver {
-            n.sent_since_read = true;
+        n.idle = false;
+        crate::direct::flush(&mut self.engine, NodeId(id), d, now)
+    }
+
+    /// The driver of node `idx` ends its turn: whether the connection is
+    /// idle now (every reply in, nothing queued).
+    pub(crate) fn note_idle(&mut self, idx: usize) {
+        let Ok(id) = u16::try_from(idx) else {
+            return;
+        };
+        let idle = self.engine.replies_pending(NodeId(id)) == 0;
+        if let Some(n) = self.nodes.get_mut(idx) {
+            n.idle = idle && n.direct.is_some();
         }
-        sent
     }
 
     /// The driver of retired node `idx` exited: the engine may give the

@@ -555,6 +555,14 @@ impl Engine {
             })
     }
 
+    /// Replies the engine still expects from `node`: for commands written
+    /// and for those still in [`Engine::transmit`]. Zero means the
+    /// connection is idle, so a runtime may send the next command at once
+    /// rather than batch it (Nagle's rule).
+    pub fn replies_pending(&self, node: NodeId) -> usize {
+        self.conn(node).map_or(0, |c| c.expects.len())
+    }
+
     /// True when `node` finished its handshake.
     pub fn is_ready(&self, node: NodeId) -> bool {
         self.conn(node).is_some_and(Conn::is_ready)

@@ -130,6 +130,24 @@ pub(super) fn acquired_at(e: &mut Engine, name: &str, asked: Instant, answered: 
 }
 
 #[test]
+fn replies_pending_counts_what_is_asked_until_answered() {
+    let mut e = ready(Config::default());
+    assert_eq!(e.replies_pending(N0), 0, "idle after the handshake");
+    e.lock("a", LockMode::Wait, ms(0)).unwrap();
+    assert_eq!(
+        e.replies_pending(N0),
+        6,
+        "queued commands count before they are sent"
+    );
+    sent(&mut e);
+    feed(&mut e, ms(1), &b"+OK\r\n:5000\r\n".repeat(2));
+    assert_eq!(e.replies_pending(N0), 2);
+    feed(&mut e, ms(1), b"+OK\r\n:5000\r\n");
+    assert_eq!(e.replies_pending(N0), 0);
+    assert_eq!(e.replies_pending(NodeId(9)), 0, "an unknown node");
+}
+
+#[test]
 fn handshake_without_noloop_on_old_server_and_with_auth_and_db() {
     let config = Config {
         password: Text::new("secret"),
