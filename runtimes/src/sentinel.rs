@@ -16,7 +16,7 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame as Reply;
 use tracklock_core::NodeError;
 
-use crate::driver::{connect, Conn};
+use crate::driver::conn::{connect, Conn};
 use crate::error::SentinelFailure;
 use crate::inner::Inner;
 use crate::options::SentinelSettings;

@@ -32,11 +32,22 @@
 //! handshake, TLS); a replica or a master not up yet is what a failover
 //! looks like, and is retried until the connect timeout.
 //!
+//! Its parts: [`conn`] opens a connection (the runtime's stream, or TLS
+//! over it), [`cause`] says why one ended and which [`Error`] a failed
+//! attempt reports, [`timer`] is the timer a driver keeps across turns,
+//! and [`backoff`] spaces its reconnection attempts.
+//!
 //! [`Task`]: crate::Task
+//! [`Error`]: crate::Error
 
-use std::future::{poll_fn, Future};
+mod backoff;
+mod cause;
+pub(crate) mod conn;
+mod timer;
+
+use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -45,142 +56,21 @@ use embedded_io_async::{Read, Write};
 use futures_lite::future::or;
 use tracklock_core::{Instant, NodeError, NodeId};
 
+use self::backoff::Backoff;
+use self::cause::Cause;
+use self::conn::{connect, Conn};
+use self::timer::Timer;
 use crate::direct::Direct;
-use crate::error::TlsFailure;
 use crate::inner::{unix_ms, Inner, Signal};
-use crate::runtime::{connect_within, deadline_after};
+use crate::runtime::deadline_after;
 use crate::sentinel::Sentinels;
 use crate::shared::Shared;
-use crate::{Error, Mode, Runtime};
+use crate::{Mode, Runtime};
 
-/// A node's connection: the runtime's stream, or TLS over it.
-pub(crate) enum Conn<S> {
-    Plain(S),
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::tls::TlsStream<S>>),
-}
-
-impl<S> embedded_io_async::ErrorType for Conn<S> {
-    type Error = io::Error;
-}
-
-impl<S> Read for Conn<S>
-where
-    S: Read<Error = io::Error> + Write<Error = io::Error>,
-{
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => s.read(buf).await,
-        }
-    }
-}
-
-impl<S> Write for Conn<S>
-where
-    S: Read<Error = io::Error> + Write<Error = io::Error>,
-{
-    async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf).await,
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => s.write(buf).await,
-        }
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush().await,
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => s.flush().await,
-        }
-    }
-}
-
-/// First reconnection delay (before jitter).
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// Longest reconnection delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Initial size of the read buffer; it doubles when a frame does not fit.
 const RX_INITIAL: usize = 8 * 1024;
 /// A reply that does not fit this is refused (protocol error).
 const RX_MAX: usize = 16 * 1024 * 1024;
-
-/// Why a connection ended.
-pub(crate) enum Cause {
-    Io(io::Error),
-    Eof,
-    Node(NodeError),
-    /// The handshake did not finish within the connect timeout.
-    HandshakeTimeout,
-    TooLarge,
-    /// TLS failed (or, on a plain connection, looks like a TLS port).
-    Tls(TlsFailure, Box<dyn std::error::Error + Send + Sync>),
-    /// Sentinel mode: no master to connect to ([`Error::Sentinel`]).
-    Resolve(Error),
-}
-
-impl Cause {
-    /// Sentinel mode: whether a first connection that failed this way makes
-    /// `connect` fail at once. Misconfigurations do; what a failover under
-    /// way looks like (a replica, a master that does not answer yet) is
-    /// retried until the connect timeout.
-    fn ends_sentinel_startup(&self) -> bool {
-        match self {
-            Cause::Resolve(_) | Cause::Tls(..) | Cause::TooLarge => true,
-            Cause::Node(e) => matches!(
-                e,
-                NodeError::Handshake(_) | NodeError::Resp3Unsupported(_) | NodeError::Topology(_)
-            ),
-            _ => false,
-        }
-    }
-
-    pub(crate) fn into_error(self, addr: &str) -> Error {
-        let addr = addr.to_owned();
-        match self {
-            #[cfg(feature = "tls")]
-            Cause::Io(source) => {
-                match crate::tls::rustls_error(&source).map(crate::tls::classify) {
-                    Some(failure) => Error::Tls {
-                        addr,
-                        failure,
-                        source: source.into_inner().unwrap_or_else(|| "TLS error".into()),
-                    },
-                    None => Error::Connect { addr, source },
-                }
-            }
-            #[cfg(not(feature = "tls"))]
-            Cause::Io(source) => Error::Connect { addr, source },
-            Cause::Tls(failure, source) => Error::Tls {
-                addr,
-                failure,
-                source,
-            },
-            Cause::Eof => Error::Connect {
-                addr,
-                source: io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection during the handshake",
-                ),
-            },
-            Cause::HandshakeTimeout => Error::Connect {
-                addr,
-                source: io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the handshake did not finish within the connect timeout",
-                ),
-            },
-            Cause::Node(source) => Error::Node { addr, source },
-            Cause::Resolve(e) => e,
-            Cause::TooLarge => Error::Node {
-                addr,
-                source: NodeError::Protocol("a reply exceeded the 16 MiB read limit"),
-            },
-        }
-    }
-}
 
 /// What a turn under the lock decided.
 enum Turn {
@@ -235,7 +125,7 @@ pub(crate) struct Driver<R: Runtime> {
     wrote_at: Option<Instant>,
     /// Wakers collected under the lock, woken after it.
     wakers: Vec<Waker>,
-    rng: u64,
+    backoff: Backoff,
     /// The engine retired the node: the driver exits for good.
     retired: bool,
     /// The node connection's span, a child of the locker's.
@@ -280,7 +170,7 @@ impl<R: Runtime> Driver<R> {
             first: [0; 2],
             wrote_at: None,
             wakers: Vec::new(),
-            rng: jitter_seed | 1,
+            backoff: Backoff::new(jitter_seed),
             retired: false,
             #[cfg(feature = "tracing")]
             span,
@@ -372,7 +262,7 @@ impl<R: Runtime> Driver<R> {
                         self.reset_buffers();
                         let mut exit = self.serve(&mut stream).await;
                         if matches!(stream, Conn::Plain(_)) && self.handshake_deadline.is_some() {
-                            exit = exit.map(|c| self.plain_on_tls(c));
+                            exit = exit.map(|c| c.plain_on_tls(self.got_bytes, self.first));
                         }
                         // Nobody sends on the socket once it is closed.
                         self.inner.lock().nodes[self.idx].set_direct(None);
@@ -421,7 +311,7 @@ impl<R: Runtime> Driver<R> {
                 // `connect` fails: nobody needs this node any more.
                 return;
             }
-            let delay = self.backoff(attempt);
+            let delay = self.backoff.delay(attempt);
             #[cfg(feature = "tracing")]
             tracing::warn!(
                 error = %message,
@@ -435,34 +325,6 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
         }
-    }
-
-    /// A plain connection that failed in its handshake: reported as
-    /// [`TlsFailure::ServerExpectsTls`] when the server sent a TLS alert, or
-    /// closed or reset the connection before sending anything (what a Redis
-    /// TLS port does to a plain client).
-    fn plain_on_tls(&self, cause: Cause) -> Cause {
-        let alert = self.got_bytes && self.first == [0x15, 0x03];
-        let silent_close = !self.got_bytes
-            && match &cause {
-                Cause::Eof => true,
-                Cause::Io(e) => matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::BrokenPipe
-                ),
-                _ => false,
-            };
-        if !(alert || silent_close) {
-            return cause;
-        }
-        let source: Box<dyn std::error::Error + Send + Sync> = match cause {
-            Cause::Io(e) => Box::new(e),
-            _ if alert => "the server answered with a TLS alert".into(),
-            _ => "the server closed the connection before answering".into(),
-        };
-        Cause::Tls(TlsFailure::ServerExpectsTls, source)
     }
 
     /// The socket of a plain connection, for direct writes
@@ -494,20 +356,6 @@ impl<R: Runtime> Driver<R> {
         self.need_flush = false;
         self.backlog = false;
         self.wrote_at = None;
-    }
-
-    /// Jittered exponential backoff: a random delay in `[d/2, d]` with
-    /// `d = min(10 ms * 2^attempt, 1 s)`.
-    fn backoff(&mut self, attempt: u32) -> Duration {
-        let d = BACKOFF_MIN
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(BACKOFF_MAX);
-        // xorshift64
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let frac = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        d.mul_f64(0.5 + frac / 2.0)
     }
 
     /// Runs `f` on the engine, then dispatches its events and wakes them.
@@ -756,109 +604,6 @@ impl<R: Runtime> Drop for Driver<R> {
         if sh.running == 0 {
             let now = self.inner.now();
             sh.stop(now);
-        }
-    }
-}
-
-/// Connects to `addr` with the runtime, and when the locker uses TLS runs
-/// the TLS handshake over it; both within `timeout`. `idx` is the node's
-/// (out of range for a sentinel).
-pub(crate) async fn connect<R: Runtime>(
-    inner: &Inner<R>,
-    #[cfg_attr(not(feature = "tls"), allow(unused_variables))] idx: usize,
-    addr: &str,
-    timeout: Duration,
-) -> Result<Conn<R::Stream>, Cause> {
-    #[cfg(feature = "tls")]
-    let deadline = deadline_after(inner.rt.now(), timeout);
-    let tcp = connect_within(&inner.rt, addr, timeout)
-        .await
-        .map_err(Cause::Io)?;
-    #[cfg(feature = "tls")]
-    if let Some(tls) = &inner.tls {
-        let host = crate::options::split_addr(addr).map_or(addr, |(h, _)| h);
-        let name = tls
-            .server_name(host)
-            .map_err(|f| Cause::Tls(f, format!("{host:?} is not a valid server name").into()))?;
-        let handshaking = |on: bool| {
-            if let Some(n) = inner.lock().nodes.get_mut(idx) {
-                n.tls_handshaking = on;
-            }
-        };
-        handshaking(true);
-        let handshake = async {
-            crate::tls::TlsStream::connect(tls.config.clone(), name, tcp)
-                .await
-                .map_err(Cause::Io)
-        };
-        let r = or(handshake, async {
-            inner.rt.sleep_until(deadline).await;
-            Err(Cause::Tls(
-                TlsFailure::HandshakeTimeout,
-                format!("no TLS handshake within {timeout:?}").into(),
-            ))
-        })
-        .await;
-        handshaking(false);
-        return r.map(|s| Conn::Tls(Box::new(s)));
-    }
-    Ok(Conn::Plain(tcp))
-}
-
-/// A driver's timer: one runtime timer kept across turns and moved
-/// ([`Runtime::reset_sleep`]) only when the engine's next deadline changes,
-/// so a turn neither allocates nor re-registers a timer.
-struct Timer<R: Runtime> {
-    sleep: Option<Pin<Box<R::Sleep>>>,
-    /// The deadline `sleep` is set to and has not fired at yet.
-    armed: Option<std::time::Instant>,
-}
-
-impl<R: Runtime> Timer<R> {
-    fn new() -> Self {
-        Timer {
-            sleep: None,
-            armed: None,
-        }
-    }
-
-    /// Sets the timer to `deadline` (`None`: no deadline, never fires).
-    fn arm(&mut self, rt: &R, deadline: Option<std::time::Instant>) {
-        let Some(d) = deadline else {
-            // A stale registration only costs a spurious turn, if it fires.
-            self.armed = None;
-            return;
-        };
-        if self.armed == Some(d) {
-            return;
-        }
-        match &mut self.sleep {
-            Some(s) => rt.reset_sleep(s.as_mut(), d),
-            None => self.sleep = Some(Box::pin(rt.sleep_until(d))),
-        }
-        self.armed = Some(d);
-    }
-
-    /// Resolves when `signal` is raised or the armed deadline passes.
-    async fn wait(&mut self, signal: &Signal) {
-        let woken = poll_fn(|cx| signal.poll(cx));
-        match (self.armed, &mut self.sleep) {
-            (Some(_), Some(sleep)) => {
-                let fired = async {
-                    sleep.as_mut().await;
-                    true
-                };
-                if or(fired, async {
-                    woken.await;
-                    false
-                })
-                .await
-                {
-                    // Spent: the next `arm` sets it again, same deadline or not.
-                    self.armed = None;
-                }
-            }
-            _ => woken.await,
         }
     }
 }
