@@ -17,6 +17,7 @@ static A: Counting = Counting;
 
 /// The bound per lock + unlock on tokio, every workload (the 0.05 is room
 /// for a rare buffer growth or timer-wheel page in the window).
+#[cfg(feature = "tokio")]
 const BOUND: f64 = 2.05;
 /// Ceilings on smol and glommio, whose reactors allocate on every park
 /// whatever tracklock does: async-io splits its timer map (one node per
@@ -27,7 +28,9 @@ const BOUND: f64 = 2.05;
 /// 19 to 25 on glommio in the one-task loop on 2 busy cores). These
 /// ceilings catch tracklock adding per-turn allocations on top (a new timer
 /// or buffer per turn adds one per turn, several per pair), not the goal.
+#[cfg(feature = "smol")]
 const SMOL_CEILING: f64 = 24.0;
+#[cfg(feature = "glommio")]
 const GLOMMIO_CEILING: f64 = 40.0;
 /// Tasks of the multi-task workloads.
 const TASKS: usize = 4;
