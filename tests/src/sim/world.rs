@@ -1353,10 +1353,7 @@ impl World {
                         d as f64 / 1e6
                     )
                 });
-                self.crash_node(n, keep);
-                self.node_epoch[n] += 1;
-                let epoch = self.node_epoch[n];
-                self.at(self.now + d, Ev::NodeUp { node: n, epoch });
+                self.crash_for(n, keep, d);
             }
             5 => {
                 if self.lockers[l].paused || self.p.locker_pause_max == 0 {
@@ -1480,6 +1477,15 @@ impl World {
 
     pub(crate) fn count(&mut self, kind: &'static str) {
         *self.stats.faults.entry(kind).or_default() += 1;
+    }
+
+    /// Crashes node `n` (keeping its data or not) and brings it back up
+    /// `d` ns from now, unless its epoch moved on meanwhile.
+    pub(crate) fn crash_for(&mut self, n: usize, keep: bool, d: u64) {
+        self.crash_node(n, keep);
+        self.node_epoch[n] += 1;
+        let epoch = self.node_epoch[n];
+        self.at(self.now + d, Ev::NodeUp { node: n, epoch });
     }
 
     pub(crate) fn crash_node(&mut self, n: usize, keep: bool) {
