@@ -635,14 +635,7 @@ impl World {
             d = d.max(self.p.lose_down_min + self.rng.range(0, v));
         }
         self.count("kill_master");
-        self.log(|| {
-            format!(
-                "FAULT master node {m} killed ({} data), down {:.1} ms",
-                if keep { "keeping" } else { "losing" },
-                d as f64 / 1e6
-            )
-        });
-        self.crash_for(m, keep, d);
+        self.crash_for(m, keep, d, || format!("master node {m} killed"));
     }
 
     /// Fault: a replica catches up and takes over its master (no loss).
