@@ -110,10 +110,11 @@ async fn follows<T: TestRt>(l: &Locker<T::R>, addr: &str) {
     }
 }
 
-/// A task of `waiter` asks for `name` (held by `g`) and still waits 200 ms
-/// later; `g`'s unlock must get it the lock well before the validity
-/// (so by the release, not by expiry).
+/// `waiter` cannot take `name` (held by `g`), and a task of it that asks
+/// for `name` still waits 200 ms later; `g`'s unlock must get it the lock
+/// well before the validity (so by the release, not by expiry).
 async fn waiter_served<T: TestRt>(waiter: &Locker<T::R>, g: Guard<T::R>, name: &str) {
+    assert!(matches!(waiter.try_lock(name).await, Err(Error::NotLocked)));
     let waiting = spawn_waiter::<T>(waiter, name);
     T::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -164,10 +165,8 @@ mod sentinel_lock_and_wait {
             keys_on(&s, &master, &name) >= 2,
             "the keys are on the master"
         );
-        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
         waiter_served::<T>(&b, g, &name).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     each_runtime!(Topology::Own, body, Duration::from_secs(90));
@@ -194,10 +193,8 @@ mod sentinel_failover_keeps_replicated_lock {
         );
         // An extension period passes on the new master without a loss.
         expect_held_for::<T>(&g, FAILOVER_VALIDITY / 4).await;
-        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
         waiter_served::<T>(&b, g, &name).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     each_runtime!(Topology::Own, body, Duration::from_secs(120));
@@ -242,8 +239,7 @@ mod sentinel_master_killed {
         assert_eq!(newer, old_addr_check(&s, &newer));
         follows::<T>(&a, &newer).await;
         follows::<T>(&b, &newer).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     /// The new master is one of the deployment's data nodes.

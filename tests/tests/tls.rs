@@ -258,8 +258,7 @@ mod tls_instances {
         drop(g);
         let g = lock_within::<T>(&b, &name, Duration::from_secs(5)).await;
         g.unlock().await.expect("unlock");
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     each_runtime!(Topology::Own, body, Duration::from_secs(60));
@@ -299,8 +298,7 @@ mod tls_cluster {
                 .all(|n| tls_ports.contains(&n.addr)),
             "every connected node is a TLS port: {stats:?}"
         );
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     each_runtime!(Topology::Own, body, Duration::from_secs(180));
