@@ -11,8 +11,8 @@
 //!   default, Linux) `GlommioRt`: the runtimes a body runs on.
 //! - [`run`]: the scenario runner, parametrised by [`Topology`] (a private
 //!   server, a private or the shared cluster, instances, or none) and
-//!   [`Variant`]; [`matrix!`], [`variants!`], [`tokio_and_smol!`] and
-//!   [`scenario!`] make the `#[test]`s.
+//!   [`Variant`]; [`matrix!`], [`variants!`], [`tokio_and_smol!`],
+//!   [`each_runtime!`], [`scenarios!`], [`scenario!`] make the `#[test]`s.
 //! - [`topo`]: contention, cluster name pickers and runtime-generic waits.
 //!
 //! The scenarios live in `tests/tests/`. Everything needs `redis-server`

@@ -4,8 +4,9 @@
 //! server, a private or the shared cluster, private or shared instances,
 //! or none), in its own thread, with an overall time limit and a watchdog
 //! that kills the private servers when the body blocks. The macros
-//! [`matrix!`], [`variants!`], [`tokio_and_smol!`] and [`scenario!`] turn a
-//! body into `#[test]`s, one per runtime × variant.
+//! [`matrix!`], [`variants!`], [`tokio_and_smol!`], [`each_runtime!`],
+//! [`scenarios!`] and [`scenario!`] turn a body into `#[test]`s, one per
+//! runtime × variant.
 
 use std::fmt;
 use std::future::Future;
@@ -37,7 +38,7 @@ pub enum Topology {
     /// ([`Ctx::server`], [`Ctx::admin`]).
     Server(&'static [&'static str]),
     /// A private Redis Cluster, for tests that kill, fail over or migrate
-    /// ([`Ctx::cluster`]).
+    /// ([`Ctx::cluster`]; [`Topology::cluster`] is the short form).
     Cluster {
         /// Masters.
         masters: usize,
@@ -54,6 +55,13 @@ pub enum Topology {
     SharedInstances,
     /// None: the body starts what it needs.
     Own,
+}
+
+impl Topology {
+    /// [`Topology::Cluster`] with `masters` masters of `replicas` replicas each.
+    pub const fn cluster(masters: usize, replicas: usize) -> Topology {
+        Topology::Cluster { masters, replicas }
+    }
 }
 
 /// The servers of one test, as the runner started them.
@@ -290,19 +298,12 @@ impl<T: TestRt> Ctx<T> {
 
     /// Connects a locker with `opts`; panics on failure.
     pub async fn connect_with(&self, opts: Options) -> Locker<T::R> {
-        match T::connect(opts).await {
-            Ok(l) => l,
-            Err(e) => panic!("connect failed: {e} ({e:?})"),
-        }
+        crate::topo::connect::<T>(opts).await
     }
 
     /// `n` lockers with [`Ctx::opts`].
     pub async fn lockers(&self, n: usize) -> Vec<Locker<T::R>> {
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(self.connect().await);
-        }
-        v
+        crate::topo::connect_n::<T>(&self.opts(), n).await
     }
 
     /// The keys of lock `name` with the default prefix and majority.
@@ -513,6 +514,19 @@ macro_rules! matrix {
     };
 }
 
+/// Several `#[test]`s of one body on one topology, one per row
+/// `name: Runtime, variant` (attributes such as `#[cfg(…)]` may lead a
+/// row). The lists below are made of it; use it directly for a
+/// combination of its own, e.g.
+/// `scenarios!(Topology::cluster(3, 1), body, LIMIT; tokio_cache_on: TokioRt, Variant::caching(true));`.
+#[macro_export]
+macro_rules! scenarios {
+    ($topology:expr, $body:path, $limit:expr;
+     $($(#[$attr:meta])* $name:ident: $rt:ident, $variant:expr);+ $(;)?) => {
+        $($crate::scenario!($(#[$attr])* $name, $rt, $topology, $variant, $limit, $body);)+
+    };
+}
+
 /// One `#[test]` per runtime {tokio, smol} × caching {on, off}, named
 /// `tokio_cache_on`, `tokio_cache_off`, `smol_cache_on`, `smol_cache_off`,
 /// for a body on `$topology` with the default mode (the cluster and
@@ -520,62 +534,34 @@ macro_rules! matrix {
 #[macro_export]
 macro_rules! variants {
     ($topology:expr, $body:ident, $limit:expr) => {
-        $crate::scenario!(
-            tokio_cache_on,
-            TokioRt,
-            $topology,
-            $crate::Variant::caching(true),
-            $limit,
-            $body
-        );
-        $crate::scenario!(
-            tokio_cache_off,
-            TokioRt,
-            $topology,
-            $crate::Variant::caching(false),
-            $limit,
-            $body
-        );
-        $crate::scenario!(
-            smol_cache_on,
-            SmolRt,
-            $topology,
-            $crate::Variant::caching(true),
-            $limit,
-            $body
-        );
-        $crate::scenario!(
-            smol_cache_off,
-            SmolRt,
-            $topology,
-            $crate::Variant::caching(false),
-            $limit,
-            $body
-        );
+        $crate::scenarios!($topology, $body, $limit;
+            tokio_cache_on: TokioRt, $crate::Variant::caching(true);
+            tokio_cache_off: TokioRt, $crate::Variant::caching(false);
+            smol_cache_on: SmolRt, $crate::Variant::caching(true);
+            smol_cache_off: SmolRt, $crate::Variant::caching(false));
     };
 }
 
 /// Two `#[test]`s, `tokio` and `smol`, for a body on `$topology` with the
-/// default options (the refusals suite).
+/// default options (the refusals and sentinel suites).
 #[macro_export]
 macro_rules! tokio_and_smol {
     ($topology:expr, $body:ident, $limit:expr) => {
-        $crate::scenario!(
-            tokio,
-            TokioRt,
-            $topology,
-            $crate::Variant::caching(true),
-            $limit,
-            $body
-        );
-        $crate::scenario!(
-            smol,
-            SmolRt,
-            $topology,
-            $crate::Variant::caching(true),
-            $limit,
-            $body
-        );
+        $crate::scenarios!($topology, $body, $limit;
+            tokio: TokioRt, $crate::Variant::caching(true);
+            smol: SmolRt, $crate::Variant::caching(true));
+    };
+}
+
+/// Three `#[test]`s, `tokio`, `smol` and (feature `glommio`) `glommio`, for
+/// a body on `$topology` with the default options (the TLS and sentinel
+/// suites).
+#[macro_export]
+macro_rules! each_runtime {
+    ($topology:expr, $body:ident, $limit:expr) => {
+        $crate::tokio_and_smol!($topology, $body, $limit);
+        $crate::scenarios!($topology, $body, $limit;
+            #[cfg(feature = "glommio")] glommio: GlommioRt, $crate::Variant::caching(true));
     };
 }
 

@@ -1,16 +1,17 @@
-//! What the multi-node suites (`cluster`, `instances`, `refusals`, `e2e`)
-//! share: contention, name pickers on a cluster's slot map, and waits
-//! generic over the runtime.
+//! What the suites on their own servers (`cluster`, `instances`,
+//! `fencing`, `sentinel`, `tls`, `refusals`, `e2e`) share: connecting and
+//! closing lockers, contention, waiters, name pickers on a cluster's slot
+//! map, and waits generic over the runtime.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracklock::{Guard, Locker, LostReason, Options};
+use tracklock::{Error, Guard, Locker, LostReason, Options};
 use tracklock_testkit::{Admin, RedisCluster, Rtt};
 
-use crate::rt::TestRt;
+use crate::rt::{Task, TestRt};
 pub use crate::runner::VALIDITY;
 
 pub use tracklock_testkit::fresh;
@@ -36,6 +37,45 @@ pub async fn connect<T: TestRt>(opts: Options) -> Locker<T::R> {
     match T::connect(opts).await {
         Ok(l) => l,
         Err(e) => panic!("connect failed: {e} ({e:?})"),
+    }
+}
+
+/// `n` lockers connected with `opts`, one after the other.
+pub async fn connect_n<T: TestRt>(opts: &Options, n: usize) -> Vec<Locker<T::R>> {
+    let mut lockers = Vec::with_capacity(n);
+    for _ in 0..n {
+        lockers.push(connect::<T>(opts.clone()).await);
+    }
+    lockers
+}
+
+/// Closes every locker of `lockers`.
+pub async fn close_all<R: tracklock::Runtime>(lockers: &[Locker<R>]) {
+    for l in lockers {
+        l.close().await;
+    }
+}
+
+/// `connect` with `opts` and a connect timeout of `timeout` must fail
+/// within it (plus `slack` for a busy machine); returns the error.
+pub async fn connect_fails_within<T: TestRt>(
+    opts: Options,
+    timeout: Duration,
+    slack: Duration,
+) -> Error {
+    let start = Instant::now();
+    let r = T::timeout(timeout + slack, T::connect(opts.connect_timeout(timeout))).await;
+    let took = start.elapsed();
+    match r {
+        None => panic!("connect hung past the connect timeout ({took:?})"),
+        Some(Ok(l)) => {
+            l.close().await;
+            panic!("connect succeeded where it must fail")
+        }
+        Some(Err(e)) => {
+            assert!(took < timeout + slack, "failed only after {took:?}: {e}");
+            e
+        }
     }
 }
 
@@ -79,36 +119,57 @@ impl Owners {
     }
 }
 
+/// True when the three keys of a name live on three different masters
+/// (`owners`: [`Owners::of_name`]).
+pub fn is_spread(owners: &[usize]) -> bool {
+    owners[0] != owners[1] && owners[1] != owners[2] && owners[0] != owners[2]
+}
+
 /// A fresh name whose three keys live on three different masters.
 pub fn spread_name(c: &RedisCluster, stem: &str) -> String {
+    placed_name(c, stem, "spread over three masters", is_spread)
+}
+
+/// A fresh name whose keys 0 and 1 share a master and key 2 lives on
+/// another: losing that master loses the lock.
+pub fn clumped_name(c: &RedisCluster, stem: &str) -> String {
+    placed_name(c, stem, "clumped", |o| o[0] == o[1] && o[2] != o[0])
+}
+
+/// A fresh name from `stem` whose key owners on `c` satisfy `placed`;
+/// panics, with the slot map and an example, when 10,000 names do not.
+fn placed_name(
+    c: &RedisCluster,
+    stem: &str,
+    what: &str,
+    placed: impl Fn(&[usize]) -> bool,
+) -> String {
     let owners = Owners::of(c);
     (0..10_000)
         .map(|_| fresh(stem))
-        .find(|name| {
-            let o = owners.of_name(name);
-            o[0] != o[1] && o[1] != o[2] && o[0] != o[2]
-        })
+        .find(|name| placed(&owners.of_name(name)))
         .unwrap_or_else(|| {
             let n = fresh(stem);
             panic!(
-                "no name spread over three masters; map {:?}; e.g. {n}: {:?}",
+                "no {what} name; map {:?}; e.g. {n}: {:?}",
                 owners.0,
                 owners.of_name(&n)
             )
         })
 }
 
-/// A fresh name whose keys 0 and 1 share a master and key 2 lives on
-/// another: losing that master loses the lock.
-pub fn clumped_name(c: &RedisCluster, stem: &str) -> String {
-    let owners = Owners::of(c);
-    (0..10_000)
-        .map(|_| fresh(stem))
-        .find(|name| {
-            let o = owners.of_name(name);
-            o[0] == o[1] && o[2] != o[0]
-        })
-        .unwrap_or_else(|| panic!("no clumped name; map {:?}", owners.0))
+/// Lets every running node of `c` accept commands for the slots it serves
+/// even while some slots have no live master: what a lock majority needs
+/// to survive a lost master (and the live masters to answer at all until
+/// a replica took over).
+pub fn partial_coverage(c: &RedisCluster) {
+    for i in 0..c.len() {
+        if c.is_running(i) {
+            let _: String = c
+                .admin(i)
+                .cmd("CONFIG", &["SET", "cluster-require-full-coverage", "no"]);
+        }
+    }
 }
 
 /// Every locker takes `name` `rounds` times, holding it about a
@@ -158,6 +219,27 @@ pub async fn contend<T: TestRt>(
     (done.load(Ordering::SeqCst), max_seen.load(Ordering::SeqCst))
 }
 
+/// [`contend`] asserting that every round of every locker completed and
+/// that no two holders ever overlapped.
+pub async fn assert_exclusive<T: TestRt>(lockers: &[Locker<T::R>], name: &str, rounds: usize) {
+    let (done, max_seen) = contend::<T>(lockers, name, rounds).await;
+    assert_eq!(done, lockers.len() * rounds, "rounds completed");
+    assert_eq!(max_seen, 1, "two holders at once");
+}
+
+/// A task of `l` that waits for `name`, unlocks it at once and returns
+/// when it got it.
+pub fn spawn_waiter<T: TestRt>(l: &Locker<T::R>, name: &str) -> Task<Instant> {
+    let l = l.clone();
+    let name = name.to_owned();
+    T::spawn(async move {
+        let g = l.lock(&name).await.expect("the waiter's lock");
+        let at = Instant::now();
+        g.unlock().await.expect("the waiter's unlock");
+        at
+    })
+}
+
 /// A holder and a waiter connected with `opts` at a validity of 10 s (what
 /// [`handoff_bound`] assumes), three times: the holder takes `name`, a task
 /// of the waiter asks for it and still waits 200 ms later, and the release
@@ -174,14 +256,7 @@ pub async fn waiter_woken_by_release<T: TestRt>(
     let waiter = connect::<T>(opts).await;
     for _ in 0..3 {
         let g = lock_within::<T>(&holder, name, Duration::from_secs(5)).await;
-        let w = waiter.clone();
-        let n = name.to_owned();
-        let waiting = T::spawn(async move {
-            let g = w.lock(&n).await.expect("waiter lock");
-            let at = Instant::now();
-            g.unlock().await.expect("waiter unlock");
-            at
-        });
+        let waiting = spawn_waiter::<T>(&waiter, name);
         T::sleep(Duration::from_millis(200)).await;
         assert!(
             !waiting.is_finished(),
@@ -234,6 +309,22 @@ pub async fn expect_lost<T: TestRt>(
             guard.is_held()
         ),
     }
+}
+
+/// Waits (2 s at most) until every key of a lock just acquired holds a
+/// value (acquired at the majority, the last key's reply may still be on
+/// its way), then asserts that they all hold the same one; `values` as
+/// for [`no_keys_left`].
+pub async fn one_value_everywhere<T: TestRt>(values: impl Fn() -> Vec<Option<Vec<u8>>>) {
+    eventually::<T>(Duration::from_secs(2), "every key written", || {
+        values().iter().all(Option::is_some)
+    })
+    .await;
+    let v = values();
+    assert!(
+        v.windows(2).all(|w| w[0] == w[1]),
+        "one value on every key: {v:?}"
+    );
 }
 
 /// Waits (3 s at most) until every key of a lock is gone; `values` reads

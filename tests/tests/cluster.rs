@@ -11,24 +11,13 @@ use std::time::{Duration, Instant};
 
 use tracklock::{Error, LostReason, Options};
 use tracklock_tests::topo::*;
-use tracklock_tests::{scenario, variants, Ctx, RedisCluster, TestRt, Topology, Variant};
+use tracklock_tests::{
+    scenario, scenarios, variants, Ctx, RedisCluster, TestRt, Topology, Variant,
+};
 
 /// The value stored under each key of `name`, read from its owner.
 fn values(c: &RedisCluster, name: &str) -> Vec<Option<Vec<u8>>> {
     keys(name).iter().map(|k| c.get(k)).collect()
-}
-
-/// Lets every node accept commands for the slots it serves even while some
-/// slots have no live master: what a lock majority needs to survive a lost
-/// master without replica.
-fn partial_coverage(c: &RedisCluster) {
-    for i in 0..c.len() {
-        if c.is_running(i) {
-            let _: String = c
-                .admin(i)
-                .cmd("CONFIG", &["SET", "cluster-require-full-coverage", "no"]);
-        }
-    }
 }
 
 mod cluster_majority_and_exclusion {
@@ -41,17 +30,7 @@ mod cluster_majority_and_exclusion {
         let name = spread_name(&c, "spread");
         let l = connect::<T>(ctx.opts()).await;
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
-        // Acquired at the majority; the last key's reply may still be on
-        // its way.
-        eventually::<T>(Duration::from_secs(2), "every key written", || {
-            values(&c, &name).iter().all(Option::is_some)
-        })
-        .await;
-        let v = values(&c, &name);
-        assert!(
-            v.windows(2).all(|w| w[0] == w[1]),
-            "one value on every master: {v:?}"
-        );
+        one_value_everywhere::<T>(|| values(&c, &name)).await;
         let owners: Vec<usize> = keys(&name).iter().map(|k| c.owner_of(k)).collect();
         for (k, o) in keys(&name).iter().zip(&owners) {
             assert!(
@@ -66,13 +45,9 @@ mod cluster_majority_and_exclusion {
         );
 
         let mut lockers = vec![l];
-        for _ in 1..10 {
-            lockers.push(connect::<T>(ctx.opts()).await);
-        }
+        lockers.extend(connect_n::<T>(&ctx.opts(), 9).await);
         let name = fresh("exclusion");
-        let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
-        assert_eq!(done, 1000);
-        assert_eq!(max_seen, 1, "two holders at once");
+        assert_exclusive::<T>(&lockers, &name, 100).await;
         for l in &lockers {
             eventually::<T>(Duration::from_secs(3), "locker idle", || {
                 l.active_locks() == 0
@@ -80,9 +55,7 @@ mod cluster_majority_and_exclusion {
             .await;
         }
         no_keys_left::<T>(|| values(&c, &name)).await;
-        for l in &lockers {
-            l.close().await;
-        }
+        close_all(&lockers).await;
     }
 
     variants!(Topology::SharedCluster, body, Duration::from_secs(120));
@@ -168,14 +141,7 @@ mod cluster_master_killed {
         l.close().await;
     }
 
-    variants!(
-        Topology::Cluster {
-            masters: 3,
-            replicas: 0
-        },
-        body,
-        Duration::from_secs(90)
-    );
+    variants!(Topology::cluster(3, 0), body, Duration::from_secs(90));
 }
 
 mod cluster_failover_keeps_lock {
@@ -215,14 +181,7 @@ mod cluster_failover_keeps_lock {
         l.close().await;
     }
 
-    variants!(
-        Topology::Cluster {
-            masters: 3,
-            replicas: 1
-        },
-        body,
-        Duration::from_secs(90)
-    );
+    variants!(Topology::cluster(3, 1), body, Duration::from_secs(90));
 }
 
 mod cluster_manual_failover {
@@ -266,14 +225,7 @@ mod cluster_manual_failover {
         l.close().await;
     }
 
-    variants!(
-        Topology::Cluster {
-            masters: 3,
-            replicas: 1
-        },
-        body,
-        Duration::from_secs(120)
-    );
+    variants!(Topology::cluster(3, 1), body, Duration::from_secs(120));
 }
 
 mod cluster_slot_migration {
@@ -304,31 +256,18 @@ mod cluster_slot_migration {
         let ttl = c.pttl(&k0);
         assert!(ttl > 0, "key extended on its new owner (pttl {ttl})");
 
-        let w = waiter.clone();
-        let n = name.clone();
-        let waiting = T::spawn(async move {
-            let g = w.lock(&n).await.expect("waiter lock");
-            g.unlock().await.expect("waiter unlock");
-        });
+        let waiting = spawn_waiter::<T>(&waiter, &name);
         T::sleep(Duration::from_millis(100)).await;
         g.unlock().await.expect("unlock");
-        match T::timeout(Duration::from_secs(5), waiting).await {
-            Some(()) => {}
-            None => panic!("waiter hung after the release"),
+        if T::timeout(Duration::from_secs(5), waiting).await.is_none() {
+            panic!("waiter hung after the release");
         }
         no_keys_left::<T>(|| values(&c, &name)).await;
         l.close().await;
         waiter.close().await;
     }
 
-    variants!(
-        Topology::Cluster {
-            masters: 3,
-            replicas: 0
-        },
-        body,
-        Duration::from_secs(90)
-    );
+    variants!(Topology::cluster(3, 0), body, Duration::from_secs(90));
 }
 
 mod cluster_retires_forgotten_nodes {
@@ -406,28 +345,9 @@ mod cluster_retires_forgotten_nodes {
         l.close().await;
     }
 
-    scenario!(
-        tokio_cache_on,
-        TokioRt,
-        Topology::Cluster {
-            masters: 3,
-            replicas: 1
-        },
-        Variant::caching(true),
-        Duration::from_secs(120),
-        body
-    );
-    scenario!(
-        smol_cache_off,
-        SmolRt,
-        Topology::Cluster {
-            masters: 3,
-            replicas: 1
-        },
-        Variant::caching(false),
-        Duration::from_secs(120),
-        body
-    );
+    scenarios!(Topology::cluster(3, 1), body, Duration::from_secs(120);
+        tokio_cache_on: TokioRt, Variant::caching(true);
+        smol_cache_off: SmolRt, Variant::caching(false));
 }
 
 mod cluster_errors {

@@ -18,11 +18,17 @@ use tracklock_tests::{
 /// Overall bound on one check.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// One `#[test]` named `$name` running `$body` on `$rt` against
-/// `$topology`.
+/// `#[test]`s on runtime `$rt`, one per row `name on topology` (or
+/// `name: body on topology` when the body is named otherwise), each running
+/// the body of the parent module against the servers of `topology` with
+/// the default options for at most [`LIMIT`].
 macro_rules! e2e {
-    ($(#[$attr:meta])* $name:ident, $rt:ident, $topology:expr, $body:ident) => {
-        scenario!($(#[$attr])* $name, $rt, $topology, Variant::caching(true), LIMIT, super::$body);
+    ($rt:ident; $($name:ident $(: $body:ident)? on $topology:expr),+ $(,)?) => {
+        // The body is the first of `$body` (when given) and `$name`.
+        $(e2e!(@one $rt, $name, $topology, $($body)? $name);)+
+    };
+    (@one $rt:ident, $name:ident, $topology:expr, $body:ident $($_name:ident)?) => {
+        scenario!($name, $rt, $topology, Variant::caching(true), LIMIT, super::$body);
     };
 }
 
@@ -901,232 +907,60 @@ const SERVER: Topology = Topology::Server(&[]);
 mod on_tokio {
     use super::*;
 
-    e2e!(
-        try_lock_excludes_and_unlock_frees,
-        TokioRt,
-        SERVER,
-        try_lock_excludes_and_unlock_frees
-    );
-    e2e!(
-        waiter_is_woken_by_release,
-        TokioRt,
-        SERVER,
-        waiter_is_woken_by_release
-    );
-    e2e!(
-        force_lock_makes_holder_lose,
-        TokioRt,
-        SERVER,
-        force_lock_makes_holder_lose
-    );
-    e2e!(
-        with_lock_runs_and_stops_on_loss,
-        TokioRt,
-        SERVER,
-        with_lock_runs_and_stops_on_loss
-    );
-    e2e!(
-        dropping_a_pending_lock_cancels_it,
-        TokioRt,
-        SERVER,
-        dropping_a_pending_lock_cancels_it
-    );
-    e2e!(
-        close_makes_holders_lose,
-        TokioRt,
-        SERVER,
-        close_makes_holders_lose
-    );
-    e2e!(
-        survives_a_killed_connection,
-        TokioRt,
-        SERVER,
-        survives_a_killed_connection
-    );
-    e2e!(
-        frozen_server_expires_the_holder_in_time,
-        TokioRt,
-        SERVER,
-        frozen_server_expires_the_holder_in_time
-    );
-    e2e!(
-        waiter_survives_a_server_restart,
-        TokioRt,
-        SERVER,
-        waiter_survives_a_server_restart
-    );
-    e2e!(
-        contention_is_mutually_exclusive,
-        TokioRt,
-        SERVER,
-        contention_is_mutually_exclusive
-    );
-    e2e!(
-        runtime_shutdown_ends_every_request,
-        TokioRt,
-        SERVER,
-        runtime_shutdown_ends_every_request
-    );
-    e2e!(
-        connect_errors,
-        TokioRt,
-        Topology::Server(&["--requirepass", "sesame"]),
-        connect_errors
-    );
-    e2e!(
-        instances_spread_keys_and_exclude,
-        TokioRt,
-        Topology::Instances(3),
-        instances_spread_keys_and_exclude
-    );
-    e2e!(
-        instances_connect_with_one_down_and_pick_it_up_later,
-        TokioRt,
-        Topology::Instances(2),
-        instances_connect_with_one_down_and_pick_it_up_later
-    );
-    e2e!(
-        instances_fail_fast_without_a_majority,
-        TokioRt,
-        SERVER,
-        instances_fail_fast_without_a_majority
-    );
-    e2e!(
-        multi_node_connect_times_out_naming_the_mode,
-        TokioRt,
-        SERVER,
-        multi_node_connect_times_out_naming_the_mode
-    );
-    e2e!(
-        wrong_mode_is_a_topology_error,
-        TokioRt,
-        SERVER,
-        wrong_mode_is_a_topology_error
-    );
-    e2e!(
-        one_node_cluster_locks,
-        TokioRt,
-        Topology::Cluster {
-            masters: 1,
-            replicas: 0
-        },
-        one_node_cluster_locks
-    );
-    e2e!(
-        cluster_connects_masters_beyond_the_seeds,
-        TokioRt,
-        Topology::Cluster {
-            masters: 2,
-            replicas: 0
-        },
-        cluster_connects_masters_beyond_the_seeds
-    );
-    e2e!(
-        connect_times_out_on_a_silent_server,
-        TokioRt,
-        Topology::Own,
-        connect_times_out_on_a_silent_server
-    );
-    e2e!(
-        huge_durations_connect_and_lock,
-        TokioRt,
-        SERVER,
-        huge_durations_connect_and_lock
-    );
-    e2e!(
-        connect_timeout_bounds_connect_plus_handshake,
-        TokioRt,
-        Topology::Server(&["--enable-debug-command", "yes"]),
+    e2e! { TokioRt;
+        try_lock_excludes_and_unlock_frees on SERVER,
+        waiter_is_woken_by_release on SERVER,
+        force_lock_makes_holder_lose on SERVER,
+        with_lock_runs_and_stops_on_loss on SERVER,
+        dropping_a_pending_lock_cancels_it on SERVER,
+        close_makes_holders_lose on SERVER,
+        survives_a_killed_connection on SERVER,
+        frozen_server_expires_the_holder_in_time on SERVER,
+        waiter_survives_a_server_restart on SERVER,
+        contention_is_mutually_exclusive on SERVER,
+        runtime_shutdown_ends_every_request on SERVER,
+        connect_errors on Topology::Server(&["--requirepass", "sesame"]),
+        instances_spread_keys_and_exclude on Topology::Instances(3),
+        instances_connect_with_one_down_and_pick_it_up_later on Topology::Instances(2),
+        instances_fail_fast_without_a_majority on SERVER,
+        multi_node_connect_times_out_naming_the_mode on SERVER,
+        wrong_mode_is_a_topology_error on SERVER,
+        one_node_cluster_locks on Topology::cluster(1, 0),
+        cluster_connects_masters_beyond_the_seeds on Topology::cluster(2, 0),
+        connect_times_out_on_a_silent_server on Topology::Own,
+        huge_durations_connect_and_lock on SERVER,
         connect_timeout_bounds_connect_plus_handshake
-    );
+            on Topology::Server(&["--enable-debug-command", "yes"]),
+    }
 }
 
 mod on_smol {
     use super::*;
 
-    e2e!(basics, SmolRt, SERVER, basics);
-    e2e!(
-        huge_durations_connect_and_lock,
-        SmolRt,
-        SERVER,
-        huge_durations_connect_and_lock
-    );
-    e2e!(
-        instances_with_one_down,
-        SmolRt,
-        Topology::Instances(2),
-        instances_with_one_down
-    );
-    e2e!(
-        cluster_connects_masters_beyond_the_seeds,
-        SmolRt,
-        Topology::Cluster {
-            masters: 2,
-            replicas: 0
-        },
-        cluster_connects_masters_beyond_the_seed_named
-    );
+    e2e! { SmolRt;
+        basics on SERVER,
+        huge_durations_connect_and_lock on SERVER,
+        instances_with_one_down on Topology::Instances(2),
+        cluster_connects_masters_beyond_the_seeds: cluster_connects_masters_beyond_the_seed_named
+            on Topology::cluster(2, 0),
+    }
 }
 
 #[cfg(feature = "glommio")]
 mod on_glommio {
     use super::*;
 
-    e2e!(
-        huge_durations_connect_and_lock,
-        GlommioRt,
-        SERVER,
-        huge_durations_connect_and_lock
-    );
-    e2e!(
-        try_lock_excludes_and_unlock_frees,
-        GlommioRt,
-        SERVER,
-        try_lock_excludes_and_unlock_frees_from_url
-    );
-    e2e!(
-        waiter_is_woken_by_release,
-        GlommioRt,
-        SERVER,
-        waiter_is_woken_by_release
-    );
-    e2e!(
-        contention_is_mutually_exclusive,
-        GlommioRt,
-        SERVER,
-        contention_is_mutually_exclusive
-    );
-    e2e!(
-        force_lock_makes_holder_lose,
-        GlommioRt,
-        SERVER,
-        force_lock_makes_holder_lose
-    );
-    e2e!(
-        deleted_keys_lose_the_lock,
-        GlommioRt,
-        SERVER,
-        deleted_keys_lose_the_lock
-    );
-    e2e!(
-        frozen_server_expires_the_holder_in_time,
-        GlommioRt,
-        SERVER,
-        frozen_server_expires_the_holder_in_time
-    );
-    e2e!(
-        close_inside_the_executor_ends_every_request,
-        GlommioRt,
-        SERVER,
-        close_inside_the_executor_ends_every_request
-    );
-    e2e!(
-        cluster_connects_masters_beyond_the_seeds,
-        GlommioRt,
-        Topology::Cluster {
-            masters: 2,
-            replicas: 0
-        },
-        cluster_connects_masters_beyond_the_seed_at_once
-    );
+    e2e! { GlommioRt;
+        huge_durations_connect_and_lock on SERVER,
+        try_lock_excludes_and_unlock_frees: try_lock_excludes_and_unlock_frees_from_url
+            on SERVER,
+        waiter_is_woken_by_release on SERVER,
+        contention_is_mutually_exclusive on SERVER,
+        force_lock_makes_holder_lose on SERVER,
+        deleted_keys_lose_the_lock on SERVER,
+        frozen_server_expires_the_holder_in_time on SERVER,
+        close_inside_the_executor_ends_every_request on SERVER,
+        cluster_connects_masters_beyond_the_seeds: cluster_connects_masters_beyond_the_seed_at_once
+            on Topology::cluster(2, 0),
+    }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tracklock::{Error, Locker};
 use tracklock_core::CounterKey;
 use tracklock_tests::topo::*;
-use tracklock_tests::{variants, Ctx, RedisCluster, TestRt, Topology};
+use tracklock_tests::{scenarios, variants, Ctx, TestRt, Topology, Variant};
 
 /// One grant: when the call began, when it returned, the token.
 #[derive(Debug, Clone, Copy)]
@@ -184,10 +184,7 @@ async fn fenced_names<T: TestRt>(
     disrupt: impl Fn(Arc<AtomicUsize>, usize) + Send + Sync + Clone + 'static,
     quiet: bool,
 ) {
-    let mut lockers = Vec::new();
-    for _ in 0..10 {
-        lockers.push(connect::<T>(ctx.opts().fencing(true)).await);
-    }
+    let lockers = connect_n::<T>(&ctx.opts().fencing(true), 10).await;
     for name in names {
         let (grants, retries) =
             contend_fenced::<T>(&lockers, name, rounds(ctx), disrupt.clone()).await;
@@ -218,9 +215,7 @@ async fn fenced_names<T: TestRt>(
             "{name}: no counter beyond the largest token: {stored:?}"
         );
     }
-    for l in &lockers {
-        l.close().await;
-    }
+    close_all(&lockers).await;
 }
 
 mod fencing_single {
@@ -277,16 +272,6 @@ mod fencing_instances_node_loss {
 mod fencing_cluster_failover {
     use super::*;
 
-    fn partial_coverage(c: &RedisCluster) {
-        for i in 0..c.len() {
-            if c.is_running(i) {
-                let _: String = c
-                    .admin(i)
-                    .cmd("CONFIG", &["SET", "cluster-require-full-coverage", "no"]);
-            }
-        }
-    }
-
     /// A cluster of three masters with a replica each; the master of the
     /// first name's key 0 is killed a third of the way through and its
     /// replica takes over. Counters live in their keys' slots (no
@@ -301,10 +286,7 @@ mod fencing_cluster_failover {
         let names = (0..10_000)
             .map(|_| hostile_names("cluster"))
             .map(|[tagged, solved, open]| [solved, open, tagged])
-            .find(|n| {
-                let o = owners.of_name(&n[0]);
-                o[0] != o[1] && o[1] != o[2] && o[0] != o[2]
-            })
+            .find(|n| is_spread(&owners.of_name(&n[0])))
             .expect("a name spread over three masters");
         let victim = c.owner_of(&keys(&names[0])[0]);
         let once = Arc::new(AtomicBool::new(false));
@@ -321,38 +303,12 @@ mod fencing_cluster_failover {
         fenced_names(&ctx, &names, move |k| read.get(k), disrupt, false).await;
     }
 
-    scenario_cluster!(body);
+    // Caching on only: a cluster with failover is slow to set up, so the
+    // caching-off variant is left to the other topologies.
+    scenarios!(Topology::cluster(3, 1), body, Duration::from_secs(180);
+        tokio_cache_on: TokioRt, Variant::caching(true);
+        smol_cache_on: SmolRt, Variant::caching(true));
 }
-
-/// tokio and smol with caching on; a cluster with failover is slow to set
-/// up, so the caching-off variant is left to the other topologies.
-macro_rules! scenario_cluster {
-    ($body:ident) => {
-        tracklock_tests::scenario!(
-            tokio_cache_on,
-            TokioRt,
-            Topology::Cluster {
-                masters: 3,
-                replicas: 1
-            },
-            tracklock_tests::Variant::caching(true),
-            Duration::from_secs(180),
-            $body
-        );
-        tracklock_tests::scenario!(
-            smol_cache_on,
-            SmolRt,
-            Topology::Cluster {
-                masters: 3,
-                replicas: 1
-            },
-            tracklock_tests::Variant::caching(true),
-            Duration::from_secs(180),
-            $body
-        );
-    };
-}
-use scenario_cluster;
 
 mod fencing_unfenced {
     use super::*;

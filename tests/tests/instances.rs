@@ -28,17 +28,7 @@ mod instances_majority_and_exclusion {
         let name = fresh("inst");
         let l = connect::<T>(ctx.opts()).await;
         let g = lock_within::<T>(&l, &name, Duration::from_secs(5)).await;
-        // Acquired at the majority; the last key's reply may still be on
-        // its way.
-        eventually::<T>(Duration::from_secs(2), "key i on instance i", || {
-            values(&s, &name).iter().all(Option::is_some)
-        })
-        .await;
-        let v = values(&s, &name);
-        assert!(
-            v.windows(2).all(|w| w[0] == w[1]),
-            "one value everywhere: {v:?}"
-        );
+        one_value_everywhere::<T>(|| values(&s, &name)).await;
         for (i, k) in keys(&name).iter().enumerate() {
             for j in (0..3).filter(|&j| j != i) {
                 assert!(s.admin(j).get(k).is_none(), "{k} only on instance {i}");
@@ -48,17 +38,11 @@ mod instances_majority_and_exclusion {
         assert!(values(&s, &name).iter().all(Option::is_none));
 
         let mut lockers = vec![l];
-        for _ in 1..10 {
-            lockers.push(connect::<T>(ctx.opts()).await);
-        }
+        lockers.extend(connect_n::<T>(&ctx.opts(), 9).await);
         let name = fresh("inst-excl");
-        let (done, max_seen) = contend::<T>(&lockers, &name, 100).await;
-        assert_eq!(done, 1000);
-        assert_eq!(max_seen, 1, "two holders at once");
+        assert_exclusive::<T>(&lockers, &name, 100).await;
         no_keys_left::<T>(|| values(&s, &name)).await;
-        for l in &lockers {
-            l.close().await;
-        }
+        close_all(&lockers).await;
     }
 
     variants!(Topology::SharedInstances, body, Duration::from_secs(120));

@@ -11,6 +11,7 @@
 //! measured are printed (`-- --nocapture`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracklock::{Error, LostReason, NodeError, Options};
@@ -153,6 +154,13 @@ fn acl_user(admin: &Admin, name: &str, rules: &[&str]) {
     let _: String = admin.cmd("ACL", &args);
 }
 
+/// The scenario's server, an admin connection to it and its address.
+fn server_of<T: TestRt>(ctx: &Ctx<T>) -> (Arc<RedisServer>, Arc<Admin>, String) {
+    let server = ctx.server().clone();
+    let addr = server.addr();
+    (server, ctx.admin().clone(), addr)
+}
+
 fn user_opts(server: &RedisServer, user: &str) -> Options {
     Options::new(server.addr())
         .username(user)
@@ -165,9 +173,7 @@ mod refused_oom {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        let (_, admin, addr) = server_of(&ctx);
         let l = connect::<T>(Options::new(&addr).validity(VALIDITY)).await;
         let _: String = admin.cmd("CONFIG", &["SET", "maxmemory", "1"]);
         all_three_refused::<T>(&l, &admin, &addr, Command::Set, "OOM").await;
@@ -188,9 +194,7 @@ mod refused_noperm_set {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        let (server, admin, addr) = server_of(&ctx);
         acl_user(&admin, "noset", &["~*", "+@all", "-set"]);
         acl_user(&admin, "elsewhere", &["~other:*", "+@all"]);
 
@@ -224,9 +228,7 @@ mod refused_release_nodel {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        let (server, admin, addr) = server_of(&ctx);
         acl_user(&admin, "nodel", &["~*", "+@all", "-del"]);
         let l = connect::<T>(user_opts(&server, "nodel")).await;
         let name = "refused-nodel";
@@ -325,8 +327,7 @@ mod refused_extension {
     }
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
+        let (server, admin, _) = server_of(&ctx);
         acl_user(&admin, "noscript", &["~*", "+@all", "-eval", "-evalsha"]);
         acl_user(
             &admin,
@@ -346,9 +347,7 @@ mod refused_pttl {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        let (server, admin, addr) = server_of(&ctx);
         acl_user(&admin, "nopttl", &["~*", "+@all", "-pttl"]);
         let l = connect::<T>(user_opts(&server, "nopttl")).await;
         all_three_refused::<T>(&l, &admin, &addr, Command::Pttl, "NOPERM").await;
@@ -437,11 +436,9 @@ mod refused_handshake_wrongpass {
     }
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        // Authenticated with "old"; survives the kill (SKIPME yes) and the
-        // password change.
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        // The admin is authenticated with "old"; survives the kill (SKIPME
+        // yes) and the password change.
+        let (_, admin, addr) = server_of(&ctx);
         let opts = Options::new(&addr).password("old").validity(VALIDITY);
         let holder = connect::<T>(opts.clone()).await;
         let l = connect::<T>(opts).await;
@@ -536,9 +533,8 @@ mod refusals_overload {
     const ONE_NAME: Duration = Duration::from_secs(120);
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let l = connect::<T>(Options::new(server.addr())).await;
+        let (_, admin, addr) = server_of(&ctx);
+        let l = connect::<T>(Options::new(&addr)).await;
 
         for round in 0..3 {
             let tasks: Vec<_> = (0..2000)
@@ -683,9 +679,8 @@ mod refusals_huge_name {
     }
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let l = connect::<T>(Options::new(server.addr()).validity(Duration::from_secs(30))).await;
+        let (_, admin, addr) = server_of(&ctx);
+        let l = connect::<T>(Options::new(&addr).validity(Duration::from_secs(30))).await;
         // Over the limit: refused before anything is sent.
         let name = "n".repeat(16 << 20);
         for op in ["try_lock", "lock", "force_lock"] {
@@ -735,9 +730,8 @@ mod refusals_debug_sleep {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let l = connect::<T>(Options::new(server.addr()).validity(VALIDITY)).await;
+        let (server, admin, addr) = server_of(&ctx);
+        let l = connect::<T>(Options::new(&addr).validity(VALIDITY)).await;
         let held = l.lock("refusal-sleep-held").await.expect("lock");
         for round in 0..3 {
             let sleeper = server.admin();
@@ -774,9 +768,7 @@ mod refused_transient_busy {
     use super::*;
 
     async fn body<T: TestRt>(ctx: Ctx<T>) {
-        let server = ctx.server().clone();
-        let admin = ctx.admin().clone();
-        let addr = server.addr();
+        let (server, admin, addr) = server_of(&ctx);
         let l = connect::<T>(Options::new(&addr).validity(VALIDITY)).await;
         let runner = server.admin();
         let script =

@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracklock::{Error, Locker, LostReason, Mode, Options, SentinelFailure};
+use tracklock::{Error, Guard, Locker, LostReason, Mode, Options, SentinelFailure};
 use tracklock_testkit::{free_port, RedisSentinel, SentinelSetup, TlsCerts, FAILOVER_TIMEOUT};
 use tracklock_tests::topo::*;
-use tracklock_tests::{scenario, Ctx, TestRt, Topology, Variant};
+use tracklock_tests::{each_runtime, tokio_and_smol, Ctx, TestRt, Topology};
 
 /// Validity of the locks held through a failover: a switch (detection
 /// after 1 s, election, promotion, reconnection) takes a few seconds on a
@@ -36,6 +36,36 @@ async fn off<T: TestRt, R: Send + 'static>(f: impl FnOnce() -> R + Send + 'stati
     handle
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Runs the kit's blocking `f` on deployment `s` ([`off`]).
+async fn blocking<T: TestRt, R: Send + 'static>(
+    s: &Arc<RedisSentinel>,
+    f: impl FnOnce(&RedisSentinel) -> R + Send + 'static,
+) -> R {
+    let s = s.clone();
+    off::<T, _>(move || f(&s)).await
+}
+
+/// A forced failover once the replica caught up; the new master's address.
+async fn replicated_failover<T: TestRt>(s: &Arc<RedisSentinel>) -> String {
+    blocking::<T, _>(s, |s| {
+        s.wait_replicated();
+        s.failover()
+    })
+    .await
+}
+
+/// Two lockers of `s`, the first holding a fresh name from `stem`.
+async fn first_holds<T: TestRt>(
+    s: &RedisSentinel,
+    stem: &str,
+) -> (Locker<T::R>, Locker<T::R>, String, Guard<T::R>) {
+    let a = connect::<T>(opts(s)).await;
+    let b = connect::<T>(opts(s)).await;
+    let name = fresh(stem);
+    let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+    (a, b, name, g)
 }
 
 async fn deployment<T: TestRt>(setup: SentinelSetup) -> Arc<RedisSentinel> {
@@ -80,16 +110,12 @@ async fn follows<T: TestRt>(l: &Locker<T::R>, addr: &str) {
     }
 }
 
-/// A task of `waiter` asks for `name` (held by `g`) and still waits 200 ms
-/// later; `g`'s unlock must get it the lock well before the validity
-/// (so by the release, not by expiry).
-async fn waiter_served<T: TestRt>(waiter: &Locker<T::R>, g: tracklock::Guard<T::R>, name: &str) {
-    let w = waiter.clone();
-    let n = name.to_owned();
-    let waiting = T::spawn(async move {
-        let g = w.lock(&n).await.expect("the waiter's lock");
-        g.unlock().await.expect("the waiter's unlock");
-    });
+/// `waiter` cannot take `name` (held by `g`), and a task of it that asks
+/// for `name` still waits 200 ms later; `g`'s unlock must get it the lock
+/// well before the validity (so by the release, not by expiry).
+async fn waiter_served<T: TestRt>(waiter: &Locker<T::R>, g: Guard<T::R>, name: &str) {
+    assert!(matches!(waiter.try_lock(name).await, Err(Error::NotLocked)));
+    let waiting = spawn_waiter::<T>(waiter, name);
     T::sleep(Duration::from_millis(200)).await;
     assert!(
         !waiting.is_finished(),
@@ -105,63 +131,22 @@ async fn waiter_served<T: TestRt>(waiter: &Locker<T::R>, g: tracklock::Guard<T::
 
 /// `connect` must fail within the connect timeout (plus slack).
 async fn connect_fails<T: TestRt>(o: Options) -> Error {
+    connect_fails_within::<T>(o, CONNECT_TIMEOUT, SLACK).await
+}
+
+/// Waits until the idle locker `l` uses `new`: the sentinels'
+/// `+switch-master` (or the demoted master dropping the connection) moves
+/// the connection before any write of its own is refused.
+async fn switched_while_idle<T: TestRt>(l: &Locker<T::R>, new: &str) {
     let start = Instant::now();
-    match T::timeout(
-        CONNECT_TIMEOUT + SLACK,
-        T::connect(o.connect_timeout(CONNECT_TIMEOUT)),
-    )
-    .await
-    {
-        None => panic!("connect hung past the connect timeout"),
-        Some(Ok(l)) => {
-            l.close().await;
-            panic!("connect succeeded where it must fail")
-        }
-        Some(Err(e)) => {
-            assert!(
-                start.elapsed() < CONNECT_TIMEOUT + SLACK,
-                "failed late: {e}"
-            );
-            e
-        }
+    while node_addr(l) != new {
+        assert!(
+            start.elapsed() < FAILOVER_VALIDITY / 4,
+            "the idle locker still uses {} after the switch to {new}",
+            node_addr(l)
+        );
+        T::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Also on glommio (feature `glommio`).
-macro_rules! all_rts {
-    ($body:ident, $limit:expr) => {
-        rts!($body, $limit);
-        scenario!(
-            #[cfg(feature = "glommio")]
-            glommio,
-            GlommioRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-    };
-}
-
-macro_rules! rts {
-    ($body:ident, $limit:expr) => {
-        scenario!(
-            tokio,
-            TokioRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-        scenario!(
-            smol,
-            SmolRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-    };
 }
 
 mod sentinel_lock_and_wait {
@@ -172,26 +157,19 @@ mod sentinel_lock_and_wait {
     /// the holder unlocks.
     async fn body<T: TestRt>(_: Ctx<T>) {
         let s = deployment::<T>(SentinelSetup::default()).await;
-        let o = opts(&s);
-        assert_eq!(o.mode(), Mode::Sentinel);
-        let a = connect::<T>(o.clone()).await;
-        let b = connect::<T>(o).await;
+        assert_eq!(opts(&s).mode(), Mode::Sentinel);
+        let (a, b, name, g) = first_holds::<T>(&s, "sentinel-wait").await;
         let master = s.client_addr(s.master());
         assert_eq!(node_addr(&a), master);
-
-        let name = fresh("sentinel-wait");
-        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
         assert!(
             keys_on(&s, &master, &name) >= 2,
             "the keys are on the master"
         );
-        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
         waiter_served::<T>(&b, g, &name).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
-    all_rts!(body, Duration::from_secs(90));
+    each_runtime!(Topology::Own, body, Duration::from_secs(90));
 }
 
 mod sentinel_failover_keeps_replicated_lock {
@@ -203,28 +181,9 @@ mod sentinel_failover_keeps_replicated_lock {
     /// holder unlocks.
     async fn body<T: TestRt>(_: Ctx<T>) {
         let s = deployment::<T>(SentinelSetup::default()).await;
-        let a = connect::<T>(opts(&s)).await;
-        let b = connect::<T>(opts(&s)).await;
-        let name = fresh("sentinel-kept");
-        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
-        let s2 = s.clone();
-        let new = off::<T, _>(move || {
-            s2.wait_replicated();
-            s2.failover()
-        })
-        .await;
-        // Followed without any write of ours being refused first: the
-        // sentinels' `+switch-master` (or the demoted master dropping the
-        // connection) moves the connection before the next extension.
-        let start = Instant::now();
-        while node_addr(&b) != new {
-            assert!(
-                start.elapsed() < FAILOVER_VALIDITY / 4,
-                "the idle locker still uses {} after the switch to {new}",
-                node_addr(&b)
-            );
-            T::sleep(Duration::from_millis(20)).await;
-        }
+        let (a, b, name, g) = first_holds::<T>(&s, "sentinel-kept").await;
+        let new = replicated_failover::<T>(&s).await;
+        switched_while_idle::<T>(&b, &new).await;
         follows::<T>(&a, &new).await;
         follows::<T>(&b, &new).await;
         assert!(g.is_held(), "the replicated lock is kept");
@@ -234,13 +193,11 @@ mod sentinel_failover_keeps_replicated_lock {
         );
         // An extension period passes on the new master without a loss.
         expect_held_for::<T>(&g, FAILOVER_VALIDITY / 4).await;
-        assert!(matches!(b.try_lock(&name).await, Err(Error::NotLocked)));
         waiter_served::<T>(&b, g, &name).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
-    all_rts!(body, Duration::from_secs(120));
+    each_runtime!(Topology::Own, body, Duration::from_secs(120));
 }
 
 mod sentinel_master_killed {
@@ -253,20 +210,16 @@ mod sentinel_master_killed {
     /// are restarted, and a second failover is followed too.
     async fn body<T: TestRt>(_: Ctx<T>) {
         let s = deployment::<T>(SentinelSetup::default()).await;
-        let a = connect::<T>(opts(&s)).await;
-        let b = connect::<T>(opts(&s)).await;
-        let name = fresh("sentinel-killed");
-        let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
+        let (a, b, name, g) = first_holds::<T>(&s, "sentinel-killed").await;
         let waiter = {
             let b = b.clone();
             let name = name.clone();
             T::spawn(async move { b.lock(&name).await.map(|g| g.name().to_owned()) })
         };
-        let s2 = s.clone();
-        let (old, new) = off::<T, _>(move || {
-            s2.wait_replicated();
-            let old = s2.client_addr(s2.master());
-            (old, s2.kill_master())
+        let (old, new) = blocking::<T, _>(&s, |s| {
+            s.wait_replicated();
+            let old = s.client_addr(s.master());
+            (old, s.kill_master())
         })
         .await;
         follows::<T>(&a, &new).await;
@@ -277,18 +230,16 @@ mod sentinel_master_killed {
             .expect("the waiter is served after the switch");
         assert_eq!(got.expect("the waiter's lock"), name);
 
-        let s2 = s.clone();
-        let newer = off::<T, _>(move || {
-            s2.restart_old(&old);
-            s2.restart_sentinels();
-            s2.failover()
+        let newer = blocking::<T, _>(&s, move |s| {
+            s.restart_old(&old);
+            s.restart_sentinels();
+            s.failover()
         })
         .await;
         assert_eq!(newer, old_addr_check(&s, &newer));
         follows::<T>(&a, &newer).await;
         follows::<T>(&b, &newer).await;
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
     /// The new master is one of the deployment's data nodes.
@@ -296,7 +247,7 @@ mod sentinel_master_killed {
         s.client_addr(s.data_at(addr))
     }
 
-    all_rts!(body, Duration::from_secs(150));
+    each_runtime!(Topology::Own, body, Duration::from_secs(150));
 }
 
 mod sentinel_unreplicated_lock_lost {
@@ -313,12 +264,10 @@ mod sentinel_unreplicated_lock_lost {
         };
         let s = deployment::<T>(setup).await;
         let a = connect::<T>(opts(&s)).await;
-        let s2 = s.clone();
-        off::<T, _>(move || s2.cut_replica()).await;
+        blocking::<T, _>(&s, |s| s.cut_replica()).await;
         let name = fresh("sentinel-lost");
         let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
-        let s2 = s.clone();
-        let new = off::<T, _>(move || s2.kill_master()).await;
+        let new = blocking::<T, _>(&s, |s| s.kill_master()).await;
         assert_eq!(keys_on(&s, &new, &name), 0, "the new master lacks the keys");
         let (reason, _) = expect_lost::<T>(&g, FAILOVER_TIMEOUT).await;
         assert_eq!(reason, LostReason::KeysChanged);
@@ -328,7 +277,7 @@ mod sentinel_unreplicated_lock_lost {
         a.close().await;
     }
 
-    all_rts!(body, Duration::from_secs(120));
+    each_runtime!(Topology::Own, body, Duration::from_secs(120));
 }
 
 mod sentinel_passwords_and_errors {
@@ -407,8 +356,7 @@ mod sentinel_passwords_and_errors {
         let mut list = vec![dead, s.client_addr(s.sentinel(0))];
         list.extend(s.sentinel_addrs().into_iter().skip(1));
         let master = s.client_addr(s.master());
-        let s2 = s.clone();
-        off::<T, _>(move || s2.sentinel(0).freeze()).await;
+        blocking::<T, _>(&s, |s| s.sentinel(0).freeze()).await;
         let start = Instant::now();
         let l = connect::<T>(
             Options::sentinel(RedisSentinel::MASTER, list)
@@ -420,8 +368,7 @@ mod sentinel_passwords_and_errors {
         assert!(start.elapsed() < CONNECT_TIMEOUT + SLACK);
         assert_eq!(node_addr(&l), master);
         l.close().await;
-        let s2 = s.clone();
-        off::<T, _>(move || s2.sentinel(0).thaw()).await;
+        blocking::<T, _>(&s, |s| s.sentinel(0).thaw()).await;
 
         let dead: Vec<String> = (0..2)
             .map(|_| format!("127.0.0.1:{}", free_port().expect("a free port")))
@@ -439,7 +386,7 @@ mod sentinel_passwords_and_errors {
         );
     }
 
-    rts!(body, Duration::from_secs(90));
+    tokio_and_smol!(Topology::Own, body, Duration::from_secs(90));
 }
 
 mod sentinel_tls {
@@ -465,19 +412,14 @@ mod sentinel_tls {
         let name = fresh("sentinel-tls");
         let g = lock_within::<T>(&a, &name, Duration::from_secs(5)).await;
         assert!(keys_on(&s, &master, &name) >= 2);
-        let s2 = s.clone();
-        let new = off::<T, _>(move || {
-            s2.wait_replicated();
-            s2.failover()
-        })
-        .await;
+        let new = replicated_failover::<T>(&s).await;
         follows::<T>(&a, &new).await;
         assert!(g.is_held(), "the replicated lock is kept");
         g.unlock().await.expect("unlock over TLS");
         a.close().await;
     }
 
-    rts!(body, Duration::from_secs(120));
+    tokio_and_smol!(Topology::Own, body, Duration::from_secs(120));
 }
 
 mod sentinel_subscription_moves_past_a_frozen_sentinel {
@@ -491,26 +433,15 @@ mod sentinel_subscription_moves_past_a_frozen_sentinel {
         let s = deployment::<T>(SentinelSetup::default()).await;
         let ping = Duration::from_millis(200);
         let a = connect::<T>(opts(&s).ping_interval(ping)).await;
-        let s2 = s.clone();
-        off::<T, _>(move || s2.freeze_sentinel(0)).await;
+        blocking::<T, _>(&s, |s| s.freeze_sentinel(0)).await;
         // Unanswered for two ping intervals, then the next sentinel.
         T::sleep(ping * 5).await;
-        let s2 = s.clone();
-        let new = off::<T, _>(move || s2.failover()).await;
-        let start = Instant::now();
-        while node_addr(&a) != new {
-            assert!(
-                start.elapsed() < FAILOVER_VALIDITY / 4,
-                "the idle locker still uses {} after the switch to {new}",
-                node_addr(&a)
-            );
-            T::sleep(Duration::from_millis(20)).await;
-        }
+        let new = blocking::<T, _>(&s, |s| s.failover()).await;
+        switched_while_idle::<T>(&a, &new).await;
         follows::<T>(&a, &new).await;
-        let s2 = s.clone();
-        off::<T, _>(move || s2.thaw_sentinel(0)).await;
+        blocking::<T, _>(&s, |s| s.thaw_sentinel(0)).await;
         a.close().await;
     }
 
-    rts!(body, Duration::from_secs(90));
+    tokio_and_smol!(Topology::Own, body, Duration::from_secs(90));
 }

@@ -7,7 +7,7 @@
 //! `TRACKLOCK_SIM_SEEDS=N` runs N seeds; `TRACKLOCK_SIM_SEED=S` replays one
 //! seed with its full event trace.
 
-use tracklock_tests::sim::{batch, first_exclusion_violation, run, Params};
+use tracklock_tests::sim::{batch, failover_loss_breaks_exclusion, Params};
 
 /// Seeds run by default (sized for a debug build on two cores).
 const SEEDS: u64 = 600;
@@ -48,21 +48,10 @@ const TEETH_SEEDS: u64 = 200;
 /// replay a seed of this test with `Params::cluster_teeth`.)
 #[test]
 fn sim_cluster_teeth_failover_loss_breaks_exclusion() {
-    let f = first_exclusion_violation(
+    failover_loss_breaks_exclusion(
         "sim_cluster",
         Params::cluster_teeth,
         TEETH_SEEDS,
         "with failovers losing held keys",
-    );
-    assert_eq!(
-        run(Params::cluster_teeth(f.seed)).expect_err("fails again"),
-        f.what
-    );
-    let mut exempt = Params::cluster_teeth(f.seed);
-    exempt.failover_exemption = true;
-    let stats = run(exempt).unwrap_or_else(|e| panic!("with the exemption: {e}"));
-    assert!(
-        stats.cluster.get("undermined").copied().unwrap_or(0) > 0,
-        "the exemption did not come into play: {stats}"
     );
 }

@@ -4,14 +4,14 @@
 //! lies) and shows the checker catches it within a bounded number of seeds,
 //! naming the seed and the locker.
 
-use tracklock_tests::sim::{check_seed, Bug, Params};
+use tracklock_tests::sim::{first_violation, Bug, Params};
 
 /// Seeds tried before giving up.
 const MAX_SEEDS: u64 = 200;
 
 fn catches(make: fn(u64) -> Params, prefix: &str) {
-    let found = (0..MAX_SEEDS).find_map(|seed| check_seed(make, seed).err());
-    let f = found.unwrap_or_else(|| panic!("no violation in {MAX_SEEDS} seeds"));
+    let f = first_violation(make, MAX_SEEDS)
+        .unwrap_or_else(|| panic!("no violation in {MAX_SEEDS} seeds"));
     println!("{}", f.report("sim_teeth_faults"));
     assert!(
         f.what.starts_with(prefix),

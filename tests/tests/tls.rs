@@ -11,44 +11,14 @@ use std::time::{Duration, Instant};
 use tracklock::{Error, LostReason, Options, TlsFailure};
 use tracklock_tests::topo::*;
 use tracklock_tests::{
-    scenario, Ctx, RedisCluster, RedisServer, TestRt, TlsCerts, Topology, Variant, VALIDITY,
+    each_runtime, scenarios, Ctx, RedisCluster, RedisServer, TestRt, TlsCerts, Topology, Variant,
+    VALIDITY,
 };
 
 /// Connect timeout of the failure tests: failures must come within it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Slack over [`CONNECT_TIMEOUT`] for a busy machine.
 const SLACK: Duration = Duration::from_secs(3);
-
-/// One test per runtime (tokio, smol, glommio), each with its own servers.
-macro_rules! each_rt {
-    ($body:ident, $limit:expr) => {
-        scenario!(
-            tokio,
-            TokioRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-        scenario!(
-            smol,
-            SmolRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-        scenario!(
-            #[cfg(feature = "glommio")]
-            glommio,
-            GlommioRt,
-            Topology::Own,
-            Variant::caching(true),
-            $limit,
-            $body
-        );
-    };
-}
 
 /// A TLS server with `certs` (no client certificates required).
 fn tls_server(certs: &TlsCerts) -> RedisServer {
@@ -62,30 +32,10 @@ fn tls_opts(s: &RedisServer, certs: &TlsCerts) -> Options {
         .validity(VALIDITY)
 }
 
-/// `connect` with `opts` must fail within the connect timeout (plus slack
-/// for a busy machine); returns the error.
+/// `connect` with `opts` must fail within [`CONNECT_TIMEOUT`] (plus
+/// [`SLACK`]); returns the error.
 async fn connect_fails<T: TestRt>(opts: Options) -> Error {
-    let start = Instant::now();
-    let r = T::timeout(
-        CONNECT_TIMEOUT + SLACK,
-        T::connect(opts.connect_timeout(CONNECT_TIMEOUT)),
-    )
-    .await;
-    let took = start.elapsed();
-    match r {
-        None => panic!("connect hung past the connect timeout ({took:?})"),
-        Some(Ok(l)) => {
-            l.close().await;
-            panic!("connect succeeded where it must fail")
-        }
-        Some(Err(e)) => {
-            assert!(
-                took < CONNECT_TIMEOUT + SLACK,
-                "failed only after {took:?}: {e}"
-            );
-            e
-        }
-    }
+    connect_fails_within::<T>(opts, CONNECT_TIMEOUT, SLACK).await
 }
 
 /// The TLS failure of `e` (panics on any other error).
@@ -133,14 +83,8 @@ mod tls_lock_exclusion_loss {
             .tls_ca_file(certs.ca_cert())
             .validity(VALIDITY);
         assert!(opts.is_tls());
-        let mut lockers = Vec::new();
-        for _ in 0..3 {
-            lockers.push(connect::<T>(opts.clone()).await);
-        }
-        let name = fresh("tls-excl");
-        let (done, max_seen) = contend::<T>(&lockers, &name, 20).await;
-        assert_eq!(done, 60);
-        assert_eq!(max_seen, 1, "two holders at once");
+        let lockers = connect_n::<T>(&opts, 3).await;
+        assert_exclusive::<T>(&lockers, &fresh("tls-excl"), 20).await;
 
         let name = fresh("tls-loss");
         let g = lock_within::<T>(&lockers[0], &name, Duration::from_secs(5)).await;
@@ -159,12 +103,10 @@ mod tls_lock_exclusion_loss {
         drop(g);
         let g = lock_within::<T>(&lockers[1], &name, Duration::from_secs(5)).await;
         g.unlock().await.expect("unlock");
-        for l in &lockers {
-            l.close().await;
-        }
+        close_all(&lockers).await;
     }
 
-    each_rt!(body, Duration::from_secs(60));
+    each_runtime!(Topology::Own, body, Duration::from_secs(60));
 }
 
 mod tls_mutual {
@@ -191,7 +133,7 @@ mod tls_mutual {
         );
     }
 
-    each_rt!(body, Duration::from_secs(60));
+    each_runtime!(Topology::Own, body, Duration::from_secs(60));
 }
 
 mod tls_verification_failures {
@@ -230,7 +172,7 @@ mod tls_verification_failures {
         l.close().await;
     }
 
-    each_rt!(body, Duration::from_secs(60));
+    each_runtime!(Topology::Own, body, Duration::from_secs(60));
 }
 
 mod tls_port_mismatch {
@@ -257,7 +199,7 @@ mod tls_port_mismatch {
         );
     }
 
-    each_rt!(body, Duration::from_secs(60));
+    each_runtime!(Topology::Own, body, Duration::from_secs(60));
 }
 
 mod tls_setup_errors {
@@ -289,14 +231,8 @@ mod tls_setup_errors {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    scenario!(
-        tokio,
-        TokioRt,
-        Topology::Own,
-        Variant::caching(true),
-        Duration::from_secs(30),
-        body
-    );
+    scenarios!(Topology::Own, body, Duration::from_secs(30);
+        tokio: TokioRt, Variant::caching(true));
 }
 
 mod tls_instances {
@@ -322,11 +258,10 @@ mod tls_instances {
         drop(g);
         let g = lock_within::<T>(&b, &name, Duration::from_secs(5)).await;
         g.unlock().await.expect("unlock");
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
-    each_rt!(body, Duration::from_secs(60));
+    each_runtime!(Topology::Own, body, Duration::from_secs(60));
 }
 
 mod tls_cluster {
@@ -363,9 +298,8 @@ mod tls_cluster {
                 .all(|n| tls_ports.contains(&n.addr)),
             "every connected node is a TLS port: {stats:?}"
         );
-        a.close().await;
-        b.close().await;
+        close_all(&[a, b]).await;
     }
 
-    each_rt!(body, Duration::from_secs(180));
+    each_runtime!(Topology::Own, body, Duration::from_secs(180));
 }

@@ -124,16 +124,10 @@ impl Stats {
         self.not_locked += o.not_locked;
         self.failed += o.failed;
         self.not_released += o.not_released;
-        for (k, v) in &o.failures {
-            *self.failures.entry(k.clone()).or_default() += v;
-        }
+        add_counts(&mut self.failures, &o.failures);
         self.unlocks += o.unlocks;
-        for (k, v) in &o.lost {
-            *self.lost.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &o.faults {
-            *self.faults.entry(k).or_default() += v;
-        }
+        add_counts(&mut self.lost, &o.lost);
+        add_counts(&mut self.faults, &o.faults);
         self.closes += o.closes;
         self.prompt_checked += o.prompt_checked;
         self.prompt_skipped += o.prompt_skipped;
@@ -142,29 +136,33 @@ impl Stats {
         self.mangled += o.mangled;
         self.handoffs += o.handoffs;
         self.fence_checked += o.fence_checked;
-        for (k, v) in &o.cluster {
-            *self.cluster.entry(k).or_default() += v;
-        }
+        add_counts(&mut self.cluster, &o.cluster);
+    }
+}
+
+/// Adds every count of `from` to the same key's count in `into`.
+fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
     }
 }
 
 impl Stats {
     /// Panics unless every fault kind in `kinds` was injected in the batch.
     pub fn assert_faults_seen(&self, kinds: &[&str]) {
-        for kind in kinds {
-            assert!(
-                self.faults.get(kind).copied().unwrap_or(0) > 0,
-                "no {kind} in the batch: {self}"
-            );
-        }
+        self.assert_seen(&self.faults, kinds);
     }
 
     /// Panics unless every Redis Cluster counter in `counters` moved.
     pub fn assert_cluster_seen(&self, counters: &[&str]) {
-        for counter in counters {
+        self.assert_seen(&self.cluster, counters);
+    }
+
+    fn assert_seen(&self, counts: &BTreeMap<&'static str, u64>, names: &[&str]) {
+        for name in names {
             assert!(
-                self.cluster.get(counter).copied().unwrap_or(0) > 0,
-                "no {counter} in the batch: {self}"
+                counts.get(name).copied().unwrap_or(0) > 0,
+                "no {name} in the batch: {self}"
             );
         }
     }
@@ -306,18 +304,22 @@ pub fn check_seed(make: fn(u64) -> Params, seed: u64) -> Result<Stats, Failure> 
     }
 }
 
+/// The violation of the first of seeds `0..seeds` that `make` fails on.
+pub fn first_violation(make: fn(u64) -> Params, seeds: u64) -> Option<Failure> {
+    (0..seeds).find_map(|seed| check_seed(make, seed).err())
+}
+
 /// The first of seeds `0..seeds` that `make` fails on, for teeth tests: it
-/// must be a mutual-exclusion violation and replay to itself. `why` says
-/// what should have broken when no seed fails. `test` names the test
-/// binary for the report.
+/// must be a mutual-exclusion violation and replay to itself, traced and
+/// untraced. `why` says what should have broken when no seed fails.
+/// `test` names the test binary for the report.
 pub fn first_exclusion_violation(
     test: &str,
     make: fn(u64) -> Params,
     seeds: u64,
     why: &str,
 ) -> Failure {
-    let f = (0..seeds)
-        .find_map(|seed| check_seed(make, seed).err())
+    let f = first_violation(make, seeds)
         .unwrap_or_else(|| panic!("no violation in {seeds} seeds {why}"));
     assert!(
         f.what.starts_with("mutual exclusion"),
@@ -326,7 +328,24 @@ pub fn first_exclusion_violation(
     );
     println!("found after {} seeds:\n{}", f.seed + 1, f.report(test));
     assert!(f.replayed, "the traced replay differed");
+    let again = run(make(f.seed)).expect_err("the seed must fail again");
+    assert_eq!(again, f.what, "the seed replays to the same violation");
     f
+}
+
+/// Teeth of the failover exemption: `make` draws runs with it off, where a
+/// failover that loses a held lock's keys lets a second locker take the
+/// name. The first such violation ([`first_exclusion_violation`]) must
+/// pass with the exemption on, and the exemption must have come into play.
+pub fn failover_loss_breaks_exclusion(test: &str, make: fn(u64) -> Params, seeds: u64, why: &str) {
+    let f = first_exclusion_violation(test, make, seeds, why);
+    let mut exempt = make(f.seed);
+    exempt.failover_exemption = true;
+    let stats = run(exempt).unwrap_or_else(|e| panic!("with the exemption: {e}"));
+    assert!(
+        stats.cluster.get("undermined").copied().unwrap_or(0) > 0,
+        "the exemption did not come into play: {stats}"
+    );
 }
 
 /// Reads a `u64` environment variable.

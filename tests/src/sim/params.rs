@@ -355,24 +355,12 @@ impl Params {
     /// off. A failover that loses a held key's write hands the lock out
     /// twice; the checker must see it.
     pub fn cluster_teeth(seed: u64) -> Params {
-        let mut p = Params::cluster(seed);
-        p.profile = "cluster-teeth";
-        p.config = p
-            .config
-            .with_key_majority(1)
-            .with_validity(Duration::from_millis(2000))
-            .with_extend_interval(None);
-        p.lockers = 3;
-        p.workers = 2;
-        p.names = vec!["n0".into()];
-        p.think_mean = 5 * MS;
-        p.faults = FaultRates {
+        let kill_master = FaultRates {
             kill_master: 3.0,
             ..FaultRates::default()
         };
-        p.force = false;
-        p.lease_checks = false;
-        p.failover_exemption = false;
+        let mut p = Params::cluster(seed).into_failover_teeth("cluster-teeth", kill_master);
+        p.config = p.config.with_key_majority(1);
         let c = p.cluster.as_mut().expect("cluster");
         c.replicas = vec![true; c.masters];
         c.repl_base = 100 * MS;
@@ -417,29 +405,37 @@ impl Params {
     /// caught up, and the failover exemption off. A switch that loses a
     /// held lock's keys hands the lock out twice; the checker must see it.
     pub fn sentinel_teeth(seed: u64) -> Params {
-        let mut p = Params::sentinel(seed);
-        p.profile = "sentinel-teeth";
-        p.config = p
-            .config
-            .with_validity(Duration::from_millis(2000))
-            .with_extend_interval(None);
-        p.lockers = 3;
-        p.workers = 2;
-        p.names = vec!["n0".into()];
-        p.think_mean = 5 * MS;
-        p.faults = FaultRates {
+        let switch = FaultRates {
             sentinel_switch: 3.0,
             ..FaultRates::default()
         };
-        p.force = false;
-        p.lease_checks = false;
-        p.failover_exemption = false;
+        let mut p = Params::sentinel(seed).into_failover_teeth("sentinel-teeth", switch);
         p.sentinel = Some(SentinelParams {
             sync_min: 200 * MS,
             sync_max: 500 * MS,
             catch_up: 0.0,
         });
         p
+    }
+
+    /// What the failover teeth share: three lockers of two workers on one
+    /// name with 2 s leases, `faults` only, no forcing, and mutual
+    /// exclusion alone checked (no lease checks, no failover exemption).
+    fn into_failover_teeth(mut self, profile: &'static str, faults: FaultRates) -> Params {
+        self.profile = profile;
+        self.config = self
+            .config
+            .with_validity(Duration::from_millis(2000))
+            .with_extend_interval(None);
+        self.lockers = 3;
+        self.workers = 2;
+        self.names = vec!["n0".into()];
+        self.think_mean = 5 * MS;
+        self.faults = faults;
+        self.force = false;
+        self.lease_checks = false;
+        self.failover_exemption = false;
+        self
     }
 
     /// Turns a standalone draw into a cluster run: 2–3 masters, most with

@@ -1346,17 +1346,7 @@ impl World {
                     self.p.lose_down_min + self.rng.range(0, v)
                 };
                 self.count(if keep { "restart_keep" } else { "restart_lose" });
-                self.log(|| {
-                    format!(
-                        "FAULT node {n} restarts ({} data), down {:.1} ms",
-                        if keep { "keeping" } else { "losing" },
-                        d as f64 / 1e6
-                    )
-                });
-                self.crash_node(n, keep);
-                self.node_epoch[n] += 1;
-                let epoch = self.node_epoch[n];
-                self.at(self.now + d, Ev::NodeUp { node: n, epoch });
+                self.crash_for(n, keep, d, || format!("node {n} restarts"));
             }
             5 => {
                 if self.lockers[l].paused || self.p.locker_pause_max == 0 {
@@ -1480,6 +1470,30 @@ impl World {
 
     pub(crate) fn count(&mut self, kind: &'static str) {
         *self.stats.faults.entry(kind).or_default() += 1;
+    }
+
+    /// Crashes node `n` (keeping its data or not) and brings it back up
+    /// `d` ns from now, unless its epoch moved on meanwhile; `what` says
+    /// what happens to it, for the trace.
+    pub(crate) fn crash_for(
+        &mut self,
+        n: usize,
+        keep: bool,
+        d: u64,
+        what: impl FnOnce() -> String,
+    ) {
+        self.log(|| {
+            format!(
+                "FAULT {} ({} data), down {:.1} ms",
+                what(),
+                if keep { "keeping" } else { "losing" },
+                d as f64 / 1e6
+            )
+        });
+        self.crash_node(n, keep);
+        self.node_epoch[n] += 1;
+        let epoch = self.node_epoch[n];
+        self.at(self.now + d, Ev::NodeUp { node: n, epoch });
     }
 
     pub(crate) fn crash_node(&mut self, n: usize, keep: bool) {

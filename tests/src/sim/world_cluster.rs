@@ -321,6 +321,38 @@ impl World {
             .map_or(u64::MAX, |x| self.nodes[n].real_at_ms(x.saturating_add(1)))
     }
 
+    /// What a failover that puts `copy` (an entry as on node `c`, or
+    /// nothing) in place of live entry `e` of `key` on master `m` makes of
+    /// it: `None` when the copy keeps it (the same value, expiring no
+    /// earlier); else the lost key, `shortened` when only its expiry came
+    /// earlier.
+    pub(crate) fn lost_in_failover(
+        &self,
+        key: Vec<u8>,
+        e: Entry,
+        m: usize,
+        copy: Option<(usize, &Entry)>,
+    ) -> Option<LostKey> {
+        let expiry = self.real_expiry(m, &e);
+        let shortened = match copy {
+            None => false,
+            Some((_, ce)) if ce.value != e.value => false,
+            Some((c, ce)) => {
+                if self.real_expiry(c, ce) >= expiry {
+                    return None;
+                }
+                true
+            }
+        };
+        Some(LostKey {
+            key,
+            value: e.value,
+            writer: e.writer,
+            shortened,
+            expiry,
+        })
+    }
+
     /// A master changed a key: its replica applies it after the replication delay.
     pub(crate) fn enqueue_repl(&mut self, master: usize, op: ReplOp) {
         let topo = self.latest();
@@ -535,24 +567,8 @@ impl World {
             if !key.starts_with(&prefix) || topo.owner_node(key_slot(&key)) != m {
                 continue;
             }
-            let shortened = match self.nodes[r].peek(db, &key, now) {
-                None => false,
-                Some(re) if re.value != e.value => false,
-                Some(re) => {
-                    if self.real_expiry(r, re) >= self.real_expiry(m, &e) {
-                        continue;
-                    }
-                    true
-                }
-            };
-            let expiry = self.real_expiry(m, &e);
-            lost.push(LostKey {
-                key,
-                value: e.value,
-                writer: e.writer,
-                shortened,
-                expiry,
-            });
+            let copy = self.nodes[r].peek(db, &key, now).map(|re| (r, re));
+            lost.extend(self.lost_in_failover(key, e, m, copy));
         }
         for (key, re) in self.nodes[r].live_keys(db, now) {
             let orphan = match self.nodes[m].peek(db, &key, now) {
@@ -619,17 +635,7 @@ impl World {
             d = d.max(self.p.lose_down_min + self.rng.range(0, v));
         }
         self.count("kill_master");
-        self.log(|| {
-            format!(
-                "FAULT master node {m} killed ({} data), down {:.1} ms",
-                if keep { "keeping" } else { "losing" },
-                d as f64 / 1e6
-            )
-        });
-        self.crash_node(m, keep);
-        self.node_epoch[m] += 1;
-        let epoch = self.node_epoch[m];
-        self.at(self.now + d, Ev::NodeUp { node: m, epoch });
+        self.crash_for(m, keep, d, || format!("master node {m} killed"));
     }
 
     /// Fault: a replica catches up and takes over its master (no loss).

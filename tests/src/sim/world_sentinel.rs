@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::check::{LostKey, Obs};
+use super::check::Obs;
 use super::server::{Entry, Fx};
 use super::world::{Ev, World};
 
@@ -75,23 +75,8 @@ impl World {
             if !key.starts_with(&prefix) {
                 continue;
             }
-            let shortened = match in_copy(&key) {
-                None => false,
-                Some(c) if c.value != e.value => false,
-                Some(c) => {
-                    if self.real_expiry(MASTER, c) >= self.real_expiry(MASTER, &e) {
-                        continue;
-                    }
-                    true
-                }
-            };
-            lost.push(LostKey {
-                expiry: self.real_expiry(MASTER, &e),
-                key,
-                value: e.value,
-                writer: e.writer,
-                shortened,
-            });
+            let copy = in_copy(&key).map(|c| (MASTER, c));
+            lost.extend(self.lost_in_failover(key, e, MASTER, copy));
         }
         let orphans: Vec<Vec<u8>> = copy
             .get(&db)
