@@ -154,10 +154,25 @@ async fn close_closes_the_socket<R: Runtime>(
     drop(locker);
 }
 
-fn options(redis: &RedisServer, name: &str) -> Options {
-    Options::new(redis.addr())
-        .client_name(name)
-        .validity(Duration::from_secs(30))
+/// Both checks on one runtime: `connect` opens a locker, `sleep` is its
+/// timer; locker names carry `runtime` so the server tells them apart.
+async fn both<R: Runtime, F: Future<Output = Result<Locker<R>, tracklock::Error>>>(
+    redis: &RedisServer,
+    runtime: &str,
+    connect: impl Fn(Options) -> F,
+    sleep: impl Fn(Duration) -> R::Sleep + Copy,
+) {
+    let opts = |name: &str| {
+        Options::new(redis.addr())
+            .client_name(name)
+            .validity(Duration::from_secs(30))
+    };
+    let locker = connect(opts(&format!("order-{runtime}"))).await.unwrap();
+    order_kept_when_the_socket_fills(&locker, redis, sleep).await;
+    locker.close().await;
+    let name = format!("close-{runtime}");
+    let locker = connect(opts(&name)).await.unwrap();
+    close_closes_the_socket(locker, redis, &name, sleep).await;
 }
 
 #[cfg(feature = "tokio")]
@@ -171,18 +186,12 @@ fn direct_writes_tokio() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let sleep = |d| tokio::time::sleep(d);
-        let locker = tracklock::tokio::Locker::connect(options(&redis, "order-tokio"))
-            .await
-            .unwrap();
-        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
-        locker.close().await;
-        let locker = tracklock::tokio::Locker::connect(options(&redis, "close-tokio"))
-            .await
-            .unwrap();
-        close_closes_the_socket(locker, &redis, "close-tokio", sleep).await;
-    });
+    rt.block_on(both(
+        &redis,
+        "tokio",
+        tracklock::tokio::Locker::connect,
+        tokio::time::sleep,
+    ));
 }
 
 #[cfg(feature = "smol")]
@@ -191,18 +200,12 @@ fn direct_writes_smol() {
     let Some(redis) = RedisServer::start_or_skip(&[]) else {
         return;
     };
-    smol::block_on(async {
-        let sleep = |d| async_io::Timer::after(d);
-        let locker = tracklock::smol::Locker::connect(options(&redis, "order-smol"))
-            .await
-            .unwrap();
-        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
-        locker.close().await;
-        let locker = tracklock::smol::Locker::connect(options(&redis, "close-smol"))
-            .await
-            .unwrap();
-        close_closes_the_socket(locker, &redis, "close-smol", sleep).await;
-    });
+    smol::block_on(both(
+        &redis,
+        "smol",
+        tracklock::smol::Locker::connect,
+        async_io::Timer::after,
+    ));
 }
 
 #[cfg(feature = "glommio")]
@@ -214,16 +217,10 @@ fn direct_writes_glommio() {
     let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .make()
         .expect("glommio executor (io_uring)");
-    ex.run(async {
-        let sleep = |d| glommio::timer::Timer::new(d);
-        let locker = tracklock::glommio::Locker::connect(options(&redis, "order-glommio"))
-            .await
-            .unwrap();
-        order_kept_when_the_socket_fills(&locker, &redis, sleep).await;
-        locker.close().await;
-        let locker = tracklock::glommio::Locker::connect(options(&redis, "close-glommio"))
-            .await
-            .unwrap();
-        close_closes_the_socket(locker, &redis, "close-glommio", sleep).await;
-    });
+    ex.run(both(
+        &redis,
+        "glommio",
+        tracklock::glommio::Locker::connect,
+        glommio::timer::Timer::new,
+    ));
 }
