@@ -15,7 +15,11 @@
 //! to the node's driver, which then waits for the socket as before. Bytes
 //! stay in order: a direct write happens only while the driver holds none of
 //! the node's bytes itself (`NodeState::backlog`), and both run under the
-//! mutex. The driver still reads every reply (it is parked on the socket's
+//! mutex. A task other than the driver sends only while the connection is
+//! idle, no reply outstanding (`NodeState::idle`, from
+//! [`tracklock_core::Engine::replies_pending`]: Nagle's rule without its
+//! delay), so the commands of many busy tasks still leave together in the
+//! driver's next write instead of one `send` each. The driver still reads every reply (it is parked on the socket's
 //! read side anyway), so the only wake-up left on a hand-off is the one of
 //! the task the reply concerns.
 //!

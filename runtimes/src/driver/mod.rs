@@ -5,11 +5,14 @@
 //! One task per node owns the stream (`embedded-io-async` `read` and `write`
 //! both take `&mut self`). Each turn it takes the lock once: hands in the
 //! bytes read, fires due timers, drains events (waking the futures they
-//! concern), moves the engine's transmit into its own buffer and reads the
-//! next deadline. Then, without the lock, it races one I/O step (write if
-//! anything is queued, else flush, else read) against its signal and the
-//! timer. Losing that race drops the pending `read`/`write` future, which
-//! [`Runtime::Stream`] requires to lose no data.
+//! concern), sends the engine's transmit on the socket's duplicate where
+//! the connection has one ([`crate::direct`]; other tasks send there too
+//! while the connection is idle), moves what is left into its own buffer,
+//! notes whether the connection is idle, and reads the next deadline. Then,
+//! without the lock, it races one I/O step (write if anything is queued,
+//! else flush, else read) against its signal and the timer. Losing that
+//! race drops the pending `read`/`write` future, which [`Runtime::Stream`]
+//! requires to lose no data.
 //!
 //! On EOF, an I/O error, an engine `CloseConnection` or a handshake that does
 //! not finish within the connect timeout, the driver tells the engine
