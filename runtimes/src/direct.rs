@@ -4,7 +4,7 @@
 //! command to it: the caller queued bytes in the engine, woke the driver,
 //! and the driver wrote them. On a contended hand-off that was a task
 //! wake-up on the critical path besides the one that tells the next holder
-//! (`runtimes`' README, "Where a contended hand-off goes"), and on an
+//! (the README's "Where a contended hand-off goes"), and on an
 //! uncontended lock+unlock two of its four.
 //!
 //! So a plain TCP connection also gives the locker a duplicate of its socket
@@ -19,9 +19,9 @@
 //! idle, no reply outstanding (`NodeState::idle`, from
 //! [`tracklock_core::Engine::replies_pending`]: Nagle's rule without its
 //! delay), so the commands of many busy tasks still leave together in the
-//! driver's next write instead of one `send` each. The driver still reads every reply (it is parked on the socket's
-//! read side anyway), so the only wake-up left on a hand-off is the one of
-//! the task the reply concerns.
+//! driver's next write instead of one `send` each. The driver still reads
+//! every reply (it is parked on the socket's read side anyway), so the only
+//! wake-up left on a hand-off is the one of the task the reply concerns.
 //!
 //! TLS connections keep the old path (their bytes go through the rustls
 //! session the driver owns), and so does a [`crate::Runtime`] that gives no
