@@ -56,6 +56,13 @@
 //!   over the window's pairs. Only one row runs at a time, but the idle
 //!   lockers of the other rows still send their periodic `PING`s: a small
 //!   overcount, the same for every row.
+//! - **CPU** (`cpu µs/op`, client + server): this process's CPU time
+//!   (`CLOCK_PROCESS_CPUTIME_ID`, every thread) and the server's (`INFO
+//!   cpu`, user + system) around each timed window, per pair. On loopback a
+//!   `send` runs the receiver's TCP input in the sender's system call, so
+//!   part of each side's network work is billed to the other; the sum is
+//!   what one pair costs the machine, which is what bounds ops/s when
+//!   client and server share the cores.
 //! - **Allocations** come from a counting global allocator: allocations in the
 //!   whole process during the window / pairs (spawning the 10 tasks is
 //!   included; it is noise next to thousands of pairs).
@@ -212,7 +219,8 @@ usage: cargo run --release -p tracklock-benches -- [options]
   --handoff N         local_handoff(N) of the tracklock-m1-handoff row (default 8)
   --csv FILE          also write runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
                       p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,max_task_ops,
-                      stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top
+                      stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top,
+                      client_cpu_us_per_op,server_cpu_us_per_op
   --runtimes LIST     of tokio,smol,glommio (default: all built) — where tracklock runs; peers always run on tokio
   --scenarios LIST    of contended,contended-lockers,uncontended,many,many-one-name (default: all)
   --libs LIST         of tracklock-m1,tracklock-m2,tracklock-m1-handoff,tracklock-m1-fair,tracklock-m1-tls,
@@ -506,23 +514,40 @@ fn client_rtt(tokio: &TokioExec, conn: &redis::aio::MultiplexedConnection, n: us
     })
 }
 
-/// Calls of every command so far, from `INFO commandstats`; `None` when the
-/// probe failed (the column then shows `-`).
-fn server_calls(admin: &Admin) -> Option<u64> {
-    let info: String = admin.try_cmd("INFO", &["commandstats"]).ok()?;
-    Some(
-        info.lines()
-            .filter(|l| l.starts_with("cmdstat_"))
-            .filter_map(|l| {
-                l.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum(),
-    )
+/// What the server has done so far: calls of every command (`INFO
+/// commandstats`) and CPU, user + system, in ns (`INFO cpu`); each `None`
+/// when the probe failed (the column then shows `-`).
+fn server_work(admin: &Admin) -> (Option<u64>, Option<u64>) {
+    let Ok(info) = admin.try_cmd::<String>("INFO", &["commandstats", "cpu"]) else {
+        return (None, None);
+    };
+    let calls = info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum::<Option<u64>>();
+    let cpu = ["used_cpu_sys:", "used_cpu_user:"]
+        .iter()
+        .map(|k| {
+            let v = info.lines().find_map(|l| l.strip_prefix(k))?;
+            v.trim().parse::<f64>().ok()
+        })
+        .sum::<Option<f64>>()
+        .map(|s| (s * 1e9) as u64);
+    (calls, cpu)
+}
+
+/// CPU this process has used so far (every thread), ns.
+fn process_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 /// `n` PINGs on a blocking socket.
@@ -740,12 +765,16 @@ fn main() -> ExitCode {
             // the same one.
             for k in 0..n {
                 let i = (round + k) % n;
-                let before = server_calls(&admin);
+                let (calls, cpu) = server_work(&admin);
+                let cpu0 = process_cpu_ns();
                 let mut w = entries[i].window(window, args.grace);
-                w.server_cmds = before
-                    .zip(server_calls(&admin))
+                w.client_cpu_ns = process_cpu_ns().saturating_sub(cpu0);
+                let (calls1, cpu1) = server_work(&admin);
+                w.server_cmds = calls
+                    .zip(calls1)
                     // The later INFO is counted in it; the earlier is not.
                     .map(|(a, b)| b.saturating_sub(a).saturating_sub(1));
+                w.server_cpu_ns = cpu.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
                 rows[first + i].windows.push(w);
             }
         }
@@ -791,7 +820,8 @@ fn main() -> ExitCode {
     println!(
         "ops/s, allocs/op, top: medians of the timed windows. ns/op = 1e9 / ops/s (all tasks). \
          cmds/op = commands the server executed per pair (INFO commandstats around the window,\nidle \
-         lockers' periodic pings included). vs peer = ops/s / best peer's (same scenario, peers on tokio, finished \
+         lockers' periodic pings included). cpu µs/op = CPU per pair of this process (all threads) + of the \
+         server,\nmedians of the windows (loopback bills part of each side's TCP work to the other). vs peer = ops/s / best peer's (same scenario, peers on tokio, finished \
          peers only). \
          RTT/op = ns/op / RTT. p99: one lock+unlock (lock call to the release's answer),\nover \
          every pair of the timed windows. spread = (max - min) / median of the windows' ops/s. \

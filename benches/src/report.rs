@@ -68,6 +68,22 @@ impl Row {
         v.filter(|v| !v.is_empty()).map(median)
     }
 
+    /// Medians over the windows of client and server CPU per operation, µs.
+    pub(crate) fn cpu_us_per_op(&self) -> (f64, Option<f64>) {
+        let client = median(
+            self.windows
+                .iter()
+                .map(Window::client_cpu_us_per_op)
+                .collect(),
+        );
+        let server: Option<Vec<f64>> = self
+            .windows
+            .iter()
+            .map(Window::server_cpu_us_per_op)
+            .collect();
+        (client, server.filter(|v| !v.is_empty()).map(median))
+    }
+
     /// Median over the windows of the busiest task's share of the pairs.
     pub(crate) fn top_share(&self) -> f64 {
         median(self.windows.iter().map(|w| w.top_share).collect())
@@ -250,7 +266,7 @@ impl Report {
         let rtt = self.rtt.client;
         let _ = writeln!(
             out,
-            "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9} {:>7} {:>8} {:>7} {:>9} {:>7} {:>5} {:>6} {:>17} {:>17}",
+            "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9} {:>7} {:>13} {:>8} {:>7} {:>9} {:>7} {:>5} {:>6} {:>17} {:>17}",
             "scenario",
             "runtime",
             "library",
@@ -258,6 +274,7 @@ impl Report {
             "ns/op",
             "allocs/op",
             "cmds/op",
+            "cpu µs/op",
             "vs peer",
             "RTT/op",
             "p99",
@@ -268,7 +285,7 @@ impl Report {
             "hand-off p99"
         );
         for sc in self.scenarios() {
-            let _ = writeln!(out, "{}", "-".repeat(173));
+            let _ = writeln!(out, "{}", "-".repeat(187));
             for r in self.rows.iter().filter(|r| r.scenario == sc) {
                 let ratio = self.ratio(r).map_or("-".into(), |x| format!("{x:.2}x"));
                 let (p50, p99) = match r.handoff() {
@@ -279,6 +296,10 @@ impl Report {
                     None => ("-".into(), "-".into()),
                 };
                 let lat99 = fmt_lat(r.latency(0.99));
+                let cpu = match r.cpu_us_per_op() {
+                    (c, Some(s)) => format!("{c:.1}+{s:.1}"),
+                    (c, None) => format!("{c:.1}+-"),
+                };
                 let (ops, nsop, rttop) = if r.finished() {
                     (
                         format!("{:.0}", r.ops_per_s()),
@@ -290,7 +311,7 @@ impl Report {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9.2} {:>7} {:>8} {:>7} {:>9} {:>6.0}% {:>4.0}% {:>6} {:>17} {:>17}",
+                    "{:<17} {:<8} {:<20} {:>9} {:>9} {:>9.2} {:>7} {:>13} {:>8} {:>7} {:>9} {:>6.0}% {:>4.0}% {:>6} {:>17} {:>17}",
                     sc.name(),
                     r.runtime,
                     r.library,
@@ -299,6 +320,7 @@ impl Report {
                     r.allocs_per_op(),
                     r.server_cmds_per_op()
                         .map_or("-".into(), |c| format!("{c:.2}")),
+                    cpu,
                     ratio,
                     rttop,
                     lat99,
@@ -496,7 +518,8 @@ impl Report {
 
     /// CSV: `runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,
     /// p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,
-    /// max_task_ops,stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top`.
+    /// max_task_ops,stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top,
+    /// client_cpu_us_per_op,server_cpu_us_per_op`.
     /// A row that did not finish has empty `ops_per_s`, `ns_per_op` and ratio; the
     /// hand-off columns are empty outside `contended-lockers`. `rtt_us` is the run's
     /// round trip (the same on every row), `top` the busiest task's share (0..1).
@@ -504,7 +527,8 @@ impl Report {
         let mut out = String::from(
             "runtime,scenario,library,ops_per_s,ns_per_op,allocs_per_op,ratio_to_best_peer,\
              p99_latency_us,p99_is_lower_bound,gave_up,errors,tasks,tasks_done,min_task_ops,\
-             max_task_ops,stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top\n",
+             max_task_ops,stuck,rtt_us,handoff_p50_rtt,handoff_p99_rtt,server_cmds_per_op,top,\
+             client_cpu_us_per_op,server_cpu_us_per_op\n",
         );
         let rtt = self.rtt.client;
         for r in &self.rows {
@@ -533,9 +557,11 @@ impl Report {
             let cmds = r
                 .server_cmds_per_op()
                 .map_or(String::new(), |c| format!("{c:.3}"));
+            let (ccpu, scpu) = r.cpu_us_per_op();
+            let scpu = scpu.map_or(String::new(), |c| format!("{c:.2}"));
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{:.3}",
+                "{},{},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{:.3},{:.2},{}",
                 r.runtime,
                 r.scenario.name(),
                 r.library,
@@ -556,7 +582,9 @@ impl Report {
                 h50,
                 h99,
                 cmds,
-                r.top_share()
+                r.top_share(),
+                ccpu,
+                scpu
             );
         }
         out

@@ -252,6 +252,12 @@ pub(crate) struct Window {
     /// commandstats` before and after, minus the one `INFO`); `None` when
     /// the probe failed.
     pub server_cmds: Option<u64>,
+    /// CPU the server spent during the window (`INFO cpu`, user + system,
+    /// ns); `None` when the probe failed.
+    pub server_cpu_ns: Option<u64>,
+    /// CPU this process spent during the window (every thread: the row's
+    /// tasks and drivers, the idle rows' pings, the orchestrator), ns.
+    pub client_cpu_ns: u64,
 }
 
 impl Window {
@@ -268,6 +274,17 @@ impl Window {
     /// Server commands per operation.
     pub(crate) fn server_cmds_per_op(&self) -> Option<f64> {
         self.server_cmds.map(|c| c as f64 / self.ops.max(1) as f64)
+    }
+
+    /// Server CPU per operation, µs.
+    pub(crate) fn server_cpu_us_per_op(&self) -> Option<f64> {
+        self.server_cpu_ns
+            .map(|c| c as f64 / 1e3 / self.ops.max(1) as f64)
+    }
+
+    /// Client (this process) CPU per operation, µs.
+    pub(crate) fn client_cpu_us_per_op(&self) -> f64 {
+        self.client_cpu_ns as f64 / 1e3 / self.ops.max(1) as f64
     }
 }
 
