@@ -14,7 +14,7 @@ use redis::{
     Client, Connection, ConnectionAddr, ConnectionLike as _, IntoConnectionInfo as _, Pipeline,
     RedisConnectionInfo, RedisResult, TlsCertificates, TlsMode, Value,
 };
-use tracklock::Mode;
+use tracklock::{join_host_port, Mode};
 
 use crate::args::Target;
 use crate::exit::Failure;
@@ -307,11 +307,7 @@ impl Dialer {
             .map_err(|e| e.to_string())?;
         Ok(match master.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                }
+                join_host_port(host, port)
             }
             other => return Err(format!("named {other}, not a TCP address")),
         })

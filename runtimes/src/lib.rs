@@ -105,6 +105,7 @@
     allow(dead_code)
 )]
 
+mod addr;
 mod direct;
 mod driver;
 mod error;
@@ -130,6 +131,7 @@ pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+pub use addr::join_host_port;
 pub use error::{AddressError, Error, SentinelFailure, TlsFailure};
 pub use guard::Guard;
 pub use locker::Locker;

@@ -16,6 +16,7 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame as Reply;
 use tracklock_core::NodeError;
 
+use crate::addr::join_host_port;
 use crate::driver::conn::{connect, Conn};
 use crate::error::SentinelFailure;
 use crate::inner::Inner;
@@ -149,11 +150,7 @@ impl Sentinels {
                     [Reply::BulkString(host), Reply::BulkString(port)] => {
                         let host = String::from_utf8_lossy(host);
                         let port = String::from_utf8_lossy(port);
-                        if host.contains(':') {
-                            Answer::Master(format!("[{host}]:{port}"))
-                        } else {
-                            Answer::Master(format!("{host}:{port}"))
-                        }
+                        Answer::Master(join_host_port(&host, port))
                     }
                     _ => Answer::Unreachable("unexpected reply to SENTINEL".into()),
                 },
@@ -257,12 +254,7 @@ impl Sentinels {
             let words: Vec<&str> = text.split(' ').collect();
             if let [name, _, _, ip, port] = words.as_slice() {
                 if *name == self.master() {
-                    let m = if ip.contains(':') {
-                        format!("[{ip}]:{port}")
-                    } else {
-                        format!("{ip}:{port}")
-                    };
-                    self.switched(inner, node, &m);
+                    self.switched(inner, node, &join_host_port(ip, port));
                 }
             }
         }

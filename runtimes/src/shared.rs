@@ -10,6 +10,7 @@ use tracklock_core::{
     Engine, Event, Instant, LockFailure, LockId, LostReason, NodeError, NodeId, ServerError,
 };
 
+use crate::addr::join_host_port;
 use crate::direct::Direct;
 use crate::stats::{ConnectionState, NodeStats, Stats};
 use crate::Error;
@@ -578,14 +579,5 @@ impl Shared {
         if failed > 0 {
             tracing::debug!(parent: &self.span, failed, "lock attempts failed");
         }
-    }
-}
-
-/// `host:port`, with IPv6 hosts in brackets.
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use tracklock::{Locker, Options, Runtime};
 use tracklock_testkit::RedisServer;
 
+#[cfg(feature = "tokio")]
+mod common;
+
 /// Tasks, rounds and name length of the back-pressure test: 48 tasks × 3
 /// keys × 2 commands naming a 48 KiB key are ~14 MB per round, more than
 /// loopback socket buffers hold, so while the server is frozen the driver
@@ -178,14 +181,9 @@ async fn both<R: Runtime, F: Future<Output = Result<Locker<R>, tracklock::Error>
 #[cfg(feature = "tokio")]
 #[test]
 fn direct_writes_tokio() {
-    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+    let Some((redis, rt)) = common::redis_and_tokio(&[]) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(both(
         &redis,
         "tokio",

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tracklock::tokio::Locker;
 use tracklock::{Error, NodeError, Options};
-use tracklock_testkit::RedisServer;
+
+mod common;
 
 #[test]
 fn resp2_server_works_with_caching_off_and_is_refused_with_it_on() {
@@ -21,14 +22,9 @@ fn resp2_server_works_with_caching_off_and_is_refused_with_it_on() {
         "--requirepass",
         "sesame",
     ];
-    let Some(redis) = RedisServer::start_or_skip(&args) else {
+    let Some((redis, rt)) = common::redis_and_tokio(&args) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
         let opts = || {
             Options::new(redis.addr())

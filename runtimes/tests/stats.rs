@@ -8,18 +8,14 @@ use std::time::{Duration, Instant};
 
 use tracklock::tokio::Locker;
 use tracklock::{ConnectionState, Error, LostReason, Options};
-use tracklock_testkit::RedisServer;
+
+mod common;
 
 #[test]
 fn stats_follow_locks_losses_and_reconnections() {
-    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+    let Some((redis, rt)) = common::redis_and_tokio(&[]) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
         let opts = || Options::new(redis.addr()).client_name("stats");
         let a = Locker::connect(opts()).await.unwrap();

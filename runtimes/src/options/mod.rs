@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracklock_core::{Config, ConfigError, NoLoop, Text, Topology, TtlMode};
 
+use crate::addr::cut_host;
 use crate::error::AddressError;
 use crate::Error;
 
@@ -562,26 +563,17 @@ fn check_instances(n: usize, majority: usize) -> Result<(), AddressError> {
 /// Splits `host:port` (IPv6 hosts in brackets) into the bare host and the
 /// port; the error says what is wrong.
 pub(crate) fn split_addr(addr: &str) -> Result<(&str, u16), &'static str> {
-    let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err("unclosed '[' in the host");
-        };
-        let Some(p) = after.strip_prefix(':') else {
-            return Err("expected host:port ([host]:port for IPv6)");
-        };
-        if h.is_empty() {
-            return Err("the host is missing");
-        }
-        (h, p)
-    } else {
-        let Some((h, p)) = addr.rsplit_once(':') else {
-            return Err("expected host:port (the port is missing)");
-        };
-        if h.contains(':') {
-            return Err("IPv6 hosts go in brackets: [host]:port");
-        }
-        (h, p)
+    let (host, bracketed, rest) = cut_host(addr)?;
+    let Some(port) = rest.strip_prefix(':') else {
+        return Err(if bracketed {
+            "expected host:port ([host]:port for IPv6)"
+        } else {
+            "expected host:port (the port is missing)"
+        });
     };
+    if !bracketed && host.contains(':') {
+        return Err("IPv6 hosts go in brackets: [host]:port");
+    }
     if host.is_empty() {
         return Err("the host is missing");
     }

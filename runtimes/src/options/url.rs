@@ -2,6 +2,7 @@
 //! `redis+instances://` and `redis+sentinel://` URLs.
 
 use super::{Mode, Options};
+use crate::addr::cut_host;
 use crate::Error;
 
 impl Options {
@@ -163,25 +164,15 @@ impl Options {
 /// One host of a URL's host list, as `host:port` (`default_port` when
 /// none is given).
 fn url_host(hostport: &str, default_port: u16) -> Result<String, &'static str> {
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err("unclosed '[' in the host");
-        };
-        let port = match after {
-            "" => None,
-            p => match p.strip_prefix(':') {
-                Some(p) => Some(p),
-                None => return Err("unexpected text after the IPv6 host"),
-            },
-        };
-        (format!("[{h}]"), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (hostport.to_owned(), None),
-        }
+    let (host, _, rest) = cut_host(hostport)?;
+    let port = match rest {
+        "" => None,
+        r => match r.strip_prefix(':') {
+            Some(p) => Some(p),
+            None => return Err("unexpected text after the IPv6 host"),
+        },
     };
-    if host.is_empty() || host == "[]" {
+    if host.is_empty() {
         return Err("the host is missing");
     }
     let port = match port {
@@ -191,7 +182,10 @@ fn url_host(hostport: &str, default_port: u16) -> Result<String, &'static str> {
             _ => return Err("the port must be a number from 1 to 65535"),
         },
     };
-    Ok(format!("{host}:{port}"))
+    // The host as written: an unbracketed one with a `:` is left for
+    // validation to refuse, not bracketed here into a valid address.
+    let written = &hostport[..hostport.len() - rest.len()];
+    Ok(format!("{written}:{port}"))
 }
 
 /// Decodes `%XX` escapes; `None` on a broken escape or non-UTF-8 result.
