@@ -23,6 +23,14 @@
 //! every reply (it is parked on the socket's read side anyway), so the only
 //! wake-up left on a hand-off is the one of the task the reply concerns.
 //!
+//! A command that cannot go direct wakes the driver, except on a deep
+//! pipeline: when the driver last turned, so many replies were outstanding
+//! (`DEEP_PIPELINE` in `shared`) that the next one is due soon and gives it
+//! a turn anyway, whose one write takes everything queued until then
+//! (`Shared::needs_driver`). Without that rule, on tokio's multi-threaded
+//! scheduler the woken driver ran beside 2,000 busy tasks and sent their
+//! commands a few at a time (README, "Many tasks on one locker").
+//!
 //! TLS connections keep the old path (their bytes go through the rustls
 //! session the driver owns), and so does a [`crate::Runtime`] that gives no
 //! socket.

@@ -199,7 +199,8 @@ impl<R: Runtime> Inner<R> {
             // The caller sends it itself when it can; the driver of the
             // node (`except`) writes its own in its turn.
             if Some(i) != except
-                && sh.write_direct(i, *now.get_or_insert_with(|| self.now()), false)
+                && (sh.write_direct(i, *now.get_or_insert_with(|| self.now()), false)
+                    || !sh.needs_driver(i))
             {
                 continue;
             }

@@ -143,7 +143,19 @@ pub(crate) struct NodeState {
     /// Otherwise commands go to the driver, which sends everything queued
     /// meanwhile in one write.
     pub(crate) idle: bool,
+    /// At least [`DEEP_PIPELINE`] replies were outstanding when the
+    /// driver last turned: the next one is certain to come soon and give
+    /// it a turn, so nobody wakes it for new commands
+    /// ([`Shared::needs_driver`]).
+    pub(crate) deep: bool,
 }
+
+/// Replies outstanding from which new commands wait for the next reply
+/// instead of waking the driver ([`Shared::needs_driver`]). Far above what
+/// a handful of tasks keeps in flight (10 tasks on 3 keys: 60), where
+/// holding commands back cost throughput in the bench (the server's
+/// pipeline ran dry between batches), and far below what hundreds do.
+const DEEP_PIPELINE: usize = 128;
 
 impl NodeState {
     /// A configured node (its driver is spawned with the locker).
@@ -161,6 +173,7 @@ impl NodeState {
         self.direct = direct;
         self.backlog = false;
         self.idle = false;
+        self.deep = false;
     }
 
     /// Failed its first connection and never became ready since.
@@ -291,15 +304,33 @@ impl Shared {
         crate::direct::flush(&mut self.engine, NodeId(id), d, now)
     }
 
+    /// Whether commands just queued for node `idx` need its driver woken
+    /// (a direct write did not take them). Not on a deep pipeline
+    /// ([`NodeState::deep`]): the next reply is due anyway and gives the
+    /// driver a turn, and everything queued until then leaves in that
+    /// turn's one write. Nagle's rule (hold small writes while earlier ones
+    /// are unanswered) with the answers as its clock and only where many
+    /// are unanswered: on a multi-threaded executor the driver otherwise
+    /// runs beside the tasks and sends their commands a few at a time
+    /// (README, "Many tasks on one locker").
+    pub(crate) fn needs_driver(&self, idx: usize) -> bool {
+        self.nodes.get(idx).is_none_or(|n| !n.deep)
+    }
+
     /// The driver of node `idx` ends its turn: whether the connection is
     /// idle now (every reply in, nothing queued).
     pub(crate) fn note_idle(&mut self, idx: usize) {
         let Ok(id) = u16::try_from(idx) else {
             return;
         };
-        let idle = self.engine.replies_pending(NodeId(id)) == 0;
+        let pending = self.engine.replies_pending(NodeId(id));
+        let idle = pending == 0;
         if let Some(n) = self.nodes.get_mut(idx) {
             n.idle = idle && n.direct.is_some();
+            // Everything queued was just written or handed to the driver's
+            // own buffer: what is pending is on the wire, or soon will be,
+            // so its replies are coming.
+            n.deep = pending >= DEEP_PIPELINE;
         }
     }
 

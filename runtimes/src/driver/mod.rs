@@ -8,7 +8,9 @@
 //! concern), sends the engine's transmit on the socket's duplicate where
 //! the connection has one ([`crate::direct`]; other tasks send there too
 //! while the connection is idle), moves what is left into its own buffer,
-//! notes whether the connection is idle, and reads the next deadline. Then,
+//! notes whether the connection is idle (or its pipeline deep: then nobody
+//! wakes it for new commands, the next reply will), and reads the next
+//! deadline. Then,
 //! without the lock, it races one I/O step (write if anything is queued,
 //! else flush, else read) against its signal and the timer. Losing that
 //! race drops the pending `read`/`write` future, which [`Runtime::Stream`]
