@@ -143,6 +143,18 @@ pub trait Runtime: Sized + Send + Sync + 'static {
         None
     }
 
+    /// Lets the executor run the other tasks that are ready before the
+    /// caller goes on; the default does not wait.
+    ///
+    /// A node's task calls it when it was woken to write while replies are
+    /// outstanding: tasks that are ready then (often woken by those
+    /// replies) queue their commands first, and all of them leave in one
+    /// write. Worth implementing where a woken task runs before the ones
+    /// already queued (tokio's LIFO slot): `tokio::task::yield_now`.
+    fn yield_now(&self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+
     /// Spawns `task`: poll [`Task::run`]'s future to completion on the
     /// runtime (detached: nobody awaits it). Called by
     /// [`Locker::connect_with`](crate::Locker::connect_with) for each

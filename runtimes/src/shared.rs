@@ -318,10 +318,11 @@ impl Shared {
     }
 
     /// The driver of node `idx` ends its turn: whether the connection is
-    /// idle now (every reply in, nothing queued).
-    pub(crate) fn note_idle(&mut self, idx: usize) {
+    /// idle now (every reply in, nothing queued). True when replies are
+    /// outstanding.
+    pub(crate) fn note_idle(&mut self, idx: usize) -> bool {
         let Ok(id) = u16::try_from(idx) else {
-            return;
+            return false;
         };
         let pending = self.engine.replies_pending(NodeId(id));
         let idle = pending == 0;
@@ -332,6 +333,7 @@ impl Shared {
             // so its replies are coming.
             n.deep = pending >= DEEP_PIPELINE;
         }
+        !idle
     }
 
     /// The driver of retired node `idx` exited: the engine may give the

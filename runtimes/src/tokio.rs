@@ -3,6 +3,7 @@
 //! Needs a tokio runtime with I/O and time enabled (`enable_all`, or
 //! `#[tokio::main]`); the drivers run on that runtime.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::time::Instant;
@@ -63,6 +64,10 @@ impl Runtime for Tokio {
     fn socket(&self, stream: &Self::Stream) -> Option<std::os::fd::OwnedFd> {
         use std::os::fd::AsFd;
         stream.inner().as_fd().try_clone_to_owned().ok()
+    }
+
+    fn yield_now(&self) -> impl Future<Output = ()> {
+        tokio::task::yield_now()
     }
 
     fn spawn(&self, task: Task<Self>) {

@@ -222,3 +222,68 @@ fn a_runtime_implemented_outside_the_crate_locks_and_unlocks() {
     drop(threads);
     assert_eq!(redis.cli(&["DBSIZE"]), "0", "no key left behind");
 }
+
+/// Bound of one call in `commands_leave_without_waiting_for_a_timer`: a
+/// loopback round trip is tens of µs even on a busy machine, while a
+/// command that waited for a timer there waits a minute.
+const CALL_BOUND: Duration = Duration::from_secs(3);
+
+/// A runtime that gives no socket writes every command from the node's
+/// task, which is woken for it, except on a deep pipeline (hundreds of
+/// replies outstanding), where the next reply brings it anyway. Either way
+/// a command must leave at once, never wait for a timer: pings and
+/// extensions are a minute away here, so one that did would miss
+/// [`CALL_BOUND`]. Lone calls (idle connection), then 300 tasks at once
+/// (1,800 commands in flight: the deep case), then lone calls again.
+#[test]
+fn commands_leave_without_waiting_for_a_timer() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let rt = MyRuntime {
+        executor: Arc::new(Executor::new()),
+        spawned: Arc::new(AtomicUsize::new(0)),
+    };
+    let threads = Threads::start(&rt.executor);
+    let options = Options::new(redis.addr())
+        .validity(Duration::from_secs(180))
+        .ping_interval(Duration::from_secs(60));
+    smol::block_on(async {
+        let locker = bounded_by("connect", Locker::connect_with(rt.clone(), options))
+            .await
+            .unwrap();
+        let pairs = |locker: Locker<MyRuntime>, name: String, n: usize| async move {
+            for i in 0..n {
+                let what = format!("{name} pair {i}");
+                let guard = within(&what, locker.lock(&name)).await.unwrap();
+                within(&what, guard.unlock()).await.unwrap();
+            }
+        };
+        pairs(locker.clone(), "lone".into(), 20).await;
+        let tasks: Vec<_> = (0..300)
+            .map(|t| {
+                rt.executor
+                    .spawn(pairs(locker.clone(), format!("burst{t}"), 3))
+            })
+            .collect();
+        for t in tasks {
+            bounded_by("burst task", t).await;
+        }
+        pairs(locker.clone(), "lone".into(), 20).await;
+        bounded_by("close", locker.close()).await;
+    });
+    drop(threads);
+    assert_eq!(redis.cli(&["DBSIZE"]), "0", "no key left behind");
+}
+
+/// `fut`, which must end within [`CALL_BOUND`].
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = bounded_by(what, fut).await;
+    let took = start.elapsed();
+    assert!(
+        took < CALL_BOUND,
+        "{what} took {took:?}: left waiting for a timer?"
+    );
+    out
+}

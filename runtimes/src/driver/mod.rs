@@ -10,7 +10,9 @@
 //! while the connection is idle), moves what is left into its own buffer,
 //! notes whether the connection is idle (or its pipeline deep: then nobody
 //! wakes it for new commands, the next reply will), and reads the next
-//! deadline. Then,
+//! deadline. Woken to write while replies are outstanding, it first lets
+//! the other ready tasks run ([`Runtime::yield_now`]) so that their
+//! commands join the same write. Then,
 //! without the lock, it races one I/O step (write if anything is queued,
 //! else flush, else read) against its signal and the timer. Losing that
 //! race drops the pending `read`/`write` future, which [`Runtime::Stream`]
@@ -133,6 +135,8 @@ pub(crate) struct Driver<R: Runtime> {
     backoff: Backoff,
     /// The engine retired the node: the driver exits for good.
     retired: bool,
+    /// Replies were outstanding when the last turn ended.
+    busy: bool,
     /// The node connection's span, a child of the locker's.
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
@@ -177,6 +181,7 @@ impl<R: Runtime> Driver<R> {
             wakers: Vec::new(),
             backoff: Backoff::new(jitter_seed),
             retired: false,
+            busy: false,
             #[cfg(feature = "tracing")]
             span,
             inner,
@@ -360,6 +365,7 @@ impl<R: Runtime> Driver<R> {
         self.tx_pos = 0;
         self.need_flush = false;
         self.backlog = false;
+        self.busy = false;
         self.wrote_at = None;
     }
 
@@ -444,7 +450,7 @@ impl<R: Runtime> Driver<R> {
                         sh.nodes[self.idx].backlog = true;
                     }
                 }
-                sh.note_idle(self.idx);
+                self.busy = sh.note_idle(self.idx);
                 let t = match (sh.earliest(), self.handshake_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -496,7 +502,14 @@ impl<R: Runtime> Driver<R> {
         let signal = self.signal.clone();
         let signal = &*signal;
         let mut timer = Timer::<R>::new();
+        let mut woken = false;
         loop {
+            if std::mem::take(&mut woken) && self.busy {
+                // Woken to write while replies are outstanding: the tasks
+                // those replies woke queue their commands first, and they
+                // all leave in this turn's one write (`Runtime::yield_now`).
+                self.inner.rt.yield_now().await;
+            }
             let deadline = match self.turn(true) {
                 Turn::Stop => return None,
                 // The engine's own handshake bound equals the connect
@@ -543,6 +556,7 @@ impl<R: Runtime> Driver<R> {
                     Io::Tick => {
                         #[cfg(feature = "timeline")]
                         crate::timeline::record(crate::timeline::Kind::DriverWoken);
+                        woken = true;
                         break;
                     }
                     // A stream that accepts nothing is as good as closed
