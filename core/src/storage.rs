@@ -69,6 +69,33 @@ impl Text {
         }
     }
 
+    /// Replaces the text with `s` in the storage it already has (an
+    /// allocation only when `s` is longer than any text it held); false,
+    /// and the text left empty, when `s` does not fit the capacity.
+    pub(crate) fn set(&mut self, s: &str) -> bool {
+        self.0.clear();
+        #[cfg(feature = "alloc")]
+        {
+            self.0.push_str(s);
+            true
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.0.push_str(s).is_ok()
+        }
+    }
+
+    /// Empties the text, keeping its storage for [`Text::set`] unless it
+    /// is larger than `keep` bytes.
+    pub(crate) fn recycle(&mut self, keep: usize) {
+        #[cfg(feature = "alloc")]
+        if self.0.capacity() > keep {
+            self.0 = alloc::string::String::new();
+        }
+        let _ = keep;
+        self.0.clear();
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

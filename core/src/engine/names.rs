@@ -34,6 +34,11 @@ const BUCKET_CAP: usize = 2 * LOCK_CAP;
 /// build: looking one up is a short scan, done only when an entry is made.
 const RECENT_PAUSES: usize = 16;
 
+/// Largest text storage (bytes) a freed name entry keeps for the next
+/// name: enough for any usual lock name, and one huge name does not stay
+/// allocated for good.
+const RECYCLED_TEXT_MAX: usize = 256;
+
 /// An entry of the index: one name that live requests have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NameIdx(u32);
@@ -238,9 +243,17 @@ impl Names {
     }
 
     fn create(&mut self, name: &str) -> Result<u32, Full> {
-        let text = Text::new(name).ok_or(Full)?;
         if (self.names.len() - self.free.len() + 1) * 2 > self.buckets.len() {
             self.grow()?;
+        }
+        // A freed entry's text storage is reused: a name made and dropped
+        // on every lock+unlock (a task on its own name) allocates nothing.
+        let mut text = match self.free.as_slice().last() {
+            Some(&n) => core::mem::take(&mut self.name_mut(n).text),
+            None => Text::default(),
+        };
+        if !text.set(name) {
+            return Err(Full);
         }
         let hash = self.hash(name.as_bytes());
         let fair_until = self
@@ -341,8 +354,14 @@ impl Names {
         };
         if left == 0 {
             self.remove_bucket(n);
-            // Drops the text's allocation, if any.
-            *self.name_mut(n) = Name::default();
+            // Keeps the text's storage for the next name made here
+            // (`create`), unless it is large.
+            let mut text = core::mem::take(&mut self.name_mut(n).text);
+            text.recycle(RECYCLED_TEXT_MAX);
+            *self.name_mut(n) = Name {
+                text,
+                ..Name::default()
+            };
             // Room for it exists: `free` holds at most every entry.
             let _ = self.free.push(n);
         }
