@@ -150,16 +150,23 @@ async fn bounded_by<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
     .await
 }
 
-#[test]
-fn a_runtime_implemented_outside_the_crate_locks_and_unlocks() {
-    let Some(redis) = Redis::start() else {
-        return;
-    };
+/// A redis-server, the runtime, and the threads that run its executor;
+/// `None` (the test is skipped) without `redis-server`.
+fn start() -> Option<(Redis, MyRuntime, Threads)> {
+    let redis = Redis::start()?;
     let rt = MyRuntime {
         executor: Arc::new(Executor::new()),
         spawned: Arc::new(AtomicUsize::new(0)),
     };
     let threads = Threads::start(&rt.executor);
+    Some((redis, rt, threads))
+}
+
+#[test]
+fn a_runtime_implemented_outside_the_crate_locks_and_unlocks() {
+    let Some((redis, rt, threads)) = start() else {
+        return;
+    };
     let options = || {
         Options::new(redis.addr())
             .validity(Duration::from_secs(2))
@@ -237,14 +244,9 @@ const CALL_BOUND: Duration = Duration::from_secs(3);
 /// (1,800 commands in flight: the deep case), then lone calls again.
 #[test]
 fn commands_leave_without_waiting_for_a_timer() {
-    let Some(redis) = Redis::start() else {
+    let Some((redis, rt, threads)) = start() else {
         return;
     };
-    let rt = MyRuntime {
-        executor: Arc::new(Executor::new()),
-        spawned: Arc::new(AtomicUsize::new(0)),
-    };
-    let threads = Threads::start(&rt.executor);
     let options = Options::new(redis.addr())
         .validity(Duration::from_secs(180))
         .ping_interval(Duration::from_secs(60));
