@@ -58,7 +58,8 @@ pub(crate) struct Slot {
     pub(crate) token: Option<u64>,
     /// The lock future, then the unlock future.
     pub(crate) waker: Option<Waker>,
-    /// The lock's name and when it was asked for (for its events).
+    /// The lock's name and when it was asked for (for its events); the
+    /// name stays empty when no subscriber took lock events at the time.
     #[cfg(feature = "tracing")]
     name: String,
     #[cfg(feature = "tracing")]
@@ -91,8 +92,15 @@ impl Slot {
             token: None,
             waker: None,
             lost_wakers: Vec::new(),
+            // Only a subscriber that takes this module's lock events reads
+            // the name: with none (or a quieter one) the copy would be the
+            // one allocation per lock+unlock the feature costs otherwise.
             #[cfg(feature = "tracing")]
-            name: name.to_owned(),
+            name: if tracing::enabled!(tracing::Level::WARN) {
+                name.to_owned()
+            } else {
+                String::new()
+            },
             #[cfg(feature = "tracing")]
             since: std::time::Instant::now(),
         }
