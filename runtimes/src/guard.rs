@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use tracklock_core::{LockId, LostReason};
 
+use crate::guard_name::Name;
 use crate::inner::Inner;
 use crate::shared::State;
 use crate::{Error, Locker, Runtime};
@@ -46,11 +47,18 @@ pub struct Guard<R: Runtime> {
 }
 
 impl<R: Runtime> Guard<R> {
-    pub(crate) fn new(locker: Locker<R>, id: LockId, name: &str, token: Option<u64>) -> Self {
+    /// `buf`: a spare buffer for a long name (see [`Name::new`]).
+    pub(crate) fn new(
+        locker: Locker<R>,
+        id: LockId,
+        name: &str,
+        buf: Option<String>,
+        token: Option<u64>,
+    ) -> Self {
         Guard {
             locker,
             id,
-            name: Name::new(name),
+            name: Name::new(name, buf),
             token,
             armed: true,
         }
@@ -150,6 +158,9 @@ impl<R: Runtime> Drop for Guard<R> {
         let inner = self.locker.inner();
         let mut sh = inner.lock();
         sh.slots.remove(&self.id);
+        if let Some(buf) = self.name.take_buf() {
+            sh.name_bufs.keep(buf);
+        }
         if self.armed {
             let now = inner.now();
             sh.engine.unlock(self.id, now);
@@ -225,64 +236,5 @@ impl<R: Runtime> Drop for Lost<'_, R> {
                 *w = None;
             }
         }
-    }
-}
-
-/// A guard's copy of its lock name: inline up to [`Name::INLINE`] bytes, so
-/// the common short name costs no allocation.
-enum Name {
-    Inline { len: u8, buf: [u8; Name::INLINE] },
-    Heap(Box<str>),
-}
-
-impl Name {
-    const INLINE: usize = 46;
-
-    fn new(s: &str) -> Name {
-        if s.len() <= Self::INLINE {
-            let mut buf = [0; Self::INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Name::Inline {
-                len: s.len() as u8,
-                buf,
-            }
-        } else {
-            Name::Heap(s.into())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Copied from a `&str` whole, so always valid UTF-8.
-            Name::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
-            }
-            Name::Heap(s) => s,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Name;
-
-    #[test]
-    fn names_round_trip() {
-        for s in [
-            "a",
-            "ünïcødé",
-            &"x".repeat(Name::INLINE),
-            &"y".repeat(Name::INLINE + 1),
-        ] {
-            assert_eq!(Name::new(s).as_str(), s);
-        }
-        assert!(matches!(
-            Name::new(&"z".repeat(Name::INLINE)),
-            Name::Inline { .. }
-        ));
-        assert!(matches!(
-            Name::new(&"z".repeat(Name::INLINE + 1)),
-            Name::Heap(_)
-        ));
     }
 }

@@ -110,6 +110,7 @@ mod direct;
 mod driver;
 mod error;
 mod guard;
+mod guard_name;
 mod inner;
 mod locker;
 mod options;

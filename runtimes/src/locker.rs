@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_lite::future::or;
 use tracklock_core::{Engine, LockId, LockMode, LostReason, NodeId};
 
+use crate::guard_name::Name;
 use crate::inner::Inner;
 use crate::runtime::deadline_after;
 use crate::shared::State;
@@ -296,23 +297,40 @@ impl<R: Runtime> Locker<R> {
         let mut pending = Pending {
             inner,
             id,
+            long_name: Name::is_long(name),
             armed: true,
         };
-        let token = poll_fn(|cx| pending.poll(cx)).await?;
-        Ok(Guard::new(self.clone(), id, name, token))
+        let grant = poll_fn(|cx| pending.poll(cx)).await?;
+        Ok(Guard::new(
+            self.clone(),
+            id,
+            name,
+            grant.name_buf,
+            grant.token,
+        ))
     }
+}
+
+/// What [`Pending`] hands to the new guard.
+struct Grant {
+    /// The fencing token (`None` when not fenced).
+    token: Option<u64>,
+    /// For a long name, a spare buffer for the guard's copy of it.
+    name_buf: Option<String>,
 }
 
 /// A lock request not decided yet; dropping it cancels the request.
 struct Pending<'a, R: Runtime> {
     inner: &'a Inner<R>,
     id: LockId,
+    /// The guard will need a buffer for the name: taken from the spares
+    /// under the lock this future holds anyway when the grant comes.
+    long_name: bool,
     armed: bool,
 }
 
 impl<R: Runtime> Pending<'_, R> {
-    /// Ready with the grant's fencing token (`None` when not fenced).
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<u64>, Error>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Grant, Error>> {
         if !self.armed {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -337,7 +355,15 @@ impl<R: Runtime> Pending<'_, R> {
                     s.token
                 });
                 self.armed = false;
-                return Poll::Ready(Ok(token));
+                let buf = if self.long_name {
+                    sh.name_bufs.take()
+                } else {
+                    None
+                };
+                return Poll::Ready(Ok(Grant {
+                    token,
+                    name_buf: buf,
+                }));
             }
             State::NotLocked => Err(Error::NotLocked),
             State::Failed(failure) => Err(sh.failure_error(failure)),

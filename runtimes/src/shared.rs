@@ -12,6 +12,7 @@ use tracklock_core::{
 
 use crate::addr::join_host_port;
 use crate::direct::Direct;
+use crate::guard_name::NameBufs;
 use crate::stats::{ConnectionState, NodeStats, Stats};
 use crate::Error;
 
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) close_wakers: Vec<Waker>,
     /// Scratch list of wakers to wake, reused.
     pub(crate) wakers: Vec<Waker>,
+    /// Spare buffers for the guards of long names.
+    pub(crate) name_bufs: NameBufs,
     /// The locker's span: lock events are its children.
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
@@ -213,6 +216,7 @@ impl Shared {
             startup_waker: None,
             close_wakers: Vec::new(),
             wakers: Vec::new(),
+            name_bufs: NameBufs::default(),
             #[cfg(feature = "tracing")]
             span,
             #[cfg(feature = "tracing")]

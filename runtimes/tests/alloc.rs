@@ -1,6 +1,7 @@
 //! Allocations per lock + unlock in steady state, on every runtime built,
-//! in three workloads: one task, tasks contending for one name, tasks on
-//! names of their own (all on one locker). One test per binary: the
+//! in four workloads: one task, one task on a long name (past a guard's
+//! inline copy), tasks contending for one name, tasks on names of their
+//! own (all on one locker). One test per binary: the
 //! counting allocator is global, so the runtimes run one after the other.
 
 #![cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
@@ -103,6 +104,18 @@ async fn measure<R: Runtime>(locker: &Locker<R>) -> Vec<(&'static str, f64)> {
         g.unlock().await.unwrap();
     }
     out.push(("one task", (count() - before) as f64 / PAIRS as f64));
+    // A name too long for a guard's inline copy (a prefix and a UUID).
+    let long = "alloc-long:0b4f7c52-9a3e-4d1b-8f6a-2c7e9d1a5b38:shard-7";
+    for _ in 0..WARM {
+        let g = locker.lock(long).await.unwrap();
+        g.unlock().await.unwrap();
+    }
+    let before = count();
+    for _ in 0..PAIRS {
+        let g = locker.lock(long).await.unwrap();
+        g.unlock().await.unwrap();
+    }
+    out.push(("long name", (count() - before) as f64 / PAIRS as f64));
     for (label, shared) in [("contended", true), ("own names", false)] {
         rounds(locker, WARM / TASKS, shared).await;
         let before = count();
