@@ -3,10 +3,10 @@
 //! that spawns the drivers and tells the time.
 //!
 //! Every public call (lock, unlock, drop of a guard, close) mutates the
-//! engine under the mutex, sends what it queued on the node's socket at once
-//! where the connection allows it ([`crate::direct`]), and raises the
-//! signals of the drivers left with work; those then write whatever the
-//! engine queued meanwhile in one write.
+//! engine under the mutex, sends what it queued on the node's socket as the
+//! mutex is released, where the connection allows it ([`crate::direct`],
+//! [`Locked`]), and raises the signals of the drivers left with work; those
+//! then write whatever the engine queued meanwhile in one write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -42,6 +42,48 @@ pub(crate) struct Inner<R: Runtime> {
     pub(crate) tls: Option<crate::tls::Connector>,
     /// Sentinel mode: where to ask for the master.
     pub(crate) sentinel: Option<Arc<crate::sentinel::Sentinels>>,
+}
+
+/// The locked shared state. Dropping it releases the mutex first, then
+/// sends the bytes staged for direct writes under it
+/// ([`crate::direct::send_staged`]), so no `send` runs under the mutex.
+pub(crate) struct Locked<'a, R: Runtime> {
+    // Fields drop in order: the mutex is released before the send.
+    guard: MutexGuard<'a, Shared>,
+    _send: SendStaged<'a, R>,
+}
+
+/// Sends the staged bytes when dropped (after [`Locked`]'s guard).
+struct SendStaged<'a, R: Runtime>(&'a Inner<R>);
+
+impl<R: Runtime> std::ops::Deref for Locked<'_, R> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.guard
+    }
+}
+
+impl<R: Runtime> std::ops::DerefMut for Locked<'_, R> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        &mut self.guard
+    }
+}
+
+impl<R: Runtime> Drop for SendStaged<'_, R> {
+    fn drop(&mut self) {
+        let inner = self.0;
+        crate::direct::send_staged(
+            &inner.shared,
+            || inner.now(),
+            |node| {
+                let signals = inner.signals.read().unwrap_or_else(PoisonError::into_inner);
+                if let Some(s) = signals.get(node) {
+                    s.notify();
+                }
+            },
+        );
+    }
 }
 
 /// A driver's wake-up: a flag plus the driver task's waker.
@@ -160,9 +202,13 @@ impl<R: Runtime> Inner<R> {
     }
 
     /// Locks the shared state (a panic elsewhere does not poison it for us:
-    /// the engine never panics mid-update on its own inputs).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    /// the engine never panics mid-update on its own inputs). Bytes staged
+    /// for direct writes meanwhile are sent when the guard drops.
+    pub(crate) fn lock(&self) -> Locked<'_, R> {
+        Locked {
+            guard: self.shared.lock().unwrap_or_else(PoisonError::into_inner),
+            _send: SendStaged(self),
+        }
     }
 
     /// Wakes every driver (closing).

@@ -4,6 +4,7 @@
 //! are turned into slot states here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::task::Waker;
 
 use tracklock_core::{
@@ -11,7 +12,7 @@ use tracklock_core::{
 };
 
 use crate::addr::join_host_port;
-use crate::direct::Direct;
+use crate::direct::{Claim, Direct};
 use crate::guard_name::NameBufs;
 use crate::stats::{ConnectionState, NodeStats, Stats};
 use crate::Error;
@@ -145,7 +146,10 @@ pub(crate) struct NodeState {
     pub(crate) tls_handshaking: bool,
     /// The open connection's socket, for writes from the task that queued
     /// them ([`crate::direct`]).
-    direct: Option<Direct>,
+    direct: Option<Arc<Direct>>,
+    /// Bytes a direct `send` did not take: the driver writes them first
+    /// (`backlog` is raised meanwhile).
+    pub(crate) spill: Vec<u8>,
     /// The driver holds bytes of this node it has not written and flushed
     /// yet: no direct write may overtake them.
     pub(crate) backlog: bool,
@@ -181,7 +185,8 @@ impl NodeState {
     /// A connection opened (`Some`: with a socket for direct writes) or
     /// ended (`None`).
     pub(crate) fn set_direct(&mut self, direct: Option<Direct>) {
-        self.direct = direct;
+        self.direct = direct.map(Arc::new);
+        self.spill.clear();
         self.backlog = false;
         self.idle = false;
         self.deep = false;
@@ -293,9 +298,11 @@ impl Shared {
         }
     }
 
-    /// Sends what the engine queued for node `idx` from here, when its
-    /// connection allows it ([`crate::direct`]). True when nothing is left
-    /// for the node's driver to write.
+    /// Takes what the engine queued for node `idx` to send from this
+    /// thread once the mutex is released, when its connection allows it
+    /// ([`crate::direct`]). True when nothing is left for the node's driver
+    /// to write (the bytes were staged here, or the thread sending on the
+    /// connection now takes them next).
     ///
     /// `driver`: the node's own driver calls. Any other caller sends only
     /// while the connection is idle, no reply outstanding (Nagle's rule,
@@ -312,8 +319,50 @@ impl Shared {
         let Some(d) = &n.direct else {
             return false;
         };
+        if self.engine.transmit(NodeId(id)).is_empty() {
+            return true;
+        }
         n.idle = false;
-        crate::direct::flush(&mut self.engine, NodeId(id), d, now)
+        if d.claim() == Claim::Busy {
+            // The thread sending on it now takes these next.
+            return true;
+        }
+        crate::direct::stage(&mut self.engine, NodeId(id), d, now)
+    }
+
+    /// A direct `send` on node `idx`'s connection `direct` left `rest`
+    /// unsent: the driver writes it before anything queued later. Nothing
+    /// when the connection is gone already.
+    pub(crate) fn spill(&mut self, idx: usize, direct: &Arc<Direct>, rest: &[u8]) {
+        if let Some(n) = self.nodes.get_mut(idx) {
+            if n.direct.as_ref().is_some_and(|d| Arc::ptr_eq(d, direct)) {
+                n.spill.extend_from_slice(rest);
+                n.backlog = true;
+            }
+        }
+    }
+
+    /// What was queued for node `idx` while its claim holder was sending,
+    /// into `out`. False when `direct` is no longer the node's connection.
+    pub(crate) fn take_more(
+        &mut self,
+        idx: usize,
+        direct: &Arc<Direct>,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> bool {
+        let current = self
+            .nodes
+            .get(idx)
+            .and_then(|n| n.direct.as_ref())
+            .is_some_and(|d| Arc::ptr_eq(d, direct));
+        let Ok(id) = u16::try_from(idx) else {
+            return false;
+        };
+        if current {
+            crate::direct::take_queued(&mut self.engine, NodeId(id), out, now);
+        }
+        current
     }
 
     /// Whether commands just queued for node `idx` need its driver woken

@@ -2,7 +2,9 @@
 //! `redis-server`, on every runtime built: commands sent on the socket's
 //! duplicate never overtake bytes the driver still holds when the socket
 //! is full, and closing a locker really closes its connection (the
-//! duplicate included).
+//! duplicate included). On tokio's multi-threaded scheduler, threads that
+//! send on one connection at once (each after releasing the locker's
+//! mutex) keep its byte stream whole.
 
 #![cfg(any(feature = "tokio", feature = "smol", feature = "glommio"))]
 
@@ -190,6 +192,85 @@ fn direct_writes_tokio() {
         tracklock::tokio::Locker::connect,
         tokio::time::sleep,
     ));
+}
+
+/// Tasks and pairs per task of the concurrent-senders test.
+#[cfg(feature = "tokio")]
+const SENDERS: usize = 64;
+#[cfg(feature = "tokio")]
+const SENDER_PAIRS: usize = 400;
+
+/// 64 tasks spawned over 4 worker threads lock and unlock (own names, and
+/// one name all share) on one connection: their `send`s run outside the
+/// locker's mutex, so several threads write at once and commands queued
+/// during a `send` are taken by its sender. Bytes that interleaved or were
+/// lost would show as error replies, a dropped connection, or a call that
+/// does not end.
+#[cfg(feature = "tokio")]
+#[test]
+fn concurrent_senders_keep_the_stream_whole() {
+    let Some(redis) = RedisServer::start_or_skip(&[]) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let errors_before = error_replies(&redis);
+    rt.block_on(async {
+        let locker = tracklock::tokio::Locker::connect(
+            Options::new(redis.addr()).validity(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+        let tasks: Vec<_> = (0..SENDERS)
+            .map(|i| {
+                let locker = locker.clone();
+                tokio::spawn(async move {
+                    let name = if i % 4 == 0 {
+                        "senders-shared".to_owned()
+                    } else {
+                        format!("senders-{i}")
+                    };
+                    for pair in 0..SENDER_PAIRS {
+                        let g = locker
+                            .lock(&name)
+                            .await
+                            .map_err(|e| format!("task {i} lock {pair}: {e}"))?;
+                        g.unlock()
+                            .await
+                            .map_err(|e| format!("task {i} unlock {pair}: {e}"))?;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        // Generous: the whole run takes a second or two on a busy machine.
+        let all = tokio::time::timeout(Duration::from_secs(120), async {
+            let mut failed = Vec::new();
+            for t in tasks {
+                if let Err(e) = t.await.unwrap() {
+                    failed.push(e);
+                }
+            }
+            failed
+        })
+        .await
+        .expect("every call ends");
+        assert!(all.is_empty(), "{} failed: {:?}", all.len(), &all[..1]);
+        let node = &locker.stats().nodes[0];
+        assert_eq!(node.connects, 1, "the connection was dropped: {node:?}");
+        assert_eq!(locker.active_locks(), 0);
+        locker.close().await;
+    });
+    assert_eq!(
+        error_replies(&redis),
+        errors_before,
+        "the server refused bytes"
+    );
+    let keys: i64 = redis.admin().cmd("DBSIZE", &[]);
+    assert_eq!(keys, 0, "every lock was released");
 }
 
 #[cfg(feature = "smol")]

@@ -440,6 +440,14 @@ impl<R: Runtime> Driver<R> {
             } else if self.handshake_deadline.is_some_and(|d| now >= d) {
                 Turn::HandshakeTimeout
             } else {
+                let n = &mut sh.nodes[self.idx];
+                if !n.spill.is_empty() {
+                    // What a direct `send` left: before anything queued
+                    // later (`backlog` keeps direct writes off until out).
+                    self.tx.extend_from_slice(&n.spill);
+                    n.spill.clear();
+                    self.backlog = true;
+                }
                 if !sh.write_direct(self.idx, now, true) {
                     let out = sh.engine.transmit(self.node);
                     if !out.is_empty() {
