@@ -28,7 +28,9 @@
 //! in one more `send`. A direct write also happens only while the driver
 //! holds none of the node's bytes itself (`NodeState::backlog`); what a
 //! `send` did not take goes to the driver (`NodeState::spill`) ahead of
-//! anything queued later. A task other than the driver sends only while the connection is
+//! anything queued later.
+//!
+//! A task other than the driver sends only while the connection is
 //! idle, no reply outstanding (`NodeState::idle`, from
 //! [`tracklock_core::Engine::replies_pending`]: Nagle's rule without its
 //! delay), so the commands of many busy tasks still leave together in the
